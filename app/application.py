@@ -1,0 +1,76 @@
+"""`create_app`: settings in, ASGI app out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx2
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.identity import SessionReader
+from app.pages import error_page, log_failure, new_request_id
+from app.routes import WidgetPage
+from app.settings import Settings
+from app.upstream import Upstream
+
+log = logging.getLogger("widget_proxy")
+
+
+def create_app(
+    settings: Settings | None = None, *, transport: httpx2.AsyncBaseTransport | None = None
+) -> Starlette:
+    """The proxy as an ASGI app; settings come from the environment when not given.
+
+    `transport` replaces the network under the upstream client (unit tests only).
+    """
+    settings = settings if settings is not None else Settings.load()
+    upstream = Upstream(settings, transport=transport)
+    page = WidgetPage(settings, upstream, SessionReader(settings))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await upstream.aclose()
+
+    return Starlette(
+        routes=[
+            Route("/widget", page, methods=["GET"]),
+            Route("/widget/{type}/{id}", page, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _crash},
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    request_id = new_request_id()
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    log_failure(exc.status_code, code, exc.detail, request_id=request_id, path=request.url.path)
+    response = error_page(
+        exc.status_code,
+        code,
+        exc.detail,
+        accept=request.headers.get("accept", ""),
+        request_id=request_id,
+    )
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    request_id = new_request_id()
+    log.error("unexpected error (request_id=%s)", request_id, exc_info=exc)
+    return error_page(
+        500,
+        "internal_error",
+        "Something went wrong on our side.",
+        accept=request.headers.get("accept", ""),
+        request_id=request_id,
+    )

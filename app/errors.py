@@ -1,0 +1,96 @@
+"""Every way a widget request can fail, and what the browser is told.
+
+    WidgetProxyError                 status  what the browser sees
+    ├── RequestError                 4xx     the request itself is wrong
+    │   ├── BadRequest               400     an unknown colour or widget type
+    │   ├── InvalidEmail             400     the session's email can't be sent upstream
+    │   ├── NotAuthenticated         401     no session (or a redirect to LOGIN_URL)
+    │   └── UnknownWidget            404     a widget this proxy does not serve
+    └── UpstreamError                5xx     the vendor failed; its body never reaches the browser
+        ├── UpstreamRejectedKey      502     signin answered 401/403: the API key was refused
+        ├── UpstreamUnavailable      502     the connection failed or broke
+        ├── UpstreamBadStatus        502     an unexpected status (5xx, other 4xx)
+        ├── UpstreamBadResponse      502     unusable: bad JSON, no token, no placeholder, too big
+        ├── UpstreamBusy             503     429 or 503, with the upstream's Retry-After
+        └── UpstreamTimeout          504     the upstream did not answer in time
+
+`public` is what the browser is shown; `detail` is for the log line. Neither ever
+holds an upstream body, the API key or a token.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class WidgetProxyError(Exception):
+    status: ClassVar[int] = 500
+    public: ClassVar[str] = "Something went wrong."
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, detail: str = "", *, retry_after: str | None = None) -> None:
+        super().__init__(detail or self.public)
+        self.detail = detail or self.public
+        self.retry_after = retry_after
+
+
+class RequestError(WidgetProxyError):
+    status = 400
+
+
+class BadRequest(RequestError):
+    public = "This request is not valid."
+    code = "bad_request"
+
+
+class InvalidEmail(RequestError):
+    public = "The signed-in account has no usable email address."
+    code = "invalid_email"
+
+
+class NotAuthenticated(RequestError):
+    status = 401
+    public = "Please sign in to see this widget."
+    code = "not_authenticated"
+
+
+class UnknownWidget(RequestError):
+    status = 404
+    public = "There is no such widget."
+    code = "unknown_widget"
+
+
+class UpstreamError(WidgetProxyError):
+    status = 502
+    public = "The widget service answered with an error. Please try again later."
+    code = "upstream_error"
+
+
+class UpstreamRejectedKey(UpstreamError):
+    code = "upstream_rejected_key"
+
+
+class UpstreamUnavailable(UpstreamError):
+    public = "The widget service could not be reached. Please try again later."
+    code = "upstream_unavailable"
+
+
+class UpstreamBadStatus(UpstreamError):
+    code = "upstream_bad_status"
+
+
+class UpstreamBadResponse(UpstreamError):
+    public = "The widget service sent something unusable. Please try again later."
+    code = "upstream_bad_response"
+
+
+class UpstreamBusy(UpstreamError):
+    status = 503
+    public = "The widget service is busy. Please try again shortly."
+    code = "upstream_busy"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    public = "The widget service took too long to answer. Please try again later."
+    code = "upstream_timeout"

@@ -1,0 +1,85 @@
+"""Who is asking: the email in the merchant's signed session cookie.
+
+The cookie is exactly the one Starlette's `SessionMiddleware` writes (an
+itsdangerous-signed, base64-encoded JSON object), so a merchant's Starlette or
+FastAPI app that shares `SESSION_SECRET` logs users in for the proxy. The email
+is never taken from anything else the browser controls.
+"""
+
+from __future__ import annotations
+
+import json
+from base64 import b64decode
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import itsdangerous
+from starlette.requests import cookie_parser
+
+from app.errors import InvalidEmail
+from app.settings import Settings
+
+# RFC 5321: a path is at most 256 octets including the angle brackets.
+MAX_EMAIL = 254
+MAX_LOCAL = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    email: str
+
+
+def validate_email(value: object) -> str:
+    """Return the email if it is safe to send as an upstream header, else raise InvalidEmail.
+
+    Only visible ASCII is accepted: an HTTP header can't carry anything else
+    faithfully, and whitespace or control characters (CR/LF above all) could split
+    or smuggle headers.
+    """
+    if not isinstance(value, str):
+        raise InvalidEmail("the session email is not a string")
+    if not value or len(value) > MAX_EMAIL:
+        raise InvalidEmail(f"the session email is {len(value)} characters long (1-{MAX_EMAIL})")
+    if not all("\x21" <= ch <= "\x7e" for ch in value):
+        raise InvalidEmail("the session email has whitespace, control or non-ASCII characters")
+    local, at, domain = value.partition("@")
+    if not at or "@" in domain:
+        raise InvalidEmail("the session email must have exactly one '@'")
+    if not local or len(local) > MAX_LOCAL:
+        raise InvalidEmail(f"the session email's local part must be 1-{MAX_LOCAL} characters")
+    if not domain or domain.startswith(".") or domain.endswith(".") or ".." in domain:
+        raise InvalidEmail("the session email's domain is malformed")
+    return value
+
+
+class SessionReader:
+    """Reads the merchant's session cookie without writing it back."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._signer = itsdangerous.TimestampSigner(settings.session_secret.reveal())
+        self._cookie = settings.session_cookie
+        self._max_age = settings.session_max_age
+        self._email_key = settings.session_email_key
+
+    def session(self, headers: Mapping[str, str]) -> dict[str, Any] | None:
+        """The decoded session, or None when there is none or it is forged, old or garbled."""
+        raw = cookie_parser(headers.get("cookie", "")).get(self._cookie)
+        if not raw:
+            return None
+        try:
+            data = json.loads(b64decode(self._signer.unsign(raw, max_age=self._max_age)))
+        except (itsdangerous.BadSignature, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def identity(self, headers: Mapping[str, str]) -> Identity | None:
+        """Who is signed in; None when anonymous. A present but unusable email raises."""
+        value: Any = self.session(headers)
+        for key in self._email_key:
+            if not isinstance(value, dict) or key not in value:
+                return None
+            value = value[key]
+        if value is None or value == "":
+            return None
+        return Identity(validate_email(value))

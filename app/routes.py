@@ -1,0 +1,131 @@
+"""The widget page: identity → token and page from upstream → injected HTML.
+
+A pure ASGI endpoint: the success path builds no Request or Response object, and
+its headers are computed once per app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.datastructures import Headers
+from starlette.responses import RedirectResponse
+from starlette.types import Receive, Scope, Send
+
+from app.errors import BadRequest, NotAuthenticated, UnknownWidget, WidgetProxyError
+from app.identity import SessionReader
+from app.pages import BASE_HEADERS, error_response, new_request_id, prefers_json
+from app.settings import Settings
+from app.upstream import Upstream
+from app.widgets import WIDGET_TYPES, Color, Widget
+
+A = TypeVar("A")
+B = TypeVar("B")
+
+
+class WidgetPage:
+    """`GET /widget` and `GET /widget/{type}/{id}`."""
+
+    def __init__(self, settings: Settings, upstream: Upstream, sessions: SessionReader) -> None:
+        self._upstream = upstream
+        self._sessions = sessions
+        self._default = settings.default_widget
+        self._allowed = settings.allowed_widgets
+        self._default_color = settings.widget_color
+        self._login_url = settings.login_url
+        csp = "frame-ancestors " + " ".join(settings.frame_ancestors)
+        self._headers = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            *((k.encode(), v.encode()) for k, v in BASE_HEADERS.items()),
+            (b"content-security-policy", csp.encode()),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        try:
+            widget = self._widget(scope["path_params"])
+            color = self._color(scope["query_string"])
+            identity = self._sessions.identity(headers)
+            if identity is None:
+                if self._login_url is not None and not prefers_json(headers.get("accept", "")):
+                    await self._to_login(scope)(scope, receive, send)
+                    return
+                raise NotAuthenticated("no signed-in session")
+            token, page = await _both(
+                self._upstream.signin(identity.email), self._upstream.page(widget, color)
+            )
+            body = page.render(token)
+        except WidgetProxyError as exc:
+            response = error_response(
+                exc,
+                accept=headers.get("accept", ""),
+                request_id=new_request_id(),
+                path=scope["path"],
+            )
+            await response(scope, receive, send)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*self._headers, (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _widget(self, params: dict[str, str]) -> Widget:
+        if not params:
+            return self._default
+        if params["type"] not in WIDGET_TYPES:
+            raise BadRequest(f"unknown widget type {params['type'][:40]!r}")
+        widget = Widget(params["type"], params["id"])
+        if widget not in self._allowed:
+            raise UnknownWidget(f"widget {widget.path[:80]!r} is not configured")
+        return widget
+
+    def _color(self, query_string: bytes) -> Color:
+        if not query_string:
+            return self._default_color
+        values = [v for k, v in parse_qsl(query_string.decode("latin-1")) if k == "color"]
+        if not values:
+            return self._default_color
+        if len(values) == 1 and values[0] in ("light", "dark"):
+            return "light" if values[0] == "light" else "dark"
+        raise BadRequest("color must be light or dark")
+
+    def _to_login(self, scope: Scope) -> RedirectResponse:
+        assert self._login_url is not None
+        target = external_path(scope)
+        if scope["query_string"]:
+            target += "?" + scope["query_string"].decode("latin-1")
+        sep = "&" if "?" in self._login_url else "?"
+        return RedirectResponse(
+            f"{self._login_url}{sep}{urlencode({'next': target})}",
+            status_code=303,
+            headers=BASE_HEADERS,
+        )
+
+
+def external_path(scope: Scope) -> str:
+    """The path as the browser sees it, mount point (root_path) included."""
+    root = scope.get("root_path", "")
+    path: str = scope["path"]
+    return path if path.startswith(root) else root + path
+
+
+async def _both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Await two calls side by side; the first failure cancels the other and is raised."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            a = group.create_task(_run(first))
+            b = group.create_task(_run(second))
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return a.result(), b.result()
+
+
+async def _run(awaitable: Awaitable[A]) -> A:
+    return await awaitable

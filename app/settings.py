@@ -1,0 +1,336 @@
+"""Settings: read once at start-up from the environment (and `.env`), validated as a
+whole, then passed down as one frozen object.
+
+`OPTIONS` is the single source of truth for every name, default and description;
+the README table and `.env.example` are checked against it by the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from app.widgets import COLORS, WIDGET_TYPES, Color, Widget, is_segment
+
+
+class Secret:
+    """A string that never shows itself in a repr, str, log line or traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class SettingsError(Exception):
+    """Raised when the configuration is unusable; lists every problem at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+# --- parsers: each takes the raw string and returns the value or raises ValueError ---
+
+
+def _url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL such as https://prod-widgets.returning.ai")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("must not carry a query, fragment or credentials")
+    return raw.strip().rstrip("/")
+
+
+def _text(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw.strip()
+
+
+def _secret(raw: str) -> Secret:
+    return Secret(_text(raw))
+
+
+def _session_secret(raw: str) -> Secret:
+    if len(raw) < 32:
+        raise ValueError(
+            "must be at least 32 characters; generate one with"
+            " python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return Secret(raw)
+
+
+def _segment(raw: str) -> str:
+    if not is_segment(raw.strip()):
+        raise ValueError("must be letters, digits, '_', '-', '.' or '~' (one path segment)")
+    return raw.strip()
+
+
+def _widget_type(raw: str) -> str:
+    if raw.strip() not in WIDGET_TYPES:
+        raise ValueError(f"must be one of {', '.join(WIDGET_TYPES)}")
+    return raw.strip()
+
+
+def _color(raw: str) -> Color:
+    value = raw.strip()
+    if value in COLORS:
+        return "light" if value == "light" else "dark"
+    raise ValueError(f"must be one of {', '.join(COLORS)}")
+
+
+def _widgets(raw: str) -> tuple[Widget, ...]:
+    return tuple(Widget.parse(pair) for pair in raw.split(",") if pair.strip())
+
+
+_COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _cookie_name(raw: str) -> str:
+    if not _COOKIE_NAME.fullmatch(raw):
+        raise ValueError("must be a valid cookie name (letters, digits, -_. and similar)")
+    return raw
+
+
+def _dotted_path(raw: str) -> tuple[str, ...]:
+    parts = tuple(raw.strip().split("."))
+    if not all(parts):
+        raise ValueError("must be a key or a dotted path such as user.email")
+    return parts
+
+
+def _login_url(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if value.startswith("/") and not value.startswith(("//", "/\\")):
+        return value
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return value
+    raise ValueError("must be a path such as /login or an http(s) URL")
+
+
+_SOURCE = re.compile(
+    r"'self'|'none'|[a-z][a-z0-9+.-]*:"  # keyword or scheme-source
+    r"|([a-z][a-z0-9+.-]*://)?(\*\.)?[a-z0-9.-]+(:(\d+|\*))?",  # host-source
+    re.IGNORECASE,
+)
+
+
+def _frame_ancestors(raw: str) -> tuple[str, ...]:
+    sources = tuple(raw.split())
+    if not sources:
+        raise ValueError("must list at least one source, e.g. 'self'")
+    keywords = [s for s in sources if s.lower() in ("self", "none")]
+    if keywords:
+        raise ValueError(
+            f"write {keywords[0]!r} with its single quotes, as '{keywords[0].lower()}'"
+            f" (in .env: FRAME_ANCESTORS=\"'{keywords[0].lower()}'\")"
+        )
+    bad = [s for s in sources if not _SOURCE.fullmatch(s)]
+    if bad:
+        raise ValueError(f"not a CSP source: {' '.join(bad)}")
+    if "'none'" in sources and len(sources) > 1:
+        raise ValueError("'none' must stand alone")
+    return sources
+
+
+def _positive(cast: Callable[[str], float]) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        try:
+            value = cast(raw.strip())
+        except ValueError:
+            raise ValueError(f"must be a number, got {raw!r}") from None
+        if value <= 0:
+            raise ValueError("must be greater than zero")
+        return value
+
+    return parse
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str
+    default: str | None  # None: required
+    help: str
+    parse: Callable[[str], Any]
+
+    @property
+    def field(self) -> str:
+        return self.name.lower()
+
+
+OPTIONS: Final[tuple[Option, ...]] = (
+    Option(
+        "WIDGET_BASE_URL", None, "Upstream origin, e.g. https://prod-widgets.returning.ai", _url
+    ),
+    Option(
+        "WIDGET_API_KEY",
+        None,
+        "Server-only API key from the vendor; never sent to a browser",
+        _secret,
+    ),
+    Option("WIDGET_COMMUNITY_ID", None, "Community id used in the signin path", _segment),
+    Option("WIDGET_ID", None, "Default widget id", _segment),
+    Option("WIDGET_TYPE", "store", f"Default widget type: {', '.join(WIDGET_TYPES)}", _widget_type),
+    Option("WIDGET_COLOR", "light", "Default `color` query value: light or dark", _color),
+    Option(
+        "WIDGETS", "", "Extra widgets the proxy may serve, comma-separated type/id pairs", _widgets
+    ),
+    Option(
+        "SESSION_SECRET",
+        None,
+        "Secret that signs the session cookie; at least 32 characters",
+        _session_secret,
+    ),
+    Option("SESSION_COOKIE", "session", "Session cookie name", _cookie_name),
+    Option(
+        "SESSION_EMAIL_KEY",
+        "email",
+        "Where the email sits in the session; dotted paths such as user.email allowed",
+        _dotted_path,
+    ),
+    Option(
+        "SESSION_MAX_AGE",
+        "1209600",
+        "Oldest session cookie accepted, in seconds (Starlette's default, 14 days)",
+        _positive(int),
+    ),
+    Option(
+        "LOGIN_URL",
+        "",
+        "Where an anonymous browser is sent (with ?next=); if unset, a 401 page",
+        _login_url,
+    ),
+    Option(
+        "FRAME_ANCESTORS",
+        "'self'",
+        "Origins allowed to frame the widget page, space-separated",
+        _frame_ancestors,
+    ),
+    Option(
+        "UPSTREAM_CONNECT_TIMEOUT",
+        "2",
+        "Seconds to open a connection to the upstream",
+        _positive(float),
+    ),
+    Option(
+        "UPSTREAM_READ_TIMEOUT",
+        "5",
+        "Seconds to wait for each read from the upstream",
+        _positive(float),
+    ),
+    Option(
+        "UPSTREAM_POOL_TIMEOUT",
+        "2",
+        "Seconds to wait for a free connection in the pool",
+        _positive(float),
+    ),
+    Option(
+        "UPSTREAM_MAX_CONNECTIONS",
+        "100",
+        "Connections to the upstream kept open at most",
+        _positive(int),
+    ),
+    Option(
+        "UPSTREAM_MAX_BYTES",
+        "2097152",
+        "Largest upstream body read, in bytes; larger is a 502",
+        _positive(int),
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    widget_base_url: str
+    widget_api_key: Secret
+    widget_community_id: str
+    widget_id: str
+    widget_type: str
+    widget_color: Color
+    widgets: tuple[Widget, ...]
+    session_secret: Secret
+    session_cookie: str
+    session_email_key: tuple[str, ...]
+    session_max_age: int
+    login_url: str | None
+    frame_ancestors: tuple[str, ...]
+    upstream_connect_timeout: float
+    upstream_read_timeout: float
+    upstream_pool_timeout: float
+    upstream_max_connections: int
+    upstream_max_bytes: int
+
+    @property
+    def default_widget(self) -> Widget:
+        return Widget(self.widget_type, self.widget_id)
+
+    @property
+    def allowed_widgets(self) -> frozenset[Widget]:
+        return frozenset((self.default_widget, *self.widgets))
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value, for the redaction and leak checks."""
+        return tuple(
+            value.reveal()
+            for value in (getattr(self, f.name) for f in fields(self))
+            if isinstance(value, Secret)
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from a mapping of variables, reporting every problem at once."""
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for option in OPTIONS:
+            raw = env.get(option.name)
+            if raw is None or (option.default is None and not raw.strip()):
+                if option.default is None:
+                    problems.append(f"{option.name}: required ({option.help})")
+                    continue
+                raw = option.default
+            try:
+                values[option.field] = option.parse(raw)
+            except ValueError as exc:
+                problems.append(f"{option.name}: {exc}")
+        if problems:
+            raise SettingsError(problems)
+        return cls(**values)
+
+    @classmethod
+    def load(cls, env_file: Path | None = Path(".env")) -> Settings:
+        """The process environment over an optional `.env` file; the environment wins."""
+        return cls.from_env(read_environ(env_file))
+
+
+def read_environ(env_file: Path | None = Path(".env")) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ)
+    return merged

@@ -1,0 +1,44 @@
+"""Which widgets exist and which of them this proxy may serve.
+
+The upstream URL of a page is built only from these values, never from what the
+browser sends, so a request can't make the proxy fetch anything else (no SSRF).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final, Literal
+
+WIDGET_TYPES: Final = ("store", "channel", "milestone", "social", "currency", "minigames")
+COLORS: Final = ("light", "dark")
+Color = Literal["light", "dark"]
+
+# A single path segment: no slash, no dot-segment, nothing that needs escaping.
+_SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._~-]{0,127}")
+
+
+def is_segment(value: str) -> bool:
+    return _SEGMENT.fullmatch(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Widget:
+    type: str
+    id: str
+
+    @property
+    def path(self) -> str:
+        return f"/{self.type}/{self.id}"
+
+    @classmethod
+    def parse(cls, pair: str) -> Widget:
+        """Read a `type/id` pair, raising ValueError with a reader-facing reason."""
+        kind, sep, ident = pair.strip().partition("/")
+        if not sep:
+            raise ValueError(f"{pair!r} is not a type/id pair")
+        if kind not in WIDGET_TYPES:
+            raise ValueError(f"{kind!r} is not a widget type ({', '.join(WIDGET_TYPES)})")
+        if not is_segment(ident):
+            raise ValueError(f"{ident!r} is not a valid widget id")
+        return cls(kind, ident)

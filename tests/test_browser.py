@@ -1,0 +1,111 @@
+"""The demo in a real Chromium: log in, open the widget, see the vendor greet the user.
+
+The greeting is rendered by the vendor's own script after its API accepted the
+token, so it proves the token reached the browser intact and was valid upstream.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from app.demo import DemoUpstream, demo_app, demo_settings
+from app.servers import BackgroundServer
+from tests.support import LeakScanner
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, Response
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+EMAIL = "browser.user@example.com"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        reason = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; under CI a missing browser is a failure")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def demo(vendor: DemoUpstream, upstream: str, leak_scanner: LeakScanner) -> Iterator[str]:
+    settings = demo_settings(vendor, upstream)
+    leak_scanner.add(*settings.secrets)
+    with BackgroundServer(demo_app(settings, upstream), timeout_graceful_shutdown=1) as server:
+        yield server.url
+
+
+@pytest.fixture
+def page(browser: Browser, leak_scanner: LeakScanner) -> Iterator[Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    seen: list[str] = []
+    leaks: list[str] = []
+
+    def scan(response: Response) -> None:
+        # Every byte the browser receives is scanned as it arrives (the body of a
+        # page navigated away from can't be read later). Playwright swallows
+        # exceptions raised here, so findings are collected and asserted below.
+        seen.append(response.url)
+        texts = [str(response.all_headers())]
+        if not 300 <= response.status < 400:
+            texts.append(response.text())
+        leaks.extend(response.url for text in texts if leak_scanner.find(text))
+
+    page.on("response", scan)
+    yield page
+    context.close()
+    assert seen, "the browser received nothing"
+    assert not leaks, f"a secret reached the browser in {leaks}"
+
+
+def test_login_then_widget_greets_the_user(page: Page, demo: str, vendor: DemoUpstream) -> None:
+    page.goto(f"{demo}/widget?color=dark")
+    assert page.url.startswith(f"{demo}/login?next=")
+
+    page.fill("#email", EMAIL)
+    page.click("button[type=submit]")
+
+    page.wait_for_url(f"{demo}/widget?color=dark")
+    greeting = page.locator("#greeting")
+    greeting.wait_for(timeout=10_000)
+    assert greeting.text_content() == f"Hello, {EMAIL}!"
+    assert page.evaluate("document.body.className") == "dark"
+    token = page.evaluate("window.__WIDGET_INIT__.token")
+    assert isinstance(token, str)
+    assert token.count(".") == 2
+    assert vendor.calls["signin"] == 1
+    assert vendor.calls["api"] == 1
+
+
+def test_home_page_frames_the_widget(page: Page, demo: str) -> None:
+    page.goto(f"{demo}/login")
+    page.fill("#email", EMAIL)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{demo}/")
+
+    greeting = page.frame_locator("iframe").locator("#greeting")
+
+    assert greeting.text_content(timeout=10_000) == f"Hello, {EMAIL}!"

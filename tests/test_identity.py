@@ -1,0 +1,116 @@
+"""Identity: Starlette's own session cookie, and emails fit for an upstream header."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from app.errors import InvalidEmail
+from app.identity import Identity, SessionReader, validate_email
+from app.settings import Settings
+from tests.test_settings import VALID
+
+SECRET = "a-shared-secret-of-more-than-32-characters"
+
+
+def reader(**overrides: str) -> SessionReader:
+    return SessionReader(Settings.from_env({**VALID, "SESSION_SECRET": SECRET, **overrides}))
+
+
+def merchant_login_cookie(session: dict[str, object], cookie: str = "session") -> str:
+    """Log in through a real Starlette app's SessionMiddleware and return its cookie."""
+
+    async def login(request: Request) -> PlainTextResponse:
+        request.session.update(session)
+        return PlainTextResponse("ok")
+
+    merchant = Starlette(
+        routes=[Route("/login", login, methods=["POST"])],
+        middleware=[Middleware(SessionMiddleware, secret_key=SECRET, session_cookie=cookie)],
+    )
+    with TestClient(merchant) as client:
+        response = client.post("/login")
+    value = response.cookies[cookie]
+    assert value
+    return value
+
+
+def test_reads_a_cookie_written_by_starlettes_session_middleware() -> None:
+    value = merchant_login_cookie({"email": "ann@example.com", "cart": [1, 2]})
+
+    identity = reader().identity({"cookie": f"session={value}"})
+
+    assert identity == Identity("ann@example.com")
+
+
+def test_custom_cookie_name_and_nested_email() -> None:
+    value = merchant_login_cookie({"user": {"email": "bo@example.com"}}, cookie="shop")
+
+    identity = reader(SESSION_COOKIE="shop", SESSION_EMAIL_KEY="user.email").identity(
+        {"cookie": f"other=1; shop={value}"}
+    )
+
+    assert identity == Identity("bo@example.com")
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    ["", "session=", "session=not-signed", "other=x", "session=e30=.AAAA.bad-signature"],
+)
+def test_missing_or_forged_cookies_are_anonymous(cookie: str) -> None:
+    assert reader().identity({"cookie": cookie}) is None
+
+
+def test_a_session_whose_email_is_not_text_is_refused() -> None:
+    value = merchant_login_cookie({"email": ["ann@example.com"]})
+
+    with pytest.raises(InvalidEmail):
+        reader().identity({"cookie": f"session={value}"})
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "ann@example.com",
+        "ann.o'neil+tag@sub.example.co.uk",
+        "x@y",
+        "a" * 64 + "@" + "b" * 185 + ".com",  # 254 characters, the RFC 5321 maximum
+    ],
+)
+def test_valid_emails(email: str) -> None:
+    assert validate_email(email) == email
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "",
+        "plain",
+        "a@b@c",
+        "@example.com",
+        "ann@",
+        "ann@.example.com",
+        "ann@example..com",
+        "ann@example.com.",
+        "ann @example.com",
+        "ann@example.com\r\nx-injected: 1",
+        "ann@example.com\n",
+        "ann\t@example.com",
+        "ann\x00@example.com",
+        "ann\x7f@example.com",
+        "änn@example.com",
+        "a" * 65 + "@example.com",
+        "a" * 64 + "@" + "b" * 186 + ".com",  # 255 characters
+        42,
+        None,
+    ],
+)
+def test_invalid_emails(email: object) -> None:
+    with pytest.raises(InvalidEmail):
+        validate_email(email)

@@ -1,0 +1,268 @@
+"""The widget page end to end: a real proxy in front of the real stand-in vendor."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+
+import jwt
+import pytest
+
+from app.demo import DemoUpstream
+from app.servers import bind
+from tests.conftest import Proxy
+from tests.support import Faults, Hang, Respond
+
+EMAIL = "ann@example.com"
+TOKEN_LITERAL = re.compile(r'window\.__WIDGET_INIT__ = \{ token: ("[^"]*")')
+
+
+def token_in(html: str) -> str:
+    match = TOKEN_LITERAL.search(html)
+    assert match, "no token in the served page"
+    token = json.loads(match.group(1))
+    assert isinstance(token, str)
+    return token
+
+
+def test_serves_the_page_with_the_users_token(proxy: Proxy, vendor: DemoUpstream) -> None:
+    response = proxy.get("/widget", EMAIL)
+
+    assert response.status_code == 200
+    claims = jwt.decode(token_in(response.text), vendor.signing_key, algorithms=["HS256"])
+    assert claims["email"] == EMAIL
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["vary"] == "Cookie"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["content-security-policy"] == "frame-ancestors 'self'"
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert "content-encoding" not in response.headers
+    assert f'<base href="{proxy.settings.widget_base_url}/store/demo-store?color=light">' in (
+        response.text
+    )
+    assert vendor.calls == {"signin": 1, "page": 1}
+
+
+@pytest.mark.parametrize(
+    ("path", "widget_type", "color"),
+    [
+        ("/widget?color=dark", "store", "dark"),
+        ("/widget/store/demo-store", "store", "light"),
+        ("/widget/channel/demo-channel?color=dark", "channel", "dark"),
+        ("/widget/milestone/demo-milestones", "milestone", "light"),
+    ],
+)
+def test_serves_each_configured_widget_and_colour(
+    proxy: Proxy, path: str, widget_type: str, color: str
+) -> None:
+    response = proxy.get(path, EMAIL)
+
+    assert response.status_code == 200
+    assert f'widgetType: "{widget_type}"' in response.text
+    assert f'<body class="{color}">' in response.text
+    assert token_in(response.text)
+
+
+def test_frame_ancestors_come_from_settings(make_proxy: Callable[..., Proxy]) -> None:
+    proxy = make_proxy(FRAME_ANCESTORS="'self' https://shop.example.com")
+
+    response = proxy.get("/widget", EMAIL)
+
+    assert response.headers["content-security-policy"] == (
+        "frame-ancestors 'self' https://shop.example.com"
+    )
+
+
+def test_email_from_a_dotted_session_path(make_proxy: Callable[..., Proxy]) -> None:
+    proxy = make_proxy(SESSION_EMAIL_KEY="user.email")
+
+    response = proxy.client.get("/widget", headers=proxy.cookie({"user": {"email": EMAIL}}))
+
+    assert response.status_code == 200
+
+
+# Requests that are refused before anything is sent upstream.
+REFUSED = [
+    pytest.param("/widget?color=purple", EMAIL, 400, "bad_request", id="bad-colour"),
+    pytest.param("/widget?color=light&color=dark", EMAIL, 400, "bad_request", id="two-colours"),
+    pytest.param("/widget/shop/demo-store", EMAIL, 400, "bad_request", id="unknown-type"),
+    pytest.param("/widget/store/other-store", EMAIL, 404, "unknown_widget", id="unlisted-pair"),
+    pytest.param("/widget/channel/demo-store", EMAIL, 404, "unknown_widget", id="mixed-pair"),
+    pytest.param("/widget/store/..%2F..%2Fadmin", EMAIL, 404, "not_found", id="traversal"),
+    pytest.param("/widget", None, 401, "not_authenticated", id="anonymous"),
+    pytest.param("/widget", "ann@example.com\r\nx-evil: 1", 400, "invalid_email", id="crlf"),
+    pytest.param("/widget", "ann example@example.com", 400, "invalid_email", id="space"),
+    pytest.param("/widget", "ann@@example.com", 400, "invalid_email", id="two-ats"),
+    pytest.param("/widget", "annexample.com", 400, "invalid_email", id="no-at"),
+    pytest.param("/widget", "a" * 65 + "@example.com", 400, "invalid_email", id="long-local"),
+    pytest.param("/widget", "a@" + "b" * 250 + ".com", 400, "invalid_email", id="too-long"),
+    pytest.param("/widget", "änn@example.com", 400, "invalid_email", id="non-ascii"),
+]
+
+
+@pytest.mark.parametrize(("path", "email", "status", "code"), REFUSED)
+@pytest.mark.parametrize("accept", ["text/html", "application/json"])
+def test_refused_requests_never_reach_upstream(
+    proxy: Proxy,
+    vendor: DemoUpstream,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    email: str | None,
+    status: int,
+    code: str,
+    accept: str,
+) -> None:
+    headers = {"accept": accept}
+    if email is not None:
+        headers.update(proxy.cookie({"email": email}))
+    with caplog.at_level(logging.INFO, logger="widget_proxy"):
+        response = proxy.client.get(path, headers=headers)
+
+    assert response.status_code == status
+    assert response.headers["cache-control"] == "no-store"
+    request_id = response.headers["x-request-id"]
+    if accept == "application/json":
+        assert response.json()["error"] == code
+        assert response.json()["request_id"] == request_id
+    else:
+        assert response.headers["content-type"].startswith("text/html")
+        assert request_id in response.text
+    lines = [r.getMessage() for r in caplog.records if r.name == "widget_proxy"]
+    assert len(lines) == 1
+    assert code in lines[0]
+    assert request_id in lines[0]
+    assert vendor.calls == {}
+
+
+@pytest.mark.parametrize(
+    "cookie_data",
+    [
+        pytest.param({}, id="empty-session"),
+        pytest.param({"name": "Ann"}, id="no-email-key"),
+        pytest.param({"email": ""}, id="blank-email"),
+    ],
+)
+def test_sessions_without_email_are_anonymous(
+    proxy: Proxy, vendor: DemoUpstream, cookie_data: dict[str, str]
+) -> None:
+    response = proxy.client.get("/widget", headers=proxy.cookie(cookie_data))
+
+    assert response.status_code == 401
+    assert vendor.calls == {}
+
+
+def test_forged_and_expired_cookies_are_anonymous(proxy: Proxy, vendor: DemoUpstream) -> None:
+    other_secret = "x" * 40
+    from tests.support import session_cookie
+
+    forged = session_cookie(other_secret, {"email": EMAIL})
+    expired = proxy.cookie({"email": EMAIL}, timestamp=1_000_000_000)["cookie"]
+    for cookie in (f"session={forged}", expired, "session=garbage", "session="):
+        assert proxy.client.get("/widget", headers={"cookie": cookie}).status_code == 401
+    assert vendor.calls == {}
+
+
+def test_anonymous_browser_is_sent_to_login(make_proxy: Callable[..., Proxy]) -> None:
+    proxy = make_proxy(LOGIN_URL="/login")
+
+    response = proxy.get("/widget/channel/demo-channel?color=dark")
+
+    assert response.status_code == 303
+    assert response.headers["location"] == (
+        "/login?next=%2Fwidget%2Fchannel%2Fdemo-channel%3Fcolor%3Ddark"
+    )
+    json_client = proxy.get("/widget", headers={"accept": "application/json"})
+    assert json_client.status_code == 401
+
+
+def test_login_url_with_query_keeps_it(make_proxy: Callable[..., Proxy]) -> None:
+    proxy = make_proxy(LOGIN_URL="https://shop.example.com/account/login?from=widget")
+
+    response = proxy.get("/widget")
+
+    assert response.headers["location"] == (
+        "https://shop.example.com/account/login?from=widget&next=%2Fwidget"
+    )
+
+
+def test_only_get_is_allowed(proxy: Proxy) -> None:
+    response = proxy.client.post("/widget", headers=proxy.cookie({"email": EMAIL}))
+
+    assert response.status_code == 405
+    assert "GET" in response.headers["allow"]
+
+
+UPSTREAM_BODY = b"UPSTREAM-ERROR-BODY-must-not-leak"
+NOT_JSON = Respond(200, b"<html>not json</html>", (("content-type", "text/html"),))
+
+# What the browser gets for each upstream failure, and what the log line says.
+FAULTS = [
+    pytest.param("signin", Respond(401, UPSTREAM_BODY), 502, "rejected the API key", id="key-401"),
+    pytest.param("signin", Respond(403, UPSTREAM_BODY), 502, "rejected the API key", id="key-403"),
+    pytest.param("signin", Respond(429, UPSTREAM_BODY, (("retry-after", "7"),)), 503, "429",
+                 id="signin-429"),
+    pytest.param("page", Respond(503, UPSTREAM_BODY, (("retry-after", "9"),)), 503, "503",
+                 id="page-503"),
+    pytest.param("signin", Respond(500, UPSTREAM_BODY), 502, "signin answered 500",
+                 id="signin-500"),
+    pytest.param("page", Respond(502, UPSTREAM_BODY), 502, "page answered 502", id="page-502"),
+    pytest.param("page", Respond(404, UPSTREAM_BODY), 502, "page answered 404", id="page-404"),
+    pytest.param("signin", NOT_JSON, 502, "not JSON", id="signin-not-json"),
+    pytest.param("signin", Respond(200, b'{"jwt": "x"}'), 502, "no token", id="no-token"),
+    pytest.param("signin", Respond(200, b'{"token": 42}'), 502, "not a string", id="int-token"),
+    pytest.param("signin", Respond(200, b'{"token": ""}'), 502, "empty", id="empty-token"),
+    pytest.param("signin", Respond(200, b'["token"]'), 502, "no token", id="json-list"),
+    pytest.param("page", Respond(200, b"<html><script>var x = 1;</script>" + UPSTREAM_BODY),
+                 502, "placeholder missing", id="no-placeholder"),
+    pytest.param("page", Respond(200, b'<script>window.__WIDGET_INIT__={token:""};'
+                                      b'window.__WIDGET_INIT__={token:""};</script>'),
+                 502, "2 token placeholders", id="two-placeholders"),
+    pytest.param("signin", Hang(), 504, "signin timed out", id="signin-timeout"),
+    pytest.param("page", Hang(), 504, "page timed out", id="page-timeout"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "fault", "status", "logged"), FAULTS)
+def test_upstream_failures_map_to_clean_errors(
+    make_proxy: Callable[..., Proxy],
+    faults: Faults,
+    caplog: pytest.LogCaptureFixture,
+    kind: str,
+    fault: Respond | Hang,
+    status: int,
+    logged: str,
+) -> None:
+    proxy = make_proxy(UPSTREAM_READ_TIMEOUT="0.5")
+    faults.active[kind] = fault
+
+    with caplog.at_level(logging.INFO, logger="widget_proxy"):
+        response = proxy.get("/widget", EMAIL)
+
+    assert response.status_code == status
+    assert UPSTREAM_BODY.decode() not in response.text
+    if isinstance(fault, Respond) and status == 503:
+        assert response.headers["retry-after"] == dict(fault.headers)["retry-after"]
+    request_line = [r.getMessage() for r in caplog.records if r.name == "widget_proxy"]
+    assert len(request_line) == 1
+    assert response.headers["x-request-id"] in request_line[0]
+    assert logged in request_line[0]
+    assert all(UPSTREAM_BODY.decode() not in r.getMessage() for r in caplog.records)
+
+    faults.reset()  # the upstream heals: the next request works, nothing restarted
+    assert proxy.get("/widget", EMAIL).status_code == 200
+
+
+def test_unreachable_upstream_is_502(make_proxy: Callable[..., Proxy]) -> None:
+    closed = bind()  # bound but never listening: connections are refused
+    port = closed.getsockname()[1]
+    proxy = make_proxy(WIDGET_BASE_URL=f"http://127.0.0.1:{port}")
+
+    response = proxy.get("/widget", EMAIL, headers={"accept": "application/json"})
+    closed.close()
+
+    assert response.status_code == 502
+    assert response.json()["error"] == "upstream_unavailable"

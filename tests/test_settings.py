@@ -1,0 +1,188 @@
+"""Settings: every problem reported at once, secrets hidden, docs in step with code."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dotenv import dotenv_values
+
+from app.settings import OPTIONS, Secret, Settings, SettingsError, read_environ
+from app.widgets import Widget
+
+ROOT = Path(__file__).resolve().parent.parent
+VALID = {
+    "WIDGET_BASE_URL": "https://widgets.example.com/",
+    "WIDGET_API_KEY": "key-that-must-stay-hidden",
+    "WIDGET_COMMUNITY_ID": "community-1",
+    "WIDGET_ID": "w-1",
+    "SESSION_SECRET": "s" * 32,
+}
+
+
+def test_defaults_and_normalisation() -> None:
+    settings = Settings.from_env(VALID)
+
+    assert settings.widget_base_url == "https://widgets.example.com"
+    assert settings.widget_type == "store"
+    assert settings.widget_color == "light"
+    assert settings.widgets == ()
+    assert settings.session_cookie == "session"
+    assert settings.session_email_key == ("email",)
+    assert settings.login_url is None
+    assert settings.frame_ancestors == ("'self'",)
+    assert settings.default_widget == Widget("store", "w-1")
+    assert settings.upstream_connect_timeout == 2.0
+    assert settings.upstream_max_bytes == 2 * 1024 * 1024
+
+
+def test_parsed_values() -> None:
+    settings = Settings.from_env(
+        {
+            **VALID,
+            "WIDGET_TYPE": "channel",
+            "WIDGET_COLOR": "dark",
+            "WIDGETS": " store/a , minigames/b_2 ,",
+            "SESSION_EMAIL_KEY": "user.profile.email",
+            "LOGIN_URL": "/account/login",
+            "FRAME_ANCESTORS": "'self'  https://shop.example.com *.example.org",
+            "UPSTREAM_READ_TIMEOUT": "0.25",
+        }
+    )
+
+    assert settings.widgets == (Widget("store", "a"), Widget("minigames", "b_2"))
+    assert settings.allowed_widgets == {
+        Widget("channel", "w-1"),
+        Widget("store", "a"),
+        Widget("minigames", "b_2"),
+    }
+    assert settings.session_email_key == ("user", "profile", "email")
+    assert settings.frame_ancestors == ("'self'", "https://shop.example.com", "*.example.org")
+    assert settings.upstream_read_timeout == 0.25
+
+
+def test_every_missing_setting_is_reported_together() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({})
+
+    named = [p.split(":")[0] for p in caught.value.problems]
+    assert named == [o.name for o in OPTIONS if o.default is None]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("WIDGET_BASE_URL", "ftp://x", "http(s) URL"),
+        ("WIDGET_BASE_URL", "https://x/?a=1", "query"),
+        ("WIDGET_BASE_URL", "https://user:pw@x", "credentials"),
+        ("WIDGET_API_KEY", "   ", "required"),
+        ("WIDGET_COMMUNITY_ID", "a/b", "path segment"),
+        ("WIDGET_ID", "..", "path segment"),
+        ("WIDGET_TYPE", "shop", "must be one of"),
+        ("WIDGET_COLOR", "blue", "must be one of"),
+        ("WIDGETS", "store", "type/id"),
+        ("WIDGETS", "shop/1", "not a widget type"),
+        ("WIDGETS", "store/a b", "not a valid widget id"),
+        ("SESSION_SECRET", "short", "at least 32"),
+        ("SESSION_COOKIE", "my cookie", "cookie name"),
+        ("SESSION_EMAIL_KEY", "user..email", "dotted path"),
+        ("SESSION_MAX_AGE", "soon", "number"),
+        ("LOGIN_URL", "//evil.example", "path"),
+        ("LOGIN_URL", "javascript:alert(1)", "path"),
+        ("FRAME_ANCESTORS", "self", "single quotes"),
+        ("FRAME_ANCESTORS", "'self'; script-src *", "not a CSP source"),
+        ("FRAME_ANCESTORS", "'none' https://a.example", "alone"),
+        ("UPSTREAM_CONNECT_TIMEOUT", "0", "greater than zero"),
+        ("UPSTREAM_MAX_BYTES", "-1", "greater than zero"),
+    ],
+)
+def test_bad_values_name_their_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({**VALID, name: value, "WIDGET_COLOR": "green"})
+
+    problems = caught.value.problems
+    assert any(p.startswith("WIDGET_COLOR:") for p in problems)  # reported together
+    mine = [p for p in problems if p.startswith(f"{name}:")]
+    assert len(mine) == 1
+    assert message in mine[0]
+
+
+def test_secrets_never_show() -> None:
+    settings = Settings.from_env(VALID)
+
+    for text in (repr(settings), str(settings), repr(settings.widget_api_key), f"{settings}"):
+        assert VALID["WIDGET_API_KEY"] not in text
+        assert VALID["SESSION_SECRET"] not in text
+    assert settings.widget_api_key.reveal() == VALID["WIDGET_API_KEY"]
+    assert set(settings.secrets) == {VALID["WIDGET_API_KEY"], VALID["SESSION_SECRET"]}
+    assert Secret("a") == Secret("a")
+    assert Secret("a") != Secret("b")
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings.from_env(VALID)
+
+    with pytest.raises(AttributeError):
+        settings.widget_id = "other"  # type: ignore[misc]
+
+
+def test_environment_wins_over_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("WIDGET_ID=from-file\nWIDGET_TYPE=channel\n")
+    monkeypatch.setenv("WIDGET_ID", "from-env")
+
+    merged = read_environ(env_file)
+
+    assert merged["WIDGET_ID"] == "from-env"
+    assert merged["WIDGET_TYPE"] == "channel"
+
+
+def test_env_example_lists_every_setting_with_its_default() -> None:
+    text = (ROOT / ".env.example").read_text()
+    # Uncomment every assignment and let python-dotenv read it, quotes and all.
+    uncommented = re.sub(r"(?m)^# ([A-Z_]+=)", r"\1", text)
+    values = dotenv_values(stream=io.StringIO(uncommented))
+
+    assert list(values) == [o.name for o in OPTIONS]
+    for option in OPTIONS:
+        if option.default is not None:
+            assert values[option.name] == option.default, option.name
+    Settings.from_env({k: v or "" for k, v in values.items()})  # the example itself is valid
+
+
+def test_readme_table_matches_the_settings() -> None:
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"(?m)^\| `([A-Z_]+)` \| (.*?) \| (.*?) \|$", readme)
+    documented = {name: (meaning, default) for name, meaning, default in rows}
+
+    assert list(documented) == [o.name for o in OPTIONS]
+    for option in OPTIONS:
+        meaning, default = documented[option.name]
+        assert meaning == option.help
+        expected = (
+            "required"
+            if option.default is None
+            else (f"`{option.default}`" if option.default else "empty")
+        )
+        assert default == expected, option.name
+
+
+def test_serve_refuses_to_start_with_bad_settings(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "serve", "--port", "0"],
+        cwd=tmp_path,
+        env={"PATH": "", "WIDGET_COLOR": "blue", "SESSION_SECRET": "tiny"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    for name in ("WIDGET_BASE_URL", "WIDGET_API_KEY", "WIDGET_COLOR", "SESSION_SECRET"):
+        assert f"{name}:" in result.stderr
+    assert "tiny" not in result.stderr

@@ -1,0 +1,158 @@
+"""The upstream client in isolation: exact requests, body decoding and limits.
+
+These are the narrow unit tests where a mock transport is the right tool; the
+integration tests in test_routes.py talk to a real server.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import time
+from collections.abc import Callable
+
+import httpx2
+import pytest
+
+from app.errors import UpstreamBadResponse, UpstreamBadStatus, UpstreamBusy, UpstreamRejectedKey
+from app.settings import Settings
+from app.upstream import Upstream
+from app.widgets import Widget
+from tests.test_settings import VALID
+
+pytestmark = pytest.mark.anyio
+
+PAGE = '<html><head></head><script>window.__WIDGET_INIT__ = { token: "" };</script></html>'
+
+
+def upstream(handler: Callable[[httpx2.Request], httpx2.Response], **env: str) -> Upstream:
+    settings = Settings.from_env({**VALID, **env})
+    return Upstream(settings, transport=httpx2.MockTransport(handler))
+
+
+async def test_signin_request_is_exactly_the_documented_one() -> None:
+    seen: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return httpx2.Response(200, json={"token": "jwt-value"})
+
+    client = upstream(handler)
+    token = await client.signin("ann@example.com")
+    await client.aclose()
+
+    assert token == "jwt-value"
+    (request,) = seen
+    assert request.method == "POST"
+    assert str(request.url) == "https://widgets.example.com/widget/community-1/signin"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["returningai-api-key"] == VALID["WIDGET_API_KEY"]
+    assert request.headers["email"] == "ann@example.com"
+    assert request.content == b""
+
+
+async def test_page_request_and_base_href() -> None:
+    seen: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return httpx2.Response(200, text=PAGE, headers={"content-type": "text/html"})
+
+    client = upstream(handler)
+    page = await client.page(Widget("channel", "c-9"), "dark")
+
+    assert str(seen[0].url) == "https://widgets.example.com/channel/c-9?color=dark"
+    assert seen[0].method == "GET"
+    assert b'<base href="https://widgets.example.com/channel/c-9?color=dark">' in page.head
+
+
+async def test_gzip_and_declared_charset_are_decoded() -> None:
+    latin = PAGE.replace("<head>", "<head><title>Caf\u00e9</title>")
+    body = gzip.compress(latin.encode("latin-1"))
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        headers = {"content-type": "text/html; charset=ISO-8859-1", "content-encoding": "gzip"}
+        return httpx2.Response(200, content=body, headers=headers)
+
+    page = await upstream(handler).page(Widget("store", "w-1"), "light")
+
+    assert "<title>Caf\u00e9</title>".encode() in page.head  # re-encoded as UTF-8
+
+
+@pytest.mark.parametrize("declared", [True, False])
+async def test_oversized_bodies_are_refused(declared: bool) -> None:
+    big = PAGE + "x" * 5000
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if declared:
+            return httpx2.Response(200, text=big)
+
+        async def chunks():  # type: ignore[no-untyped-def]
+            for _ in range(10):
+                yield b"x" * 1000
+
+        return httpx2.Response(200, content=chunks())
+
+    with pytest.raises(UpstreamBadResponse, match="larger than 4096 bytes"):
+        await upstream(handler, UPSTREAM_MAX_BYTES="4096").page(Widget("store", "w-1"), "light")
+
+
+async def test_a_gzip_bomb_is_cut_off_by_its_decoded_size() -> None:
+    bomb = gzip.compress(b"<" * 1_000_000)
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=bomb, headers={"content-encoding": "gzip"})
+
+    assert len(bomb) < 4096
+    with pytest.raises(UpstreamBadResponse, match="larger than"):
+        await upstream(handler, UPSTREAM_MAX_BYTES="4096").page(Widget("store", "w-1"), "light")
+
+
+async def test_redirects_are_not_followed() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(302, headers={"location": "https://elsewhere.example/"})
+
+    with pytest.raises(UpstreamBadStatus, match="page answered 302"):
+        await upstream(handler).page(Widget("store", "w-1"), "light")
+
+
+async def test_the_key_is_not_in_the_rejection() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(401, text=f"bad key {request.headers['returningai-api-key']}")
+
+    with pytest.raises(UpstreamRejectedKey) as caught:
+        await upstream(handler).signin("ann@example.com")
+
+    assert VALID["WIDGET_API_KEY"] not in str(caught.value)
+    assert "bad key" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("120", "120"),
+        (" 5 ", "5"),
+        ("soon", None),
+        ("-1", None),
+        ("1" * 12, None),
+        (30, "30"),  # an HTTP-date 30 s ahead
+        (-30, "0"),  # an HTTP-date already past
+    ],
+)
+async def test_retry_after_is_passed_on_only_when_it_is_valid(
+    header: str | int, expected: str | None
+) -> None:
+    if isinstance(header, int):
+        header = email.utils.formatdate(time.time() + header, usegmt=True)
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(429, headers={"retry-after": header})
+
+    with pytest.raises(UpstreamBusy) as caught:
+        await upstream(handler).signin("ann@example.com")
+
+    if expected is None:
+        assert caught.value.retry_after is None
+    else:
+        assert caught.value.retry_after is not None
+        assert abs(int(caught.value.retry_after) - int(expected)) <= 2  # the clock moves
