@@ -14,8 +14,10 @@
         ├── UpstreamBusy             503     429 or 503, with the upstream's Retry-After
         └── UpstreamTimeout          504     the upstream did not answer in time
 
-`public` is what the browser is shown; `detail` is for the log line. Neither ever
-holds an upstream body, the API key or a token.
+`message` is what the browser is shown: for a request error it names the problem
+(the detail is built from our own checks); for an upstream error it stays generic.
+`detail` is for the log line. Neither ever holds an upstream body, the API key or a
+token.
 """
 
 from __future__ import annotations
@@ -33,9 +35,17 @@ class WidgetProxyError(Exception):
         self.detail = detail or self.public
         self.retry_after = retry_after
 
+    @property
+    def message(self) -> str:
+        return self.public
+
 
 class RequestError(WidgetProxyError):
     status = 400
+
+    @property
+    def message(self) -> str:
+        return f"{self.public} ({self.detail})" if self.detail != self.public else self.public
 
 
 class BadRequest(RequestError):

@@ -73,7 +73,7 @@ def error_response(exc: WidgetProxyError, *, accept: str, request_id: str, path:
     return error_page(
         exc.status,
         exc.code,
-        exc.public,
+        exc.message,
         accept=accept,
         request_id=request_id,
         retry_after=exc.retry_after,

@@ -88,6 +88,7 @@ def test_email_from_a_dotted_session_path(make_proxy: Callable[..., Proxy]) -> N
 # Requests that are refused before anything is sent upstream.
 REFUSED = [
     pytest.param("/widget?color=purple", EMAIL, 400, "bad_request", id="bad-colour"),
+    pytest.param("/widget?color=%3Cb%3E", EMAIL, 400, "bad_request", id="markup-colour"),
     pytest.param("/widget?color=light&color=dark", EMAIL, 400, "bad_request", id="two-colours"),
     pytest.param("/widget/shop/demo-store", EMAIL, 400, "bad_request", id="unknown-type"),
     pytest.param("/widget/store/other-store", EMAIL, 404, "unknown_widget", id="unlisted-pair"),
@@ -128,9 +129,15 @@ def test_refused_requests_never_reach_upstream(
     if accept == "application/json":
         assert response.json()["error"] == code
         assert response.json()["request_id"] == request_id
+        message = response.json()["message"]
     else:
         assert response.headers["content-type"].startswith("text/html")
         assert request_id in response.text
+        assert "<b>" not in response.text
+        message = re.search(r"<h1>(.*?)</h1>", response.text, re.DOTALL).group(1)  # type: ignore[union-attr]
+    assert message.strip()  # names the problem
+    if code in ("bad_request", "invalid_email"):
+        assert "(" in message
     lines = [r.getMessage() for r in caplog.records if r.name == "widget_proxy"]
     assert len(lines) == 1
     assert code in lines[0]
