@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.cache import PageCache, TokenCache, open_store
 from app.identity import SessionReader
 from app.pages import error_page, log_failure, new_request_id
 from app.routes import WidgetPage
@@ -31,12 +32,16 @@ def create_app(
     """
     settings = settings if settings is not None else Settings.load()
     upstream = Upstream(settings, transport=transport)
-    page = WidgetPage(settings, upstream, SessionReader(settings))
+    store = open_store(settings)
+    tokens = TokenCache(settings, store, upstream.signin)
+    pages = PageCache(settings, store, upstream.page)
+    page = WidgetPage(settings, SessionReader(settings), tokens, pages)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await upstream.aclose()
+        await store.aclose()
 
     return Starlette(
         routes=[

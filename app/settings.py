@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -158,17 +158,37 @@ def _frame_ancestors(raw: str) -> tuple[str, ...]:
     return sources
 
 
-def _positive(cast: Callable[[str], float]) -> Callable[[str], Any]:
+def _cache_url(raw: str) -> Secret:
+    value = raw.strip()
+    scheme = urlsplit(value).scheme
+    if value != "memory://" and scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be memory:// or a redis://, rediss:// or unix:// URL")
+    if scheme in ("redis", "rediss") and not urlsplit(value).hostname:
+        raise ValueError("a redis URL needs a host, e.g. redis://127.0.0.1:6379/0")
+    return Secret(value)  # a Redis URL may carry a password
+
+
+def _number(
+    cast: Callable[[str], float], *, minimum: float, inclusive: bool
+) -> Callable[[str], Any]:
     def parse(raw: str) -> Any:
         try:
             value = cast(raw.strip())
         except ValueError:
             raise ValueError(f"must be a number, got {raw!r}") from None
-        if value <= 0:
-            raise ValueError("must be greater than zero")
+        if value < minimum or (value == minimum and not inclusive):
+            raise ValueError(f"must be {'at least' if inclusive else 'greater than'} {minimum:g}")
         return value
 
     return parse
+
+
+def _positive(cast: Callable[[str], float]) -> Callable[[str], Any]:
+    return _number(cast, minimum=0, inclusive=False)
+
+
+def _not_negative(cast: Callable[[str], float]) -> Callable[[str], Any]:
+    return _number(cast, minimum=0, inclusive=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +281,48 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "Largest upstream body read, in bytes; larger is a 502",
         _positive(int),
     ),
+    Option(
+        "CACHE_URL",
+        "memory://",
+        "Where tokens and pages are cached: memory:// (one process) or redis://host:port/db",
+        _cache_url,
+    ),
+    Option(
+        "CACHE_MAX_ENTRIES",
+        "100000",
+        "Entries kept in each process's memory cache; least recently used go first",
+        _positive(int),
+    ),
+    Option(
+        "TOKEN_REFRESH_MARGIN",
+        "60",
+        "Seconds before a token's exp at which it is no longer served",
+        _not_negative(float),
+    ),
+    Option(
+        "TOKEN_MAX_TTL",
+        "3600",
+        "Longest a token is cached, in seconds, whatever its exp says",
+        _positive(float),
+    ),
+    Option(
+        "TOKEN_DEFAULT_TTL",
+        "300",
+        "How long a token with no readable exp is cached, in seconds",
+        _positive(float),
+    ),
+    Option(
+        "PAGE_CACHE_TTL",
+        "60",
+        "Seconds a fetched widget page is served before it is revalidated",
+        _positive(float),
+    ),
+    Option(
+        "PAGE_STALE_IF_ERROR",
+        "600",
+        "Seconds past its TTL a page is still served while the upstream fails",
+        _not_negative(float),
+    ),
 )
 
 
@@ -284,6 +346,13 @@ class Settings:
     upstream_pool_timeout: float
     upstream_max_connections: int
     upstream_max_bytes: int
+    cache_url: Secret
+    cache_max_entries: int
+    token_refresh_margin: float
+    token_max_ttl: float
+    token_default_ttl: float
+    page_cache_ttl: float
+    page_stale_if_error: float
 
     @property
     def default_widget(self) -> Widget:
@@ -296,11 +365,11 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every secret value, for the redaction and leak checks."""
-        return tuple(
-            value.reveal()
-            for value in (getattr(self, f.name) for f in fields(self))
-            if isinstance(value, Secret)
-        )
+        found = [self.widget_api_key.reveal(), self.session_secret.reveal()]
+        password = urlsplit(self.cache_url.reveal()).password
+        if password:
+            found.append(password)
+        return tuple(found)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Final
 
@@ -32,6 +33,22 @@ from app.widgets import Color, Widget
 log = logging.getLogger("widget_proxy.upstream")
 
 USER_AGENT: Final = f"widget-proxy/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class PageFetch:
+    """What the upstream answered for a page: the page, or None for 304 Not Modified."""
+
+    page: SplitPage | None
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    headers: httpx2.Headers
+    text: str
 
 
 class Upstream:
@@ -72,9 +89,9 @@ class Upstream:
             "returningai-api-key": self._api_key.reveal(),
             "email": email,
         }
-        body = await self._fetch("signin", "POST", self._signin_url, headers, {})
+        reply = await self._fetch("signin", "POST", self._signin_url, headers, {})
         try:
-            data = json.loads(body)
+            data = json.loads(reply.text)
         except ValueError:
             raise UpstreamBadResponse("signin answered with a body that is not JSON") from None
         token = data.get("token") if isinstance(data, dict) else None
@@ -86,21 +103,39 @@ class Upstream:
             raise UpstreamBadResponse("signin token is empty")
         return token
 
-    async def page(self, widget: Widget, color: Color) -> SplitPage:
-        """Fetch the widget page and split it around its token placeholder."""
+    async def page(
+        self,
+        widget: Widget,
+        color: Color,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> PageFetch:
+        """Fetch the widget page split around its token placeholder; revalidate if told how.
+
+        With `etag` or `last_modified` from an earlier answer the request is
+        conditional, and a 304 comes back as a PageFetch without a page.
+        """
         url = self.page_url(widget)
-        body = await self._fetch("page", "GET", url, {"accept": "text/html"}, {"color": color})
-        return split_page(body, base_href=f"{url}?color={color}")
+        headers = {"accept": "text/html"}
+        if etag:
+            headers["if-none-match"] = etag
+        if last_modified:
+            headers["if-modified-since"] = last_modified
+        reply = await self._fetch("page", "GET", url, headers, {"color": color})
+        validators = reply.headers.get("etag"), reply.headers.get("last-modified")
+        if reply.status == 304:
+            return PageFetch(None, *validators)
+        return PageFetch(split_page(reply.text, base_href=f"{url}?color={color}"), *validators)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     async def _fetch(
         self, kind: str, method: str, url: str, headers: dict[str, str], params: dict[str, str]
-    ) -> str:
+    ) -> Reply:
         started = time.perf_counter()
         try:
-            text = await self._read(kind, method, url, headers, params)
+            reply = await self._read(kind, method, url, headers, params)
         except UpstreamError as exc:
             log.warning(
                 "upstream %s failed in %.0f ms: %s",
@@ -109,14 +144,22 @@ class Upstream:
                 exc.detail,
             )
             raise
-        log.debug("upstream %s ok in %.0f ms", kind, (time.perf_counter() - started) * 1000)
-        return text
+        log.debug(
+            "upstream %s answered %d in %.0f ms",
+            kind,
+            reply.status,
+            (time.perf_counter() - started) * 1000,
+        )
+        return reply
 
     async def _read(
         self, kind: str, method: str, url: str, headers: dict[str, str], params: dict[str, str]
-    ) -> str:
+    ) -> Reply:
+        conditional = "if-none-match" in headers or "if-modified-since" in headers
         try:
             async with self._client.stream(method, url, headers=headers, params=params) as response:
+                if conditional and response.status_code == 304:
+                    return Reply(304, response.headers, "")
                 _check_status(kind, response)
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > self._max_bytes:
@@ -127,7 +170,8 @@ class Upstream:
                     body += chunk
                     if len(body) > self._max_bytes:
                         raise _too_large(kind, self._max_bytes)
-                return _decode(bytes(body), response.charset_encoding)
+                text = _decode(bytes(body), response.charset_encoding)
+                return Reply(response.status_code, response.headers, text)
         except httpx2.TimeoutException:
             raise UpstreamTimeout(f"{kind} timed out") from None
         except httpx2.DecodingError:

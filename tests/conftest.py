@@ -68,10 +68,11 @@ def _upstream_server(vendor: DemoUpstream) -> Iterator[tuple[BackgroundServer, F
 def upstream(
     _upstream_server: tuple[BackgroundServer, Faults], vendor: DemoUpstream
 ) -> Iterator[str]:
-    """The stand-in vendor's URL, with its call counts reset for this test."""
+    """The stand-in vendor's URL, with its call counts and behaviour reset for this test."""
     vendor.calls.clear()
     yield _upstream_server[0].url
     _upstream_server[1].reset()
+    vendor.token_ttl, vendor.signin_delay, vendor.page_delay = 300, 0.0, 0.0
 
 
 @pytest.fixture

@@ -96,8 +96,12 @@ def test_every_missing_setting_is_reported_together() -> None:
         ("FRAME_ANCESTORS", "self", "single quotes"),
         ("FRAME_ANCESTORS", "'self'; script-src *", "not a CSP source"),
         ("FRAME_ANCESTORS", "'none' https://a.example", "alone"),
-        ("UPSTREAM_CONNECT_TIMEOUT", "0", "greater than zero"),
-        ("UPSTREAM_MAX_BYTES", "-1", "greater than zero"),
+        ("UPSTREAM_CONNECT_TIMEOUT", "0", "greater than 0"),
+        ("UPSTREAM_MAX_BYTES", "-1", "greater than 0"),
+        ("CACHE_URL", "memcached://x", "memory://"),
+        ("CACHE_URL", "redis://", "needs a host"),
+        ("TOKEN_REFRESH_MARGIN", "-1", "at least 0"),
+        ("PAGE_CACHE_TTL", "0", "greater than 0"),
     ],
 )
 def test_bad_values_name_their_variable(name: str, value: str, message: str) -> None:
@@ -119,6 +123,9 @@ def test_secrets_never_show() -> None:
         assert VALID["SESSION_SECRET"] not in text
     assert settings.widget_api_key.reveal() == VALID["WIDGET_API_KEY"]
     assert set(settings.secrets) == {VALID["WIDGET_API_KEY"], VALID["SESSION_SECRET"]}
+    with_password = Settings.from_env({**VALID, "CACHE_URL": "redis://:hunter2-pw@redis:6379/0"})
+    assert "hunter2-pw" not in repr(with_password)
+    assert "hunter2-pw" in with_password.secrets
     assert Secret("a") == Secret("a")
     assert Secret("a") != Secret("b")
 

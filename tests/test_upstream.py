@@ -59,11 +59,13 @@ async def test_page_request_and_base_href() -> None:
         return httpx2.Response(200, text=PAGE, headers={"content-type": "text/html"})
 
     client = upstream(handler)
-    page = await client.page(Widget("channel", "c-9"), "dark")
+    fetched = await client.page(Widget("channel", "c-9"), "dark")
 
     assert str(seen[0].url) == "https://widgets.example.com/channel/c-9?color=dark"
     assert seen[0].method == "GET"
-    assert b'<base href="https://widgets.example.com/channel/c-9?color=dark">' in page.head
+    assert "if-none-match" not in seen[0].headers
+    assert fetched.page is not None
+    assert b'<base href="https://widgets.example.com/channel/c-9?color=dark">' in fetched.page.head
 
 
 async def test_gzip_and_declared_charset_are_decoded() -> None:
@@ -74,9 +76,10 @@ async def test_gzip_and_declared_charset_are_decoded() -> None:
         headers = {"content-type": "text/html; charset=ISO-8859-1", "content-encoding": "gzip"}
         return httpx2.Response(200, content=body, headers=headers)
 
-    page = await upstream(handler).page(Widget("store", "w-1"), "light")
+    fetched = await upstream(handler).page(Widget("store", "w-1"), "light")
 
-    assert "<title>Caf\u00e9</title>".encode() in page.head  # re-encoded as UTF-8
+    assert fetched.page is not None
+    assert "<title>Caf\u00e9</title>".encode() in fetched.page.head  # re-encoded as UTF-8
 
 
 @pytest.mark.parametrize("declared", [True, False])
@@ -156,3 +159,28 @@ async def test_retry_after_is_passed_on_only_when_it_is_valid(
     else:
         assert caught.value.retry_after is not None
         assert abs(int(caught.value.retry_after) - int(expected)) <= 2  # the clock moves
+
+
+async def test_revalidation_sends_validators_and_understands_304() -> None:
+    seen: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return httpx2.Response(304, headers={"etag": '"v1"'})
+
+    fetched = await upstream(handler).page(
+        Widget("store", "w-1"), "light", etag='"v1"', last_modified="Sat, 21 Nov 2026 10:00:00 GMT"
+    )
+
+    assert fetched.page is None
+    assert fetched.etag == '"v1"'
+    assert seen[0].headers["if-none-match"] == '"v1"'
+    assert seen[0].headers["if-modified-since"] == "Sat, 21 Nov 2026 10:00:00 GMT"
+
+
+async def test_a_304_to_an_unconditional_request_is_an_error() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(304)
+
+    with pytest.raises(UpstreamBadStatus, match="page answered 304"):
+        await upstream(handler).page(Widget("store", "w-1"), "light")

@@ -2,7 +2,8 @@
 
 It checks what the real one checks: the API key and email headers on signin, and
 the Bearer token on its API, which it issued itself as an HS256 JWT with `exp`.
-It counts every call, so tests can assert how often the proxy came.
+It counts every call, so tests can assert how often the proxy came, and answers
+conditional page requests with 304 like a well-behaved origin.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
+import anyio
 import jwt
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -44,6 +46,8 @@ class DemoUpstream:
     community_id: str
     signing_key: str
     token_ttl: int = 300
+    signin_delay: float = 0.0  # seconds, to play a vendor far away
+    page_delay: float = 0.0
     calls: Counter[str] = field(default_factory=Counter)
 
     def issue(self, email: str, now: float | None = None) -> str:
@@ -63,6 +67,7 @@ class DemoUpstream:
 
     async def _signin(self, request: Request) -> Response:
         self.calls["signin"] += 1
+        await anyio.sleep(self.signin_delay)
         if request.path_params["community"] != self.community_id:
             return JSONResponse({"error": "unknown community"}, status_code=404)
         sent = request.headers.get("returningai-api-key", "")
@@ -75,12 +80,17 @@ class DemoUpstream:
 
     async def _page(self, request: Request) -> Response:
         self.calls["page"] += 1
+        await anyio.sleep(self.page_delay)
         kind, ident = request.path_params["type"], request.path_params["id"]
         if kind not in WIDGET_TYPES or not is_segment(ident):
             return HTMLResponse("<h1>Not found</h1>", status_code=404)
         color = "dark" if request.query_params.get("color") == "dark" else "light"
         html = _PAGE.substitute(widget_type=kind, widget_id=ident, color=color)
-        return HTMLResponse(html)
+        etag = '"' + hashlib.sha256(html.encode()).hexdigest()[:16] + '"'
+        if request.headers.get("if-none-match") == etag:
+            self.calls["page_not_modified"] += 1
+            return Response(status_code=304, headers={"etag": etag})
+        return HTMLResponse(html, headers={"etag": etag})
 
     async def _asset(self, request: Request) -> Response:
         asset = _ASSETS.get(request.path_params["name"])

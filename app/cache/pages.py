@@ -1,0 +1,176 @@
+"""Widget pages, fetched once per (type, id, colour) and kept split around the token.
+
+Fresh for `PAGE_CACHE_TTL`; after that the cached page is still served while one
+background refresh revalidates it (with `If-None-Match`/`If-Modified-Since` when
+the upstream gave validators). While refreshes fail, the last good page is served
+for up to `PAGE_STALE_IF_ERROR` more seconds; after that a request fetches in the
+foreground and gets the error page if that fails too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final, Self
+
+from app.cache.coalesce import SingleFlight, fill, lock_lease
+from app.cache.store import Store
+from app.errors import UpstreamError
+from app.inject import SplitPage
+from app.settings import Settings
+from app.upstream import PageFetch
+from app.widgets import Color, Widget
+
+log = logging.getLogger("widget_proxy.cache")
+
+# After a failed background refresh, wait this long (or the TTL, if shorter) before
+# the next one, so a failing upstream is not hammered by every page view.
+REFRESH_BACKOFF: Final = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class PageEntry:
+    page: SplitPage
+    etag: str | None
+    last_modified: str | None
+    fresh_until: float
+    expires_at: float  # fresh_until + PAGE_STALE_IF_ERROR
+
+    def to_bytes(self) -> bytes:
+        meta = {
+            "etag": self.etag,
+            "last_modified": self.last_modified,
+            "fresh_until": self.fresh_until,
+            "expires_at": self.expires_at,
+            "head": len(self.page.head),
+        }
+        return json.dumps(meta).encode() + b"\n" + self.page.head + self.page.tail
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        line, sep, body = data.partition(b"\n")
+        if not sep:
+            raise ValueError("not a page entry")
+        meta = json.loads(line)
+        head = int(meta["head"])
+        return cls(
+            SplitPage(body[:head], body[head:]),
+            meta["etag"],
+            meta["last_modified"],
+            float(meta["fresh_until"]),
+            float(meta["expires_at"]),
+        )
+
+
+Fetch = Callable[[Widget, Color, str | None, str | None], Awaitable[PageFetch]]
+
+
+class PageCache:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        fetch: Fetch,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._fetch = fetch
+        self._clock = clock
+        self._ttl = settings.page_cache_ttl
+        self._stale = settings.page_stale_if_error
+        self._lease = lock_lease(settings)
+        self._scope = hashlib.sha256(settings.widget_base_url.encode()).hexdigest()[:12]
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
+        self._retry_at: dict[str, float] = {}
+        self.flight = SingleFlight()
+
+    def key(self, widget: Widget, color: Color) -> str:
+        return f"page:{self._scope}:{widget.type}:{widget.id}:{color}"
+
+    def cached(self, widget: Widget, color: Color) -> SplitPage | None:
+        """The page if this process holds a servable one; never waits."""
+        key = self.key(widget, color)
+        return self._serve(key, widget, color, self._store.peek(key, PageEntry))
+
+    async def fetch(self, widget: Widget, color: Color) -> SplitPage:
+        """The page from the shared store, or one upstream fetch shared by every caller."""
+        key = self.key(widget, color)
+        page = self._serve(key, widget, color, await self._store.get(key, PageEntry))
+        if page is not None:
+            return page
+        entry = await self.flight.run(
+            key, lambda: fill(self._store, key, lambda: self._read(key),
+                              lambda: self._download(key, widget, color, None), self._lease)
+        )  # fmt: skip
+        return entry.page
+
+    def _serve(
+        self, key: str, widget: Widget, color: Color, entry: PageEntry | None
+    ) -> SplitPage | None:
+        if entry is None:
+            return None
+        now = self._clock()
+        if now >= entry.expires_at:
+            return None
+        if now >= entry.fresh_until:
+            self._refresh_soon(key, widget, color, entry)
+        return entry.page
+
+    async def _read(self, key: str) -> PageEntry | None:
+        entry = await self._store.get(key, PageEntry)
+        return entry if entry is not None and entry.expires_at > self._clock() else None
+
+    async def _download(
+        self, key: str, widget: Widget, color: Color, known: PageEntry | None
+    ) -> PageEntry:
+        etag = known.etag if known else None
+        last_modified = known.last_modified if known else None
+        fetched = await self._fetch(widget, color, etag, last_modified)
+        now = self._clock()
+        if fetched.page is None:  # 304: the page we have is still the page
+            assert known is not None
+            page, etag, last_modified = known.page, known.etag, known.last_modified
+        else:
+            page, etag, last_modified = fetched.page, fetched.etag, fetched.last_modified
+        entry = PageEntry(page, etag, last_modified, now + self._ttl, now + self._ttl + self._stale)
+        await self._store.set(key, entry)
+        return entry
+
+    def _refresh_soon(self, key: str, widget: Widget, color: Color, stale: PageEntry) -> None:
+        if key in self._refreshing or self._clock() < self._retry_at.get(key, 0.0):
+            return
+        task = asyncio.ensure_future(self._refresh(key, widget, color, stale))
+        self._refreshing[key] = task
+        task.add_done_callback(lambda _: self._refreshing.pop(key, None))
+
+    async def _refresh(self, key: str, widget: Widget, color: Color, stale: PageEntry) -> None:
+        try:
+            await self.flight.run(key, lambda: self._revalidate(key, widget, color, stale))
+        except UpstreamError as exc:
+            self._retry_at[key] = self._clock() + min(REFRESH_BACKOFF, self._ttl)
+            log.warning(
+                "page refresh failed: %s; serving the cached page for up to %.0f s more",
+                exc.detail,
+                max(0.0, stale.expires_at - self._clock()),
+            )
+        else:
+            self._retry_at.pop(key, None)
+
+    async def _revalidate(
+        self, key: str, widget: Widget, color: Color, stale: PageEntry
+    ) -> PageEntry:
+        latest = await self._store.get(key, PageEntry, local=False)  # refreshed elsewhere?
+        if latest is not None and latest.fresh_until > self._clock():
+            return latest
+        owner = await self._store.acquire(key, self._lease)
+        if owner is None:
+            return latest or stale  # another process is refreshing it right now
+        try:
+            return await self._download(key, widget, color, latest or stale)
+        finally:
+            await self._store.release(key, owner)

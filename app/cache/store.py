@@ -1,0 +1,50 @@
+"""The store interface: where cache entries live, and a lock shared by every process.
+
+Two implementations sit side by side: `memory.MemoryStore` (one process, bounded
+LRU) and `redis.RedisStore` (shared by every worker and instance). With Redis the
+factory puts a memory store in front (`tiered.TieredStore`), so a warm page view
+touches neither the network nor a decoder.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Self, TypeVar
+
+
+class Entry(Protocol):
+    """A cached value that knows when it is dead and how to travel as bytes."""
+
+    @property
+    def expires_at(self) -> float: ...
+
+    def to_bytes(self) -> bytes: ...
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self: ...
+
+
+E = TypeVar("E", bound=Entry)
+
+
+class Store(Protocol):
+    def peek(self, key: str, kind: type[E]) -> E | None:
+        """The entry if this process holds it, without waiting; None otherwise."""
+
+    async def get(self, key: str, kind: type[E], *, local: bool = True) -> E | None:
+        """The entry, or None. `local=False` skips this process's copy for the shared one."""
+
+    async def set(self, key: str, entry: Entry) -> None:
+        """Keep `entry` until its `expires_at`."""
+
+    async def delete(self, key: str) -> None: ...
+
+    async def acquire(self, key: str, lease: float) -> str | None:
+        """Take the lock named `key` for `lease` seconds; its owner token, or None if held."""
+
+    async def release(self, key: str, owner: str) -> None:
+        """Give the lock back, only if `owner` still holds it."""
+
+    async def ping(self) -> None:
+        """Raise if the store can't be reached."""
+
+    async def aclose(self) -> None: ...

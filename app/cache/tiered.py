@@ -1,0 +1,101 @@
+"""This process's memory in front of Redis, and what happens when Redis goes away.
+
+A hit in memory never reaches Redis. A miss asks Redis and keeps what it finds. When
+Redis fails, requests go on with this process's memory and in-process locks, one
+warning is logged, and Redis is tried again after `RETRY_AFTER` seconds: an outage
+never fails a page.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
+
+from redis.exceptions import RedisError
+
+from app.cache.memory import MemoryStore
+from app.cache.redis import RedisStore
+from app.cache.store import E, Entry
+
+log = logging.getLogger("widget_proxy.cache")
+
+RETRY_AFTER: Final = 1.0
+T = TypeVar("T")
+
+
+class TieredStore:
+    def __init__(
+        self,
+        local: MemoryStore,
+        shared: RedisStore,
+        *,
+        where: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._local = local
+        self._shared = shared
+        self._where = where  # for log lines: the Redis URL without its password
+        self._clock = clock
+        self._down_until = 0.0
+        self._down = False
+
+    def peek(self, key: str, kind: type[E]) -> E | None:
+        return self._local.peek(key, kind)
+
+    async def get(self, key: str, kind: type[E], *, local: bool = True) -> E | None:
+        if local and (entry := self._local.peek(key, kind)) is not None:
+            return entry
+        found, entry = await self._try(lambda: self._shared.get(key, kind))
+        if found and entry is not None:
+            self._local.put(key, entry)
+            return entry
+        return self._local.peek(key, kind)
+
+    async def set(self, key: str, entry: Entry) -> None:
+        self._local.put(key, entry)
+        await self._try(lambda: self._shared.set(key, entry))
+
+    async def delete(self, key: str) -> None:
+        await self._local.delete(key)
+        await self._try(lambda: self._shared.delete(key))
+
+    async def acquire(self, key: str, lease: float) -> str | None:
+        found, owner = await self._try(lambda: self._shared.acquire(key, lease))
+        if found:
+            return owner
+        return self._local.take(key, lease)  # Redis is down: coalesce within this process
+
+    async def release(self, key: str, owner: str) -> None:
+        self._local.give_back(key, owner)
+        await self._try(lambda: self._shared.release(key, owner))
+
+    async def ping(self) -> None:
+        await self._shared.ping()
+
+    async def aclose(self) -> None:
+        await self._shared.aclose()
+        await self._local.aclose()
+
+    async def _try(self, call: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
+        """(True, result) from Redis, or (False, None) while it is failing."""
+        if self._clock() < self._down_until:
+            return False, None
+        try:
+            result = await call()
+        except (RedisError, OSError) as exc:
+            self._down_until = self._clock() + RETRY_AFTER
+            if not self._down:
+                self._down = True
+                log.warning(
+                    "redis at %s is unreachable (%s); serving from this process's cache"
+                    " until it is back",
+                    self._where,
+                    type(exc).__name__,
+                )
+            return False, None
+        if self._down:
+            self._down = False
+            log.warning("redis at %s is reachable again", self._where)
+        return True, result

@@ -1,0 +1,138 @@
+"""Page cache: fresh, stale-while-revalidate, 304 renewals and stale-if-error."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from app.cache import MemoryStore, PageCache
+from app.cache.pages import REFRESH_BACKOFF
+from app.errors import UpstreamTimeout
+from app.inject import split_page
+from app.settings import Settings
+from app.upstream import PageFetch
+from app.widgets import Color, Widget
+from tests.cache.test_store import Clock
+from tests.test_settings import VALID
+
+pytestmark = pytest.mark.anyio
+
+WIDGET = Widget("store", "w-1")
+
+
+class Origin:
+    def __init__(self) -> None:
+        self.version = 1
+        self.calls: list[tuple[str | None, str | None]] = []
+        self.fail = False
+
+    async def page(
+        self, widget: Widget, color: Color, etag: str | None, last_modified: str | None
+    ) -> PageFetch:
+        self.calls.append((etag, last_modified))
+        await asyncio.sleep(0.01)
+        if self.fail:
+            raise UpstreamTimeout("page timed out")
+        tag = f'"v{self.version}"'
+        if etag == tag:
+            return PageFetch(None, tag, None)
+        html = f'<script>window.__WIDGET_INIT__={{token:"", v: {self.version}}}</script>'
+        return PageFetch(split_page(html), tag, "Sat, 21 Nov 2026 10:00:00 GMT")
+
+
+def make(clock: Clock, origin: Origin) -> PageCache:
+    settings = Settings.from_env({**VALID, "PAGE_CACHE_TTL": "60", "PAGE_STALE_IF_ERROR": "600"})
+    return PageCache(settings, MemoryStore(100, clock=clock), origin.page, clock=clock)
+
+
+async def page(pages: PageCache) -> bytes:
+    found = pages.cached(WIDGET, "light") or await pages.fetch(WIDGET, "light")
+    return found.render("T")
+
+
+async def settle(pages: PageCache) -> None:
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+
+
+async def test_fetched_once_while_fresh() -> None:
+    clock, origin = Clock(), Origin()
+    pages = make(clock, origin)
+
+    first = await asyncio.gather(*(page(pages) for _ in range(100)))
+    clock.now += 59
+    again = [await page(pages) for _ in range(100)]
+
+    assert set(first) == set(again) == {first[0]}
+    assert len(origin.calls) == 1
+
+
+async def test_stale_is_served_while_exactly_one_refresh_runs() -> None:
+    clock, origin = Clock(), Origin()
+    pages = make(clock, origin)
+    await page(pages)
+    origin.version = 2
+    clock.now += 61
+
+    served = [await page(pages) for _ in range(50)]
+    await settle(pages)
+
+    assert all(b"v: 1" in body for body in served)  # stale, at once
+    assert len(origin.calls) == 2  # one background refresh, however many requests
+    assert origin.calls[1] == ('"v1"', "Sat, 21 Nov 2026 10:00:00 GMT")
+    assert b"v: 2" in await page(pages)
+
+
+async def test_a_304_renews_the_entry_without_a_body() -> None:
+    clock, origin = Clock(), Origin()
+    pages = make(clock, origin)
+    before = await page(pages)
+    clock.now += 61
+
+    await page(pages)
+    await settle(pages)
+    clock.now += 59  # fresh again thanks to the 304
+
+    assert await page(pages) == before
+    assert len(origin.calls) == 2
+
+
+async def test_stale_if_error(caplog: pytest.LogCaptureFixture) -> None:
+    clock, origin = Clock(), Origin()
+    pages = make(clock, origin)
+    good = await page(pages)
+    origin.fail = True
+    clock.now += 61
+
+    with caplog.at_level(logging.WARNING, logger="widget_proxy.cache"):
+        assert await page(pages) == good
+        await settle(pages)
+    assert "page refresh failed: page timed out" in caplog.text
+
+    assert await page(pages) == good  # backing off: no second refresh yet
+    await settle(pages)
+    assert len(origin.calls) == 2
+    clock.now += REFRESH_BACKOFF
+    assert await page(pages) == good
+    await settle(pages)
+    assert len(origin.calls) == 3
+
+    clock.now = 1_000_000.0 + 60 + 600  # past TTL + PAGE_STALE_IF_ERROR
+    with pytest.raises(UpstreamTimeout):
+        await page(pages)
+
+    origin.fail = False
+    assert await page(pages) == good  # healed: fetched again in the foreground
+
+
+async def test_colours_are_separate_entries() -> None:
+    clock, origin = Clock(), Origin()
+    pages = make(clock, origin)
+
+    await pages.fetch(WIDGET, "light")
+    await pages.fetch(WIDGET, "dark")
+    await pages.fetch(Widget("channel", "w-1"), "dark")
+
+    assert len(origin.calls) == 3

@@ -1,0 +1,180 @@
+"""Token cache: lifetimes from `exp`, keys without emails, one signin per user."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import jwt
+import pytest
+
+from app.cache import MemoryStore, TokenCache, TokenEntry
+from app.cache.tokens import jwt_exp
+from app.errors import UpstreamBadResponse, UpstreamTimeout
+from app.settings import Settings
+from tests.cache.test_store import Clock
+from tests.test_settings import VALID
+
+pytestmark = pytest.mark.anyio
+
+
+def token(exp: float | None, **claims: object) -> str:
+    payload = {"sub": "ann", **claims}
+    if exp is not None:
+        payload["exp"] = exp
+    return jwt.encode(payload, "k" * 32, algorithm="HS256")
+
+
+def unsigned(payload: object) -> str:
+    body = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    return f"eyJhbGciOiJub25lIn0.{body}.sig"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (token(1_700_000_000), 1_700_000_000.0),
+        (token(1_700_000_000.5), 1_700_000_000.5),
+        (token(None), None),
+        (unsigned({"exp": "tomorrow"}), None),
+        (unsigned({"exp": True}), None),
+        (unsigned(["exp", 1]), None),
+        ("not-a-jwt", None),
+        ("a.%%%.c", None),
+        ("a.bm90IGpzb24.c", None),  # "not json"
+    ],
+)
+def test_jwt_exp(value: str, expected: float | None) -> None:
+    assert jwt_exp(value) == expected
+
+
+class Vendor:
+    def __init__(self, clock: Clock, lifetime: float | None = 600) -> None:
+        self.clock = clock
+        self.lifetime = lifetime
+        self.signins = 0
+        self.fail = False
+
+    async def signin(self, email: str) -> str:
+        self.signins += 1
+        await asyncio.sleep(0.01)
+        if self.fail:
+            raise UpstreamTimeout("signin timed out")
+        exp = None if self.lifetime is None else self.clock.now + self.lifetime
+        return token(exp, email=email)
+
+
+def cache(clock: Clock, vendor: Vendor, **env: str) -> tuple[TokenCache, MemoryStore]:
+    settings = Settings.from_env({**VALID, **env})
+    store = MemoryStore(100, clock=clock)
+    return TokenCache(settings, store, vendor.signin, clock=clock), store
+
+
+async def get(tokens: TokenCache, email: str = "ann@example.com") -> str:
+    key = tokens.key(email)
+    return tokens.cached(key) or await tokens.fetch(key, email)
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "env", "cached_for"),
+    [
+        (600, {}, 540),  # exp minus the 60 s margin
+        (7200, {}, 3600),  # capped by TOKEN_MAX_TTL
+        (None, {}, 300),  # no exp: TOKEN_DEFAULT_TTL
+        (600, {"TOKEN_REFRESH_MARGIN": "10"}, 590),
+        (None, {"TOKEN_DEFAULT_TTL": "900", "TOKEN_MAX_TTL": "120"}, 120),
+    ],
+)
+async def test_lifetime(lifetime: float | None, env: dict[str, str], cached_for: float) -> None:
+    clock = Clock()
+    vendor = Vendor(clock, lifetime)
+    tokens, store = cache(clock, vendor, **env)
+
+    first = await get(tokens)
+    entry = store.peek(tokens.key("ann@example.com"), TokenEntry)
+
+    assert entry is not None
+    assert entry.expires_at == pytest.approx(clock.now + cached_for)
+    clock.now += cached_for - 1
+    assert await get(tokens) == first
+    assert vendor.signins == 1
+    clock.now += 1  # at the margin: never served, a new signin instead
+    await get(tokens)
+    assert vendor.signins == 2
+
+
+async def test_a_token_shorter_than_the_margin_is_served_once_but_not_cached() -> None:
+    clock = Clock()
+    vendor = Vendor(clock, lifetime=30)
+    tokens, store = cache(clock, vendor)
+
+    await get(tokens)
+    await get(tokens)
+
+    assert vendor.signins == 2
+    assert len(store) == 0
+
+
+async def test_an_already_expired_token_is_an_upstream_error() -> None:
+    clock = Clock()
+    vendor = Vendor(clock, lifetime=-5)
+    tokens, _ = cache(clock, vendor)
+
+    with pytest.raises(UpstreamBadResponse, match="already expired"):
+        await get(tokens)
+
+
+async def test_failed_signins_are_not_cached() -> None:
+    clock = Clock()
+    vendor = Vendor(clock)
+    vendor.fail = True
+    tokens, store = cache(clock, vendor)
+
+    for _ in range(3):
+        with pytest.raises(UpstreamTimeout):
+            await get(tokens)
+
+    assert vendor.signins == 3
+    assert len(store) == 0
+    vendor.fail = False
+    assert await get(tokens)
+
+
+async def test_concurrent_misses_sign_in_once() -> None:
+    clock = Clock()
+    vendor = Vendor(clock)
+    tokens, _ = cache(clock, vendor)
+
+    results = await asyncio.gather(*(get(tokens) for _ in range(200)))
+
+    assert len(set(results)) == 1
+    assert vendor.signins == 1
+
+
+async def test_each_user_has_their_own_token() -> None:
+    clock = Clock()
+    vendor = Vendor(clock)
+    tokens, _ = cache(clock, vendor)
+
+    emails = [f"user{i}@example.com" for i in range(20)]
+    results = await asyncio.gather(*(get(tokens, e) for e in emails * 5))
+
+    for email, value in zip(emails * 5, results, strict=True):
+        assert jwt.decode(value, options={"verify_signature": False})["email"] == email
+    assert vendor.signins == 20
+
+
+def test_keys_hold_no_email_and_depend_on_the_secret() -> None:
+    clock, vendor = Clock(), Vendor(Clock())
+    tokens, _ = cache(clock, vendor)
+    other, _ = cache(clock, vendor, SESSION_SECRET="t" * 32)
+
+    key = tokens.key("ann@example.com")
+
+    assert "ann" not in key
+    assert "example" not in key
+    assert key.startswith("tok:community-1:")
+    assert key != tokens.key("bob@example.com")
+    assert key != other.key("ann@example.com")
+    assert key == tokens.key("ann@example.com")

@@ -1,0 +1,87 @@
+"""Finding a real Redis for the tests, or starting a private one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import redis
+
+from app.servers import bind
+from tests.support import wait_until
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def unavailable(reason: str) -> None:
+    """Skip, except under CI, where a missing Redis is a failure."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; under CI a missing Redis is a failure")
+    pytest.skip(reason)
+
+
+def require_redis() -> str:
+    try:
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1) as client:
+            client.ping()
+    except redis.RedisError as exc:
+        unavailable(f"no Redis answers at {REDIS_URL} ({type(exc).__name__}); set REDIS_URL")
+    return REDIS_URL
+
+
+def forget(url: str, prefix: str) -> None:
+    with redis.Redis.from_url(url) as client:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+class PrivateRedis:
+    """A redis-server of our own on a free loopback port, so a test can kill it."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            unavailable("redis-server is not installed (apt-get install redis-server)")
+        self.binary = str(binary)
+        with bind() as sock:
+            self.port = sock.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_until(self.answers, timeout=10)
+
+    def answers(self) -> bool:
+        try:
+            with redis.Redis.from_url(self.url, socket_connect_timeout=0.2) as client:
+                return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@contextmanager
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

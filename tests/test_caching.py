@@ -1,0 +1,188 @@
+"""Caching and coalescing against real servers: the vendor stand-in counts every call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx2
+import jwt
+import pytest
+import redis
+
+from app.demo import DemoUpstream
+from tests.conftest import Proxy
+from tests.redis_server import forget, private_redis, require_redis
+from tests.support import LeakScanner, session_cookie, wait_until
+from tests.test_cli import free_port, running
+from tests.test_routes import token_in
+
+EMAIL = "ann@example.com"
+
+
+async def burst(proxy: Proxy, emails: list[str], url: str | None = None) -> list[httpx2.Response]:
+    """Send one request per email, all at once."""
+    limits = httpx2.Limits(max_connections=len(emails))
+    async with httpx2.AsyncClient(base_url=url or proxy.url, limits=limits, timeout=30) as client:
+        return await asyncio.gather(
+            *(client.get("/widget", headers=proxy.cookie({"email": e})) for e in emails)
+        )
+
+
+def test_one_signin_and_one_page_fetch_for_a_cold_burst_then_none(
+    proxy: Proxy, vendor: DemoUpstream
+) -> None:
+    vendor.signin_delay = vendor.page_delay = 0.2  # so the 200 requests really overlap
+
+    responses = asyncio.run(burst(proxy, [EMAIL] * 200))
+
+    assert [r.status_code for r in responses] == [200] * 200
+    assert len({token_in(r.text) for r in responses}) == 1
+    assert vendor.calls == {"signin": 1, "page": 1}
+
+    vendor.signin_delay = vendor.page_delay = 0.0
+    for _ in range(1000):
+        assert proxy.get("/widget", EMAIL).status_code == 200
+    assert vendor.calls == {"signin": 1, "page": 1}
+
+
+def test_each_user_gets_their_own_token_under_concurrency(
+    proxy: Proxy, vendor: DemoUpstream
+) -> None:
+    vendor.signin_delay = 0.05
+    emails = [f"user{i}@example.com" for i in range(40)] * 5
+
+    responses = asyncio.run(burst(proxy, emails))
+
+    for email, response in zip(emails, responses, strict=True):
+        claims = jwt.decode(token_in(response.text), vendor.signing_key, algorithms=["HS256"])
+        assert claims["email"] == email
+    assert vendor.calls["signin"] == 40
+    assert vendor.calls["page"] == 1
+
+
+def test_a_short_lived_token_is_renewed_before_it_expires(
+    make_proxy: Callable[..., Proxy], vendor: DemoUpstream
+) -> None:
+    vendor.token_ttl = 3
+    proxy = make_proxy(TOKEN_REFRESH_MARGIN="1")
+
+    deadline = time.time() + 5
+    remaining: list[float] = []
+    while time.time() < deadline:
+        response = proxy.get("/widget", EMAIL)
+        exp = jwt.decode(token_in(response.text), vendor.signing_key, algorithms=["HS256"])["exp"]
+        remaining.append(exp - time.time())
+        time.sleep(0.02)
+
+    assert min(remaining) > 1 - 0.1  # never served within the margin (0.1 s for the trip)
+    assert 2 <= vendor.calls["signin"] <= 4  # renewed about every 2 s, not per request
+
+
+def test_an_expired_page_is_revalidated_with_its_etag(
+    make_proxy: Callable[..., Proxy], vendor: DemoUpstream
+) -> None:
+    proxy = make_proxy(PAGE_CACHE_TTL="0.3")
+    first = proxy.get("/widget", EMAIL)
+    time.sleep(0.4)
+
+    stale = proxy.get("/widget", EMAIL)  # served at once; one refresh in the background
+    wait_until(lambda: vendor.calls["page_not_modified"] == 1)
+    fresh = proxy.get("/widget", EMAIL)
+
+    assert first.text == stale.text == fresh.text
+    assert vendor.calls["page"] == 2
+    assert vendor.calls["page_not_modified"] == 1
+    assert vendor.calls["signin"] == 1
+
+
+@pytest.fixture
+def shared_redis() -> Iterator[str]:
+    url = require_redis()
+    forget(url, "widget-proxy:")
+    yield url
+    forget(url, "widget-proxy:")
+
+
+def test_two_proxies_sharing_redis_sign_each_user_in_once(
+    make_proxy: Callable[..., Proxy], make_settings: Callable[..., object],
+    vendor: DemoUpstream, shared_redis: str,
+) -> None:  # fmt: skip
+    settings = make_settings(CACHE_URL=shared_redis)
+    one, two = make_proxy(settings), make_proxy(settings)
+    vendor.signin_delay = vendor.page_delay = 0.1
+    emails = [f"user{i}@example.com" for i in range(20)] * 4
+
+    async def both() -> list[httpx2.Response]:
+        first, second = await asyncio.gather(burst(one, emails), burst(two, emails, url=two.url))
+        return first + second
+
+    responses = asyncio.run(both())
+
+    assert {r.status_code for r in responses} == {200}
+    assert vendor.calls["signin"] == 20
+    assert vendor.calls["page"] == 1
+
+
+def test_pages_survive_a_redis_outage(
+    make_proxy: Callable[..., Proxy], vendor: DemoUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    with private_redis() as server:
+        proxy = make_proxy(CACHE_URL=server.url)
+        assert proxy.get("/widget", "warm@example.com").status_code == 200
+
+        server.kill()
+        with caplog.at_level(logging.WARNING, logger="widget_proxy.cache"):
+            assert proxy.get("/widget", "warm@example.com").status_code == 200
+            assert proxy.get("/widget", "new@example.com").status_code == 200
+            assert proxy.get("/widget", "new@example.com").status_code == 200
+        assert "is unreachable (ConnectionError)" in caplog.text
+        assert vendor.calls["signin"] == 2  # the new user, once: this process remembered
+
+        server.start()
+        time.sleep(1.1)  # the store tries Redis again after a second
+        with caplog.at_level(logging.WARNING, logger="widget_proxy.cache"):
+            assert proxy.get("/widget", "later@example.com").status_code == 200
+        assert "is reachable again" in caplog.text
+        with redis.Redis.from_url(server.url) as client:
+            assert any(k.startswith(b"widget-proxy:tok:") for k in client.scan_iter())
+
+
+def test_serve_with_two_workers_and_redis(
+    tmp_path: Path, vendor: DemoUpstream, upstream: str, shared_redis: str,
+    leak_scanner: LeakScanner,
+) -> None:  # fmt: skip
+    port = free_port()
+    secret = "workers-test-secret-" + "y" * 32
+    leak_scanner.add(secret)
+    (tmp_path / ".env").write_text(
+        f"WIDGET_BASE_URL={upstream}\nWIDGET_API_KEY={vendor.api_key}\n"
+        f"WIDGET_COMMUNITY_ID={vendor.community_id}\nWIDGET_ID=shop-store\n"
+        f"SESSION_SECRET={secret}\nCACHE_URL={shared_redis}\n"
+    )
+    vendor.signin_delay = 0.1
+    base = f"http://127.0.0.1:{port}"
+    emails = [f"worker{i}@example.com" for i in range(10)] * 8
+
+    async def hit() -> list[int]:
+        async with httpx2.AsyncClient(base_url=base, timeout=30) as client:
+            responses = await asyncio.gather(
+                *(
+                    client.get(
+                        "/widget",
+                        headers={"cookie": f"session={session_cookie(secret, {'email': e})}"},
+                    )
+                    for e in emails
+                )
+            )
+        return [r.status_code for r in responses]
+
+    with running(["serve", "--port", str(port), "--workers", "2"], tmp_path, base, leak_scanner):
+        statuses = asyncio.run(hit())
+
+    assert statuses == [200] * len(emails)
+    assert vendor.calls["signin"] == 10
+    assert vendor.calls["page"] == 1
