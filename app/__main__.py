@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_serve(host: str, port: int, workers: int) -> int:
     try:
-        Settings.load()  # fail here, once, before any worker starts
+        settings = Settings.load()  # fail here, once, before any worker starts
     except SettingsError as exc:
         print(f"widget-proxy: {exc}", file=sys.stderr)
         return 2
@@ -54,6 +54,8 @@ def run_serve(host: str, port: int, workers: int) -> int:
         port=port,
         workers=workers,
         log_config=log_config(),
+        # On SIGTERM: stop accepting, let requests in flight finish, then exit.
+        timeout_graceful_shutdown=settings.shutdown_timeout,
     )
     return 0
 

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.cache import PageCache, TokenCache, open_store
+from app.http import HttpClient
 from app.identity import SessionReader
 from app.pages import error_page, log_failure, new_request_id
 from app.routes import WidgetPage
@@ -31,7 +32,8 @@ def create_app(
     `transport` replaces the network under the upstream client (unit tests only).
     """
     settings = settings if settings is not None else Settings.load()
-    upstream = Upstream(settings, transport=transport)
+    http = HttpClient(settings, transport=transport)
+    upstream = Upstream(settings, http)
     store = open_store(settings)
     tokens = TokenCache(settings, store, upstream.signin)
     pages = PageCache(settings, store, upstream.page)
@@ -40,7 +42,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        await upstream.aclose()
+        await http.aclose()
         await store.aclose()
 
     return Starlette(

@@ -12,6 +12,7 @@
         ├── UpstreamBadStatus        502     an unexpected status (5xx, other 4xx)
         ├── UpstreamBadResponse      502     unusable: bad JSON, no token, no placeholder, too big
         ├── UpstreamBusy             503     429 or 503, with the upstream's Retry-After
+        ├── CircuitOpen              503     the vendor failed repeatedly; not asked until cooldown
         └── UpstreamTimeout          504     the upstream did not answer in time
 
 `message` is what the browser is shown: for a request error it names the problem
@@ -30,10 +31,21 @@ class WidgetProxyError(Exception):
     public: ClassVar[str] = "Something went wrong."
     code: ClassVar[str] = "internal_error"
 
-    def __init__(self, detail: str = "", *, retry_after: str | None = None) -> None:
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        retry_after: str | None = None,
+        retryable: bool = False,
+        unhealthy: bool = False,
+    ) -> None:
         super().__init__(detail or self.public)
         self.detail = detail or self.public
         self.retry_after = retry_after
+        # Set where raised: whether another attempt may cure it, and whether it says
+        # the upstream is unwell (it counts against the circuit breaker).
+        self.retryable = retryable
+        self.unhealthy = unhealthy
 
     @property
     def message(self) -> str:
@@ -98,6 +110,12 @@ class UpstreamBusy(UpstreamError):
     status = 503
     public = "The widget service is busy. Please try again shortly."
     code = "upstream_busy"
+
+
+class CircuitOpen(UpstreamError):
+    status = 503
+    public = "The widget service is unavailable. Please try again shortly."
+    code = "upstream_circuit_open"
 
 
 class UpstreamTimeout(UpstreamError):

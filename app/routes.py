@@ -15,6 +15,7 @@ from starlette.datastructures import Headers
 from starlette.responses import RedirectResponse
 from starlette.types import Receive, Scope, Send
 
+from app.breaker import one_caller
 from app.cache import PageCache, TokenCache
 from app.errors import BadRequest, NotAuthenticated, UnknownWidget, WidgetProxyError
 from app.identity import SessionReader
@@ -91,6 +92,7 @@ class WidgetPage:
         page: SplitPage | None,
     ) -> tuple[str, SplitPage]:
         """Whatever this process did not hold: from the shared store, else upstream."""
+        one_caller()
         if token is None:
             if page is None:
                 return await _both(self._tokens.fetch(key, email), self._pages.fetch(widget, color))

@@ -282,6 +282,36 @@ OPTIONS: Final[tuple[Option, ...]] = (
         _positive(int),
     ),
     Option(
+        "UPSTREAM_DEADLINE",
+        "8",
+        "Seconds one page request may spend on the upstream, retries included",
+        _positive(float),
+    ),
+    Option(
+        "UPSTREAM_RETRIES",
+        "2",
+        "Retries after a connection error, timeout, 502, 503 or 504, within the deadline",
+        _not_negative(int),
+    ),
+    Option(
+        "BREAKER_FAILURES",
+        "5",
+        "Consecutive upstream failures that open the circuit",
+        _positive(int),
+    ),
+    Option(
+        "BREAKER_COOLDOWN",
+        "30",
+        "Seconds an open circuit refuses calls before one probe is let through",
+        _positive(float),
+    ),
+    Option(
+        "SHUTDOWN_TIMEOUT",
+        "10",
+        "Seconds requests in flight may take to finish after SIGTERM",
+        _positive(int),
+    ),
+    Option(
         "CACHE_URL",
         "memory://",
         "Where tokens and pages are cached: memory:// (one process) or redis://host:port/db",
@@ -346,6 +376,11 @@ class Settings:
     upstream_pool_timeout: float
     upstream_max_connections: int
     upstream_max_bytes: int
+    upstream_deadline: float
+    upstream_retries: int
+    breaker_failures: int
+    breaker_cooldown: float
+    shutdown_timeout: int
     cache_url: Secret
     cache_max_entries: int
     token_refresh_margin: float

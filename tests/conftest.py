@@ -18,7 +18,7 @@ from app import create_app
 from app.demo import DemoUpstream, demo_settings
 from app.servers import BackgroundServer
 from app.settings import Settings
-from tests.support import Faults, LeakScanner, session_cookie, with_faults
+from tests.support import LeakScanner, session_cookie
 
 _scanner = LeakScanner()
 
@@ -58,26 +58,17 @@ def vendor(leak_scanner: LeakScanner) -> DemoUpstream:
 
 
 @pytest.fixture(scope="session")
-def _upstream_server(vendor: DemoUpstream) -> Iterator[tuple[BackgroundServer, Faults]]:
-    faults = Faults()
-    with BackgroundServer(with_faults(vendor.app(), faults), timeout_graceful_shutdown=1) as s:
-        yield s, faults
+def _upstream_server(vendor: DemoUpstream) -> Iterator[BackgroundServer]:
+    with BackgroundServer(vendor.app(), timeout_graceful_shutdown=1) as server:
+        yield server
 
 
 @pytest.fixture
-def upstream(
-    _upstream_server: tuple[BackgroundServer, Faults], vendor: DemoUpstream
-) -> Iterator[str]:
+def upstream(_upstream_server: BackgroundServer, vendor: DemoUpstream) -> Iterator[str]:
     """The stand-in vendor's URL, with its call counts and behaviour reset for this test."""
     vendor.calls.clear()
-    yield _upstream_server[0].url
-    _upstream_server[1].reset()
+    yield _upstream_server.url
     vendor.token_ttl, vendor.signin_delay, vendor.page_delay = 300, 0.0, 0.0
-
-
-@pytest.fixture
-def faults(_upstream_server: tuple[BackgroundServer, Faults], upstream: str) -> Faults:
-    return _upstream_server[1]
 
 
 @pytest.fixture

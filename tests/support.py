@@ -42,7 +42,25 @@ class Hang:
     """Accept the request and never answer (until the test ends)."""
 
 
-Fault = Respond | Hang
+@dataclass(frozen=True)
+class Drip:
+    """Answer 200, then send the body a few bytes at a time, slower than any deadline."""
+
+    interval: float
+    chunks: int = 1000
+
+
+@dataclass(frozen=True)
+class CloseMidBody:
+    """Promise a long body, send a little of it, then drop the connection."""
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """Refuse connections: the whole server is down (handled by the test's server)."""
+
+
+Fault = Respond | Hang | Drip | CloseMidBody | Refuse
 
 
 @dataclass
@@ -74,6 +92,19 @@ def with_faults(app: ASGIApp, faults: Faults) -> ASGIApp:
             await app(scope, receive, send)
         elif isinstance(fault, Hang):
             await anyio.to_thread.run_sync(faults.released.wait, 30)
+        elif isinstance(fault, Drip):
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for _ in range(fault.chunks):
+                await send({"type": "http.response.body", "body": b"<", "more_body": True})
+                await anyio.sleep(fault.interval)
+            await send({"type": "http.response.body", "body": b""})
+        elif isinstance(fault, CloseMidBody):
+            headers = [(b"content-length", b"100000"), (b"content-type", b"text/html")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"<html>", "more_body": True})
+            raise ConnectionAbortedError("the test upstream drops the connection mid-body")
+        elif isinstance(fault, Refuse):
+            raise AssertionError("Refuse is played by stopping the server, not by the app")
         else:
             headers = [(k.lower().encode(), v.encode()) for k, v in fault.headers]
             start: Message = {"type": "http.response.start", "status": fault.status}

@@ -15,9 +15,9 @@ import redis
 
 from app.demo import DemoUpstream
 from tests.conftest import Proxy
+from tests.processes import Served, serve
 from tests.redis_server import forget, private_redis, require_redis
-from tests.support import LeakScanner, session_cookie, wait_until
-from tests.test_cli import free_port, running
+from tests.support import LeakScanner, wait_until
 from tests.test_routes import token_in
 
 EMAIL = "ann@example.com"
@@ -155,33 +155,20 @@ def test_serve_with_two_workers_and_redis(
     tmp_path: Path, vendor: DemoUpstream, upstream: str, shared_redis: str,
     leak_scanner: LeakScanner,
 ) -> None:  # fmt: skip
-    port = free_port()
-    secret = "workers-test-secret-" + "y" * 32
-    leak_scanner.add(secret)
-    (tmp_path / ".env").write_text(
-        f"WIDGET_BASE_URL={upstream}\nWIDGET_API_KEY={vendor.api_key}\n"
-        f"WIDGET_COMMUNITY_ID={vendor.community_id}\nWIDGET_ID=shop-store\n"
-        f"SESSION_SECRET={secret}\nCACHE_URL={shared_redis}\n"
-    )
     vendor.signin_delay = 0.1
-    base = f"http://127.0.0.1:{port}"
     emails = [f"worker{i}@example.com" for i in range(10)] * 8
 
-    async def hit() -> list[int]:
-        async with httpx2.AsyncClient(base_url=base, timeout=30) as client:
+    async def hit(proxy: Served) -> list[int]:
+        async with httpx2.AsyncClient(base_url=proxy.url, timeout=30) as client:
             responses = await asyncio.gather(
-                *(
-                    client.get(
-                        "/widget",
-                        headers={"cookie": f"session={session_cookie(secret, {'email': e})}"},
-                    )
-                    for e in emails
-                )
+                *(client.get("/widget", headers=proxy.cookie(e)) for e in emails)
             )
         return [r.status_code for r in responses]
 
-    with running(["serve", "--port", str(port), "--workers", "2"], tmp_path, base, leak_scanner):
-        statuses = asyncio.run(hit())
+    with serve(
+        tmp_path, vendor, upstream, leak_scanner, "--workers", "2", CACHE_URL=shared_redis
+    ) as proxy:
+        statuses = asyncio.run(hit(proxy))
 
     assert statuses == [200] * len(emails)
     assert vendor.calls["signin"] == 10

@@ -4,52 +4,15 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx2
 
 from app.demo import DemoUpstream
-from app.servers import bind
-from tests.support import LeakScanner, session_cookie, wait_until
-
-
-def free_port() -> int:
-    with bind() as sock:
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def answers(url: str) -> bool:
-    try:
-        httpx2.get(url, timeout=1)
-    except httpx2.TransportError:
-        return False
-    return True
-
-
-@contextmanager
-def running(args: list[str], cwd: Path, url: str, scanner: LeakScanner) -> Iterator[None]:
-    log = cwd / "stderr.log"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app", *args],
-            cwd=cwd,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        try:
-            wait_until(lambda: answers(url) or process.poll() is not None, timeout=30)
-            assert process.poll() is None, log.read_text()
-            yield
-        finally:
-            process.send_signal(signal.SIGTERM)
-            # uvicorn shuts down gracefully, then re-raises the signal it caught.
-            assert process.wait(timeout=20) in (0, -signal.SIGTERM)
-            scanner.check("the process's log", log.read_text())
+from tests.processes import free_port, running, serve
+from tests.support import LeakScanner, wait_until
 
 
 def test_demo_runs_with_no_configuration(tmp_path: Path, leak_scanner: LeakScanner) -> None:
@@ -73,22 +36,53 @@ def test_demo_runs_with_no_configuration(tmp_path: Path, leak_scanner: LeakScann
 def test_serve_reads_a_dotenv_file(
     tmp_path: Path, vendor: DemoUpstream, upstream: str, leak_scanner: LeakScanner
 ) -> None:
-    port = free_port()
-    secret = "serve-test-secret-" + "x" * 32
-    leak_scanner.add(secret)
-    (tmp_path / ".env").write_text(
-        f"WIDGET_BASE_URL={upstream}\n"
-        f"WIDGET_API_KEY={vendor.api_key}\n"
-        f"WIDGET_COMMUNITY_ID={vendor.community_id}\n"
-        "WIDGET_ID=shop-store\n"
-        f"SESSION_SECRET={secret}\n"
-    )
-    cookie = session_cookie(secret, {"email": "ann@example.com"})
-    base = f"http://127.0.0.1:{port}"
-
-    with running(["serve", "--port", str(port)], tmp_path, base, leak_scanner):
-        response = httpx2.get(f"{base}/widget", headers={"cookie": f"session={cookie}"})
+    with serve(tmp_path, vendor, upstream, leak_scanner) as proxy:
+        response = httpx2.get(f"{proxy.url}/widget", headers=proxy.cookie("ann@example.com"))
 
     assert response.status_code == 200
     assert 'widgetId: "shop-store"' in response.text
     assert vendor.api_key not in response.text
+
+
+def test_sigterm_lets_requests_in_flight_finish(
+    tmp_path: Path, vendor: DemoUpstream, upstream: str, leak_scanner: LeakScanner
+) -> None:
+    vendor.signin_delay = 1.5
+    with serve(tmp_path, vendor, upstream, leak_scanner) as proxy:
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(
+                httpx2.get, f"{proxy.url}/widget", headers=proxy.cookie("ann@example.com")
+            )
+            wait_until(lambda: vendor.calls["signin"] == 1)
+            started = time.monotonic()
+            proxy.process.send_signal(signal.SIGTERM)
+            response = pending.result(timeout=20)
+        assert proxy.process.wait(timeout=20) in (0, -signal.SIGTERM)
+
+    assert response.status_code == 200  # finished, not cut off
+    assert time.monotonic() - started < 10
+
+
+def test_shutdown_timeout_bounds_the_wait(
+    tmp_path: Path, vendor: DemoUpstream, upstream: str, leak_scanner: LeakScanner
+) -> None:
+    vendor.signin_delay = 20
+    with (
+        serve(tmp_path, vendor, upstream, leak_scanner, SHUTDOWN_TIMEOUT="1") as proxy,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        pending = pool.submit(
+            httpx2.get, f"{proxy.url}/widget", headers=proxy.cookie("ann@example.com")
+        )
+        wait_until(lambda: vendor.calls["signin"] == 1)
+        started = time.monotonic()
+        proxy.process.send_signal(signal.SIGTERM)
+        proxy.process.wait(timeout=20)
+        exited = time.monotonic() - started
+        try:
+            status = pending.result(timeout=20).status_code
+        except httpx2.HTTPError:
+            status = None  # the connection was closed under it
+
+    assert exited < 5  # 1 s of grace, not the 20 s the request wanted
+    assert status is None or status >= 500

@@ -15,6 +15,7 @@ import httpx2
 import pytest
 
 from app.errors import UpstreamBadResponse, UpstreamBadStatus, UpstreamBusy, UpstreamRejectedKey
+from app.http import HttpClient
 from app.settings import Settings
 from app.upstream import Upstream
 from app.widgets import Widget
@@ -27,7 +28,7 @@ PAGE = '<html><head></head><script>window.__WIDGET_INIT__ = { token: "" };</scri
 
 def upstream(handler: Callable[[httpx2.Request], httpx2.Response], **env: str) -> Upstream:
     settings = Settings.from_env({**VALID, **env})
-    return Upstream(settings, transport=httpx2.MockTransport(handler))
+    return Upstream(settings, HttpClient(settings, transport=httpx2.MockTransport(handler)))
 
 
 async def test_signin_request_is_exactly_the_documented_one() -> None:
@@ -39,7 +40,6 @@ async def test_signin_request_is_exactly_the_documented_one() -> None:
 
     client = upstream(handler)
     token = await client.signin("ann@example.com")
-    await client.aclose()
 
     assert token == "jwt-value"
     (request,) = seen
@@ -111,11 +111,37 @@ async def test_a_gzip_bomb_is_cut_off_by_its_decoded_size() -> None:
         await upstream(handler, UPSTREAM_MAX_BYTES="4096").page(Widget("store", "w-1"), "light")
 
 
-async def test_redirects_are_not_followed() -> None:
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(302, headers={"location": "https://elsewhere.example/"})
+async def test_redirects_to_other_hosts_are_not_followed() -> None:
+    seen: list[str] = []
 
-    with pytest.raises(UpstreamBadStatus, match="page answered 302"):
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(str(request.url))
+        return httpx2.Response(302, headers={"location": "https://elsewhere.example/steal"})
+
+    with pytest.raises(UpstreamBadStatus, match=r"another host \(elsewhere.example\)"):
+        await upstream(handler).page(Widget("store", "w-1"), "light")
+    assert seen == ["https://widgets.example.com/store/w-1?color=light"]
+
+
+async def test_same_origin_redirects_are_followed_and_become_the_base() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/store/w-1":
+            return httpx2.Response(301, headers={"location": "/v2/store/w-1?color=light"})
+        return httpx2.Response(200, text=PAGE)
+
+    fetched = await upstream(handler).page(Widget("store", "w-1"), "light")
+
+    assert fetched.page is not None
+    assert b'<base href="https://widgets.example.com/v2/store/w-1?color=light">' in (
+        fetched.page.head
+    )
+
+
+async def test_endless_redirects_stop() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(302, headers={"location": "/again"})
+
+    with pytest.raises(UpstreamBadStatus, match="redirected more than 3 times"):
         await upstream(handler).page(Widget("store", "w-1"), "light")
 
 
@@ -152,7 +178,7 @@ async def test_retry_after_is_passed_on_only_when_it_is_valid(
         return httpx2.Response(429, headers={"retry-after": header})
 
     with pytest.raises(UpstreamBusy) as caught:
-        await upstream(handler).signin("ann@example.com")
+        await upstream(handler, UPSTREAM_RETRIES="0").signin("ann@example.com")
 
     if expected is None:
         assert caught.value.retry_after is None

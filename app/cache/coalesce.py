@@ -21,7 +21,7 @@ POLL: Final = 0.02  # how often a process waiting on another's lock looks again
 
 def lock_lease(settings: Settings) -> float:
     """How long a fill may hold its lock: longer than one upstream call can take."""
-    return settings.upstream_connect_timeout + 2 * settings.upstream_read_timeout + 1
+    return settings.upstream_deadline + 1
 
 
 class SingleFlight:

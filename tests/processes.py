@@ -1,0 +1,91 @@
+"""The proxy as a real process: `python -m app …`, stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+
+from app.demo import DemoUpstream
+from app.servers import bind
+from tests.support import LeakScanner, session_cookie, wait_until
+
+
+def free_port() -> int:
+    with bind() as sock:
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def answers(url: str) -> bool:
+    try:
+        httpx2.get(url, timeout=1)
+    except httpx2.TransportError:
+        return False
+    return True
+
+
+@contextmanager
+def running(
+    args: list[str], cwd: Path, url: str, scanner: LeakScanner
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run the command until the block ends; its log is scanned for secrets."""
+    log = cwd / "stderr.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr
+        )
+        try:
+            wait_until(lambda: answers(url) or process.poll() is not None, timeout=30)
+            assert process.poll() is None, log.read_text()
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            # uvicorn shuts down gracefully, then re-raises the signal it caught.
+            assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+            scanner.check("the process's log", log.read_text())
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    secret: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def cookie(self, email: str) -> dict[str, str]:
+        return {"cookie": f"session={session_cookie(self.secret, {'email': email})}"}
+
+
+@contextmanager
+def serve(
+    tmp_path: Path,
+    vendor: DemoUpstream,
+    upstream: str,
+    scanner: LeakScanner,
+    *args: str,
+    **env: str,
+) -> Iterator[Served]:
+    """`widget-proxy serve` configured by a `.env` file in its working directory."""
+    port = free_port()
+    secret = "served-secret-" + "x" * 32
+    scanner.add(secret)
+    settings = {
+        "WIDGET_BASE_URL": upstream,
+        "WIDGET_API_KEY": vendor.api_key,
+        "WIDGET_COMMUNITY_ID": vendor.community_id,
+        "WIDGET_ID": "shop-store",
+        "SESSION_SECRET": secret,
+        **env,
+    }
+    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    base = f"http://127.0.0.1:{port}"
+    with running(["serve", "--port", str(port), *args], tmp_path, base, scanner) as process:
+        yield Served(base, secret, tmp_path / "stderr.log", process)

@@ -1,0 +1,195 @@
+"""Retries, deadline and circuit breaker of the upstream client, on a mock transport."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx2
+import pytest
+
+from app.breaker import Breaker
+from app.errors import (
+    CircuitOpen,
+    UpstreamBadStatus,
+    UpstreamBusy,
+    UpstreamError,
+    UpstreamRejectedKey,
+)
+from app.http import HttpClient
+from app.settings import Settings
+from tests.cache.test_store import Clock
+from tests.test_settings import VALID
+
+URL = "https://widgets.example.com/store/w-1"
+
+
+class Script:
+    """Answers from a list, one per attempt; counts the attempts."""
+
+    def __init__(self, *answers: httpx2.Response | Exception) -> None:
+        self.answers = list(answers)
+        self.attempts = 0
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        answer = self.answers[min(self.attempts, len(self.answers) - 1)]
+        self.attempts += 1
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def client(handler: Callable[[httpx2.Request], httpx2.Response], **env: str) -> HttpClient:
+    settings = Settings.from_env({**VALID, "BREAKER_FAILURES": "100", **env})
+    return HttpClient(settings, transport=httpx2.MockTransport(handler))
+
+
+async def call(http: HttpClient) -> int:
+    reply = await http.call("signin", "POST", URL, headers={}, key_statuses=frozenset({401, 403}))
+    return reply.status
+
+
+OK = httpx2.Response(200, text="{}")
+REFUSED = httpx2.ConnectError("refused")
+
+# (answers, attempts made, outcome): an int is the final status, a class the error.
+RETRIES = [
+    pytest.param([httpx2.Response(502), httpx2.Response(504), OK], 3, 200, id="502-504-ok"),
+    pytest.param([REFUSED, OK], 2, 200, id="refused-then-ok"),
+    pytest.param([httpx2.ReadTimeout("slow"), OK], 2, 200, id="timeout-then-ok"),
+    pytest.param([httpx2.Response(503), httpx2.Response(503), httpx2.Response(503), OK], 3,
+                 UpstreamBusy, id="503-three-times"),
+    pytest.param([httpx2.Response(500), OK], 1, UpstreamBadStatus, id="500-not-retried"),
+    pytest.param([httpx2.Response(400), OK], 1, UpstreamBadStatus, id="400-not-retried"),
+    pytest.param([httpx2.Response(401), OK], 1, UpstreamRejectedKey, id="401-not-retried"),
+    pytest.param([httpx2.Response(403), OK], 1, UpstreamRejectedKey, id="403-not-retried"),
+    pytest.param([httpx2.Response(429), OK], 1, UpstreamBusy, id="429-without-retry-after"),
+    pytest.param([httpx2.Response(429, headers={"retry-after": "0"}), OK], 2, 200,
+                 id="429-retry-after-fits"),
+    pytest.param([httpx2.Response(503, headers={"retry-after": "60"}), OK], 1, UpstreamBusy,
+                 id="503-retry-after-too-long"),
+]  # fmt: skip
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("answers", "attempts", "outcome"), RETRIES)
+async def test_retry_policy(
+    answers: list[httpx2.Response | Exception],
+    attempts: int,
+    outcome: int | type[UpstreamError],
+) -> None:
+    script = Script(*answers)
+    http = client(script)
+
+    if isinstance(outcome, int):
+        assert await call(http) == outcome
+    else:
+        with pytest.raises(outcome):
+            await call(http)
+    assert script.attempts == attempts
+
+
+@pytest.mark.anyio
+async def test_a_retry_after_that_does_not_fit_is_passed_to_the_browser() -> None:
+    http = client(Script(httpx2.Response(429, headers={"retry-after": "60"})))
+
+    with pytest.raises(UpstreamBusy) as caught:
+        await call(http)
+
+    assert caught.value.retry_after == "60"
+
+
+@pytest.mark.anyio
+async def test_the_deadline_bounds_all_attempts() -> None:
+    def slow(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("refused")
+
+    http = client(slow, UPSTREAM_DEADLINE="0.3", UPSTREAM_RETRIES="50")
+    started = time.monotonic()
+
+    with pytest.raises(UpstreamError) as caught:
+        await call(http)
+
+    assert time.monotonic() - started < 0.3 + 0.2
+    assert "attempts" in caught.value.detail or "deadline" in caught.value.detail
+
+
+@pytest.mark.anyio
+async def test_the_breaker_opens_and_fails_fast() -> None:
+    script = Script(REFUSED)
+    http = client(script, BREAKER_FAILURES="4", UPSTREAM_RETRIES="1")
+
+    for _ in range(2):  # two calls of two attempts each: four failures
+        with pytest.raises(UpstreamError):
+            await call(http)
+    with pytest.raises(CircuitOpen) as caught:
+        await call(http)
+
+    assert script.attempts == 4  # the third call never reached the upstream
+    assert caught.value.status == 503
+    assert caught.value.retry_after == "30"
+    assert http.breaker(URL).state == "open"
+
+
+@pytest.mark.anyio
+async def test_breakers_are_per_origin() -> None:
+    http = client(Script(REFUSED), BREAKER_FAILURES="1", UPSTREAM_RETRIES="0")
+
+    with pytest.raises(UpstreamError):
+        await call(http)
+
+    assert http.breaker(URL).state == "open"
+    assert http.breaker("https://other.example/x").state == "closed"
+
+
+def test_breaker_lifecycle() -> None:
+    clock = Clock()
+    breaker = Breaker("https://w.example", failures=3, cooldown=30, clock=clock)
+
+    for _ in range(2):
+        breaker.before()
+        breaker.failed()
+    breaker.before()
+    breaker.succeeded()  # a success resets the count
+    for _ in range(3):
+        breaker.before()
+        breaker.failed()
+    assert breaker.state == "open"
+    with pytest.raises(CircuitOpen):
+        breaker.before()
+
+    clock.now += 30
+    assert breaker.state == "half-open"
+    assert breaker.before() is True  # the probe
+    with pytest.raises(CircuitOpen):
+        breaker.before()  # everyone else waits for its verdict
+    breaker.failed()
+    assert breaker.state == "open"  # the probe failed: open again
+
+    clock.now += 30
+    assert breaker.before() is True
+    breaker.ended()  # the probe was cancelled: another may go
+    assert breaker.before() is True
+    breaker.succeeded()
+    assert breaker.state == "closed"
+    assert breaker.before() is False
+
+
+def test_a_half_open_breaker_lets_the_whole_probing_request_through() -> None:
+    import contextvars
+
+    from app.breaker import one_caller
+
+    clock = Clock()
+    breaker = Breaker("https://w.example", failures=1, cooldown=30, clock=clock)
+    breaker.before()
+    breaker.failed()
+    clock.now += 30
+
+    def probing_request() -> tuple[bool, bool]:
+        one_caller()
+        return breaker.before(), breaker.before()  # signin and page of one request
+
+    assert contextvars.copy_context().run(probing_request) == (True, False)
+    with pytest.raises(CircuitOpen):
+        contextvars.copy_context().run(probing_request)  # another request waits
