@@ -54,6 +54,9 @@ def run_serve(host: str, port: int, workers: int) -> int:
         port=port,
         workers=workers,
         log_config=log_config(),
+        # Forwarded headers are judged by TRUSTED_PROXIES in the app, so uvicorn must
+        # leave the peer address as it is.
+        proxy_headers=False,
         # On SIGTERM: stop accepting, let requests in flight finish, then exit.
         timeout_graceful_shutdown=settings.shutdown_timeout,
     )
@@ -74,7 +77,9 @@ def run_demo(port: int) -> int:
             return 1
         log.info("demo vendor stand-in at %s", upstream.url)
         log.info("demo ready: open http://127.0.0.1:%d and sign in with any email", port)
-        config = uvicorn.Config(demo_app(settings, upstream.url), log_config=log_config())
+        config = uvicorn.Config(
+            demo_app(settings, upstream.url), log_config=log_config(), proxy_headers=False
+        )
         uvicorn.Server(config).run(sockets=[sock])
     return 0
 

@@ -9,15 +9,21 @@ from contextlib import asynccontextmanager
 import httpx2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.admission import Admission
 from app.cache import PageCache, TokenCache, open_store
+from app.guard import OriginGuard
 from app.http import HttpClient
-from app.identity import SessionReader
+from app.identity import identity_source
+from app.origins import OriginPolicy
 from app.pages import error_page, log_failure, new_request_id
-from app.routes import WidgetPage
+from app.proxies import TrustedProxies
+from app.ratelimit import RateLimits
+from app.routes import TokenEndpoint, WidgetPage
 from app.settings import Settings
 from app.upstream import Upstream
 
@@ -37,7 +43,12 @@ def create_app(
     store = open_store(settings)
     tokens = TokenCache(settings, store, upstream.signin)
     pages = PageCache(settings, store, upstream.page)
-    page = WidgetPage(settings, SessionReader(settings), tokens, pages)
+    proxies = TrustedProxies(settings.trusted_proxies)
+    policy = OriginPolicy(settings.allowed_origins)
+    admission = Admission(
+        identity_source(settings, proxies), proxies, RateLimits(settings, store), tokens.key
+    )
+    page = WidgetPage(settings, admission, tokens, pages)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -48,8 +59,14 @@ def create_app(
     return Starlette(
         routes=[
             Route("/widget", page, methods=["GET"]),
+            Route(
+                "/widget/token",
+                TokenEndpoint(settings, admission, tokens, policy),
+                methods=["POST", "OPTIONS"],
+            ),
             Route("/widget/{type}/{id}", page, methods=["GET"]),
         ],
+        middleware=[Middleware(OriginGuard, policy=policy, proxies=proxies)],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _crash},
     )

@@ -5,7 +5,9 @@
     │   ├── BadRequest               400     an unknown colour or widget type
     │   ├── InvalidEmail             400     the session's email can't be sent upstream
     │   ├── NotAuthenticated         401     no session (or a redirect to LOGIN_URL)
-    │   └── UnknownWidget            404     a widget this proxy does not serve
+    │   ├── OriginNotAllowed         403     an Origin header outside ALLOWED_ORIGINS
+    │   ├── UnknownWidget            404     a widget this proxy does not serve
+    │   └── RateLimited              429     too many requests from this user or IP
     └── UpstreamError                5xx     the vendor failed; its body never reaches the browser
         ├── UpstreamRejectedKey      502     signin answered 401/403: the API key was refused
         ├── UpstreamUnavailable      502     the connection failed or broke
@@ -74,6 +76,18 @@ class NotAuthenticated(RequestError):
     status = 401
     public = "Please sign in to see this widget."
     code = "not_authenticated"
+
+
+class OriginNotAllowed(RequestError):
+    status = 403
+    public = "This site may not use the widget."
+    code = "origin_not_allowed"
+
+
+class RateLimited(RequestError):
+    status = 429
+    public = "Too many requests. Please wait a moment."
+    code = "rate_limited"
 
 
 class UnknownWidget(RequestError):

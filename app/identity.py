@@ -1,9 +1,11 @@
-"""Who is asking: the email in the merchant's signed session cookie.
+"""Who is asking: the email in the merchant's signed session cookie, or in a header set
+by a trusted identity-aware proxy (oauth2-proxy's `X-Auth-Request-Email`).
 
 The cookie is exactly the one Starlette's `SessionMiddleware` writes (an
 itsdangerous-signed, base64-encoded JSON object), so a merchant's Starlette or
-FastAPI app that shares `SESSION_SECRET` logs users in for the proxy. The email
-is never taken from anything else the browser controls.
+FastAPI app that shares `SESSION_SECRET` logs users in for the proxy. The header is
+believed only from a peer inside `TRUSTED_PROXIES`. The email is never taken from
+anything else the browser controls.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import json
 from base64 import b64decode
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import itsdangerous
 from starlette.requests import cookie_parser
+from starlette.types import Scope
 
 from app.errors import InvalidEmail
+from app.proxies import TrustedProxies
 from app.settings import Settings
 
 # RFC 5321: a path is at most 256 octets including the angle brackets.
@@ -53,6 +57,11 @@ def validate_email(value: object) -> str:
     return value
 
 
+class IdentitySource(Protocol):
+    def identity(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
+        """Who is signed in; None when anonymous. A present but unusable email raises."""
+
+
 class SessionReader:
     """Reads the merchant's session cookie without writing it back."""
 
@@ -73,8 +82,7 @@ class SessionReader:
             return None
         return data if isinstance(data, dict) else None
 
-    def identity(self, headers: Mapping[str, str]) -> Identity | None:
-        """Who is signed in; None when anonymous. A present but unusable email raises."""
+    def identity(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
         value: Any = self.session(headers)
         for key in self._email_key:
             if not isinstance(value, dict) or key not in value:
@@ -83,3 +91,23 @@ class SessionReader:
         if value is None or value == "":
             return None
         return Identity(validate_email(value))
+
+
+class HeaderIdentity:
+    """The email a trusted proxy put in a header; from anyone else the header is ignored."""
+
+    def __init__(self, settings: Settings, proxies: TrustedProxies) -> None:
+        self._header = settings.identity_header
+        self._proxies = proxies
+
+    def identity(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
+        if not self._proxies.trusts(self._proxies.peer(scope)):
+            return None
+        value = headers.get(self._header, "")
+        return Identity(validate_email(value)) if value else None
+
+
+def identity_source(settings: Settings, proxies: TrustedProxies) -> IdentitySource:
+    if settings.identity_source == "header":
+        return HeaderIdentity(settings, proxies)
+    return SessionReader(settings)

@@ -12,14 +12,15 @@ from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import Headers
-from starlette.responses import RedirectResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from app.admission import Admission
 from app.breaker import one_caller
 from app.cache import PageCache, TokenCache
 from app.errors import BadRequest, NotAuthenticated, UnknownWidget, WidgetProxyError
-from app.identity import SessionReader
 from app.inject import SplitPage
+from app.origins import OriginPolicy, parse_origin
 from app.pages import BASE_HEADERS, error_response, new_request_id, prefers_json
 from app.settings import Settings
 from app.widgets import WIDGET_TYPES, Color, Widget
@@ -32,9 +33,9 @@ class WidgetPage:
     """`GET /widget` and `GET /widget/{type}/{id}`."""
 
     def __init__(
-        self, settings: Settings, sessions: SessionReader, tokens: TokenCache, pages: PageCache
+        self, settings: Settings, admission: Admission, tokens: TokenCache, pages: PageCache
     ) -> None:
-        self._sessions = sessions
+        self._admission = admission
         self._tokens = tokens
         self._pages = pages
         self._default = settings.default_widget
@@ -53,16 +54,16 @@ class WidgetPage:
         try:
             widget = self._widget(scope["path_params"])
             color = self._color(scope["query_string"])
-            identity = self._sessions.identity(headers)
-            if identity is None:
+            visitor = await self._admission.visitor(scope, headers)
+            if visitor is None:
                 if self._login_url is not None and not prefers_json(headers.get("accept", "")):
                     await self._to_login(scope)(scope, receive, send)
                     return
                 raise NotAuthenticated("no signed-in session")
-            key = self._tokens.key(identity.email)
+            key, email = visitor.key, visitor.email
             token, page = self._tokens.cached(key), self._pages.cached(widget, color)
             if token is None or page is None:
-                token, page = await self._fetch(key, identity.email, widget, color, token, page)
+                token, page = await self._fetch(key, email, widget, color, token, page)
             body = page.render(token)
         except WidgetProxyError as exc:
             response = error_response(
@@ -132,6 +133,63 @@ class WidgetPage:
             status_code=303,
             headers=BASE_HEADERS,
         )
+
+
+class TokenEndpoint:
+    """`POST /widget/token`: `{"token": …}` for the signed-in user, for SDKs and SPAs.
+
+    Answers JSON only. Cross-origin callers must be in `ALLOWED_ORIGINS` (the guard
+    refuses the others); they get CORS headers with credentials, never `*`. Only
+    POST: a token can't be pulled by an `<img>` or a link.
+    """
+
+    def __init__(
+        self, settings: Settings, admission: Admission, tokens: TokenCache, policy: OriginPolicy
+    ) -> None:
+        self._admission = admission
+        self._tokens = tokens
+        self._policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        cors = self._cors(headers)
+        if scope["method"] == "OPTIONS":
+            preflight = {
+                **cors,
+                "access-control-allow-methods": "POST",
+                "access-control-allow-headers": "content-type, x-requested-with",
+                "access-control-max-age": "600",
+            }
+            await Response(status_code=204, headers=preflight)(scope, receive, send)
+            return
+        try:
+            visitor = await self._admission.visitor(scope, headers)
+            if visitor is None:
+                raise NotAuthenticated("no signed-in session")
+            token = self._tokens.cached(visitor.key)
+            if token is None:
+                one_caller()
+                token = await self._tokens.fetch(visitor.key, visitor.email)
+        except WidgetProxyError as exc:
+            response = error_response(
+                exc, accept="application/json", request_id=new_request_id(), path=scope["path"]
+            )
+            response.headers.update(cors)
+            await response(scope, receive, send)
+            return
+        body = {"token": token}
+        await JSONResponse(body, headers={**BASE_HEADERS, **cors})(scope, receive, send)
+
+    def _cors(self, headers: Headers) -> dict[str, str]:
+        """CORS headers for an allowed cross-origin caller; none for anyone else."""
+        origin = headers.get("origin")
+        if origin is None or not self._policy.allows(parse_origin(origin)):
+            return {"vary": "Origin, Cookie"}
+        return {
+            "access-control-allow-origin": origin,
+            "access-control-allow-credentials": "true",
+            "vary": "Origin, Cookie",
+        }
 
 
 def external_path(scope: Scope) -> str:

@@ -30,6 +30,7 @@ class BackgroundServer:
         self._socket = bind(host, port)
         config.setdefault("log_config", None)
         config.setdefault("access_log", False)
+        config.setdefault("proxy_headers", False)  # TRUSTED_PROXIES decides, not uvicorn
         self.server = uvicorn.Server(uvicorn.Config(app, **config))
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True

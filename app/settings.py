@@ -12,11 +12,13 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from app.origins import OriginPolicy, OriginRule
+from app.proxies import Network, parse_networks
 from app.widgets import COLORS, WIDGET_TYPES, Color, Widget, is_segment
 
 
@@ -143,7 +145,7 @@ _SOURCE = re.compile(
 def _frame_ancestors(raw: str) -> tuple[str, ...]:
     sources = tuple(raw.split())
     if not sources:
-        raise ValueError("must list at least one source, e.g. 'self'")
+        return ()  # derived: 'self' plus ALLOWED_ORIGINS
     keywords = [s for s in sources if s.lower() in ("self", "none")]
     if keywords:
         raise ValueError(
@@ -183,6 +185,35 @@ def _number(
     return parse
 
 
+def _allowed_origins(raw: str) -> tuple[OriginRule, ...]:
+    return tuple(OriginRule.parse(e) for e in raw.replace(",", " ").split())
+
+
+def _choice(*choices: str) -> Callable[[str], Any]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _header_name(raw: str) -> str:
+    if not _COOKIE_NAME.fullmatch(raw.strip()):
+        raise ValueError("must be an HTTP header name")
+    return raw.strip().lower()
+
+
 def _positive(cast: Callable[[str], float]) -> Callable[[str], Any]:
     return _number(cast, minimum=0, inclusive=False)
 
@@ -197,6 +228,7 @@ class Option:
     default: str | None  # None: required
     help: str
     parse: Callable[[str], Any]
+    shown: str | None = None  # the default as the README says it, when derived
 
     @property
     def field(self) -> str:
@@ -240,16 +272,66 @@ OPTIONS: Final[tuple[Option, ...]] = (
         _positive(int),
     ),
     Option(
+        "SESSION_HTTPS_ONLY",
+        "true",
+        "Mark the session cookie Secure (set false only for plain-http development)",
+        _flag,
+    ),
+    Option(
+        "SESSION_SAME_SITE",
+        "lax",
+        "SameSite of the session cookie: lax, strict or none (none needs SESSION_HTTPS_ONLY)",
+        _choice("lax", "strict", "none"),
+    ),
+    Option(
+        "IDENTITY_SOURCE",
+        "session",
+        "Where the user's email comes from: session (the cookie) or header (a trusted proxy)",
+        _choice("session", "header"),
+    ),
+    Option(
+        "IDENTITY_HEADER",
+        "X-Auth-Request-Email",
+        "With IDENTITY_SOURCE=header: the header a trusted proxy sets (oauth2-proxy's default)",
+        _header_name,
+    ),
+    Option(
+        "TRUSTED_PROXIES",
+        "",
+        "CIDRs of reverse proxies whose forwarded headers are believed; default none",
+        parse_networks,
+    ),
+    Option(
+        "RATE_LIMIT_PER_MINUTE",
+        "60",
+        "Widget and token requests a user may make per minute",
+        _positive(int),
+    ),
+    Option(
+        "RATE_LIMIT_IP_PER_MINUTE",
+        "120",
+        "Widget and token requests one client IP may make per minute",
+        _positive(int),
+    ),
+    Option(
         "LOGIN_URL",
         "",
         "Where an anonymous browser is sent (with ?next=); if unset, a 401 page",
         _login_url,
     ),
     Option(
+        "ALLOWED_ORIGINS",
+        "",
+        "Browser origins that may call the proxy and frame its pages: exact origins,"
+        " *.domain wildcards (https), or bare hosts for development; space or comma separated",
+        _allowed_origins,
+    ),
+    Option(
         "FRAME_ANCESTORS",
-        "'self'",
-        "Origins allowed to frame the widget page, space-separated",
+        "",
+        "CSP frame-ancestors sources for the widget page, space-separated",
         _frame_ancestors,
+        shown="`'self'` plus `ALLOWED_ORIGINS`",
     ),
     Option(
         "UPSTREAM_CONNECT_TIMEOUT",
@@ -369,7 +451,15 @@ class Settings:
     session_cookie: str
     session_email_key: tuple[str, ...]
     session_max_age: int
+    session_https_only: bool
+    session_same_site: Literal["lax", "strict", "none"]
+    identity_source: Literal["session", "header"]
+    identity_header: str
+    trusted_proxies: tuple[Network, ...]
+    rate_limit_per_minute: int
+    rate_limit_ip_per_minute: int
     login_url: str | None
+    allowed_origins: tuple[OriginRule, ...]
     frame_ancestors: tuple[str, ...]
     upstream_connect_timeout: float
     upstream_read_timeout: float
@@ -422,14 +512,35 @@ class Settings:
                 values[option.field] = option.parse(raw)
             except ValueError as exc:
                 problems.append(f"{option.name}: {exc}")
+        if not problems:
+            problems = _cross_check(values)
         if problems:
             raise SettingsError(problems)
+        if not values["frame_ancestors"]:
+            policy = OriginPolicy(values["allowed_origins"])
+            values["frame_ancestors"] = ("'self'", *policy.csp_sources)
         return cls(**values)
 
     @classmethod
     def load(cls, env_file: Path | None = Path(".env")) -> Settings:
         """The process environment over an optional `.env` file; the environment wins."""
         return cls.from_env(read_environ(env_file))
+
+
+def _cross_check(values: dict[str, Any]) -> list[str]:
+    """Problems no single setting shows."""
+    problems = []
+    if values["session_same_site"] == "none" and not values["session_https_only"]:
+        problems.append(
+            "SESSION_SAME_SITE: none is only accepted by browsers with a Secure cookie;"
+            " set SESSION_HTTPS_ONLY=true"
+        )
+    if values["identity_source"] == "header" and not values["trusted_proxies"]:
+        problems.append(
+            "TRUSTED_PROXIES: IDENTITY_SOURCE=header needs the CIDRs of the proxy that sets"
+            f" {values['identity_header']}; without them nobody is ever signed in"
+        )
+    return problems
 
 
 def read_environ(env_file: Path | None = Path(".env")) -> dict[str, str]:

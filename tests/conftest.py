@@ -18,9 +18,12 @@ from app import create_app
 from app.demo import DemoUpstream, demo_settings
 from app.servers import BackgroundServer
 from app.settings import Settings
-from tests.support import LeakScanner, session_cookie
+from tests.processes import free_port
+from tests.support import Faults, LeakScanner, session_cookie, with_faults
 
 _scanner = LeakScanner()
+# Most tests send far more than a user's minute allows; the rate-limit tests lower these.
+UNLIMITED = {"RATE_LIMIT_PER_MINUTE": "1000000", "RATE_LIMIT_IP_PER_MINUTE": "1000000"}
 
 
 @pytest.fixture(scope="session")
@@ -76,11 +79,41 @@ def make_settings(
     vendor: DemoUpstream, upstream: str, leak_scanner: LeakScanner
 ) -> Callable[..., Settings]:
     def make(**overrides: str) -> Settings:
-        settings = demo_settings(vendor, upstream, **{"LOGIN_URL": "", **overrides})
+        settings = demo_settings(vendor, upstream, **{**UNLIMITED, "LOGIN_URL": "", **overrides})
         leak_scanner.add(*settings.secrets)
         return settings
 
     return make
+
+
+class FaultyUpstream:
+    """The vendor stand-in behind a fault switch, on a port that survives restarts."""
+
+    def __init__(self, vendor: DemoUpstream) -> None:
+        self.vendor = vendor
+        self.faults = Faults()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: BackgroundServer | None = None
+
+    def start(self) -> None:
+        app = with_faults(self.vendor.app(), self.faults)
+        self._server = BackgroundServer(app, port=self.port, timeout_graceful_shutdown=1)
+        self._server.__enter__()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self.faults.reset()  # let hung handlers go, so shutdown is quick
+            self._server.__exit__(None, None, None)
+            self._server = None
+
+
+@pytest.fixture
+def faulty(vendor: DemoUpstream, upstream: str) -> Iterator[FaultyUpstream]:
+    server = FaultyUpstream(vendor)
+    server.start()
+    yield server
+    server.stop()
 
 
 class Proxy:

@@ -83,6 +83,8 @@ def serve(
         "WIDGET_COMMUNITY_ID": vendor.community_id,
         "WIDGET_ID": "shop-store",
         "SESSION_SECRET": secret,
+        "RATE_LIMIT_PER_MINUTE": "1000000",
+        "RATE_LIMIT_IP_PER_MINUTE": "1000000",
         **env,
     }
     (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))

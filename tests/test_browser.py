@@ -6,8 +6,9 @@ token, so it proves the token reached the browser intact and was valid upstream.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,8 @@ import pytest
 
 from app.demo import DemoUpstream, demo_app, demo_settings
 from app.servers import BackgroundServer
-from tests.support import LeakScanner
+from tests.conftest import FaultyUpstream, Proxy
+from tests.support import LeakScanner, Respond
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Response
@@ -109,3 +111,20 @@ def test_home_page_frames_the_widget(page: Page, demo: str) -> None:
     greeting = page.frame_locator("iframe").locator("#greeting")
 
     assert greeting.text_content(timeout=10_000) == f"Hello, {EMAIL}!"
+
+
+def test_a_hostile_token_stays_a_string(
+    page: Page, make_proxy: Callable[..., Proxy], faulty: FaultyUpstream
+) -> None:
+    evil = "</script><script>window.__pwned=1</script>\"'"
+    faulty.faults.active["signin"] = Respond(
+        200, json.dumps({"token": evil}).encode(), (("content-type", "application/json"),)
+    )
+    proxy = make_proxy(WIDGET_BASE_URL=faulty.url)
+    cookie = proxy.cookie({"email": EMAIL})["cookie"].split("=", 1)[1]
+    page.context.add_cookies([{"name": "session", "value": cookie, "url": proxy.url}])
+
+    page.goto(f"{proxy.url}/widget")
+
+    assert page.evaluate("window.__WIDGET_INIT__.token") == evil
+    assert page.evaluate("typeof window.__pwned") == "undefined"

@@ -24,7 +24,12 @@ def test_demo_runs_with_no_configuration(tmp_path: Path, leak_scanner: LeakScann
         httpx2.Client(base_url=base) as client,
     ):
         assert "Sign in" in client.get("/").text
-        login = client.post("/login", data={"email": "ann@example.com", "next": "/widget"})
+        form = client.get("/login").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert csrf is not None
+        login = client.post(
+            "/login", data={"email": "ann@example.com", "next": "/widget", "csrf": csrf.group(1)}
+        )
         assert login.status_code == 303
         assert login.headers["location"] == "/widget"
         widget = client.get("/widget")

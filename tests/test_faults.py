@@ -13,7 +13,7 @@ import gzip
 import logging
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import brotli
@@ -21,20 +21,17 @@ import httpx2
 import pytest
 
 from app.demo import DemoUpstream
-from app.servers import BackgroundServer
 from tests import load
-from tests.conftest import Proxy
-from tests.processes import free_port, serve
+from tests.conftest import FaultyUpstream, Proxy
+from tests.processes import serve
 from tests.support import (
     CloseMidBody,
     Drip,
     Fault,
-    Faults,
     Hang,
     LeakScanner,
     Refuse,
     Respond,
-    with_faults,
 )
 from tests.test_routes import EMAIL, token_in
 
@@ -52,36 +49,6 @@ PAGE = (
     "<p>Caf\u00e9 cr\u00e8me</p></body></html>"
 )
 HTML_UTF8 = (("content-type", "text/html; charset=utf-8"),)
-
-
-class FaultyUpstream:
-    """The vendor stand-in behind a fault switch, on a port that survives restarts."""
-
-    def __init__(self, vendor: DemoUpstream) -> None:
-        self.vendor = vendor
-        self.faults = Faults()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server: BackgroundServer | None = None
-
-    def start(self) -> None:
-        app = with_faults(self.vendor.app(), self.faults)
-        self._server = BackgroundServer(app, port=self.port, timeout_graceful_shutdown=1)
-        self._server.__enter__()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self.faults.reset()  # let hung handlers go, so shutdown is quick
-            self._server.__exit__(None, None, None)
-            self._server = None
-
-
-@pytest.fixture
-def faulty(vendor: DemoUpstream, upstream: str) -> Iterator[FaultyUpstream]:
-    server = FaultyUpstream(vendor)
-    server.start()
-    yield server
-    server.stop()
 
 
 def json_signin(body: bytes) -> Respond:

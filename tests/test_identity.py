@@ -17,6 +17,7 @@ from app.settings import Settings
 from tests.test_settings import VALID
 
 SECRET = "a-shared-secret-of-more-than-32-characters"
+SCOPE = {"type": "http", "client": ("203.0.113.9", 5555)}
 
 
 def reader(**overrides: str) -> SessionReader:
@@ -44,7 +45,7 @@ def merchant_login_cookie(session: dict[str, object], cookie: str = "session") -
 def test_reads_a_cookie_written_by_starlettes_session_middleware() -> None:
     value = merchant_login_cookie({"email": "ann@example.com", "cart": [1, 2]})
 
-    identity = reader().identity({"cookie": f"session={value}"})
+    identity = reader().identity(SCOPE, {"cookie": f"session={value}"})
 
     assert identity == Identity("ann@example.com")
 
@@ -53,7 +54,7 @@ def test_custom_cookie_name_and_nested_email() -> None:
     value = merchant_login_cookie({"user": {"email": "bo@example.com"}}, cookie="shop")
 
     identity = reader(SESSION_COOKIE="shop", SESSION_EMAIL_KEY="user.email").identity(
-        {"cookie": f"other=1; shop={value}"}
+        SCOPE, {"cookie": f"other=1; shop={value}"}
     )
 
     assert identity == Identity("bo@example.com")
@@ -64,14 +65,14 @@ def test_custom_cookie_name_and_nested_email() -> None:
     ["", "session=", "session=not-signed", "other=x", "session=e30=.AAAA.bad-signature"],
 )
 def test_missing_or_forged_cookies_are_anonymous(cookie: str) -> None:
-    assert reader().identity({"cookie": cookie}) is None
+    assert reader().identity(SCOPE, {"cookie": cookie}) is None
 
 
 def test_a_session_whose_email_is_not_text_is_refused() -> None:
     value = merchant_login_cookie({"email": ["ann@example.com"]})
 
     with pytest.raises(InvalidEmail):
-        reader().identity({"cookie": f"session={value}"})
+        reader().identity(SCOPE, {"cookie": f"session={value}"})
 
 
 @pytest.mark.parametrize(

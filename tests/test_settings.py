@@ -173,7 +173,7 @@ def test_readme_table_matches_the_settings() -> None:
         expected = (
             "required"
             if option.default is None
-            else (f"`{option.default}`" if option.default else "empty")
+            else option.shown or (f"`{option.default}`" if option.default else "empty")
         )
         assert default == expected, option.name
 

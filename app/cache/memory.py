@@ -1,4 +1,4 @@
-"""The in-process store: a bounded least-recently-used map, and in-process locks."""
+"""The in-process store: a bounded least-recently-used map, in-process locks and rates."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class MemoryStore:
         self._clock = clock
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._locks: dict[str, tuple[str, float]] = {}
+        self._rates: OrderedDict[str, float] = OrderedDict()  # key → theoretical arrival time
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -69,6 +70,22 @@ class MemoryStore:
 
     async def release(self, key: str, owner: str) -> None:
         self.give_back(key, owner)
+
+    def count(self, key: str, limit: int, period: float) -> float:
+        now = self._clock()
+        tat = max(self._rates.get(key, now), now)
+        new_tat = tat + period / limit
+        wait = new_tat - period - now
+        if wait > 0:
+            return wait
+        self._rates[key] = new_tat
+        self._rates.move_to_end(key)
+        while len(self._rates) > self._max:
+            self._rates.popitem(last=False)
+        return 0.0
+
+    async def throttle(self, key: str, limit: int, period: float) -> float:
+        return self.count(key, limit, period)
 
     async def ping(self) -> None:
         return None

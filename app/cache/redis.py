@@ -29,6 +29,21 @@ return 0
 """
 
 
+# GCRA on the server's clock, so that every instance counts on the same time line.
+_THROTTLE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval, period = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local wait = new_tat - period - now
+if wait > 0 then return tostring(wait) end
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000))
+return '0'
+"""
+
+
 class RedisStore:
     def __init__(
         self,
@@ -50,6 +65,7 @@ class RedisStore:
         self._prefix = prefix
         self._clock = clock
         self._release = self._redis.register_script(_RELEASE)
+        self._throttle = self._redis.register_script(_THROTTLE)
 
     def peek(self, key: str, kind: type[E]) -> E | None:
         return None  # nothing is held in this process
@@ -83,6 +99,12 @@ class RedisStore:
 
     async def release(self, key: str, owner: str) -> None:
         await self._release(keys=[f"{self._prefix}lock:{key}"], args=[owner])
+
+    async def throttle(self, key: str, limit: int, period: float) -> float:
+        wait = await self._throttle(
+            keys=[f"{self._prefix}rate:{key}"], args=[period / limit, period]
+        )
+        return float(wait)
 
     async def ping(self) -> None:
         await self._redis.ping()

@@ -1,4 +1,4 @@
-"""The store interface: where cache entries live, and a lock shared by every process.
+"""The store interface: cache entries, a lock and rate counters shared by every process.
 
 Two implementations sit side by side: `memory.MemoryStore` (one process, bounded
 LRU) and `redis.RedisStore` (shared by every worker and instance). With Redis the
@@ -43,6 +43,12 @@ class Store(Protocol):
 
     async def release(self, key: str, owner: str) -> None:
         """Give the lock back, only if `owner` still holds it."""
+
+    async def throttle(self, key: str, limit: int, period: float) -> float:
+        """Count one event against `limit` per `period` seconds (GCRA).
+
+        0 when it is allowed; else the seconds until it would be (and it is not counted).
+        """
 
     async def ping(self) -> None:
         """Raise if the store can't be reached."""

@@ -71,6 +71,12 @@ class TieredStore:
         self._local.give_back(key, owner)
         await self._try(lambda: self._shared.release(key, owner))
 
+    async def throttle(self, key: str, limit: int, period: float) -> float:
+        found, wait = await self._try(lambda: self._shared.throttle(key, limit, period))
+        if found and wait is not None:
+            return wait
+        return self._local.count(key, limit, period)  # Redis is down: count in this process
+
     async def ping(self) -> None:
         await self._shared.ping()
 

@@ -34,6 +34,7 @@ def demo_settings(upstream: DemoUpstream, upstream_url: str, **overrides: str) -
         "WIDGETS": "channel/demo-channel,milestone/demo-milestones",
         "SESSION_SECRET": secrets.token_urlsafe(32),
         "LOGIN_URL": "/login",
+        "SESSION_HTTPS_ONLY": "false",  # the demo runs on plain http://127.0.0.1
     }
     return Settings.from_env({**env, **overrides})
 

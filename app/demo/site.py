@@ -6,6 +6,8 @@ own `SessionMiddleware`, sharing `SESSION_SECRET` with the proxy.
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from urllib.parse import parse_qs, unquote
 
 from starlette.middleware import Middleware
@@ -44,8 +46,8 @@ def site_routes(settings: Settings, upstream_url: str) -> list[Route]:
             secret_key=settings.session_secret.reveal(),
             session_cookie=settings.session_cookie,
             max_age=settings.session_max_age,
-            same_site="lax",
-            https_only=False,
+            same_site=settings.session_same_site,
+            https_only=settings.session_https_only,
         )
     ]
 
@@ -53,6 +55,7 @@ def site_routes(settings: Settings, upstream_url: str) -> list[Route]:
         html = render(
             "demo/home.html",
             email=request.session.get("email"),
+            csrf=request.session.setdefault("csrf", secrets.token_urlsafe(24)),
             root=request.scope.get("root_path", ""),
             widgets=settings.widgets,
             upstream=upstream_url,
@@ -61,21 +64,31 @@ def site_routes(settings: Settings, upstream_url: str) -> list[Route]:
 
     async def login(request: Request) -> Response:
         root = request.scope.get("root_path", "")
+        # One CSRF token per session: a form posted from elsewhere can't know it.
+        csrf = request.session.setdefault("csrf", secrets.token_urlsafe(24))
         if request.method == "GET":
-            return _login_form(root, request.query_params.get("next", f"{root}/"), "", "", 200)
+            target = request.query_params.get("next", f"{root}/")
+            return _login_form(root, target, csrf, "", "", 200)
         body = await request.body()
         if len(body) > MAX_FORM_BYTES:
-            return _login_form(root, f"{root}/", "", "That form was too large.", 413)
+            return _login_form(root, f"{root}/", csrf, "", "That form was too large.", 413)
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         email, target = form.get("email", "").strip(), form.get("next", f"{root}/")
+        if not hmac.compare_digest(form.get("csrf", "").encode(), csrf.encode()):
+            error = "That form had expired. Please sign in again."
+            return _login_form(root, target, csrf, email, error, 403)
         try:
             request.session["email"] = validate_email(email)
         except InvalidEmail:
-            return _login_form(root, target, email, "Please enter a valid email address.", 400)
+            error = "Please enter a valid email address."
+            return _login_form(root, target, csrf, email, error, 400)
         return RedirectResponse(safe_next(target, f"{root}/"), status_code=303)
 
     async def logout(request: Request) -> Response:
-        request.session.clear()
+        form = parse_qs((await request.body())[:MAX_FORM_BYTES].decode("utf-8", "replace"))
+        sent = form.get("csrf", [""])[0].encode()
+        if hmac.compare_digest(sent, request.session.get("csrf", "").encode()):
+            request.session.clear()
         return RedirectResponse(f"{request.scope.get('root_path', '')}/", status_code=303)
 
     return [
@@ -85,6 +98,8 @@ def site_routes(settings: Settings, upstream_url: str) -> list[Route]:
     ]
 
 
-def _login_form(root: str, next_path: str, email: str, error: str, status: int) -> Response:
-    html = render("demo/login.html", root=root, next=next_path, email=email, error=error)
+def _login_form(
+    root: str, next_path: str, csrf: str, email: str, error: str, status: int
+) -> Response:
+    html = render("demo/login.html", root=root, next=next_path, csrf=csrf, email=email, error=error)
     return HTMLResponse(html, status_code=status, headers=BASE_HEADERS)

@@ -155,3 +155,23 @@ async def test_a_damaged_redis_entry_is_a_miss(clock: Clock) -> None:
     assert await store.get("p", PageEntry) is None
     await store.aclose()
     forget(require_redis(), prefix)
+
+
+async def test_throttle_allows_the_limit_then_says_how_long_to_wait(store: Store) -> None:
+    waits = [await store.throttle("user", limit=3, period=60) for _ in range(4)]
+
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert 19 < waits[3] <= 20  # one more every 60 / 3 seconds
+    assert await store.throttle("other-user", limit=3, period=60) == 0.0
+
+
+async def test_memory_throttle_refills_with_time(clock: Clock) -> None:
+    store = MemoryStore(10, clock=clock)
+    for _ in range(3):
+        await store.throttle("k", limit=3, period=60)
+    assert await store.throttle("k", limit=3, period=60) > 0
+
+    clock.now += 20
+
+    assert await store.throttle("k", limit=3, period=60) == 0.0
+    assert await store.throttle("k", limit=3, period=60) > 0

@@ -1,0 +1,46 @@
+"""Rate limits per user and per client IP, counted in the cache store.
+
+With Redis every worker and instance shares one count; with the memory store each
+process counts alone. Keys are HMACs, like the token cache's: no email or IP sits in
+Redis key names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+
+from app.cache import Store
+from app.errors import RateLimited
+from app.settings import Settings
+
+PERIOD = 60.0
+
+
+class RateLimits:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self._store = store
+        self._per_user = settings.rate_limit_per_minute
+        self._per_ip = settings.rate_limit_ip_per_minute
+        self._key = hmac.new(
+            settings.session_secret.reveal().encode(), b"widget-proxy rate limit key", "sha256"
+        ).digest()
+
+    async def check_ip(self, ip: str) -> None:
+        await self._check(f"ip:{self._hash(ip)}", self._per_ip, "client IP")
+
+    async def check_user(self, user_key: str) -> None:
+        """`user_key` is already free of personal data (the token cache's key)."""
+        await self._check(f"user:{user_key}", self._per_user, "user")
+
+    async def _check(self, key: str, limit: int, who: str) -> None:
+        wait = await self._store.throttle(key, limit, PERIOD)
+        if wait > 0:
+            raise RateLimited(
+                f"more than {limit} requests a minute from this {who}",
+                retry_after=str(max(1, math.ceil(wait))),
+            )
+
+    def _hash(self, value: str) -> str:
+        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:32]

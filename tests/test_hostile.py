@@ -1,0 +1,94 @@
+"""Hostile input, proven with generated cases (hypothesis)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import h11
+import httpx2
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from app.demo import DemoUpstream
+from app.errors import InvalidEmail
+from app.identity import validate_email
+from app.inject import js_string, split_page
+from tests.conftest import Proxy
+
+PAGE = (
+    "<html><head></head><body>"
+    '<script>window.__WIDGET_INIT__ = { token: "" };</script></body></html>'
+)
+LITERAL = re.compile(r'token: ("(?:[^"\\]|\\.)*")')
+UNSAFE = ("<", ">", "&", "\u2028", "\u2029")
+seen: set[str] = set()  # emails already signed in by the proxy of the property below
+
+
+@given(st.text())
+@example("</script><script>window.__pwned=1</script>\"'")
+@example("<!--<script>")
+@example("\u2028\u2029\\\"'`${x}")
+def test_any_token_is_recovered_exactly_and_inertly(token: str) -> None:
+    html = split_page(PAGE).render(token).decode("utf-8")
+
+    match = LITERAL.search(html)
+    assert match is not None
+    literal = match.group(1)
+    assert json.loads(literal) == token  # a JSON string is a JavaScript string literal
+    assert not any(ch in literal for ch in UNSAFE)
+    assert html.count("</script>") == 1  # nothing closed the script early
+    assert literal == js_string(token)
+
+
+emails = st.one_of(
+    st.emails(),
+    st.text(max_size=80),
+    st.builds(lambda a, b: f"{a}@{b}", st.text(max_size=70), st.text(max_size=70)),
+)
+
+
+@given(emails)
+@example("ann@example.com\r\nX-Evil: 1")
+@example("ann@example.com\x00")
+def test_an_email_passes_only_as_a_valid_header_value(value: str) -> None:
+    try:
+        email = validate_email(value)
+    except InvalidEmail:
+        return
+    assert email == value
+    assert httpx2.Headers({"email": email})["email"] == email
+    h11.Request(method="POST", target="/", headers=[("host", "x"), ("email", email)])
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(value=emails)
+@example(value="ann@example.com\r\nX-Evil: 1")
+@example(value="ok.user@example.com")
+def test_through_the_proxy_an_email_is_served_or_refused_before_upstream(
+    proxy: Proxy, vendor: DemoUpstream, value: str
+) -> None:
+    before = vendor.calls["signin"]
+    try:
+        expected = validate_email(value)
+    except InvalidEmail:
+        expected = None
+
+    response = proxy.client.get(
+        "/widget", headers={**proxy.cookie({"email": value}), "accept": "application/json"}
+    )
+
+    if not value:
+        assert response.status_code == 401  # an empty email is no email: anonymous
+    elif expected is None:
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_email"
+        assert vendor.calls["signin"] == before  # nothing went upstream
+    else:
+        assert response.status_code == 200
+        assert vendor.calls["signin"] == before + (0 if expected in seen else 1)
+        seen.add(expected)

@@ -1,0 +1,143 @@
+"""Origin policy and trusted proxies: exact rules, no substrings, look-alikes refused."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.origins import Origin, OriginPolicy, OriginRule, parse_origin
+from app.proxies import TrustedProxies, parse_networks
+
+ENTRIES = "https://shop.example.com *.example.org, http://*.dev.test:8080 localhost 127.0.0.1"
+POLICY = OriginPolicy(tuple(OriginRule.parse(e) for e in ENTRIES.replace(",", " ").split()))
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        ("https://shop.example.com", True),
+        ("HTTPS://SHOP.EXAMPLE.COM", True),
+        ("https://shop.example.com:443", True),
+        ("https://shop.example.com:8443", False),
+        ("http://shop.example.com", False),
+        ("https://example.com", False),
+        ("https://a.shop.example.com", False),
+        ("https://shop.example.com.evil.io", False),
+        ("https://evilshop.example.com", False),
+        ("https://a.example.org", True),
+        ("https://a.b.c.example.org", True),
+        ("https://example.org", False),  # the wildcard is for subdomains only
+        ("https://evilexample.org", False),
+        ("https://example.org.evil.io", False),
+        ("http://a.example.org", False),  # a bare wildcard is https only
+        ("http://a.dev.test:8080", True),
+        ("http://a.dev.test", False),
+        ("http://localhost:3000", True),
+        ("https://localhost", True),
+        ("http://app.localhost:5173", True),
+        ("http://localhost.evil.io", False),
+        ("http://evillocalhost", False),
+        ("http://127.0.0.1:8000", True),
+        ("http://1.127.0.0.1", False),
+        ("http://127.0.0.10", False),
+        ("null", False),
+        ("", False),
+        ("https://shop.example.com/path", False),
+        ("https://user@shop.example.com", False),
+        ("javascript:alert(1)", False),
+        ("https://shop.example.com\r\n", True),  # surrounding whitespace is trimmed
+        ("https://shop.exa mple.com", False),
+    ],
+)
+def test_matching(origin: str, allowed: bool) -> None:
+    assert POLICY.allows(parse_origin(origin)) is allowed
+
+
+def test_csp_sources() -> None:
+    assert POLICY.csp_sources == (
+        "https://shop.example.com",
+        "https://*.example.org",
+        "http://*.dev.test:8080",
+        "localhost:*",
+        "*.localhost:*",
+        "127.0.0.1:*",
+    )
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["ftp://x.example", "*.com", "https://*.com", "https://a.example/path", "not a host", "*."],
+)
+def test_bad_entries(entry: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - the message is checked in settings tests
+        OriginRule.parse(entry)
+
+
+labels = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
+
+
+@given(prefix=labels, suffix=labels, glue=st.sampled_from(["", "-", "."]))
+def test_look_alikes_never_match(prefix: str, suffix: str, glue: str) -> None:
+    """Hosts built around the allowed names, but not under them, are refused."""
+    for host in (
+        f"{prefix}example.org",  # no dot before the domain
+        f"example.org{glue}{suffix}",  # the domain as a prefix
+        f"{prefix}{glue}example.org.{suffix}",
+        f"shop.example.com{glue}{suffix}",
+        f"{prefix}shop.example.com",
+    ):
+        origin = parse_origin(f"https://{host}")
+        if origin is None:
+            continue
+        legit = host.endswith(".example.org") or host == "shop.example.com"
+        assert POLICY.allows(origin) is legit, host
+
+
+@given(sub=st.lists(labels, min_size=1, max_size=4))
+def test_every_depth_of_subdomain_matches_the_wildcard(sub: list[str]) -> None:
+    assert POLICY.allows(parse_origin(f"https://{'.'.join(sub)}.example.org"))
+
+
+def test_origin_normalisation() -> None:
+    assert parse_origin("HTTPS://Shop.Example.COM:443") == Origin("https", "shop.example.com", 443)
+    assert str(Origin("http", "localhost", 8000)) == "http://localhost:8000"
+    assert str(Origin("https", "a.example", 443)) == "https://a.example"
+
+
+PROXIES = TrustedProxies(parse_networks("10.0.0.0/8, 192.168.1.1"))
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client"),
+    [
+        ("203.0.113.5", "", "203.0.113.5"),
+        ("203.0.113.5", "1.2.3.4", "203.0.113.5"),  # an untrusted peer's header is ignored
+        ("10.1.2.3", "1.2.3.4", "1.2.3.4"),
+        ("10.1.2.3", "6.6.6.6, 1.2.3.4", "1.2.3.4"),  # the client can't prepend a fake
+        ("10.1.2.3", "1.2.3.4, 10.9.9.9, 192.168.1.1", "1.2.3.4"),  # skip trusted hops
+        ("10.1.2.3", "10.0.0.7", "10.0.0.7"),  # all trusted: the leftmost
+        ("10.1.2.3", "", "10.1.2.3"),
+        ("10.1.2.3", "garbage, 1.2.3.4", "1.2.3.4"),
+    ],
+)
+def test_client_ip(peer: str, forwarded: str, client: str) -> None:
+    scope = {"type": "http", "client": (peer, 1234)}
+    headers = {"x-forwarded-for": forwarded} if forwarded else {}
+
+    assert PROXIES.client_ip(scope, headers) == client
+
+
+def test_public_origin_follows_a_trusted_proxy_only() -> None:
+    headers = {"host": "internal:8000", "x-forwarded-proto": "https", "x-forwarded-host": "shop.io"}
+
+    trusted = PROXIES.public_origin({"scheme": "http", "client": ("10.0.0.1", 1)}, headers)
+    stranger = PROXIES.public_origin({"scheme": "http", "client": ("1.2.3.4", 1)}, headers)
+
+    assert trusted == "https://shop.io"
+    assert stranger == "http://internal:8000"
+
+
+def test_bad_networks() -> None:
+    with pytest.raises(ValueError, match="not an IP address or CIDR"):
+        parse_networks("10.0.0.0/8 proxy.local")

@@ -1,0 +1,371 @@
+"""Security guarantees, end to end: origins, the token endpoint, trusted identity
+headers, rate limits, cookies and the demo's login form."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Iterator
+
+import httpx2
+import jwt
+import pytest
+
+from app.demo import DemoUpstream, demo_app, demo_settings
+from app.demo.site import safe_next
+from app.servers import BackgroundServer
+from app.settings import Settings, SettingsError
+from tests.conftest import UNLIMITED, Proxy
+from tests.redis_server import forget, require_redis
+from tests.support import LeakScanner
+from tests.test_routes import EMAIL, token_in
+from tests.test_settings import VALID
+
+ALLOWED = "https://shop.example.com *.example.org localhost"
+
+
+def claims(vendor: DemoUpstream, token: str) -> dict[str, object]:
+    return dict(jwt.decode(token, vendor.signing_key, algorithms=["HS256"]))
+
+
+# --- origins ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("origin", "status"),
+    [
+        (None, 200),  # a top-level navigation carries no Origin
+        ("https://shop.example.com", 200),
+        ("https://a.b.example.org", 200),
+        ("http://localhost:3000", 200),
+        ("https://evil.example", 403),
+        ("https://shop.example.com.evil.io", 403),
+        ("https://evilexample.org", 403),
+        ("null", 403),
+        ("self", 403),
+    ],
+)
+def test_cross_site_requests_need_an_allowed_origin(
+    make_proxy: Callable[..., Proxy], vendor: DemoUpstream, origin: str | None, status: int
+) -> None:
+    proxy = make_proxy(ALLOWED_ORIGINS=ALLOWED)
+    headers = {"origin": origin} if origin is not None else {}
+
+    response = proxy.get("/widget", EMAIL, headers=headers)
+
+    assert response.status_code == status
+    if status == 403:
+        assert vendor.calls == {}  # refused before anything was sent upstream
+        assert "may not use the widget" in response.text
+
+
+def test_the_proxys_own_origin_is_always_allowed(proxy: Proxy) -> None:
+    response = proxy.get("/widget", EMAIL, headers={"origin": proxy.url})
+
+    assert response.status_code == 200
+
+
+def test_frame_ancestors_default_to_self_plus_allowed_origins(
+    make_proxy: Callable[..., Proxy],
+) -> None:
+    proxy = make_proxy(ALLOWED_ORIGINS=ALLOWED)
+
+    csp = proxy.get("/widget", EMAIL).headers["content-security-policy"]
+
+    assert csp == (
+        "frame-ancestors 'self' https://shop.example.com https://*.example.org"
+        " localhost:* *.localhost:*"
+    )
+
+
+# --- the token endpoint -----------------------------------------------------------
+
+
+def test_token_endpoint_shares_the_token_cache(proxy: Proxy, vendor: DemoUpstream) -> None:
+    response = proxy.client.post("/widget/token", headers=proxy.cookie({"email": EMAIL}))
+    page = proxy.get("/widget", EMAIL)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["cache-control"] == "no-store"
+    assert claims(vendor, response.json()["token"])["email"] == EMAIL
+    assert token_in(page.text) == response.json()["token"]
+    assert vendor.calls["signin"] == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "cookie", "origin", "status", "error"),
+    [
+        ("GET", True, None, 405, "method_not_allowed"),
+        ("POST", False, None, 401, "not_authenticated"),
+        ("POST", True, "https://evil.example", 403, "origin_not_allowed"),
+        ("POST", False, "https://shop.example.com", 401, "not_authenticated"),
+    ],
+)
+def test_token_endpoint_refusals_are_json(
+    make_proxy: Callable[..., Proxy],
+    vendor: DemoUpstream,
+    method: str,
+    cookie: bool,
+    origin: str | None,
+    status: int,
+    error: str,
+) -> None:
+    proxy = make_proxy(ALLOWED_ORIGINS=ALLOWED)
+    headers = {"accept": "application/json", **(proxy.cookie({"email": EMAIL}) if cookie else {})}
+    if origin:
+        headers["origin"] = origin
+
+    response = proxy.client.request(method, "/widget/token", headers=headers)
+
+    assert response.status_code == status
+    assert response.json()["error"] == error
+    assert vendor.calls["signin"] == 0
+
+
+def test_token_endpoint_cors_for_allowed_origins_only(make_proxy: Callable[..., Proxy]) -> None:
+    proxy = make_proxy(ALLOWED_ORIGINS=ALLOWED)
+    shop = "https://shop.example.com"
+
+    preflight = proxy.client.options(
+        "/widget/token",
+        headers={"origin": shop, "access-control-request-method": "POST"},
+    )
+    refused = proxy.client.options(
+        "/widget/token",
+        headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+    )
+    call = proxy.client.post(
+        "/widget/token", headers={"origin": shop, **proxy.cookie({"email": EMAIL})}
+    )
+
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == shop
+    assert preflight.headers["access-control-allow-credentials"] == "true"
+    assert preflight.headers["access-control-allow-methods"] == "POST"
+    assert refused.status_code == 403
+    assert "access-control-allow-origin" not in refused.headers
+    assert call.status_code == 200
+    assert call.headers["access-control-allow-origin"] == shop
+    assert "Origin" in call.headers["vary"]
+    for response in (preflight, refused, call):
+        assert response.headers.get("access-control-allow-origin") != "*"
+
+
+# --- identity from a trusted proxy ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("trusted", "status"),
+    [("127.0.0.0/8", 200), ("10.0.0.0/8", 401)],
+)
+def test_identity_header_is_believed_only_from_trusted_proxies(
+    make_proxy: Callable[..., Proxy], vendor: DemoUpstream, trusted: str, status: int
+) -> None:
+    proxy = make_proxy(IDENTITY_SOURCE="header", TRUSTED_PROXIES=trusted)
+
+    response = proxy.client.get("/widget", headers={"x-auth-request-email": EMAIL})
+
+    assert response.status_code == status
+    if status == 200:
+        assert claims(vendor, token_in(response.text))["email"] == EMAIL
+
+
+def test_with_header_identity_the_session_cookie_is_ignored(
+    make_proxy: Callable[..., Proxy],
+) -> None:
+    proxy = make_proxy(IDENTITY_SOURCE="header", TRUSTED_PROXIES="127.0.0.1")
+
+    assert proxy.get("/widget", EMAIL).status_code == 401
+
+
+def test_a_bad_email_from_the_trusted_header_is_a_400(make_proxy: Callable[..., Proxy]) -> None:
+    proxy = make_proxy(IDENTITY_SOURCE="header", TRUSTED_PROXIES="127.0.0.1")
+
+    response = proxy.client.get("/widget", headers={"x-auth-request-email": "no at sign"})
+
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"IDENTITY_SOURCE": "header"}, "TRUSTED_PROXIES: IDENTITY_SOURCE=header needs"),
+        ({"SESSION_SAME_SITE": "none", "SESSION_HTTPS_ONLY": "false"}, "SESSION_SAME_SITE"),
+    ],
+)
+def test_settings_refuse_unsafe_combinations(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(SettingsError, match=problem):
+        Settings.from_env({**VALID, **env})
+
+
+# --- rate limits ------------------------------------------------------------------
+
+
+def test_per_user_rate_limit(make_proxy: Callable[..., Proxy], vendor: DemoUpstream) -> None:
+    proxy = make_proxy(RATE_LIMIT_PER_MINUTE="3")
+
+    statuses = [proxy.get("/widget", EMAIL).status_code for _ in range(3)]
+    limited = proxy.get("/widget", EMAIL)
+    as_json = proxy.get("/widget", EMAIL, headers={"accept": "application/json"})
+    token = proxy.client.post("/widget/token", headers=proxy.cookie({"email": EMAIL}))
+    someone_else = proxy.get("/widget", "bob@example.com")
+
+    assert statuses == [200, 200, 200]  # cached after the first: they count all the same
+    assert limited.status_code == 429
+    assert 1 <= int(limited.headers["retry-after"]) <= 20
+    assert "Too many requests" in limited.text
+    assert as_json.json()["error"] == "rate_limited"
+    assert token.status_code == 429
+    assert someone_else.status_code == 200
+    assert vendor.calls["signin"] == 2
+
+
+def test_per_ip_rate_limit_behind_a_trusted_proxy(make_proxy: Callable[..., Proxy]) -> None:
+    proxy = make_proxy(RATE_LIMIT_IP_PER_MINUTE="2", TRUSTED_PROXIES="127.0.0.1")
+
+    def from_ip(ip: str, email: str) -> int:
+        return proxy.get("/widget", email, headers={"x-forwarded-for": ip}).status_code
+
+    assert [from_ip("198.51.100.1", f"u{i}@example.com") for i in range(3)] == [200, 200, 429]
+    assert from_ip("198.51.100.2", "u9@example.com") == 200  # another client, its own count
+
+
+def test_rate_limits_are_shared_through_redis(
+    make_proxy: Callable[..., Proxy], make_settings: Callable[..., Settings]
+) -> None:
+    url = require_redis()
+    forget(url, "widget-proxy:")
+    settings = make_settings(CACHE_URL=url, RATE_LIMIT_PER_MINUTE="4")
+    one, two = make_proxy(settings), make_proxy(settings)
+
+    statuses = [p.get("/widget", EMAIL).status_code for p in (one, two, one, two, one, two)]
+
+    assert statuses == [200, 200, 200, 200, 429, 429]
+    forget(url, "widget-proxy:")
+
+
+# --- one user never gets another's token ----------------------------------------
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_no_user_ever_receives_another_users_token(
+    make_proxy: Callable[..., Proxy],
+    make_settings: Callable[..., Settings],
+    vendor: DemoUpstream,
+    store: str,
+) -> None:
+    url = require_redis() if store == "redis" else "memory://"
+    forget(url, "widget-proxy:") if store == "redis" else None
+    settings = make_settings(CACHE_URL=url)
+    proxies = [make_proxy(settings), make_proxy(settings)] if store == "redis" else [make_proxy()]
+    vendor.signin_delay = 0.02
+    emails = [f"user{i}@example.com" for i in range(30)] * 6
+
+    async def everyone() -> list[tuple[str, str]]:
+        async with httpx2.AsyncClient(timeout=30) as client:
+
+            async def one(i: int, email: str) -> tuple[str, str]:
+                proxy = proxies[i % len(proxies)]
+                r = await client.get(f"{proxy.url}/widget", headers=proxy.cookie({"email": email}))
+                return email, token_in(r.text)
+
+            return await asyncio.gather(*(one(i, e) for i, e in enumerate(emails)))
+
+    for email, token in asyncio.run(everyone()):
+        assert claims(vendor, token)["email"] == email
+    assert vendor.calls["signin"] == 30
+
+
+# --- the demo's cookie and login form ---------------------------------------------
+
+
+@pytest.fixture
+def demo_site(
+    vendor: DemoUpstream, upstream: str, leak_scanner: LeakScanner
+) -> Iterator[Callable[..., str]]:
+    servers: list[BackgroundServer] = []
+
+    def start(**env: str) -> str:
+        settings = demo_settings(vendor, upstream, **{**UNLIMITED, **env})
+        leak_scanner.add(*settings.secrets)
+        server = BackgroundServer(demo_app(settings, upstream), timeout_graceful_shutdown=1)
+        servers.append(server.__enter__())
+        return server.url
+
+    yield start
+    for server in servers:
+        server.__exit__(None, None, None)
+
+
+def login(client: httpx2.Client, email: str = EMAIL, **form: str) -> httpx2.Response:
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    return client.post("/login", data={"email": email, "csrf": csrf.group(1), **form})
+
+
+@pytest.mark.parametrize(
+    ("env", "flags"),
+    [
+        ({}, {"httponly", "samesite=lax"}),
+        ({"SESSION_HTTPS_ONLY": "true", "SESSION_SAME_SITE": "none"},
+         {"httponly", "samesite=none", "secure"}),
+        ({"SESSION_HTTPS_ONLY": "true", "SESSION_SAME_SITE": "strict"},
+         {"httponly", "samesite=strict", "secure"}),
+    ],
+)  # fmt: skip
+def test_session_cookie_flags(
+    demo_site: Callable[..., str], env: dict[str, str], flags: set[str]
+) -> None:
+    with httpx2.Client(base_url=demo_site(**env)) as client:
+        response = login(client)
+
+    cookie = response.headers["set-cookie"].lower()
+    attributes = {part.strip() for part in cookie.split(";")[1:]}
+    assert flags <= attributes
+    assert ("secure" in attributes) == ("secure" in flags)
+
+
+@pytest.mark.parametrize("csrf", ["", "forged-token"])
+def test_login_form_refuses_a_post_without_its_csrf_token(
+    demo_site: Callable[..., str], csrf: str
+) -> None:
+    with httpx2.Client(base_url=demo_site()) as client:
+        client.get("/login")
+        response = client.post("/login", data={"email": EMAIL, "csrf": csrf})
+        widget = client.get("/widget")
+
+    assert response.status_code == 403
+    assert "set-cookie" not in response.headers or "email" not in response.text
+    assert widget.status_code == 303  # still anonymous: sent to the login page
+
+
+@pytest.mark.parametrize(
+    ("target", "landing"),
+    [
+        ("/widget?color=dark", "/widget?color=dark"),
+        ("/", "/"),
+        ("//evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example", "/"),
+        ("http:evil.example", "/"),
+        ("/%2F%2Fevil.example", "/"),
+        ("/%5Cevil.example", "/"),
+        ("%2F%2Fevil.example", "/"),
+        (" //evil.example", "/"),
+        ("/\t/evil.example", "/"),
+        ("/%09/evil.example", "/"),
+        ("/\r\nLocation: https://evil.example", "/"),
+        ("javascript:alert(1)", "/"),
+    ],
+)
+def test_next_only_goes_to_same_origin_paths(
+    demo_site: Callable[..., str], target: str, landing: str
+) -> None:
+    assert safe_next(target) == landing
+    with httpx2.Client(base_url=demo_site()) as client:
+        response = login(client, next=target)
+
+    assert response.status_code == 303
+    assert response.headers["location"] == landing
