@@ -12,7 +12,7 @@ import uvicorn
 
 from app.logs import log_config
 from app.servers import BackgroundServer, bind
-from app.settings import Settings, SettingsError
+from app.settings import PROVIDERS, Settings, SettingsError
 
 log = logging.getLogger("widget_proxy")
 
@@ -31,12 +31,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     demo = commands.add_parser("demo", help="run a self-contained demo, no configuration")
     demo.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    demo.add_argument(
+        "--provider",
+        choices=PROVIDERS,
+        default="returningai",
+        help="which vendor to play (returningai)",
+    )
 
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
             return run_serve(args.host, args.port, args.workers)
-        return run_demo(args.port)
+        return run_demo(args.port, args.provider)
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after its graceful shutdown
         return 0
 
@@ -63,11 +69,11 @@ def run_serve(host: str, port: int, workers: int) -> int:
     return 0
 
 
-def run_demo(port: int) -> int:
-    from app.demo import demo_app, demo_settings, demo_upstream
+def run_demo(port: int, provider: str) -> int:
+    from app.demo import demo_app, demo_settings, stand_in
 
     logging.config.dictConfig(log_config())
-    vendor = demo_upstream()
+    vendor = stand_in(provider)
     with BackgroundServer(vendor.app()) as upstream:
         settings = demo_settings(vendor, upstream.url)
         try:
@@ -75,7 +81,7 @@ def run_demo(port: int) -> int:
         except OSError as exc:
             print(f"widget-proxy: cannot listen on 127.0.0.1:{port}: {exc}", file=sys.stderr)
             return 1
-        log.info("demo vendor stand-in at %s", upstream.url)
+        log.info("demo %s stand-in at %s", provider, upstream.url)
         log.info("demo ready: open http://127.0.0.1:%d and sign in with any email", port)
         config = uvicorn.Config(
             demo_app(settings, upstream.url), log_config=log_config(), proxy_headers=False

@@ -16,11 +16,13 @@ from starlette.routing import Route
 
 from app.admission import Admission
 from app.cache import PageCache, TokenCache, open_store
+from app.delivery import loader_pages
 from app.guard import OriginGuard
 from app.http import HttpClient
 from app.identity import identity_source
 from app.origins import OriginPolicy
 from app.pages import error_page, log_failure, new_request_id
+from app.providers import make_provider
 from app.proxies import TrustedProxies
 from app.ratelimit import RateLimits
 from app.routes import TokenEndpoint, WidgetPage
@@ -39,16 +41,30 @@ def create_app(
     """
     settings = settings if settings is not None else Settings.load()
     http = HttpClient(settings, transport=transport)
-    upstream = Upstream(settings, http)
     store = open_store(settings)
-    tokens = TokenCache(settings, store, upstream.signin)
-    pages = PageCache(settings, store, upstream.page)
+    tokens = TokenCache(settings, store, make_provider(settings, http))
     proxies = TrustedProxies(settings.trusted_proxies)
     policy = OriginPolicy(settings.allowed_origins)
-    admission = Admission(
-        identity_source(settings, proxies), proxies, RateLimits(settings, store), tokens.key
+    admission = Admission(identity_source(settings, proxies), proxies, RateLimits(settings, store))
+    token_route = Route(
+        "/widget/token",
+        TokenEndpoint(settings, admission, tokens, policy),
+        methods=["POST", "OPTIONS"],
     )
-    page = WidgetPage(settings, admission, tokens, pages)
+    if settings.token_provider == "returningai":  # noqa: S105
+        # The vendor's own page, rewritten; several widgets by type and id.
+        page = WidgetPage(
+            settings, admission, tokens, PageCache(settings, store, Upstream(settings, http).page)
+        )
+        routes = [
+            Route("/widget", page, methods=["GET"]),
+            token_route,
+            Route("/widget/{type}/{id}", page, methods=["GET"]),
+        ]
+    else:
+        # No vendor page: a loader page rendered here carries the token.
+        page = WidgetPage(settings, admission, tokens, loader_pages(settings))
+        routes = [Route("/widget", page, methods=["GET"]), token_route]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -57,15 +73,7 @@ def create_app(
         await store.aclose()
 
     return Starlette(
-        routes=[
-            Route("/widget", page, methods=["GET"]),
-            Route(
-                "/widget/token",
-                TokenEndpoint(settings, admission, tokens, policy),
-                methods=["POST", "OPTIONS"],
-            ),
-            Route("/widget/{type}/{id}", page, methods=["GET"]),
-        ],
+        routes=routes,
         middleware=[Middleware(OriginGuard, policy=policy, proxies=proxies)],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _crash},

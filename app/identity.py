@@ -32,6 +32,12 @@ MAX_LOCAL = 64
 @dataclass(frozen=True, slots=True)
 class Identity:
     email: str
+    user_id: str = ""  # the session's user id, or the email when the session has none
+    metadata: tuple[tuple[str, str], ...] = ()  # string claims a provider may pass on
+
+    def __post_init__(self) -> None:
+        if not self.user_id:
+            object.__setattr__(self, "user_id", self.email)
 
 
 def validate_email(value: object) -> str:
@@ -70,6 +76,8 @@ class SessionReader:
         self._cookie = settings.session_cookie
         self._max_age = settings.session_max_age
         self._email_key = settings.session_email_key
+        self._user_id_key = settings.session_user_id_key
+        self._metadata_keys = settings.session_metadata_keys
 
     def session(self, headers: Mapping[str, str]) -> dict[str, Any] | None:
         """The decoded session, or None when there is none or it is forged, old or garbled."""
@@ -83,14 +91,30 @@ class SessionReader:
         return data if isinstance(data, dict) else None
 
     def identity(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
-        value: Any = self.session(headers)
-        for key in self._email_key:
-            if not isinstance(value, dict) or key not in value:
-                return None
-            value = value[key]
-        if value is None or value == "":
+        session = self.session(headers)
+        email = _lookup(session, self._email_key)
+        if email is None or email == "":
             return None
-        return Identity(validate_email(value))
+        user_id = _lookup(session, self._user_id_key) if self._user_id_key else None
+        metadata = tuple(
+            (path[-1], value)
+            for path in self._metadata_keys
+            if isinstance(value := _lookup(session, path), str)
+        )
+        return Identity(
+            validate_email(email),
+            user_id=str(user_id) if type(user_id) in (str, int) else "",  # not bool
+            metadata=metadata,
+        )
+
+
+def _lookup(data: Any, path: tuple[str, ...]) -> Any:
+    """The value at a dotted path in the session, or None."""
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
 
 
 class HeaderIdentity:

@@ -7,12 +7,11 @@ Redis key names.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 
 from app.cache import Store
 from app.errors import RateLimited
+from app.providers.base import Hasher
 from app.settings import Settings
 
 PERIOD = 60.0
@@ -23,16 +22,13 @@ class RateLimits:
         self._store = store
         self._per_user = settings.rate_limit_per_minute
         self._per_ip = settings.rate_limit_ip_per_minute
-        self._key = hmac.new(
-            settings.session_secret.reveal().encode(), b"widget-proxy rate limit key", "sha256"
-        ).digest()
+        self._hash = Hasher(settings, b"widget-proxy rate limit key")
 
     async def check_ip(self, ip: str) -> None:
         await self._check(f"ip:{self._hash(ip)}", self._per_ip, "client IP")
 
-    async def check_user(self, user_key: str) -> None:
-        """`user_key` is already free of personal data (the token cache's key)."""
-        await self._check(f"user:{user_key}", self._per_user, "user")
+    async def check_user(self, email: str) -> None:
+        await self._check(f"user:{self._hash(email)}", self._per_user, "user")
 
     async def _check(self, key: str, limit: int, who: str) -> None:
         wait = await self._store.throttle(key, limit, PERIOD)
@@ -41,6 +37,3 @@ class RateLimits:
                 f"more than {limit} requests a minute from this {who}",
                 retry_after=str(max(1, math.ceil(wait))),
             )
-
-    def _hash(self, value: str) -> str:
-        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:32]

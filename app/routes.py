@@ -17,9 +17,10 @@ from starlette.types import Receive, Scope, Send
 
 from app.admission import Admission
 from app.breaker import one_caller
-from app.cache import PageCache, TokenCache
+from app.cache import TokenCache
+from app.delivery import Page, Pages
 from app.errors import BadRequest, NotAuthenticated, UnknownWidget, WidgetProxyError
-from app.inject import SplitPage
+from app.identity import Identity
 from app.origins import OriginPolicy, parse_origin
 from app.pages import BASE_HEADERS, error_response, new_request_id, prefers_json
 from app.settings import Settings
@@ -33,7 +34,7 @@ class WidgetPage:
     """`GET /widget` and `GET /widget/{type}/{id}`."""
 
     def __init__(
-        self, settings: Settings, admission: Admission, tokens: TokenCache, pages: PageCache
+        self, settings: Settings, admission: Admission, tokens: TokenCache, pages: Pages
     ) -> None:
         self._admission = admission
         self._tokens = tokens
@@ -60,10 +61,10 @@ class WidgetPage:
                     await self._to_login(scope)(scope, receive, send)
                     return
                 raise NotAuthenticated("no signed-in session")
-            key, email = visitor.key, visitor.email
+            key = self._tokens.key(visitor)
             token, page = self._tokens.cached(key), self._pages.cached(widget, color)
             if token is None or page is None:
-                token, page = await self._fetch(key, email, widget, color, token, page)
+                token, page = await self._fetch(key, visitor, widget, color, token, page)
             body = page.render(token)
         except WidgetProxyError as exc:
             response = error_response(
@@ -86,18 +87,20 @@ class WidgetPage:
     async def _fetch(
         self,
         key: str,
-        email: str,
+        identity: Identity,
         widget: Widget,
         color: Color,
         token: str | None,
-        page: SplitPage | None,
-    ) -> tuple[str, SplitPage]:
+        page: Page | None,
+    ) -> tuple[str, Page]:
         """Whatever this process did not hold: from the shared store, else upstream."""
         one_caller()
         if token is None:
             if page is None:
-                return await _both(self._tokens.fetch(key, email), self._pages.fetch(widget, color))
-            return await self._tokens.fetch(key, email), page
+                return await _both(
+                    self._tokens.fetch(key, identity), self._pages.fetch(widget, color)
+                )
+            return await self._tokens.fetch(key, identity), page
         if page is None:
             return token, await self._pages.fetch(widget, color)
         return token, page
@@ -166,10 +169,11 @@ class TokenEndpoint:
             visitor = await self._admission.visitor(scope, headers)
             if visitor is None:
                 raise NotAuthenticated("no signed-in session")
-            token = self._tokens.cached(visitor.key)
+            key = self._tokens.key(visitor)
+            token = self._tokens.cached(key)
             if token is None:
                 one_caller()
-                token = await self._tokens.fetch(visitor.key, visitor.email)
+                token = await self._tokens.fetch(key, visitor)
         except WidgetProxyError as exc:
             response = error_response(
                 exc, accept="application/json", request_id=new_request_id(), path=scope["path"]

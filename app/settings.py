@@ -21,6 +21,8 @@ from app.origins import OriginPolicy, OriginRule
 from app.proxies import Network, parse_networks
 from app.widgets import COLORS, WIDGET_TYPES, Color, Widget, is_segment
 
+PROVIDERS: Final = ("returningai", "neuroon", "hissuno")
+
 
 class Secret:
     """A string that never shows itself in a repr, str, log line or traceback."""
@@ -214,6 +216,39 @@ def _header_name(raw: str) -> str:
     return raw.strip().lower()
 
 
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Empty stays empty: the option is required only by some providers."""
+    return lambda raw: parse(raw) if raw.strip() else ("" if parse is not _dotted_path else ())
+
+
+def _optional_secret(parse: Callable[[str], str]) -> Callable[[str], Secret]:
+    return lambda raw: Secret(parse(raw) if raw.strip() else "")
+
+
+def _pattern(regex: str, meaning: str) -> Callable[[str], str]:
+    compiled = re.compile(regex)
+
+    def parse(raw: str) -> str:
+        if not compiled.fullmatch(raw.strip()):
+            raise ValueError(f"must be {meaning}")
+        return raw.strip()
+
+    return parse
+
+
+def _key_list(raw: str) -> tuple[tuple[str, ...], ...]:
+    return tuple(_dotted_path(k) for k in raw.split(",") if k.strip())
+
+
+def _template_path(raw: str) -> Path | None:
+    if not raw.strip():
+        return None
+    path = Path(raw.strip())
+    if not path.is_file():
+        raise ValueError(f"{raw.strip()!r} is not a file")
+    return path
+
+
 def _positive(cast: Callable[[str], float]) -> Callable[[str], Any]:
     return _number(cast, minimum=0, inclusive=False)
 
@@ -229,6 +264,7 @@ class Option:
     help: str
     parse: Callable[[str], Any]
     shown: str | None = None  # the default as the README says it, when derived
+    needed_by: tuple[str, ...] = ()  # token providers for which it is required
 
     @property
     def field(self) -> str:
@@ -237,16 +273,39 @@ class Option:
 
 OPTIONS: Final[tuple[Option, ...]] = (
     Option(
-        "WIDGET_BASE_URL", None, "Upstream origin, e.g. https://prod-widgets.returning.ai", _url
+        "TOKEN_PROVIDER",
+        "returningai",
+        "Which vendor's tokens this proxy serves: returningai, neuroon or hissuno",
+        _choice(*PROVIDERS),
+    ),
+    Option(
+        "WIDGET_BASE_URL",
+        "",
+        "Upstream origin, e.g. https://prod-widgets.returning.ai",
+        _optional(_url),
+        needed_by=("returningai",),
     ),
     Option(
         "WIDGET_API_KEY",
-        None,
+        "",
         "Server-only API key from the vendor; never sent to a browser",
-        _secret,
+        _optional_secret(_text),
+        needed_by=("returningai",),
     ),
-    Option("WIDGET_COMMUNITY_ID", None, "Community id used in the signin path", _segment),
-    Option("WIDGET_ID", None, "Default widget id", _segment),
+    Option(
+        "WIDGET_COMMUNITY_ID",
+        "",
+        "Community id used in the signin path",
+        _optional(_segment),
+        needed_by=("returningai",),
+    ),
+    Option(
+        "WIDGET_ID",
+        "",
+        "Default widget id",
+        _optional(_segment),
+        needed_by=("returningai",),
+    ),
     Option("WIDGET_TYPE", "store", f"Default widget type: {', '.join(WIDGET_TYPES)}", _widget_type),
     Option("WIDGET_COLOR", "light", "Default `color` query value: light or dark", _color),
     Option(
@@ -435,11 +494,100 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "Seconds past its TTL a page is still served while the upstream fails",
         _not_negative(float),
     ),
+    Option(
+        "WIDGET_TEMPLATE",
+        "",
+        "A Jinja2 file replacing the built-in loader page (neuroon, hissuno)",
+        _template_path,
+        shown="the provider's page in `templates/`",
+    ),
+    Option(
+        "SESSION_USER_ID_KEY",
+        "",
+        "Where the user id sits in the session (hissuno's userId); dotted paths allowed",
+        _optional(_dotted_path),
+        shown="the email",
+    ),
+    Option(
+        "SESSION_METADATA_KEYS",
+        "",
+        "Session keys sent as hissuno's userMetadata, comma-separated, e.g. name,email",
+        _key_list,
+    ),
+    Option(
+        "NEUROON_SHOP_ID",
+        "",
+        "Neuroon shop id",
+        _optional(_segment),
+        needed_by=("neuroon",),
+    ),
+    Option(
+        "NEUROON_API_KEY",
+        "",
+        "Neuroon shop API key: sk_ and 32 lowercase hex characters",
+        _optional_secret(_pattern(r"sk_[0-9a-f]{32}", "sk_ followed by 32 lowercase hex digits")),
+        needed_by=("neuroon",),
+    ),
+    Option(
+        "NEUROON_TOKEN_MODE",
+        "local",
+        "local: the proxy signs shop tokens itself; remote: it asks NEUROON_API_URL",
+        _choice("local", "remote"),
+    ),
+    Option(
+        "NEUROON_API_URL",
+        "",
+        "Neuroon API origin, for NEUROON_TOKEN_MODE=remote",
+        _optional(_url),
+    ),
+    Option(
+        "NEUROON_ROTATE_AFTER",
+        "82800",
+        "Seconds after which a shop token (valid 24 h) is re-issued",
+        _positive(float),
+    ),
+    Option(
+        "NEUROON_SCRIPT_URL",
+        "",
+        "URL of Neuroon's widget loader script",
+        _optional(_url),
+        needed_by=("neuroon",),
+    ),
+    Option(
+        "HISSUNO_SECRET_KEY",
+        "",
+        "Hissuno project secret: sk_live_ and 32 characters of A-Z a-z 0-9 _ -",
+        _optional_secret(
+            _pattern(r"sk_live_[A-Za-z0-9_-]{32}", "sk_live_ and 32 of [A-Za-z0-9_-]")
+        ),
+        needed_by=("hissuno",),
+    ),
+    Option(
+        "HISSUNO_PROJECT_ID",
+        "",
+        "Hissuno project id the widget mounts",
+        _optional(_segment),
+        needed_by=("hissuno",),
+    ),
+    Option(
+        "HISSUNO_SCRIPT_URL",
+        "",
+        "URL of Hissuno's widget script",
+        _optional(_url),
+        needed_by=("hissuno",),
+    ),
+    Option(
+        "HISSUNO_TOKEN_TTL",
+        "86400",
+        "Lifetime of the user JWTs the proxy signs for Hissuno, in seconds",
+        _positive(int),
+    ),
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    token_provider: Literal["returningai", "neuroon", "hissuno"]
     widget_base_url: str
     widget_api_key: Secret
     widget_community_id: str
@@ -478,6 +626,19 @@ class Settings:
     token_default_ttl: float
     page_cache_ttl: float
     page_stale_if_error: float
+    widget_template: Path | None
+    session_user_id_key: tuple[str, ...]
+    session_metadata_keys: tuple[tuple[str, ...], ...]
+    neuroon_shop_id: str
+    neuroon_api_key: Secret
+    neuroon_token_mode: Literal["local", "remote"]
+    neuroon_api_url: str
+    neuroon_rotate_after: float
+    neuroon_script_url: str
+    hissuno_secret_key: Secret
+    hissuno_project_id: str
+    hissuno_script_url: str
+    hissuno_token_ttl: int
 
     @property
     def default_widget(self) -> Widget:
@@ -490,7 +651,16 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every secret value, for the redaction and leak checks."""
-        found = [self.widget_api_key.reveal(), self.session_secret.reveal()]
+        found = [
+            secret.reveal()
+            for secret in (
+                self.widget_api_key,
+                self.session_secret,
+                self.neuroon_api_key,
+                self.hissuno_secret_key,
+            )
+            if secret.reveal()
+        ]
         password = urlsplit(self.cache_url.reveal()).password
         if password:
             found.append(password)
@@ -501,19 +671,21 @@ class Settings:
         """Build settings from a mapping of variables, reporting every problem at once."""
         values: dict[str, Any] = {}
         problems: list[str] = []
+        provider = env.get("TOKEN_PROVIDER", "returningai").strip().lower()
         for option in OPTIONS:
             raw = env.get(option.name)
-            if raw is None or (option.default is None and not raw.strip()):
-                if option.default is None:
-                    problems.append(f"{option.name}: required ({option.help})")
-                    continue
-                raw = option.default
+            missing = raw is None or not raw.strip()
+            if missing and (option.default is None or provider in option.needed_by):
+                when = f" with TOKEN_PROVIDER={provider}" if option.needed_by else ""
+                problems.append(f"{option.name}: required{when} ({option.help})")
+                continue
             try:
-                values[option.field] = option.parse(raw)
+                values[option.field] = option.parse(
+                    raw if raw is not None else option.default or ""
+                )
             except ValueError as exc:
                 problems.append(f"{option.name}: {exc}")
-        if not problems:
-            problems = _cross_check(values)
+        problems += _cross_check(values)
         if problems:
             raise SettingsError(problems)
         if not values["frame_ancestors"]:
@@ -528,17 +700,21 @@ class Settings:
 
 
 def _cross_check(values: dict[str, Any]) -> list[str]:
-    """Problems no single setting shows."""
+    """Problems no single setting shows (among the settings that parsed)."""
     problems = []
-    if values["session_same_site"] == "none" and not values["session_https_only"]:
+    get = values.get
+    remote_tokens = get("token_provider") == "neuroon" and get("neuroon_token_mode") == "remote"
+    if remote_tokens and not get("neuroon_api_url"):
+        problems.append("NEUROON_API_URL: required with NEUROON_TOKEN_MODE=remote")
+    if get("session_same_site") == "none" and get("session_https_only") is False:
         problems.append(
             "SESSION_SAME_SITE: none is only accepted by browsers with a Secure cookie;"
             " set SESSION_HTTPS_ONLY=true"
         )
-    if values["identity_source"] == "header" and not values["trusted_proxies"]:
+    if get("identity_source") == "header" and get("trusted_proxies") == ():
         problems.append(
             "TRUSTED_PROXIES: IDENTITY_SOURCE=header needs the CIDRs of the proxy that sets"
-            f" {values['identity_header']}; without them nobody is ever signed in"
+            f" {get('identity_header')}; without them nobody is ever signed in"
         )
     return problems
 

@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from app.demo import DemoUpstream, demo_app, demo_settings
+from app.demo import (
+    DemoUpstream,
+    HissunoStandIn,
+    NeuroonStandIn,
+    StandIn,
+    demo_app,
+    demo_settings,
+    stand_in,
+)
 from app.servers import BackgroundServer
 from tests.conftest import FaultyUpstream, Proxy
 from tests.support import LeakScanner, Respond
@@ -52,11 +61,27 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def demo(vendor: DemoUpstream, upstream: str, leak_scanner: LeakScanner) -> Iterator[str]:
-    settings = demo_settings(vendor, upstream)
-    leak_scanner.add(*settings.secrets)
-    with BackgroundServer(demo_app(settings, upstream), timeout_graceful_shutdown=1) as server:
-        yield server.url
+def start_demo(leak_scanner: LeakScanner) -> Iterator[Callable[..., str]]:
+    """Start the demo (merchant site + proxy) in front of a vendor stand-in."""
+    servers: list[BackgroundServer] = []
+
+    def start(vendor: StandIn, **env: str) -> str:
+        upstream = BackgroundServer(vendor.app(), timeout_graceful_shutdown=1).__enter__()
+        servers.append(upstream)
+        settings = demo_settings(vendor, upstream.url, **env)
+        leak_scanner.add(*settings.secrets)
+        site = BackgroundServer(demo_app(settings, upstream.url), timeout_graceful_shutdown=1)
+        servers.append(site.__enter__())
+        return site.url
+
+    yield start
+    for server in reversed(servers):
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def demo(start_demo: Callable[..., str], vendor: DemoUpstream, upstream: str) -> str:
+    return start_demo(vendor)
 
 
 @pytest.fixture
@@ -128,3 +153,102 @@ def test_a_hostile_token_stays_a_string(
 
     assert page.evaluate("window.__WIDGET_INIT__.token") == evil
     assert page.evaluate("typeof window.__pwned") == "undefined"
+
+
+def sign_in(page: Page, demo: str, path: str = "/widget") -> None:
+    page.goto(f"{demo}{path}")
+    page.fill("#email", EMAIL)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{demo}{path}")
+
+
+def test_neuroon_end_to_end(page: Page, start_demo: Callable[..., str]) -> None:
+    vendor = stand_in("neuroon")
+    assert isinstance(vendor, NeuroonStandIn)
+    demo = start_demo(vendor)
+
+    sign_in(page, demo)
+
+    status = page.locator("#neuroon-status")
+    assert status.text_content(timeout=10_000) == (
+        "Neuroon search ready for demo-shop: 3 results for \u201cshoes\u201d."
+    )
+    assert vendor.calls["search"] == 1
+
+
+def test_neuroon_refuses_a_disallowed_origin(page: Page, start_demo: Callable[..., str]) -> None:
+    vendor = stand_in("neuroon")
+    assert isinstance(vendor, NeuroonStandIn)
+    vendor.default_hosts, vendor.allowed_origins = (), ("https://shop.example",)
+    demo = start_demo(vendor)
+
+    sign_in(page, demo)
+
+    status = page.locator("#neuroon-status")
+    status.wait_for(timeout=10_000)
+    assert status.text_content() == "Search unavailable: 403 Origin not allowed"
+
+
+def test_neuroon_replaces_an_expired_token(page: Page, start_demo: Callable[..., str]) -> None:
+    vendor = stand_in("neuroon")
+    assert isinstance(vendor, NeuroonStandIn)
+    vendor.token_lifetime = 2  # a short day, so the test need not wait 24 h
+    demo = start_demo(vendor, NEUROON_ROTATE_AFTER="1")
+
+    sign_in(page, demo)
+    page.locator("[data-state=ready]").wait_for(timeout=10_000)
+    first = page.get_attribute("script[data-token]", "data-token")
+    time.sleep(2.2)  # the first token is now refused by the vendor
+    page.reload()
+    page.locator("[data-state=ready]").wait_for(timeout=10_000)
+    second = page.get_attribute("script[data-token]", "data-token")
+
+    assert first is not None
+    assert second is not None
+    assert second != first
+    assert vendor.token_problem(first) == "Widget token expired"
+    assert vendor.token_problem(second) is None
+
+
+def test_hissuno_end_to_end(page: Page, start_demo: Callable[..., str]) -> None:
+    vendor = stand_in("hissuno")
+    assert isinstance(vendor, HissunoStandIn)
+    demo = start_demo(vendor)
+
+    sign_in(page, demo)
+
+    greeting = page.locator("#hissuno-greeting")
+    assert greeting.text_content(timeout=10_000) == f"Hi, {EMAIL}! How can we help?"
+
+
+def test_hissuno_refuses_a_disallowed_origin(page: Page, start_demo: Callable[..., str]) -> None:
+    vendor = stand_in("hissuno")
+    assert isinstance(vendor, HissunoStandIn)
+    vendor.allowed_origins = ("*.shop.example",)
+    demo = start_demo(vendor)
+
+    sign_in(page, demo)
+
+    greeting = page.locator("#hissuno-greeting")
+    assert greeting.text_content(timeout=10_000) == (
+        "Support chat unavailable: 403 Origin not allowed"
+    )
+
+
+def test_hissuno_replaces_an_expiring_token(page: Page, start_demo: Callable[..., str]) -> None:
+    vendor = stand_in("hissuno")
+    assert isinstance(vendor, HissunoStandIn)
+    demo = start_demo(vendor, HISSUNO_TOKEN_TTL="3", TOKEN_REFRESH_MARGIN="1")
+
+    sign_in(page, demo)
+    page.locator("[data-state=ready]").wait_for(timeout=10_000)
+    first = page.get_attribute("#hissuno-widget", "data-widget-token")
+    time.sleep(2.2)  # past exp minus the margin: no longer served
+    page.reload()
+    page.locator("[data-state=ready]").wait_for(timeout=10_000)
+    second = page.get_attribute("#hissuno-widget", "data-widget-token")
+
+    assert first is not None
+    assert second is not None
+    assert second != first
+    assert vendor.verify(second)[1] is None

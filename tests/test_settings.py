@@ -70,7 +70,7 @@ def test_every_missing_setting_is_reported_together() -> None:
         Settings.from_env({})
 
     named = [p.split(":")[0] for p in caught.value.problems]
-    assert named == [o.name for o in OPTIONS if o.default is None]
+    assert named == [o.name for o in OPTIONS if o.default is None or "returningai" in o.needed_by]
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,7 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
 
     assert list(values) == [o.name for o in OPTIONS]
     for option in OPTIONS:
-        if option.default is not None:
+        if option.default is not None and not option.needed_by:
             assert values[option.name] == option.default, option.name
     Settings.from_env({k: v or "" for k, v in values.items()})  # the example itself is valid
 
@@ -170,11 +170,12 @@ def test_readme_table_matches_the_settings() -> None:
     for option in OPTIONS:
         meaning, default = documented[option.name]
         assert meaning == option.help
-        expected = (
-            "required"
-            if option.default is None
-            else option.shown or (f"`{option.default}`" if option.default else "empty")
-        )
+        if option.default is None:
+            expected = "required"
+        elif option.needed_by:
+            expected = "required for " + ", ".join(f"`{p}`" for p in option.needed_by)
+        else:
+            expected = option.shown or (f"`{option.default}`" if option.default else "empty")
         assert default == expected, option.name
 
 

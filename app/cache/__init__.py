@@ -9,7 +9,8 @@ from app.cache.pages import PageCache, PageEntry
 from app.cache.redis import RedisStore
 from app.cache.store import Store
 from app.cache.tiered import TieredStore
-from app.cache.tokens import TokenCache, TokenEntry
+from app.cache.tokens import TokenCache
+from app.providers.base import TokenEntry
 from app.settings import Settings
 
 __all__ = [

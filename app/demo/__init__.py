@@ -5,16 +5,36 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from app.application import create_app
+from app.demo.hissuno import HissunoStandIn
+from app.demo.neuroon import NeuroonStandIn
 from app.demo.site import site_routes
 from app.demo.upstream import DemoUpstream
 from app.settings import Settings
 
-__all__ = ["DemoUpstream", "demo_app", "demo_settings", "demo_upstream"]
+__all__ = [
+    "DemoUpstream",
+    "HissunoStandIn",
+    "NeuroonStandIn",
+    "StandIn",
+    "demo_app",
+    "demo_settings",
+    "demo_upstream",
+    "stand_in",
+]
+
+
+class StandIn(Protocol):
+    """A vendor played locally: its ASGI app and the settings that point the proxy at it."""
+
+    def app(self) -> Starlette: ...
+
+    def proxy_env(self, url: str) -> dict[str, str]: ...
 
 
 def demo_upstream() -> DemoUpstream:
@@ -25,14 +45,21 @@ def demo_upstream() -> DemoUpstream:
     )
 
 
-def demo_settings(upstream: DemoUpstream, upstream_url: str, **overrides: str) -> Settings:
+def stand_in(provider: str) -> StandIn:
+    """A fresh stand-in for `provider`, with random credentials."""
+    if provider == "neuroon":
+        return NeuroonStandIn(shop_id="demo-shop", api_key="sk_" + secrets.token_hex(16))
+    if provider == "hissuno":
+        secret = "sk_live_" + secrets.token_urlsafe(24)[:32]
+        return HissunoStandIn(project_id="demo-project", secret_key=secret)
+    return demo_upstream()
+
+
+def demo_settings(vendor: StandIn, upstream_url: str, **overrides: str) -> Settings:
     env = {
-        "WIDGET_BASE_URL": upstream_url,
-        "WIDGET_API_KEY": upstream.api_key,
-        "WIDGET_COMMUNITY_ID": upstream.community_id,
-        "WIDGET_ID": "demo-store",
-        "WIDGETS": "channel/demo-channel,milestone/demo-milestones",
+        **vendor.proxy_env(upstream_url),
         "SESSION_SECRET": secrets.token_urlsafe(32),
+        "SESSION_METADATA_KEYS": "email",
         "LOGIN_URL": "/login",
         "SESSION_HTTPS_ONLY": "false",  # the demo runs on plain http://127.0.0.1
     }

@@ -58,6 +58,7 @@ def site_routes(settings: Settings, upstream_url: str) -> list[Route]:
             csrf=request.session.setdefault("csrf", secrets.token_urlsafe(24)),
             root=request.scope.get("root_path", ""),
             widgets=settings.widgets,
+            provider=settings.token_provider,
             upstream=upstream_url,
         )
         return HTMLResponse(html, headers=BASE_HEADERS)

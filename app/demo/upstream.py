@@ -50,6 +50,16 @@ class DemoUpstream:
     page_delay: float = 0.0
     calls: Counter[str] = field(default_factory=Counter)
 
+    def proxy_env(self, url: str) -> dict[str, str]:
+        return {
+            "TOKEN_PROVIDER": "returningai",
+            "WIDGET_BASE_URL": url,
+            "WIDGET_API_KEY": self.api_key,
+            "WIDGET_COMMUNITY_ID": self.community_id,
+            "WIDGET_ID": "demo-store",
+            "WIDGETS": "channel/demo-channel,milestone/demo-milestones",
+        }
+
     def issue(self, email: str, now: float | None = None) -> str:
         issued = int(time.time() if now is None else now)
         claims = {"sub": email, "email": email, "iat": issued, "exp": issued + self.token_ttl}

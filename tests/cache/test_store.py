@@ -55,7 +55,7 @@ def clock() -> Clock:
 
 
 async def test_set_then_get(store: Store, clock: Clock) -> None:
-    entry = TokenEntry("tok", clock.now + 30)
+    entry = TokenEntry("tok", clock.now + 30, clock.now)
 
     await store.set("k", entry)
 
@@ -74,7 +74,7 @@ async def test_pages_survive_the_round_trip(store: Store, clock: Clock) -> None:
 
 
 async def test_entries_die_at_their_expiry(store: Store, clock: Clock) -> None:
-    await store.set("k", TokenEntry("tok", clock.now + 30))
+    await store.set("k", TokenEntry("tok", clock.now + 30, clock.now))
 
     clock.now += 31
 
@@ -82,14 +82,14 @@ async def test_entries_die_at_their_expiry(store: Store, clock: Clock) -> None:
 
 
 async def test_an_entry_already_dead_is_not_kept(store: Store, clock: Clock) -> None:
-    await store.set("k", TokenEntry("old", clock.now + 30))
-    await store.set("k", TokenEntry("dead", clock.now - 1))
+    await store.set("k", TokenEntry("old", clock.now + 30, clock.now))
+    await store.set("k", TokenEntry("dead", clock.now - 1, clock.now))
 
     assert await store.get("k", TokenEntry) is None
 
 
 async def test_delete(store: Store, clock: Clock) -> None:
-    await store.set("k", TokenEntry("tok", clock.now + 30))
+    await store.set("k", TokenEntry("tok", clock.now + 30, clock.now))
 
     await store.delete("k")
 
@@ -116,10 +116,10 @@ async def test_ping(store: Store) -> None:
 async def test_memory_store_evicts_the_least_recently_used(clock: Clock) -> None:
     store = MemoryStore(3, clock=clock)
     for name in "abc":
-        await store.set(name, TokenEntry(name, clock.now + 30))
+        await store.set(name, TokenEntry(name, clock.now + 30, clock.now))
     await store.get("a", TokenEntry)  # a is now the most recently used
 
-    await store.set("d", TokenEntry("d", clock.now + 30))
+    await store.set("d", TokenEntry("d", clock.now + 30, clock.now))
 
     assert len(store) == 3
     assert await store.get("b", TokenEntry) is None
@@ -150,7 +150,7 @@ async def test_redis_lock_lease_runs_out() -> None:
 async def test_a_damaged_redis_entry_is_a_miss(clock: Clock) -> None:
     prefix = f"wp-test-{secrets.token_hex(4)}:"
     store = RedisStore(require_redis(), prefix=prefix, clock=clock)
-    await store.set("p", TokenEntry("not a page", clock.now + 30))
+    await store.set("p", TokenEntry("not a page", clock.now + 30, clock.now))
 
     assert await store.get("p", PageEntry) is None
     await store.aclose()

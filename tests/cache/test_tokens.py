@@ -10,8 +10,10 @@ import jwt
 import pytest
 
 from app.cache import MemoryStore, TokenCache, TokenEntry
-from app.cache.tokens import jwt_exp
 from app.errors import UpstreamBadResponse, UpstreamTimeout
+from app.identity import Identity
+from app.providers.base import jwt_exp
+from app.providers.returningai import ReturningAIProvider
 from app.settings import Settings
 from tests.cache.test_store import Clock
 from tests.test_settings import VALID
@@ -68,12 +70,13 @@ class Vendor:
 def cache(clock: Clock, vendor: Vendor, **env: str) -> tuple[TokenCache, MemoryStore]:
     settings = Settings.from_env({**VALID, **env})
     store = MemoryStore(100, clock=clock)
-    return TokenCache(settings, store, vendor.signin, clock=clock), store
+    provider = ReturningAIProvider(settings, vendor, clock=clock)  # type: ignore[arg-type]
+    return TokenCache(settings, store, provider, clock=clock), store
 
 
 async def get(tokens: TokenCache, email: str = "ann@example.com") -> str:
-    key = tokens.key(email)
-    return tokens.cached(key) or await tokens.fetch(key, email)
+    key = tokens.key(Identity(email))
+    return tokens.cached(key) or await tokens.fetch(key, Identity(email))
 
 
 @pytest.mark.parametrize(
@@ -92,7 +95,7 @@ async def test_lifetime(lifetime: float | None, env: dict[str, str], cached_for:
     tokens, store = cache(clock, vendor, **env)
 
     first = await get(tokens)
-    entry = store.peek(tokens.key("ann@example.com"), TokenEntry)
+    entry = store.peek(tokens.key(Identity("ann@example.com")), TokenEntry)
 
     assert entry is not None
     assert entry.expires_at == pytest.approx(clock.now + cached_for)
@@ -170,11 +173,11 @@ def test_keys_hold_no_email_and_depend_on_the_secret() -> None:
     tokens, _ = cache(clock, vendor)
     other, _ = cache(clock, vendor, SESSION_SECRET="t" * 32)
 
-    key = tokens.key("ann@example.com")
+    key = tokens.key(Identity("ann@example.com"))
 
     assert "ann" not in key
     assert "example" not in key
     assert key.startswith("tok:community-1:")
-    assert key != tokens.key("bob@example.com")
-    assert key != other.key("ann@example.com")
-    assert key == tokens.key("ann@example.com")
+    assert key != tokens.key(Identity("bob@example.com"))
+    assert key != other.key(Identity("ann@example.com"))
+    assert key == tokens.key(Identity("ann@example.com"))
