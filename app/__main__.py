@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.config
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -28,6 +32,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (1)")
+    serve.add_argument(
+        "--root-path", default="", help="the path prefix a reverse proxy serves this under"
+    )
+    serve.add_argument(
+        "--proxy-headers",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="let uvicorn rewrite client address and scheme from X-Forwarded-* (off: the"
+        " app's TRUSTED_PROXIES decides, which also guards IDENTITY_SOURCE=header)",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        help="with --proxy-headers: the peers uvicorn believes (127.0.0.1)",
+    )
 
     demo = commands.add_parser("demo", help="run a self-contained demo, no configuration")
     demo.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
@@ -38,44 +57,84 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="which vendor to play (returningai)",
     )
 
+    check = commands.add_parser(
+        "check", help="check the settings and the vendor before going live (a real signin)"
+    )
+    check.add_argument("--email", help="a test user's email for the real signin and page fetch")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
-            return run_serve(args.host, args.port, args.workers)
+            return run_serve(args)
+        if args.command == "check":
+            from app.check import run_check
+
+            return run_check(args.email)
         return run_demo(args.port, args.provider)
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after its graceful shutdown
         return 0
 
 
-def run_serve(host: str, port: int, workers: int) -> int:
+def run_serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings.load()  # fail here, once, before any worker starts
     except SettingsError as exc:
         print(f"widget-proxy: {exc}", file=sys.stderr)
         return 2
+    if args.proxy_headers and settings.identity_source == "header":
+        print(
+            "widget-proxy: --proxy-headers hides the direct peer that IDENTITY_SOURCE=header"
+            " must check; list the proxy in TRUSTED_PROXIES instead",
+            file=sys.stderr,
+        )
+        return 2
+    if args.workers > 1:
+        prepare_multiprocess_metrics()
     uvicorn.run(
         "app:create_app",
         factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=log_config(),
-        # Forwarded headers are judged by TRUSTED_PROXIES in the app, so uvicorn must
-        # leave the peer address as it is.
-        proxy_headers=False,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        root_path=args.root_path,
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        log_config=logging_for(settings, "json"),
+        access_log=False,  # the app logs one line per request itself
         # On SIGTERM: stop accepting, let requests in flight finish, then exit.
         timeout_graceful_shutdown=settings.shutdown_timeout,
     )
     return 0
 
 
+def logging_for(settings: Settings, default_format: str) -> dict[str, Any]:
+    return log_config(
+        level=settings.log_level,
+        fmt=settings.log_format or default_format,
+        secrets=settings.secrets,
+        log_emails=settings.log_emails,
+    )
+
+
+def prepare_multiprocess_metrics() -> None:
+    """An empty directory where each worker's metrics live; set before workers start."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        path = Path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):  # left by an earlier run: its counts are not ours
+            stale.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="widget-proxy-metrics-")
+
+
 def run_demo(port: int, provider: str) -> int:
     from app.demo import demo_app, demo_settings, stand_in
 
-    logging.config.dictConfig(log_config())
     vendor = stand_in(provider)
     with BackgroundServer(vendor.app()) as upstream:
         settings = demo_settings(vendor, upstream.url)
+        logging.config.dictConfig(logging_for(settings, "text"))
         try:
             sock = bind("127.0.0.1", port)
         except OSError as exc:
@@ -84,7 +143,10 @@ def run_demo(port: int, provider: str) -> int:
         log.info("demo %s stand-in at %s", provider, upstream.url)
         log.info("demo ready: open http://127.0.0.1:%d and sign in with any email", port)
         config = uvicorn.Config(
-            demo_app(settings, upstream.url), log_config=log_config(), proxy_headers=False
+            demo_app(settings, upstream.url),
+            log_config=logging_for(settings, "text"),
+            proxy_headers=False,
+            access_log=False,
         )
         uvicorn.Server(config).run(sockets=[sock])
     return 0

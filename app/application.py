@@ -14,14 +14,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.access import RequestLog
 from app.admission import Admission
 from app.cache import PageCache, TokenCache, open_store
 from app.delivery import loader_pages
 from app.guard import OriginGuard
+from app.health import MetricsEndpoint, Readiness, healthz
 from app.http import HttpClient
 from app.identity import identity_source
+from app.metrics import Metrics
 from app.origins import OriginPolicy
-from app.pages import error_page, log_failure, new_request_id
+from app.pages import error_page, report_error
 from app.providers import make_provider
 from app.proxies import TrustedProxies
 from app.ratelimit import RateLimits
@@ -40,12 +43,14 @@ def create_app(
     `transport` replaces the network under the upstream client (unit tests only).
     """
     settings = settings if settings is not None else Settings.load()
-    http = HttpClient(settings, transport=transport)
+    metrics = Metrics()
+    http = HttpClient(settings, transport=transport, metrics=metrics)
     store = open_store(settings)
-    tokens = TokenCache(settings, store, make_provider(settings, http))
+    tokens = TokenCache(settings, store, make_provider(settings, http), metrics=metrics)
     proxies = TrustedProxies(settings.trusted_proxies)
     policy = OriginPolicy(settings.allowed_origins)
-    admission = Admission(identity_source(settings, proxies), proxies, RateLimits(settings, store))
+    limits = RateLimits(settings, store, metrics)
+    admission = Admission(identity_source(settings, proxies), proxies, limits)
     token_route = Route(
         "/widget/token",
         TokenEndpoint(settings, admission, tokens, policy),
@@ -53,9 +58,8 @@ def create_app(
     )
     if settings.token_provider == "returningai":  # noqa: S105
         # The vendor's own page, rewritten; several widgets by type and id.
-        page = WidgetPage(
-            settings, admission, tokens, PageCache(settings, store, Upstream(settings, http).page)
-        )
+        pages = PageCache(settings, store, Upstream(settings, http).page, metrics=metrics)
+        page = WidgetPage(settings, admission, tokens, pages)
         routes = [
             Route("/widget", page, methods=["GET"]),
             token_route,
@@ -65,6 +69,13 @@ def create_app(
         # No vendor page: a loader page rendered here carries the token.
         page = WidgetPage(settings, admission, tokens, loader_pages(settings))
         routes = [Route("/widget", page, methods=["GET"]), token_route]
+    routes += [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", Readiness(store, http).respond, methods=["GET"]),
+    ]
+    if settings.metrics_enabled:
+        endpoint = MetricsEndpoint(metrics, settings.metrics_allow)
+        routes.append(Route("/metrics", endpoint.respond, methods=["GET"]))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -72,19 +83,23 @@ def create_app(
         await http.aclose()
         await store.aclose()
 
-    return Starlette(
+    app = Starlette(
         routes=routes,
-        middleware=[Middleware(OriginGuard, policy=policy, proxies=proxies)],
+        middleware=[
+            Middleware(RequestLog, metrics=metrics, proxies=proxies),
+            Middleware(OriginGuard, policy=policy, proxies=proxies),
+        ],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _crash},
     )
+    app.state.metrics = metrics  # for an app that mounts this one and logs in front of it
+    return app
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    request_id = new_request_id()
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    log_failure(exc.status_code, code, exc.detail, request_id=request_id, path=request.url.path)
+    request_id = report_error(request.scope, exc.status_code, code, exc.detail)
     response = error_page(
         exc.status_code,
         code,
@@ -97,7 +112,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
-    request_id = new_request_id()
+    request_id = report_error(request.scope, 500, "internal_error", type(exc).__name__)
     log.error("unexpected error (request_id=%s)", request_id, exc_info=exc)
     return error_page(
         500,

@@ -40,6 +40,7 @@ class Breaker:
         failures: int,
         cooldown: float,
         clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[State], object] | None = None,
     ) -> None:
         self.origin = origin
         self._threshold = failures
@@ -49,6 +50,7 @@ class Breaker:
         self._opened_at: float | None = None
         self._probing = False
         self._prober: object | None = None
+        self._on_change = on_change
 
     @property
     def state(self) -> State:
@@ -67,6 +69,7 @@ class Breaker:
             caller = _caller.get()
             if not self._probing:
                 self._probing, self._prober = True, caller
+                self._changed()
                 return True
             if caller is not None and caller is self._prober:
                 return False  # another call of the probing request
@@ -77,7 +80,9 @@ class Breaker:
     def succeeded(self) -> None:
         if self._opened_at is not None:
             log.warning("circuit to %s closed: the upstream answers again", self.origin)
-        self._failures, self._opened_at, self._probing = 0, None, False
+            self._failures, self._opened_at, self._probing = 0, None, False
+            self._changed()
+        self._failures = 0
 
     def failed(self) -> None:
         self._failures += 1
@@ -89,6 +94,11 @@ class Breaker:
                 self._cooldown,
             )
             self._opened_at, self._probing = self._clock(), False
+            self._changed()
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change(self.state)
 
     def ended(self) -> None:
         """The probe ended without a verdict (it was cancelled): let another one through."""

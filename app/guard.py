@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import OriginNotAllowed
 from app.origins import OriginPolicy, parse_origin
-from app.pages import error_response, new_request_id
+from app.pages import error_response
 from app.proxies import TrustedProxies
 
 
@@ -33,9 +33,8 @@ class OriginGuard:
             return
         response = error_response(
             OriginNotAllowed(f"origin {headers['origin'][:100]!r} is not allowed"),
+            scope,
             accept=headers.get("accept", ""),
-            request_id=new_request_id(),
-            path=scope["path"],
         )
         await response(scope, receive, send)
 

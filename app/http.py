@@ -38,6 +38,7 @@ from app.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from app.metrics import CIRCUIT_STATES, Metrics
 from app.settings import Settings
 
 log = logging.getLogger("widget_proxy.upstream")
@@ -77,8 +78,13 @@ def origin_of(url: str) -> str:
 
 class HttpClient:
     def __init__(
-        self, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None
+        self,
+        settings: Settings,
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._max_bytes = settings.upstream_max_bytes
         self._deadline = settings.upstream_deadline
         self._retries = settings.upstream_retries
@@ -110,7 +116,14 @@ class HttpClient:
         origin = origin_of(url)
         breaker = self.breakers.get(origin)
         if breaker is None:
-            breaker = Breaker(origin, self._breaker_failures, self._breaker_cooldown)
+            gauge = self._metrics.circuit.labels(origin)
+            breaker = Breaker(
+                origin,
+                self._breaker_failures,
+                self._breaker_cooldown,
+                on_change=lambda state: gauge.set(CIRCUIT_STATES[state]),
+            )
+            gauge.set(CIRCUIT_STATES["closed"])
             self.breakers[origin] = breaker
         return breaker
 
@@ -137,25 +150,28 @@ class HttpClient:
             error: UpstreamError = UpstreamTimeout(
                 f"{kind} missed the {self._deadline:g} s deadline"
             )
-            self._log_failure(kind, started, error)
+            self._observe(kind, started, error)
             raise error from None
         except UpstreamError as exc:
-            self._log_failure(kind, started, exc)
+            self._observe(kind, started, exc)
             raise
-        log.debug(
-            "upstream %s answered %d in %.0f ms",
-            kind,
-            reply.status,
-            (time.monotonic() - started) * 1000,
-        )
+        self._observe(kind, started, None, reply.status)
         return reply
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def _log_failure(self, kind: str, started: float, exc: UpstreamError) -> None:
-        elapsed = (time.monotonic() - started) * 1000
-        log.warning("upstream %s failed after %.0f ms: %s", kind, elapsed, exc.detail)
+    def _observe(
+        self, kind: str, started: float, exc: UpstreamError | None, status: int = 0
+    ) -> None:
+        """One log line and the metrics of one call, however many attempts it took."""
+        elapsed = time.monotonic() - started
+        self._metrics.upstream_seconds.labels(kind).observe(elapsed)
+        self._metrics.upstream_calls.labels(kind, exc.code if exc else "ok").inc()
+        if exc is None:
+            log.info("upstream %s answered %d in %.0f ms", kind, status, elapsed * 1000)
+        else:
+            log.warning("upstream %s failed after %.0f ms: %s", kind, elapsed * 1000, exc.detail)
 
     async def _attempts(self, call: Call) -> Reply:
         breaker = self.breaker(call.url)

@@ -1,27 +1,111 @@
-"""Logging configuration handed to uvicorn, so every worker process gets the same."""
+"""Logging: text or JSON lines, and a redaction filter on every handler.
+
+The filter removes every configured secret (API keys, the session secret, the Redis
+password) and anything shaped like a JWT from every record, exception traces
+included, and masks emails (`a***@example.com`) unless `LOG_EMAILS=true`. The
+configuration is a dict handed to uvicorn, so every worker process gets the same.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import logging
+import re
+import time
+from collections.abc import Iterable
+from typing import Any, Final
 
-TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+TEXT_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+JWT: Final = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+EMAIL: Final = re.compile(r"([A-Za-z0-9._%+'-])[A-Za-z0-9._%+'-]*(@[A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# Fields a request or upstream line carries beside its message (see app.access).
+FIELDS: Final = (
+    "method", "path", "status", "duration_ms", "request_id", "cache", "client_ip", "error",
+)  # fmt: skip
 
 
-def log_config(level: str = "INFO") -> dict[str, Any]:
+class RedactionFilter(logging.Filter):
+    def __init__(self, secrets: Iterable[str] = (), log_emails: bool = False) -> None:
+        super().__init__()
+        # Longest first, so a secret that contains another is removed whole.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._log_emails = log_emails
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        text = JWT.sub("[jwt]", text)
+        if not self._log_emails:
+            text = EMAIL.sub(r"\1***\2", text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            trace = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = self.redact(trace)
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        for name in FIELDS:
+            value = record.__dict__.get(name)
+            if isinstance(value, str):
+                record.__dict__[name] = self.redact(value)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the request fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in FIELDS:
+            if name in record.__dict__:
+                line[name] = record.__dict__[name]
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["trace"] = record.exc_text
+        return json.dumps(line, ensure_ascii=False)
+
+
+def log_config(
+    level: str = "INFO",
+    fmt: str = "text",
+    secrets: Iterable[str] = (),
+    log_emails: bool = False,
+) -> dict[str, Any]:
+    formatter = {"()": JsonFormatter} if fmt == "json" else {"format": TEXT_FORMAT}
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": "main",
+        "filters": ["redact"],
+        "stream": "ext://sys.stderr",
+    }
+    loggers = ("widget_proxy", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx2")
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"text": {"format": TEXT_FORMAT}},
-        "handlers": {
-            "stderr": {
-                "class": "logging.StreamHandler",
-                "formatter": "text",
-                "stream": "ext://sys.stderr",
+        "filters": {
+            "redact": {
+                "()": RedactionFilter,
+                "secrets": list(secrets),
+                "log_emails": log_emails,
             }
         },
+        "formatters": {"main": formatter},
+        "handlers": {"stderr": handler},
         "loggers": {
-            "widget_proxy": {"handlers": ["stderr"], "level": level, "propagate": False},
-            "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
-            "uvicorn.access": {"handlers": ["stderr"], "level": level, "propagate": False},
+            name: {"handlers": ["stderr"], "level": level, "propagate": False} for name in loggers
         },
+        "root": {"handlers": ["stderr"], "level": "WARNING"},
     }

@@ -7,13 +7,14 @@ wheel carries them as `app/templates`.
 from __future__ import annotations
 
 import logging
-import secrets
 from pathlib import Path
 from typing import Any, Final
 
 import jinja2
 from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import Scope
 
+from app.access import note, request_id
 from app.errors import WidgetProxyError
 
 log = logging.getLogger("widget_proxy")
@@ -42,10 +43,6 @@ def render(name: str, **context: Any) -> str:
     return environment.get_template(name).render(**context)
 
 
-def new_request_id() -> str:
-    return secrets.token_hex(8)
-
-
 def prefers_json(accept: str) -> bool:
     """True when the Accept header ranks application/json above text/html."""
     best = {"json": -1.0, "html": -1.0}
@@ -67,29 +64,32 @@ def prefers_json(accept: str) -> bool:
     return best["json"] > 0 and best["json"] > best["html"]
 
 
-def error_response(exc: WidgetProxyError, *, accept: str, request_id: str, path: str) -> Response:
-    """The browser's answer to `exc`, and its one log line."""
-    log_failure(exc.status, exc.code, exc.detail, request_id=request_id, path=path)
+def error_response(exc: WidgetProxyError, scope: Scope, *, accept: str) -> Response:
+    """The browser's answer to `exc`; its detail goes into the request's one log line."""
+    rid = report_error(scope, exc.status, exc.code, exc.detail)
     return error_page(
         exc.status,
         exc.code,
         exc.message,
         accept=accept,
-        request_id=request_id,
+        request_id=rid,
         retry_after=exc.retry_after,
     )
 
 
-def log_failure(status: int, code: str, detail: str, *, request_id: str, path: str) -> None:
-    log.log(
-        logging.WARNING if status >= 500 else logging.INFO,
-        "request failed: %s %s: %s (status=%d request_id=%s)",
-        code,
-        path,
-        detail,
-        status,
-        request_id,
-    )
+def report_error(scope: Scope, status: int, code: str, detail: str) -> str:
+    """Hand the error to the request's log line (or log it here, outside RequestLog)."""
+    rid = request_id(scope)
+    state = scope.get("state")
+    if isinstance(state, dict) and "request_id" in state:
+        note(scope, error=f"{code}: {detail}")
+    else:
+        log.log(
+            logging.WARNING if status >= 500 else logging.INFO,
+            "request failed: %s %s: %s (status=%d request_id=%s)",
+            code, scope.get("path", "?"), detail, status, rid,
+        )  # fmt: skip
+    return rid
 
 
 def error_page(

@@ -15,6 +15,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from app.access import note
 from app.admission import Admission
 from app.breaker import one_caller
 from app.cache import TokenCache
@@ -22,7 +23,7 @@ from app.delivery import Page, Pages
 from app.errors import BadRequest, NotAuthenticated, UnknownWidget, WidgetProxyError
 from app.identity import Identity
 from app.origins import OriginPolicy, parse_origin
-from app.pages import BASE_HEADERS, error_response, new_request_id, prefers_json
+from app.pages import BASE_HEADERS, error_response, prefers_json
 from app.settings import Settings
 from app.widgets import WIDGET_TYPES, Color, Widget
 
@@ -64,15 +65,13 @@ class WidgetPage:
             key = self._tokens.key(visitor)
             token, page = self._tokens.cached(key), self._pages.cached(widget, color)
             if token is None or page is None:
+                note(scope, cache="miss")
                 token, page = await self._fetch(key, visitor, widget, color, token, page)
+            else:
+                note(scope, cache="hit")
             body = page.render(token)
         except WidgetProxyError as exc:
-            response = error_response(
-                exc,
-                accept=headers.get("accept", ""),
-                request_id=new_request_id(),
-                path=scope["path"],
-            )
+            response = error_response(exc, scope, accept=headers.get("accept", ""))
             await response(scope, receive, send)
             return
         await send(
@@ -175,9 +174,7 @@ class TokenEndpoint:
                 one_caller()
                 token = await self._tokens.fetch(key, visitor)
         except WidgetProxyError as exc:
-            response = error_response(
-                exc, accept="application/json", request_id=new_request_id(), path=scope["path"]
-            )
+            response = error_response(exc, scope, accept="application/json")
             response.headers.update(cors)
             await response(scope, receive, send)
             return

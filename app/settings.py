@@ -495,6 +495,37 @@ OPTIONS: Final[tuple[Option, ...]] = (
         _not_negative(float),
     ),
     Option(
+        "LOG_FORMAT",
+        "",
+        "Log lines as json or text",
+        _optional(_choice("json", "text")),
+        shown="`json` for `serve`, `text` for `demo`",
+    ),
+    Option(
+        "LOG_LEVEL",
+        "INFO",
+        "Lowest level logged: DEBUG, INFO, WARNING or ERROR",
+        lambda raw: _choice("debug", "info", "warning", "error")(raw).upper(),
+    ),
+    Option(
+        "LOG_EMAILS",
+        "false",
+        "Log emails in full instead of masked (a***@example.com)",
+        _flag,
+    ),
+    Option(
+        "METRICS_ENABLED",
+        "true",
+        "Serve Prometheus metrics at /metrics",
+        _flag,
+    ),
+    Option(
+        "METRICS_ALLOW",
+        "127.0.0.0/8 ::1",
+        "CIDRs that may read /metrics (the direct peer's address)",
+        parse_networks,
+    ),
+    Option(
         "WIDGET_TEMPLATE",
         "",
         "A Jinja2 file replacing the built-in loader page (neuroon, hissuno)",
@@ -626,6 +657,11 @@ class Settings:
     token_default_ttl: float
     page_cache_ttl: float
     page_stale_if_error: float
+    log_format: Literal["json", "text", ""]
+    log_level: str
+    log_emails: bool
+    metrics_enabled: bool
+    metrics_allow: tuple[Network, ...]
     widget_template: Path | None
     session_user_id_key: tuple[str, ...]
     session_metadata_keys: tuple[tuple[str, ...], ...]

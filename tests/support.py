@@ -140,8 +140,9 @@ class LeakScanner(logging.Handler):
         return [s for s in self.secrets if s in text]
 
     def check(self, where: str, text: str) -> None:
-        found = self.find(text)
-        assert not found, f"a secret leaked into {where}"
+        __tracebackhide__ = True  # the report must not print the text, or the secret in it
+        if self.find(text):
+            raise AssertionError(f"a secret leaked into {where}")
 
     def check_logs_since(self, index: int) -> None:
         with self._lock_records:

@@ -9,12 +9,18 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
 
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.middleware.sessions import SessionMiddleware
 
+from app import create_app
 from app.demo import (
     DemoUpstream,
     HissunoStandIn,
@@ -252,3 +258,53 @@ def test_hissuno_replaces_an_expiring_token(page: Page, start_demo: Callable[...
     assert second is not None
     assert second != first
     assert vendor.verify(second)[1] is None
+
+
+def test_mounted_under_a_prefix_in_a_fastapi_app(
+    page: Page, vendor: DemoUpstream, upstream: str, leak_scanner: LeakScanner
+) -> None:
+    settings = demo_settings(vendor, upstream)  # LOGIN_URL=/login: the merchant's own page
+    leak_scanner.add(*settings.secrets)
+    proxy = create_app(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # A mounted app's lifespan is not run for it: the merchant runs the proxy's.
+        async with proxy.router.lifespan_context(proxy):
+            yield
+
+    merchant = FastAPI(lifespan=lifespan)
+    merchant.add_middleware(
+        SessionMiddleware, secret_key=settings.session_secret.reveal(), https_only=False
+    )
+
+    @merchant.get("/login", response_class=HTMLResponse)
+    async def login_form(next: str = "/") -> str:
+        return (
+            '<form method="post"><input id="email" name="email">'
+            f'<input type="hidden" name="next" value="{next}"><button type="submit">Go</button>'
+            "</form>"
+        )
+
+    @merchant.post("/login")
+    async def login(request: Request) -> RedirectResponse:
+        form = parse_qs((await request.body()).decode())
+        request.session["email"] = form["email"][0]
+        return RedirectResponse(form["next"][0], status_code=303)
+
+    merchant.mount("/rewards", proxy)
+
+    with BackgroundServer(merchant, timeout_graceful_shutdown=1) as server:
+        page.goto(f"{server.url}/rewards/widget")
+        assert page.url == f"{server.url}/login?next=%2Frewards%2Fwidget"
+        page.fill("#email", EMAIL)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{server.url}/rewards/widget")
+
+        greeting = page.locator("#greeting")
+        assert greeting.text_content(timeout=10_000) == f"Hello, {EMAIL}!"
+        # The page's <base> points at the vendor: the proxy's own URL must be absolute.
+        token = page.evaluate(
+            "fetch(location.origin + '/rewards/widget/token', {method: 'POST'}).then(r => r.status)"
+        )
+        assert token == 200

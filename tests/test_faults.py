@@ -134,7 +134,9 @@ def test_fault(
         assert response.headers["content-type"] == "text/html; charset=utf-8"
         assert int(response.headers["content-length"]) == len(response.content)
         assert token_in(response.text)
-        assert request_lines == []
+        assert len(request_lines) == 1  # the request's own line, without an error
+        assert " 200 " in request_lines[0]
+        assert "error=" not in request_lines[0]
     else:
         assert len(request_lines) == 1
         assert logged in request_lines[0]

@@ -25,8 +25,9 @@ def lock_lease(settings: Settings) -> float:
 
 
 class SingleFlight:
-    def __init__(self) -> None:
+    def __init__(self, on_join: Callable[[], object] | None = None) -> None:
         self._running: dict[str, asyncio.Future[Any]] = {}
+        self._on_join = on_join
         self.coalesced = 0  # callers that joined a call already under way
 
     async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
@@ -43,6 +44,8 @@ class SingleFlight:
             future.add_done_callback(partial(self._finished, key))
         else:
             self.coalesced += 1
+            if self._on_join is not None:
+                self._on_join()
         return cast(T, await asyncio.shield(future))
 
     def running(self, key: str) -> bool:

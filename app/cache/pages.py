@@ -22,6 +22,7 @@ from app.cache.coalesce import SingleFlight, fill, lock_lease
 from app.cache.store import Store
 from app.errors import UpstreamError
 from app.inject import SplitPage
+from app.metrics import Metrics
 from app.settings import Settings
 from app.upstream import PageFetch
 from app.widgets import Color, Widget
@@ -77,6 +78,7 @@ class PageCache:
         store: Store,
         fetch: Fetch,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._fetch = fetch
@@ -87,7 +89,11 @@ class PageCache:
         self._scope = hashlib.sha256(settings.widget_base_url.encode()).hexdigest()[:12]
         self._refreshing: dict[str, asyncio.Task[None]] = {}
         self._retry_at: dict[str, float] = {}
-        self.flight = SingleFlight()
+        observed = metrics or Metrics()
+        self._hit, self._stale_hit, self._miss = (
+            observed.cache.labels("page", outcome) for outcome in ("hit", "stale", "miss")
+        )
+        self.flight = SingleFlight(on_join=observed.coalesced.labels("page").inc)
 
     def key(self, widget: Widget, color: Color) -> str:
         return f"page:{self._scope}:{widget.type}:{widget.id}:{color}"
@@ -103,6 +109,7 @@ class PageCache:
         page = self._serve(key, widget, color, await self._store.get(key, PageEntry))
         if page is not None:
             return page
+        self._miss.inc()
         entry = await self.flight.run(
             key, lambda: fill(self._store, key, lambda: self._read(key),
                               lambda: self._download(key, widget, color, None), self._lease)
@@ -118,7 +125,10 @@ class PageCache:
         if now >= entry.expires_at:
             return None
         if now >= entry.fresh_until:
+            self._stale_hit.inc()
             self._refresh_soon(key, widget, color, entry)
+        else:
+            self._hit.inc()
         return entry.page
 
     async def _read(self, key: str) -> PageEntry | None:

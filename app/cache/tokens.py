@@ -14,6 +14,7 @@ from collections.abc import Callable
 from app.cache.coalesce import SingleFlight, fill, lock_lease
 from app.cache.store import Store
 from app.identity import Identity
+from app.metrics import Metrics
 from app.providers.base import TokenEntry, TokenProvider
 from app.settings import Settings
 
@@ -27,13 +28,17 @@ class TokenCache:
         store: Store,
         provider: TokenProvider,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._provider = provider
         self._clock = clock
         self._margin = settings.token_refresh_margin
         self._lease = lock_lease(settings)
-        self.flight = SingleFlight()
+        events = (metrics or Metrics()).cache
+        self._hit, self._miss = events.labels("token", "hit"), events.labels("token", "miss")
+        joined = (metrics or Metrics()).coalesced.labels("token")
+        self.flight = SingleFlight(on_join=joined.inc)
 
     def key(self, identity: Identity) -> str:
         return self._provider.cache_key(identity)
@@ -41,11 +46,15 @@ class TokenCache:
     def cached(self, key: str) -> str | None:
         """The token if this process holds a live one; never waits."""
         entry = self._store.peek(key, TokenEntry)
-        return entry.token if entry is not None and entry.expires_at > self._clock() else None
+        if entry is None or entry.expires_at <= self._clock():
+            return None
+        self._hit.inc()
+        return entry.token
 
     async def fetch(self, key: str, identity: Identity) -> str:
         """The token from the shared store, or one issue shared by every caller."""
         entry = await self._read(key)
+        (self._hit if entry is not None else self._miss).inc()
         if entry is None:
             entry = await self.flight.run(
                 key, lambda: fill(self._store, key, lambda: self._read(key),

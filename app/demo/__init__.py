@@ -8,13 +8,16 @@ from contextlib import asynccontextmanager
 from typing import Protocol
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount
 
+from app.access import RequestLog
 from app.application import create_app
 from app.demo.hissuno import HissunoStandIn
 from app.demo.neuroon import NeuroonStandIn
 from app.demo.site import site_routes
 from app.demo.upstream import DemoUpstream
+from app.proxies import TrustedProxies
 from app.settings import Settings
 
 __all__ = [
@@ -79,4 +82,8 @@ def demo_app(settings: Settings, upstream_url: str) -> Starlette:
     return Starlette(
         routes=[*site_routes(settings, upstream_url), Mount("", app=proxy)],
         lifespan=lifespan,
+        # The shop's pages get request lines too; the proxy's own logger steps aside.
+        middleware=[
+            Middleware(RequestLog, metrics=proxy.state.metrics, proxies=TrustedProxies(())),
+        ],
     )

@@ -1,0 +1,70 @@
+"""Prometheus metrics, one set per app, exposed at `/metrics`.
+
+With several worker processes (`PROMETHEUS_MULTIPROC_DIR` set by `widget-proxy serve`
+before the workers start) prometheus-client keeps each process's values in files
+there, and `/metrics` adds them up across workers.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+CIRCUIT_STATES: Final = {"closed": 0, "half-open": 1, "open": 2}
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "widget_proxy_requests", "Requests answered, by route and status",
+            ["route", "status"], registry=r,
+        )  # fmt: skip
+        self.request_seconds = Histogram(
+            "widget_proxy_request_duration_seconds", "Time to answer a request, by route",
+            ["route"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.upstream_calls = Counter(
+            "widget_proxy_upstream_calls", "Calls to the vendor, by kind and outcome",
+            ["kind", "outcome"], registry=r,
+        )  # fmt: skip
+        self.upstream_seconds = Histogram(
+            "widget_proxy_upstream_duration_seconds", "Time of one vendor call, retries included",
+            ["kind"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.cache = Counter(
+            "widget_proxy_cache_events", "Cache lookups: hit, miss, or stale (served, refreshing)",
+            ["cache", "outcome"], registry=r,
+        )  # fmt: skip
+        self.coalesced = Counter(
+            "widget_proxy_coalesced_waiters", "Callers that joined a call already under way",
+            ["cache"], registry=r,
+        )  # fmt: skip
+        self.circuit = Gauge(
+            "widget_proxy_circuit_state", "Circuit per origin: 0 closed, 1 half-open, 2 open",
+            ["origin"], registry=r, multiprocess_mode="max",
+        )  # fmt: skip
+        self.rate_limited = Counter(
+            "widget_proxy_rate_limited", "Requests refused by a rate limit, by what was counted",
+            ["limit"], registry=r,
+        )  # fmt: skip
+
+    def exposition(self) -> bytes:
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            return generate_latest(merged)
+        return generate_latest(self.registry)

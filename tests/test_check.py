@@ -1,0 +1,338 @@
+"""`widget-proxy check` as a merchant runs it: a real process against real stand-ins.
+
+One table, one test body. Each case writes a `.env`, points it at the stand-in vendor
+(healthy, faulty, stopped, or another provider's stand-in), runs the command and
+asserts its exit code, its checklist lines, that it really went to the vendor, and
+that neither a secret, a full token nor an upstream body reaches its output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from app.demo import DemoUpstream, stand_in
+from app.servers import BackgroundServer
+from app.settings import OPTIONS
+from tests.conftest import FaultyUpstream
+from tests.support import Fault, Hang, LeakScanner, Respond
+
+EMAIL = "ann@example.com"
+SESSION = {"SESSION_SECRET": "check-session-secret-" + "s" * 32}
+LEAK = "UPSTREAM-BODY-must-not-leak"
+HTML = (("content-type", "text/html; charset=utf-8"),)
+# No full token (JWT, Neuroon shop token) is a run this long of token characters.
+TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-.=]{40,}")
+MS = r"\d+ ms"
+
+Target = Literal["vendor", "faulty", "stopped", "neuroon", "hissuno"]
+
+
+@dataclass(frozen=True)
+class Case:
+    target: Target  # what the .env points at
+    exit: int
+    lines: tuple[str, ...]  # regexes, each must match a whole line of stdout
+    email: str | None = EMAIL
+    env: dict[str, str] = field(default_factory=dict)  # over the target's settings
+    fault: tuple[str, Fault] | None = None  # ("signin" | "page", fault) on `faulty`
+    token_ttl: int | None = None  # the stand-in vendor's token lifetime
+    calls: dict[str, int] | None = None  # the stand-in vendor's call counts afterwards
+
+
+SETTINGS_OK = r"✔ settings: valid, from the environment and \.env \(TOKEN_PROVIDER={}, .*\)"
+CONNECT_OK = rf"✔ connect 127\.0\.0\.1:\d+: 127\.0\.0\.1 in {MS}"
+SIGNIN_OK = rf"✔ signin: 200 in {MS}, token eyJhbG…\S{{4}} \(\d+ chars\)"
+PAGE_OK = rf"✔ page store/demo-store: 200 in {MS}, one token placeholder, \d+ bytes"
+SCRIPT_OK = rf"✔ script: 200 in {MS}, \d+ bytes, text/javascript.*"
+FAST = {  # a hung upstream is given up on quickly, without retries
+    "UPSTREAM_READ_TIMEOUT": "0.3",
+    "UPSTREAM_DEADLINE": "1",
+    "UPSTREAM_RETRIES": "0",
+}
+
+CASES = [
+    pytest.param(
+        Case(
+            "vendor",
+            0,
+            (
+                SETTINGS_OK.format("returningai"),
+                CONNECT_OK,
+                SIGNIN_OK,
+                r"✔ token exp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, in \d+ s; cached for \d+ s",
+                PAGE_OK,
+                rf"✔ page channel/demo-channel: 200 in {MS}, one token placeholder, \d+ bytes",
+                rf"✔ page milestone/demo-milestones: 200 in {MS}, one token placeholder, \d+ bytes",
+                r"All checks passed\.",
+            ),
+            calls={"signin": 1, "page": 3},
+        ),
+        id="returningai-ok",
+    ),
+    pytest.param(
+        Case(
+            "vendor",
+            2,
+            (
+                r"✘ settings: invalid configuration:",
+                r"  - WIDGET_BASE_URL: must be an http\(s\) URL.*",
+                r"  - WIDGET_API_KEY: required with TOKEN_PROVIDER=returningai .*",
+                r"  - SESSION_SECRET: must be at least 32 characters.*",
+                r"  - UPSTREAM_DEADLINE: must be greater than 0",
+                r"Check failed: 4 settings invalid; nothing was tried",
+            ),
+            env={
+                "WIDGET_BASE_URL": "ftp://widgets.example",
+                "WIDGET_API_KEY": "",
+                "SESSION_SECRET": "short-" + secrets.token_hex(4),
+                "UPSTREAM_DEADLINE": "-1",
+            },
+            calls={},
+        ),
+        id="settings-invalid",
+    ),
+    pytest.param(
+        Case(
+            "vendor",
+            2,
+            (
+                SETTINGS_OK.format("returningai"),
+                r"✘ email: missing: with TOKEN_PROVIDER=returningai the signin and page steps .*",
+                r"Check failed: --email is required with TOKEN_PROVIDER=returningai",
+            ),
+            email=None,
+            calls={},
+        ),
+        id="no-email",
+    ),
+    pytest.param(
+        Case(
+            "stopped",
+            1,
+            (
+                r"✘ connect 127\.0\.0\.1:(\d+): connection refused by 127\.0\.0\.1:\1",
+                r"Check failed: connection refused by 127\.0\.0\.1:\d+",
+            ),
+            calls={},
+        ),
+        id="connection-refused",
+    ),
+    pytest.param(
+        Case(
+            "vendor",
+            1,
+            (
+                CONNECT_OK,
+                r"✘ signin: the upstream rejected the API key \(401\); check WIDGET_API_KEY.*",
+                r"Check failed: the upstream rejected the API key \(401\)",
+            ),
+            env={"WIDGET_API_KEY": "wp-wrong-key-" + secrets.token_hex(16)},
+            calls={"signin": 1},  # refused by the vendor itself, and never retried
+        ),
+        id="api-key-rejected",
+    ),
+    pytest.param(
+        Case(
+            "faulty",
+            1,
+            (r"✘ signin: signin answered 500", r"Check failed: signin answered 500"),
+            fault=("signin", Respond(500, LEAK.encode())),
+        ),
+        id="signin-500",
+    ),
+    pytest.param(
+        Case(
+            "faulty",
+            1,
+            (
+                r"✘ signin: signin answered with a body that is not JSON",
+                r"Check failed: signin answered with a body that is not JSON",
+            ),
+            fault=("signin", Respond(200, f"<html>{LEAK}</html>".encode(), HTML)),
+        ),
+        id="signin-not-json",
+    ),
+    pytest.param(
+        Case(
+            "faulty",
+            1,
+            (
+                SIGNIN_OK,
+                r"✘ page store/demo-store: the widget page has no empty token .*"
+                r"\(placeholder missing\)",
+                r"Check failed: the widget page has no empty token .*",
+            ),
+            fault=("page", Respond(200, f"<html><body>{LEAK}</body></html>".encode(), HTML)),
+            calls={"signin": 1},
+        ),
+        id="page-without-placeholder",
+    ),
+    pytest.param(
+        Case(
+            "faulty",
+            1,
+            (
+                SIGNIN_OK,
+                r"✘ page store/demo-store: page timed out",
+                r"Check failed: page timed out",
+            ),
+            env=FAST,
+            fault=("page", Hang()),
+        ),
+        id="page-timeout",
+    ),
+    pytest.param(
+        Case(
+            "vendor",
+            1,
+            (
+                SIGNIN_OK,
+                r"✘ token exp: the new token is already expired \(exp .* UTC, 1\d s ago\);.*",
+                r"Check failed: the new token is already expired .*",
+            ),
+            token_ttl=-10,
+            calls={"signin": 1},  # stopped there: no page fetched
+        ),
+        id="token-expired",
+    ),
+    pytest.param(
+        Case(
+            "neuroon",
+            0,
+            (
+                SETTINGS_OK.format("neuroon"),
+                r"✔ token: signed locally for shop demo-shop at .* UTC, re-issued after 82800 s,"
+                r" token \S{6}…\S{4} \(\d+ chars\)",
+                CONNECT_OK,
+                SCRIPT_OK,
+                r"All checks passed\.",
+            ),
+            email=None,  # one token per shop: no test user needed
+        ),
+        id="neuroon-local-ok",
+    ),
+    pytest.param(
+        Case(
+            "neuroon",
+            0,
+            (
+                CONNECT_OK,
+                rf"✔ token issue: 200 in {MS}, token \S{{6}}…\S{{4}} \(\d+ chars\)",
+                SCRIPT_OK,
+                r"All checks passed\.",
+            ),
+            email=None,
+            env={"NEUROON_TOKEN_MODE": "remote"},
+        ),
+        id="neuroon-remote-ok",
+    ),
+    pytest.param(
+        Case(
+            "hissuno",
+            0,
+            (
+                SETTINGS_OK.format("hissuno"),
+                r"✔ token: HS256, signed and verified locally, claims userId, iat, exp,"
+                r" lives 86400 s, token eyJhbG…\S{4} \(\d+ chars\)",
+                CONNECT_OK,
+                SCRIPT_OK,
+                r"All checks passed\.",
+            ),
+        ),
+        id="hissuno-ok",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_check(
+    case: Case,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    vendor: DemoUpstream,
+    upstream: str,
+    leak_scanner: LeakScanner,
+) -> None:
+    with ExitStack() as stack:
+        settings = {**_target(case, request, vendor, upstream, stack), **SESSION, **case.env}
+        leak_scanner.add(*_secrets(settings))
+        if case.token_ttl is not None:
+            vendor.token_ttl = case.token_ttl  # the `upstream` fixture puts it back
+        vendor.calls.clear()
+
+        result = _run_check(tmp_path, settings, case.email)
+
+    out = result.stdout
+    # Scanned first: the assertions below print the output when they fail.
+    for name, text in (("stdout", out), ("stderr", result.stderr)):
+        leak_scanner.check(f"the check's {name}", text)
+        assert not TOKEN_LIKE.search(text), f"a token (or other long secret) in {name}"
+        assert LEAK not in text, f"an upstream body in {name}"
+    assert result.returncode == case.exit, out + result.stderr
+    for pattern in case.lines:
+        assert re.search(rf"^{pattern}$", out, re.MULTILINE), f"no line {pattern!r} in\n{out}"
+    final = out.splitlines()[-1]
+    assert final.startswith("All checks passed." if case.exit == 0 else "Check failed: "), out
+    if case.calls is not None:
+        counted = {kind: vendor.calls[kind] for kind in ("signin", "page")}
+        assert counted == {"signin": 0, "page": 0, **case.calls}
+
+
+def _target(
+    case: Case,
+    request: pytest.FixtureRequest,
+    vendor: DemoUpstream,
+    upstream: str,
+    stack: ExitStack,
+) -> dict[str, str]:
+    """The settings that point the proxy at the case's stand-in, started as needed."""
+    if case.target == "vendor":
+        return vendor.proxy_env(upstream)
+    if case.target in ("neuroon", "hissuno"):
+        other = stand_in(case.target)
+        server = stack.enter_context(BackgroundServer(other.app(), timeout_graceful_shutdown=1))
+        return other.proxy_env(server.url)
+    faulty: FaultyUpstream = request.getfixturevalue("faulty")
+    if case.target == "stopped":
+        faulty.stop()  # nothing listens on its port any more
+    elif case.fault is not None:
+        kind, fault = case.fault
+        faulty.faults.active[kind] = fault
+    return vendor.proxy_env(faulty.url)
+
+
+def _secrets(settings: dict[str, str]) -> Iterator[str]:
+    for name in ("WIDGET_API_KEY", "NEUROON_API_KEY", "HISSUNO_SECRET_KEY", "SESSION_SECRET"):
+        if settings.get(name):
+            yield settings[name]
+
+
+def _run_check(
+    cwd: Path, settings: dict[str, str], email: str | None
+) -> subprocess.CompletedProcess[str]:
+    (cwd / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    # Only the .env configures it: the environment would win over the file.
+    env = {k: v for k, v in os.environ.items() if k not in {o.name for o in OPTIONS}}
+    env["PYTHONIOENCODING"] = "utf-8"  # the check marks, whatever the runner's locale
+    args = [sys.executable, "-m", "app", "check", *(["--email", email] if email else [])]
+    return subprocess.run(
+        args,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        check=False,
+    )

@@ -1,0 +1,302 @@
+"""What an operator relies on: health, readiness, metrics, request ids, log lines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx2
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.demo import DemoUpstream
+from app.logs import JsonFormatter, RedactionFilter, log_config
+from tests.conftest import FaultyUpstream, Proxy
+from tests.processes import answers, free_port, serve
+from tests.redis_server import private_redis
+from tests.support import LeakScanner, Respond, wait_until
+from tests.test_routes import EMAIL
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Prometheus text → {(sample name, sorted labels): value}."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(
+    found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
+    return found.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_healthz_and_readyz(proxy: Proxy) -> None:
+    assert proxy.client.get("/healthz").status_code == 200
+    ready = proxy.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"ready": True, "problems": {}}
+
+
+def test_readyz_flips_when_redis_stops(make_proxy: Callable[..., Proxy]) -> None:
+    with private_redis() as redis:
+        proxy = make_proxy(CACHE_URL=redis.url)
+        assert proxy.client.get("/readyz").status_code == 200
+
+        redis.kill()
+        down = proxy.client.get("/readyz")
+        assert down.status_code == 503
+        assert "cache" in down.json()["problems"]
+
+        redis.start()
+        assert proxy.client.get("/readyz").status_code == 200
+
+
+def test_readyz_flips_when_the_circuit_opens(
+    make_proxy: Callable[..., Proxy], faulty: FaultyUpstream
+) -> None:
+    proxy = make_proxy(
+        WIDGET_BASE_URL=faulty.url,
+        BREAKER_FAILURES="1",
+        UPSTREAM_RETRIES="0",
+        BREAKER_COOLDOWN="30",
+    )
+    faulty.faults.active["signin"] = Respond(502)
+    assert proxy.get("/widget", EMAIL).status_code == 502
+
+    ready = proxy.client.get("/readyz")
+
+    assert ready.status_code == 503
+    assert any("circuit open" in why for why in ready.json()["problems"].values())
+
+
+def test_metrics_after_a_few_requests(make_proxy: Callable[..., Proxy]) -> None:
+    proxy = make_proxy(RATE_LIMIT_PER_MINUTE="3")
+    for _ in range(4):
+        proxy.get("/widget", EMAIL)  # 1 miss, 2 hits, then rate limited
+    proxy.get("/widget?color=purple", EMAIL)  # refused before it is counted
+
+    found = samples(proxy.client.get("/metrics").text)
+
+    assert value(found, "widget_proxy_requests_total", route="/widget", status="200") == 3
+    assert value(found, "widget_proxy_requests_total", route="/widget", status="429") == 1
+    assert value(found, "widget_proxy_requests_total", route="/widget", status="400") == 1
+    assert value(found, "widget_proxy_request_duration_seconds_count", route="/widget") == 5
+    assert value(found, "widget_proxy_upstream_calls_total", kind="signin", outcome="ok") == 1
+    assert value(found, "widget_proxy_upstream_calls_total", kind="page", outcome="ok") == 1
+    assert value(found, "widget_proxy_upstream_duration_seconds_count", kind="signin") == 1
+    assert value(found, "widget_proxy_cache_events_total", cache="token", outcome="hit") == 2
+    assert value(found, "widget_proxy_cache_events_total", cache="token", outcome="miss") == 1
+    assert value(found, "widget_proxy_cache_events_total", cache="page", outcome="miss") == 1
+    assert value(found, "widget_proxy_rate_limited_total", limit="user") == 1
+    assert value(found, "widget_proxy_circuit_state", origin=proxy.settings.widget_base_url) == 0
+
+
+def test_coalesced_waiters_are_counted(proxy: Proxy, vendor: DemoUpstream) -> None:
+    vendor.signin_delay = vendor.page_delay = 0.2
+
+    async def burst() -> None:
+        async with httpx2.AsyncClient(base_url=proxy.url, timeout=30) as client:
+            await asyncio.gather(
+                *(client.get("/widget", headers=proxy.cookie({"email": EMAIL})) for _ in range(20))
+            )
+
+    asyncio.run(burst())
+    found = samples(proxy.client.get("/metrics").text)
+
+    assert value(found, "widget_proxy_coalesced_waiters_total", cache="token") >= 10
+    assert vendor.calls["signin"] == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "status"),
+    [({"METRICS_ALLOW": "10.0.0.0/8"}, 403), ({"METRICS_ENABLED": "false"}, 404)],
+)
+def test_metrics_access(make_proxy: Callable[..., Proxy], env: dict[str, str], status: int) -> None:
+    assert make_proxy(**env).client.get("/metrics").status_code == status
+
+
+def test_metrics_add_up_across_workers(
+    tmp_path: Path, vendor: DemoUpstream, upstream: str, leak_scanner: LeakScanner
+) -> None:
+    with serve(tmp_path, vendor, upstream, leak_scanner, "--workers", "2") as proxy:
+
+        async def load() -> None:
+            async with httpx2.AsyncClient(base_url=proxy.url, timeout=30) as client:
+                await asyncio.gather(
+                    *(client.get("/widget", headers=proxy.cookie(f"w{i}@x.io")) for i in range(40))
+                )
+
+        asyncio.run(load())
+        scraped = [samples(httpx2.get(f"{proxy.url}/metrics").text) for _ in range(4)]
+
+    for found in scraped:  # whichever worker answers, it counts both
+        assert value(found, "widget_proxy_requests_total", route="/widget", status="200") == 40
+
+
+@pytest.mark.parametrize(
+    ("trusted", "sent", "echoed"),
+    [("127.0.0.1", "edge-req-42", True), ("10.0.0.0/8", "edge-req-42", False),
+     ("127.0.0.1", "bad id with spaces", False)],
+)  # fmt: skip
+def test_request_id(
+    make_proxy: Callable[..., Proxy], trusted: str, sent: str, echoed: bool
+) -> None:
+    proxy = make_proxy(TRUSTED_PROXIES=trusted)
+
+    ok = proxy.get("/widget", EMAIL, headers={"x-request-id": sent})
+    error = proxy.get("/widget?color=x", EMAIL, headers={"x-request-id": sent})
+
+    assert (ok.headers["x-request-id"] == sent) is echoed
+    assert len(ok.headers["x-request-id"]) >= 8
+    assert error.headers["x-request-id"] in error.text
+
+
+def test_one_log_line_per_request(proxy: Proxy, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="widget_proxy"):
+        first = proxy.get("/widget?color=dark", EMAIL)
+        proxy.get("/widget?color=dark", EMAIL)
+
+    lines = [r for r in caplog.records if r.name == "widget_proxy"]
+    assert len(lines) == 2
+    record = lines[0]
+    assert record.__dict__["method"] == "GET"
+    assert record.__dict__["path"] == "/widget"  # without the query
+    assert record.__dict__["status"] == 200
+    assert record.__dict__["duration_ms"] > 0
+    assert record.__dict__["request_id"] == first.headers["x-request-id"]
+    assert record.__dict__["client_ip"] == "127.0.0.1"
+    assert [r.__dict__["cache"] for r in lines] == ["miss", "hit"]
+    upstream = [r for r in caplog.records if r.name == "widget_proxy.upstream"]
+    assert len(upstream) == 2  # one line per upstream call: signin and page
+    assert all(r.levelno == logging.INFO for r in upstream)
+
+
+def test_serve_logs_json_lines(
+    tmp_path: Path, vendor: DemoUpstream, upstream: str, leak_scanner: LeakScanner
+) -> None:
+    with serve(tmp_path, vendor, upstream, leak_scanner) as proxy:
+        httpx2.get(f"{proxy.url}/widget?color=dark", headers=proxy.cookie(EMAIL))
+
+    lines = [json.loads(line) for line in proxy.log.read_text().splitlines() if line]
+    request = next(line for line in lines if line.get("path") == "/widget")
+    assert request["status"] == 200
+    assert request["level"] == "info"
+    assert {"time", "message", "request_id", "duration_ms", "client_ip", "cache"} <= set(request)
+    assert EMAIL not in proxy.log.read_text()
+
+
+SECRET_KEY = "live-api-key-0123456789"
+JWT_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbm4ifQ.c2lnbmF0dXJlLWJ5dGVz"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_redaction_on_every_handler(fmt: str, tmp_path: Path) -> None:
+    config = log_config(fmt=fmt, secrets=[SECRET_KEY, "session-secret-abc"])
+    out = tmp_path / "log.txt"
+    handler = logging.FileHandler(out)
+    handler.addFilter(config["filters"]["redact"]["()"](**{
+        k: v for k, v in config["filters"]["redact"].items() if k != "()"
+    }))  # fmt: skip
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(message)s"))
+    logger = logging.getLogger("widget_proxy.redaction_test")
+    logger.addHandler(handler)
+    try:
+        logger.warning("key %s secret %s token %s for %s", SECRET_KEY, "session-secret-abc",
+                       JWT_TOKEN, "ann.smith@example.com")  # fmt: skip
+        try:
+            raise RuntimeError(f"upstream refused {SECRET_KEY} with {JWT_TOKEN}")
+        except RuntimeError:
+            logger.exception("with a trace")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+    text = out.read_text()
+    for leaked in (SECRET_KEY, "session-secret-abc", JWT_TOKEN, "ann.smith@example.com"):
+        assert leaked not in text
+    assert "a***@example.com" in text
+    assert "[redacted]" in text
+    assert "[jwt]" in text
+    assert "RuntimeError" in text  # the trace is kept, only cleaned
+
+
+def test_log_emails_keeps_them_whole() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "for %s", ("ann@example.com",), None)
+
+    RedactionFilter(log_emails=True).filter(record)
+
+    assert record.getMessage() == "for ann@example.com"
+
+
+NGINX = Path("/usr/sbin/nginx")
+
+
+def readme_nginx_block() -> str:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    match = re.search(r"```nginx\n(.*?)```", readme, re.DOTALL)
+    assert match, "the README has no nginx sample"
+    return match.group(1)
+
+
+def test_behind_nginx_with_the_readme_config(
+    tmp_path: Path, vendor: DemoUpstream, upstream: str, leak_scanner: LeakScanner
+) -> None:
+    if not NGINX.exists():
+        reason = "nginx is not installed (apt-get install nginx)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; under CI a missing nginx is a failure")
+        pytest.skip(reason)
+    with serve(
+        tmp_path, vendor, upstream, leak_scanner, "--root-path", "/rewards",
+        TRUSTED_PROXIES="127.0.0.1/32", LOGIN_URL="/login",
+    ) as proxy:  # fmt: skip
+        port = free_port()
+        backend = proxy.url.removeprefix("http://")
+        block = readme_nginx_block().replace("127.0.0.1:8000", backend)
+        (tmp_path / "nginx.conf").write_text(
+            f"daemon off; user root; pid {tmp_path}/nginx.pid;"
+            f" error_log {tmp_path}/nginx-error.log;\n"
+            "events {}\n"
+            "http {\n  access_log off;\n"
+            + "".join(f"  {kind}_temp_path {tmp_path}/{kind};\n"
+                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+            + f"  server {{\n    listen 127.0.0.1:{port};\n{block}  }}\n}}\n"
+        )  # fmt: skip
+        nginx = subprocess.Popen(
+            [str(NGINX), "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(lambda: answers(f"{base}/rewards/healthz"), timeout=15)
+            page = httpx2.get(
+                f"{base}/rewards/widget",
+                headers={**proxy.cookie(EMAIL), "x-forwarded-for": "203.0.113.7"},
+            )
+            anonymous = httpx2.get(f"{base}/rewards/widget")
+            token = httpx2.post(
+                f"{base}/rewards/widget/token",
+                headers={**proxy.cookie(EMAIL), "origin": base},
+            )
+        finally:
+            nginx.terminate()
+            nginx.wait(timeout=10)
+
+    assert page.status_code == 200
+    assert re.fullmatch(r"[0-9a-f]{32}", page.headers["x-request-id"])  # nginx's $request_id
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/login?next=%2Frewards%2Fwidget"
+    assert token.status_code == 200  # same-origin, as nginx forwarded host and scheme
+    lines = [json.loads(line) for line in proxy.log.read_text().splitlines() if line]
+    seen = next(line for line in lines if line.get("request_id") == page.headers["x-request-id"])
+    assert seen["client_ip"] == "203.0.113.7"  # the client, not nginx, nor a spoof
