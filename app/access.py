@@ -53,21 +53,27 @@ class RequestLog:
         trusted = incoming and self.proxies.trusts(self.proxies.peer(scope))
         rid = incoming if trusted and _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
         state["request_id"] = rid
-        status = 500
+        status, logged = 500, False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, logged
             if message["type"] == "http.response.start":
                 status = message["status"]
                 raw = message.setdefault("headers", [])
                 if not any(k.lower() == b"x-request-id" for k, _ in raw):
                     message["headers"] = [*raw, (b"x-request-id", rid.encode())]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Logged before the last byte leaves, so the line is written by the time
+                # the client has its answer.
+                self._record(scope, headers, state, status, time.perf_counter() - started)
+                logged = True
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self._record(scope, headers, state, status, time.perf_counter() - started)
+            if not logged:  # no complete answer: an error, or the client went away
+                self._record(scope, headers, state, status, time.perf_counter() - started)
 
     def _record(
         self, scope: Scope, headers: Headers, state: dict[str, str], status: int, seconds: float
