@@ -1,0 +1,50 @@
+"""What one benchmark run does: the full run's defaults, and `--quick`'s smaller ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Final
+
+SCENARIOS: Final = ("warm", "naive", "cold", "expiry", "memory", "workers")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    scenarios: tuple[str, ...] = SCENARIOS
+    duration: float = 30.0  # seconds of each warm load run
+    connections: int = 64
+    users: int = 1000
+    threads: int = 1  # wrk's; it shares the cores with the server under test
+    loadgen: str = "auto"
+    signin_delay: float = 0.050  # the stand-in vendor's latency, seconds
+    page_delay: float = 0.030
+    burst: int = 500  # concurrent first requests in the cold burst
+    expiry_users: int = 50
+    expiry_duration: float = 60.0
+    token_ttl: int = 10  # the stand-in's token lifetime in the expiry scenario
+    refresh_margin: float = 2.0  # TOKEN_REFRESH_MARGIN there
+    memory_counts: tuple[int, ...] = (10_000, 100_000)
+    workers: int = 2
+    redis_url: str = "redis://127.0.0.1:6379/15"
+    quick: bool = False
+    profile: Path | None = None  # py-spy the proxy in an extra warm run, into this folder
+
+
+FULL: Final = Config()
+
+# A smoke run: every scenario, a few seconds each, so the suite can run it. Its
+# numbers show that the benchmark works, not how fast the proxy is.
+QUICK: Final = replace(
+    FULL,
+    duration=1.0,
+    connections=16,
+    users=100,
+    burst=50,
+    expiry_users=10,
+    expiry_duration=4.0,
+    token_ttl=4,
+    refresh_margin=1.0,
+    memory_counts=(500, 2000),
+    quick=True,
+)

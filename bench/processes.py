@@ -1,0 +1,167 @@
+"""Servers as real processes, started the way users start the proxy and always stopped.
+
+Each server is `python -m uvicorn … --loop uvloop --http httptools --no-access-log` in
+a session of its own, so that workers it forks can be found and stopped with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Final
+
+from app.settings import OPTIONS
+from bench.http import HOST, fetch
+
+REPO: Final = Path(__file__).resolve().parent.parent
+START_TIMEOUT: Final = 30.0
+STOP_TIMEOUT: Final = 15.0
+PR_SET_PDEATHSIG: Final = 1  # from <linux/prctl.h>
+
+
+class ServerFailed(RuntimeError):
+    """A server did not start or died; the message carries the end of its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def clean_environ() -> dict[str, str]:
+    """This environment without any proxy setting, so only the benchmark's apply."""
+    names = {option.name for option in OPTIONS}
+    return {k: v for k, v in os.environ.items() if k not in names}
+
+
+def uvicorn_command(target: str, port: int, workers: int = 1) -> list[str]:
+    command = [
+        sys.executable, "-m", "uvicorn", target, "--factory", "--app-dir", str(REPO),
+        "--host", HOST, "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+        "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    return command
+
+
+class Server:
+    def __init__(self, name: str, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.name = name
+        self.process = process
+        self.port = port
+        self.log = log
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def rss(self) -> int:
+        """Resident memory of the server's own process, in bytes."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise ServerFailed(f"{self.name}: no VmRSS for process {self.pid}")
+
+    def workers(self) -> list[int]:
+        """The worker processes uvicorn spawned (`--workers`), or just this one."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+            # uvicorn's supervisor also spawns multiprocessing's resource tracker.
+            if parent == self.pid and b"spawn_main" in command:
+                found.append(int(entry.name))
+        return sorted(found) or [self.pid]
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    async def wait_ready(self) -> None:
+        """Until it answers any HTTP request (the proxy's 401 to a stranger counts)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                raise ServerFailed(f"{self.name} exited at start:\n{self.log_tail()}")
+            try:
+                await asyncio.wait_for(fetch(self.port, "/widget"), 2.0)
+            except (TimeoutError, OSError, asyncio.IncompleteReadError):
+                if time.monotonic() > deadline:
+                    raise ServerFailed(f"{self.name} did not answer:\n{self.log_tail()}") from None
+                await asyncio.sleep(0.05)
+            else:
+                return
+
+    def stop(self) -> None:
+        """SIGTERM for a graceful stop, then SIGKILL for anything left in its session."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            with suppress(subprocess.TimeoutExpired):
+                self.process.wait(STOP_TIMEOUT)
+        # The server leads its own process group (start_new_session), so the group
+        # id is its pid: this reaches forked workers, and nothing of anyone else's.
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.process.wait(STOP_TIMEOUT)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the benchmark dies, however it dies.
+
+    The server leads a session of its own, so a terminal's Ctrl+C or a `timeout`
+    that kills the benchmark does not reach it; without this, a benchmark killed
+    with SIGKILL would leave its servers running.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start(
+    name: str, target: str, env: Mapping[str, str], workdir: Path, workers: int = 1
+) -> Server:
+    port = free_port()
+    log = workdir / f"{name}-{port}.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(  # noqa: S603 (our own interpreter, fixed arguments)
+            uvicorn_command(target, port, workers),
+            cwd=workdir,  # not the checkout: a developer's .env there must not apply
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+    return Server(name, process, port, log)
+
+
+@asynccontextmanager
+async def serving(
+    name: str, target: str, env: Mapping[str, str], workdir: Path, workers: int = 1
+) -> AsyncIterator[Server]:
+    server = start(name, target, env, workdir, workers)
+    try:
+        await server.wait_ready()
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,47 @@
+"""One benchmark run: the stand-in up, the chosen scenarios in order, everything down."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from bench.config import Config
+from bench.loadgen import pick_generator
+from bench.report import Row, render
+from bench.scenarios import Outcome, Scenarios
+from bench.stack import Secrets, running_stack
+
+
+async def run(config: Config, workdir: Path) -> tuple[str, bool]:
+    """The Markdown report, and whether every scenario ran to the end."""
+    started = time.monotonic()
+    load_before = os.getloadavg()[0]
+    generator = pick_generator(config.loadgen, config.threads, workdir)
+    outcome = Outcome()
+    complete = True
+    async with running_stack(workdir, Secrets.fresh()) as stack:
+        scenarios = Scenarios(config, stack, generator)
+        for name in config.scenarios:
+            progress(f"{name} …")
+            began = time.monotonic()
+            try:
+                result = await scenarios.by_name(name)()
+            except Exception as exc:
+                # One broken scenario must not hide the others' numbers; the exit
+                # status still says the run is incomplete.
+                complete = False
+                traceback.print_exc(file=sys.stderr)
+                result = Outcome(rows=[Row(name, notes=f"FAILED: {type(exc).__name__}: {exc}")])
+            outcome.rows += result.rows
+            outcome.checks += result.checks
+            progress(f"{name} done in {time.monotonic() - began:.0f} s")
+    report = render(config, generator.name, outcome.rows, outcome.checks,
+                    time.monotonic() - started, load_before)  # fmt: skip
+    return report, complete
+
+
+def progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,404 @@
+"""The six scenarios of issue 7. Each starts the servers it needs, measures, stops them,
+and returns its table rows and the targets it can judge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from app.cache import redacted_url
+from bench import cpu, users
+from bench.config import Config
+from bench.http import Reply, burst, fetch
+from bench.loadgen import LoadGenerator, LoadResult, Target, drive, percentile
+from bench.processes import Server
+from bench.profile import py_spy, record, write_summary
+from bench.report import Check, Row, ms, total_calls, upstream_calls
+from bench.sampler import sample
+from bench.stack import Stack
+
+# Warm runs measure the warm path, so nothing may go stale during them: the stand-in
+# issues hour-long tokens and the page stays fresh as long (at the defaults a page
+# is revalidated once a minute, in the background, with one conditional GET).
+LONG_TTL: Final = 3600
+DEFAULT_TTL: Final = 300  # the stand-in's own default
+REDIS_PREFIX: Final = "widget-proxy:"
+PROFILE_SECONDS: Final = 10
+UVICORN_HEADERS: Final = frozenset({"date", "server", "content-length", "connection"})
+
+# Users of their own for the scenarios that count first-time signins.
+COLD_USERS: Final = 1_000_000
+EXPIRY_USERS: Final = 2_000_000
+MEMORY_USERS: Final = 3_000_000
+
+
+@dataclass
+class Outcome:
+    rows: list[Row] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else float("inf")
+
+
+def mib(size: int) -> str:
+    return f"{size / 2**20:,.1f} MiB"
+
+
+class Scenarios:
+    def __init__(self, config: Config, stack: Stack, loadgen: LoadGenerator) -> None:
+        self.config = config
+        self.stack = stack
+        self.loadgen = loadgen
+        self.proxy_warm: LoadResult | None = None  # scenario 1's, for the other ratios
+
+    def by_name(self, name: str) -> Callable[[], Awaitable[Outcome]]:
+        scenarios: dict[str, Callable[[], Awaitable[Outcome]]] = {
+            "warm": self.warm,
+            "naive": self.naive,
+            "cold": self.cold,
+            "expiry": self.expiry,
+            "memory": self.memory,
+            "workers": self.workers,
+        }
+        return scenarios[name]
+
+    # --- helpers ------------------------------------------------------------------
+
+    def cookies(self, count: int, first: int = 0) -> list[str]:
+        return users.cookies(self.stack.keys.session_secret, count, first)
+
+    async def measure(
+        self, server: Server, cookies: Sequence[str], seconds: float
+    ) -> tuple[LoadResult, Counter[str]]:
+        """One load run, and the upstream calls counted while it ran."""
+        before = await self.stack.calls()
+        busy = cpu.sample()
+        load = await self.loadgen.run(
+            Target(server.port), cookies, seconds, self.config.connections
+        )
+        load = replace(load, others=cpu.others(busy, cpu.sample()))
+        return load, await self.stack.calls() - before
+
+    async def prime(
+        self, server: Server, cookies: Sequence[str]
+    ) -> tuple[LoadResult, Counter[str]]:
+        """One request per cookie, so that every token (and the page) is cached."""
+        before = await self.stack.calls()
+        load = await drive(Target(server.port), cookies, min(self.config.connections, len(cookies)))
+        return load, await self.stack.calls() - before
+
+    async def profiled(self, server: Server, cookies: Sequence[str], label: str) -> None:
+        """With `--profile`: one more load run, sampled by py-spy (see bench.profile)."""
+        folder = self.config.profile
+        if folder is None:
+            return
+        binary = py_spy()
+        if binary is None:
+            raise RuntimeError("--profile needs py-spy (pip install py-spy)")
+        raw = folder / f"{label}.raw"
+        target = Target(server.port)
+        load = asyncio.create_task(
+            self.loadgen.run(target, cookies, PROFILE_SECONDS + 2, self.config.connections)
+        )
+        try:
+            await asyncio.sleep(1.0)  # sample the server under load only
+            pids = server.workers()
+            await record(binary, pids, PROFILE_SECONDS, raw)
+        finally:
+            result = await load  # bounded: it ends by itself, a few seconds on
+        heading = f"{label}: {result.rps:,.0f} req/s while profiled (py-spy slows it)"
+        write_summary(raw, heading, result.rps, len(pids))
+
+    async def latency(self, token_ttl: int) -> None:
+        c = self.config
+        await self.stack.configure(c.signin_delay, c.page_delay, token_ttl)
+
+    # --- 1. warm path, side by side with the limit --------------------------------
+
+    async def warm(self) -> Outcome:
+        c = self.config
+        await self.latency(LONG_TTL)
+        cookies = self.cookies(c.users)
+        async with self.stack.proxy(PAGE_CACHE_TTL=str(LONG_TTL)) as proxy:
+            primed, warmed = await self.prime(proxy, cookies)
+            page = await fetch(proxy.port, "/widget", {"Cookie": cookies[0]})
+            load, during = await self.measure(proxy, cookies, c.duration)
+            await self.profiled(proxy, cookies, "proxy-warm")
+        self.proxy_warm = load
+        # The limit sends what the proxy sent, minus what uvicorn adds by itself and the
+        # `connection: close` it echoed to our one-shot request.
+        headers = [(k, v) for k, v in page.headers if k not in UVICORN_HEADERS]
+        async with self.stack.limit(page.body, headers) as limit:
+            bound, bound_calls = await self.measure(limit, cookies, c.duration)
+            await self.profiled(limit, cookies, "limit-warm")
+        rps, p99 = ratio(load.rps, bound.rps), ratio(load.p99, bound.p99)
+        warm_notes = (
+            f"{c.users:,} users warmed first ({upstream_calls(warmed)},"
+            f" {primed.errors} errors); page {len(page.body):,} bytes, status {page.status}"
+        )
+        return Outcome(
+            rows=[
+                Row.of(f"1. warm path: proxy ({c.users:,} users)", load, during, warm_notes),
+                Row.of(
+                    "1. warm path: limit (bare Starlette route, same bytes)",
+                    bound,
+                    bound_calls,
+                    f"proxy / limit: {rps:.2f}x req/s, {p99:.2f}x p99",
+                ),
+            ],
+            checks=[
+                Check(
+                    "Warm path ≥ 0.8 x the limit's req/s",
+                    f"{rps:.2f}x ({load.rps:,.0f} vs {bound.rps:,.0f})",
+                    rps >= 0.8,
+                ),
+                Check(
+                    "Warm path p99 ≤ 2 x the limit's p99",
+                    f"{p99:.2f}x ({ms(load.p99)} vs {ms(bound.p99)})",
+                    p99 <= 2.0,
+                ),
+                Check(
+                    "Zero upstream calls during the warm run",
+                    upstream_calls(during),
+                    total_calls(during) == 0,
+                ),
+                Check(
+                    f"Exactly U signins for U users (warm-up, U = {c.users:,})",
+                    f"{warmed['signin']:,} signins",
+                    warmed["signin"] == c.users,
+                ),
+            ],
+        )
+
+    # --- 2. the vendor's recipe on every request ------------------------------------
+
+    async def naive(self) -> Outcome:
+        c = self.config
+        await self.latency(DEFAULT_TTL)
+        cookies = self.cookies(c.users)
+        async with self.stack.naive() as naive:
+            load, during = await self.measure(naive, cookies, c.duration)
+        times = ratio(self.proxy_warm.rps, load.rps) if self.proxy_warm else None
+        measured = "n/a (run with the warm scenario)" if times is None else f"{times:,.1f}x"
+        return Outcome(
+            rows=[
+                Row.of(
+                    "2. naive recipe (signin + page per request)",
+                    load,
+                    during,
+                    f"proxy / naive: {measured} req/s",
+                )
+            ],
+            checks=[
+                Check(
+                    "≥ 20 x the naive recipe's req/s",
+                    measured,
+                    None if times is None else times >= 20,
+                )
+            ],
+        )
+
+    # --- 3. cold bursts ---------------------------------------------------------------
+
+    async def cold(self) -> Outcome:
+        c = self.config
+        await self.latency(DEFAULT_TTL)
+        one = self.cookies(1, COLD_USERS)[0]
+        many = self.cookies(c.burst, COLD_USERS + 1)
+        async with self.stack.proxy() as proxy:  # fresh: nothing cached
+            single, single_calls = await self.burst(proxy, [one] * c.burst)
+            spread, spread_calls = await self.burst(proxy, many)
+        return Outcome(
+            rows=[
+                self.burst_row(f"3. cold burst: 1 user x {c.burst:,}", single, single_calls),
+                self.burst_row(f"3. cold burst: {c.burst:,} users x 1", spread, spread_calls),
+            ],
+            checks=[
+                Check(
+                    f"Exactly 1 signin and 1 page fetch in the one-user cold burst ({c.burst:,})",
+                    upstream_calls(single_calls),
+                    single_calls["signin"] == 1 and single_calls["page"] == 1,
+                ),
+                Check(
+                    f"Exactly U signins for U users (cold burst, U = {c.burst:,})",
+                    f"{spread_calls['signin']:,} signins",
+                    spread_calls["signin"] == c.burst,
+                ),
+            ],
+        )
+
+    async def burst(
+        self, server: Server, cookies: list[str]
+    ) -> tuple[tuple[list[Reply], float, int], Counter[str]]:
+        before = await self.stack.calls()
+        started = time.perf_counter()
+        replies = await burst(server.port, "/widget", cookies)
+        elapsed = time.perf_counter() - started
+        return (replies, elapsed, len(cookies)), await self.stack.calls() - before
+
+    @staticmethod
+    def burst_row(name: str, result: tuple[list[Reply], float, int], calls: Counter[str]) -> Row:
+        replies, elapsed, sent = result
+        latencies = sorted(r.elapsed for r in replies)
+        ok = sum(r.status == 200 for r in replies)
+        return Row(
+            name,
+            rps=f"{len(replies) / elapsed:,.0f}",
+            p50=ms(percentile(latencies, 50)),
+            p99=ms(percentile(latencies, 99)),
+            errors=f"{sent - ok:,}",
+            upstream=upstream_calls(calls),
+            notes=f"all {sent:,} sent at once; the burst took {ms(elapsed)}",
+        )
+
+    # --- 4. tokens expiring under load -------------------------------------------------
+
+    async def expiry(self) -> Outcome:
+        c = self.config
+        await self.latency(c.token_ttl)
+        cookies = self.cookies(c.expiry_users, EXPIRY_USERS)
+        margin = f"{c.refresh_margin:g}"
+        async with self.stack.proxy(TOKEN_REFRESH_MARGIN=margin) as proxy:
+            await self.prime(proxy, cookies)
+            stop = asyncio.Event()
+            checker = asyncio.create_task(sample(Target(proxy.port), cookies, stop))
+            try:
+                load, during = await self.measure(proxy, cookies, c.expiry_duration)
+            finally:
+                stop.set()
+                samples = await checker
+        expected = c.expiry_users * load.seconds / (c.token_ttl - c.refresh_margin)
+        got = ratio(during["signin"], expected)
+        least = "-" if samples.least_left is None else f"{samples.least_left:.2f} s"
+        notes = (
+            f"{c.expiry_users} users, token exp {c.token_ttl} s, TOKEN_REFRESH_MARGIN {margin} s,"
+            f" {load.seconds:.0f} s; {samples.checked:,} pages checked beside the load:"
+            f" {samples.expired} expired, least time left {least}"
+        )
+        return Outcome(
+            rows=[Row.of("4. token expiry under load", load, during, notes)],
+            checks=[
+                Check(
+                    "Signins ≈ users x T / (exp - margin) (±25 %)",
+                    f"{during['signin']:,} vs {expected:,.0f} expected ({got:.2f}x)",
+                    0.75 <= got <= 1.25,
+                ),
+                Check(
+                    "No response carried an expired token",
+                    f"{samples.expired} of {samples.checked:,} sampled"
+                    f" ({samples.failed} failed, {samples.unreadable} unreadable)",
+                    samples.expired == 0 and samples.checked > 0 and samples.unreadable == 0,
+                ),
+            ],
+        )
+
+    # --- 5. memory per cached token ------------------------------------------------------
+
+    async def memory(self) -> Outcome:
+        c = self.config
+        await self.stack.configure(0.0, 0.0, LONG_TTL)  # latency would only slow the filling
+        most = max(c.memory_counts)
+        rss: dict[int, int] = {}
+        errors = 0
+        calls: Counter[str] = Counter()
+        async with self.stack.proxy(
+            CACHE_MAX_ENTRIES=str(2 * most), PAGE_CACHE_TTL=str(LONG_TTL)
+        ) as proxy:
+            rss[0] = proxy.rss()
+            filled = 0
+            started = time.perf_counter()
+            for count in sorted(c.memory_counts):
+                cookies = self.cookies(count - filled, MEMORY_USERS + filled)
+                primed, primed_calls = await self.prime(proxy, cookies)
+                errors += primed.errors
+                calls += primed_calls
+                filled = count
+                rss[count] = proxy.rss()
+            elapsed = time.perf_counter() - started
+        per_token = (rss[most] - rss[0]) / most
+        sizes = "; ".join(f"{n:,} → {mib(size)}" for n, size in sorted(rss.items()))
+        return Outcome(
+            rows=[
+                Row(
+                    f"5. memory: RSS with 0 … {most:,} cached tokens",
+                    rps=f"{most / elapsed:,.0f}",
+                    errors=f"{errors:,}",
+                    upstream=upstream_calls(calls),
+                    notes=f"{sizes}; {per_token:,.0f} bytes per cached token"
+                    " (req/s: filling, one new user per request, no upstream latency)",
+                )
+            ],
+            checks=[
+                Check(
+                    "≤ 1 KiB per cached token (memory store)",
+                    f"{per_token:,.0f} bytes ((RSS at {most:,} - RSS at 0) / {most:,})",
+                    per_token <= 1024,
+                )
+            ],
+        )
+
+    # --- 6. several workers sharing Redis ----------------------------------------------
+
+    async def workers(self) -> Outcome:
+        c = self.config
+        name = f"6. warm path: {c.workers} workers + Redis"
+        problem = await forget(c.redis_url)
+        if problem is not None:
+            return Outcome(rows=[Row(name, notes=f"skipped: {problem}")])
+        await self.latency(LONG_TTL)
+        cookies = self.cookies(c.users)
+        try:
+            async with self.stack.proxy(
+                workers=c.workers, CACHE_URL=c.redis_url, PAGE_CACHE_TTL=str(LONG_TTL)
+            ) as proxy:
+                await asyncio.sleep(1.0)  # uvicorn starts its workers one after the other
+                primed, warmed = await self.prime(proxy, cookies)
+                load, during = await self.measure(proxy, cookies, c.duration)
+                await self.profiled(proxy, cookies, "proxy-workers-redis")
+        finally:
+            await forget(c.redis_url)
+        per_user = (warmed["signin"] + during["signin"]) / c.users
+        times = ratio(load.rps, self.proxy_warm.rps) if self.proxy_warm else None
+        vs_one = "n/a" if times is None else f"{times:.2f}x"
+        notes = (
+            f"{c.users:,} users warmed first ({upstream_calls(warmed)}, {primed.errors} errors);"
+            f" {per_user:.2f} signins per user; / one worker: {vs_one} req/s"
+        )
+        return Outcome(
+            rows=[Row.of(name, load, during, notes)],
+            checks=[
+                Check(
+                    f"{c.workers} workers + Redis: signins per user = 1",
+                    f"{per_user:.2f}",
+                    per_user == 1,
+                ),
+                Check(f"{c.workers} workers + Redis / one worker, req/s", vs_one, None),
+            ],
+        )
+
+
+async def forget(url: str) -> str | None:
+    """Delete the proxy's keys (only those) from the benchmark's Redis database.
+
+    None when done; else why Redis can't be used.
+    """
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
+    try:
+        keys = [key async for key in client.scan_iter(match=REDIS_PREFIX + "*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    except (RedisError, OSError) as exc:
+        return f"no Redis at {redacted_url(url)} ({type(exc).__name__})"
+    finally:
+        await client.aclose()
+    return None

@@ -1,0 +1,119 @@
+"""The services of one run: the stand-in vendor (one process for every scenario), and
+factories for the proxy and the two comparison apps, all configured alike.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from bench import apps, upstream
+from bench.http import fetch
+from bench.processes import Server, ServerFailed, clean_environ, serving
+
+COMMUNITY: Final = "bench-community"
+WIDGET_TYPE: Final = "store"
+WIDGET_ID: Final = "bench-store"
+UNLIMITED: Final = "100000000"  # rate limits are on by default and would 429 a benchmark
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    api_key: str
+    session_secret: str
+    signing_key: str
+
+    @classmethod
+    def fresh(cls) -> Secrets:
+        # Made up for this run and never printed: the output is safe to publish.
+        return cls(
+            api_key="bench-key-" + secrets.token_hex(16),
+            session_secret=secrets.token_urlsafe(32),
+            signing_key=secrets.token_urlsafe(32),
+        )
+
+
+class Stack:
+    def __init__(self, workdir: Path, keys: Secrets, vendor: Server) -> None:
+        self.workdir = workdir
+        self.keys = keys
+        self.vendor = vendor
+        self.vendor_url = f"http://127.0.0.1:{vendor.port}"
+
+    async def calls(self) -> Counter[str]:
+        """What the stand-in has answered so far, by kind: signin, page, api, …"""
+        reply = await fetch(self.vendor.port, "/__calls")
+        if reply.status != 200:
+            raise ServerFailed(f"the stand-in's counts answered {reply.status}")
+        return Counter({str(k): int(v) for k, v in json.loads(reply.body).items()})
+
+    async def configure(self, signin_delay: float, page_delay: float, token_ttl: int) -> None:
+        path = (
+            f"/__config?signin_delay={signin_delay}&page_delay={page_delay}&token_ttl={token_ttl}"
+        )
+        reply = await fetch(self.vendor.port, path, method="POST")
+        if reply.status != 200:
+            raise ServerFailed(f"the stand-in refused its configuration ({reply.status})")
+
+    def proxy_env(self, **settings: str) -> dict[str, str]:
+        return {
+            **clean_environ(),
+            "WIDGET_BASE_URL": self.vendor_url,
+            "WIDGET_API_KEY": self.keys.api_key,
+            "WIDGET_COMMUNITY_ID": COMMUNITY,
+            "WIDGET_TYPE": WIDGET_TYPE,
+            "WIDGET_ID": WIDGET_ID,
+            "SESSION_SECRET": self.keys.session_secret,
+            "RATE_LIMIT_PER_MINUTE": UNLIMITED,
+            "RATE_LIMIT_IP_PER_MINUTE": UNLIMITED,
+            **settings,
+        }
+
+    @asynccontextmanager
+    async def proxy(self, workers: int = 1, **settings: str) -> AsyncIterator[Server]:
+        env = self.proxy_env(**settings)
+        async with serving("proxy", "app:create_app", env, self.workdir, workers) as server:
+            yield server
+
+    @asynccontextmanager
+    async def limit(self, body: bytes, headers: list[tuple[str, str]]) -> AsyncIterator[Server]:
+        (self.workdir / "limit-body.html").write_bytes(body)
+        (self.workdir / "limit-headers.json").write_text(json.dumps(headers))
+        env = {
+            **clean_environ(),
+            apps.LIMIT_BODY: str(self.workdir / "limit-body.html"),
+            apps.LIMIT_HEADERS: str(self.workdir / "limit-headers.json"),
+        }
+        async with serving("limit", "bench.apps:limit_app", env, self.workdir) as server:
+            yield server
+
+    @asynccontextmanager
+    async def naive(self) -> AsyncIterator[Server]:
+        env = {
+            **clean_environ(),
+            apps.NAIVE_BASE_URL: self.vendor_url,
+            apps.NAIVE_API_KEY: self.keys.api_key,
+            apps.NAIVE_COMMUNITY: COMMUNITY,
+            apps.NAIVE_WIDGET: f"{WIDGET_TYPE}/{WIDGET_ID}",
+            apps.NAIVE_SESSION_SECRET: self.keys.session_secret,
+        }
+        async with serving("naive", "bench.apps:naive_app", env, self.workdir) as server:
+            yield server
+
+
+@asynccontextmanager
+async def running_stack(workdir: Path, keys: Secrets) -> AsyncIterator[Stack]:
+    env: Mapping[str, str] = {
+        **clean_environ(),
+        upstream.API_KEY: keys.api_key,
+        upstream.COMMUNITY: COMMUNITY,
+        upstream.SIGNING_KEY: keys.signing_key,
+    }
+    async with serving("stand-in", "bench.upstream:create_app", env, workdir) as vendor:
+        yield Stack(workdir, keys, vendor)

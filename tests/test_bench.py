@@ -1,0 +1,138 @@
+"""The benchmark's smoke run: `python -m bench --quick` works end to end, so it can't rot.
+
+No target is asserted here (a few seconds on a shared machine measure nothing); only
+that every scenario ran, printed numbers, and left no process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.profile import summarize
+
+ROOT = Path(__file__).resolve().parent.parent
+MARKER = "WIDGET_PROXY_BENCH_TEST"
+ROWS = (
+    "1. warm path: proxy",
+    "1. warm path: limit",
+    "2. naive recipe",
+    "3. cold burst: 1 user",
+    "3. cold burst: 50 users",
+    "4. token expiry under load",
+    "5. memory",
+    "6. warm path: 2 workers + Redis",
+)
+NUMBER = re.compile(r"\d")
+
+
+def run_bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run the benchmark as users do; fail if anything it started outlives it."""
+    tag = secrets.token_hex(8)
+    out = tmp_path / "bench.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *args, "--out", str(out)],
+        cwd=ROOT,
+        env={**os.environ, MARKER: tag},  # inherited by every process it starts
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not survivors(f"{MARKER}={tag}"), "the benchmark left processes running"
+    assert "bench-key-" not in done.stdout + done.stderr, "the stand-in's API key was printed"
+    table = out.read_text()
+    assert table.strip() in done.stdout
+    return done, table
+
+
+def survivors(tag: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone already, or not ours to read
+            continue
+        if tag.encode() in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def rows(table: str) -> dict[str, list[str]]:
+    """The scenario table's rows by scenario name, as cells."""
+    found = {}
+    for line in table.splitlines():
+        if re.match(r"\| \d\. ", line):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            found[cells[0]] = cells
+    return found
+
+
+def row(table: dict[str, list[str]], prefix: str) -> list[str]:
+    matches = [cells for name, cells in table.items() if name.startswith(prefix)]
+    assert len(matches) == 1, f"no single row for {prefix!r} in {list(table)}"
+    return matches[0]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_quick_run_prints_every_scenario_with_numbers(tmp_path: Path) -> None:
+    done, table = run_bench(tmp_path, "--quick")
+
+    assert "Cores: " in table
+    assert "Load generator: " in table
+    found = rows(table)
+    for prefix in ROWS:
+        cells = row(found, prefix)
+        _, rps, p50, p99, errors, upstream, notes = cells
+        if prefix.startswith("6.") and notes.startswith("skipped: no Redis"):
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"under CI a missing Redis is a failure: {notes}")
+            continue
+        assert NUMBER.search(rps), cells
+        assert NUMBER.search(errors), cells
+        assert NUMBER.search(upstream), cells
+        if not prefix.startswith("5."):  # filling the memory has no latency to speak of
+            assert p50.endswith(" ms"), cells
+            assert p99.endswith(" ms"), cells
+    assert "bytes per cached token" in row(found, "5.")[-1]
+    assert "| Target | measured | met |" in table
+    assert re.search(r"\| Warm path ≥ 0\.8 x the limit's req/s \| [\d.]+x", table)
+    assert "FAILED" not in table
+    assert "bench: warm" in done.stderr  # progress goes to stderr, the table to stdout
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_built_in_load_generator_stands_in_for_wrk(tmp_path: Path) -> None:
+    _, table = run_bench(tmp_path, "--quick", "--loadgen", "asyncio", "--scenarios", "warm,cold")
+
+    assert "Load generator: built-in asyncio generator" in table
+    found = rows(table)
+    assert len(found) == 4, list(found)
+    assert all(name.startswith(("1.", "3.")) for name in found), list(found)
+    for prefix in ROWS[:2]:
+        assert NUMBER.search(row(found, prefix)[1])
+
+
+def test_profile_summary_ranks_frames_by_own_and_inclusive_time(tmp_path: Path) -> None:
+    raw = tmp_path / "proxy.raw"
+    raw.write_text(
+        "Runner.run (runners.py:1);visitor (/x/site-packages/app/admission.py:40) 3\n"
+        "Runner.run (runners.py:1);visitor (/x/site-packages/app/admission.py:41);un (s.py:9) 1\n"
+        "Thread.run (threading.py:1);Connection._recv (connection.py:9) 100\n"
+    )
+
+    summary = summarize(raw, rps=1000.0)
+
+    own, inclusive = summary.split("inclusive time")
+    assert "75.0%    750.0 µs  visitor (site-packages/app/admission.py)" in own
+    assert "100.0%" not in inclusive  # the frame in every sample says nothing
+    assert "_recv" not in summary  # only the event loop's thread serves requests
