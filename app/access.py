@@ -8,11 +8,12 @@ request through the whole chain), else it is generated; error pages show it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
 import time
-from typing import Final
+from typing import Any, Final
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,11 +25,21 @@ log = logging.getLogger("widget_proxy")
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
+# A random prefix per process and a counter: unique across workers and restarts,
+# without a system call per request (request ids are labels, not secrets).
+_PREFIX: Final = secrets.token_hex(4)
+_COUNTER: Final = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_PREFIX}{next(_COUNTER):08x}"
+
+
 def request_id(scope: Scope) -> str:
     """The id of this request, as RequestLog gave it (or a new one, outside it)."""
     state = scope.get("state")
     found = state.get("request_id") if isinstance(state, dict) else None
-    return found if isinstance(found, str) else secrets.token_hex(8)
+    return found if isinstance(found, str) else new_request_id()
 
 
 def note(scope: Scope, **fields: str) -> None:
@@ -41,6 +52,9 @@ class RequestLog:
         self.app = app
         self.metrics = metrics
         self.proxies = proxies
+        # Metric children bound once per label set: labels() takes a lock each time.
+        self._counted: dict[tuple[str, int], Any] = {}
+        self._timed: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope.setdefault("state", {}) if scope["type"] == "http" else None
@@ -51,7 +65,7 @@ class RequestLog:
         headers = Headers(scope=scope)
         incoming = headers.get("x-request-id", "")
         trusted = incoming and self.proxies.trusts(self.proxies.peer(scope))
-        rid = incoming if trusted and _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
+        rid = incoming if trusted and _REQUEST_ID.fullmatch(incoming) else new_request_id()
         state["request_id"] = rid
         status, logged = 500, False
 
@@ -79,8 +93,17 @@ class RequestLog:
         self, scope: Scope, headers: Headers, state: dict[str, str], status: int, seconds: float
     ) -> None:
         route = getattr(scope.get("route"), "path", "unmatched")
-        self.metrics.requests.labels(route, str(status)).inc()
-        self.metrics.request_seconds.labels(route).observe(seconds)
+        counter = self._counted.get((route, status))
+        if counter is None:
+            counter = self._counted[route, status] = self.metrics.requests.labels(route, status)
+        timer = self._timed.get(route)
+        if timer is None:
+            timer = self._timed[route] = self.metrics.request_seconds.labels(route)
+        counter.inc()
+        timer.observe(seconds)
+        level = logging.WARNING if status >= 500 else logging.INFO
+        if not log.isEnabledFor(level):
+            return
         fields = {
             "method": scope["method"],
             "path": scope["path"],
@@ -94,7 +117,7 @@ class RequestLog:
         if error:
             fields["error"] = error
         log.log(
-            logging.WARNING if status >= 500 else logging.INFO,
+            level,
             "%s %s %d %.1fms request_id=%s cache=%s client=%s%s",
             fields["method"],
             fields["path"],

@@ -11,10 +11,12 @@ anything else the browser controls.
 from __future__ import annotations
 
 import json
+import time
 from base64 import b64decode
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import itsdangerous
 from starlette.requests import cookie_parser
@@ -69,29 +71,53 @@ class IdentitySource(Protocol):
 
 
 class SessionReader:
-    """Reads the merchant's session cookie without writing it back."""
+    """Reads the merchant's session cookie without writing it back.
 
-    def __init__(self, settings: Settings) -> None:
+    Verifying and decoding a cookie is most of a warm page view's work, and a browser
+    sends the same cookie with every view, so a verified answer is remembered per
+    `Cookie` header (bounded, least recently used first). Only what passed the
+    signature check is remembered; its age is still checked on every request.
+    """
+
+    MEMO_SIZE: Final = 10_000
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self._signer = itsdangerous.TimestampSigner(settings.session_secret.reveal())
         self._cookie = settings.session_cookie
         self._max_age = settings.session_max_age
         self._email_key = settings.session_email_key
         self._user_id_key = settings.session_user_id_key
         self._metadata_keys = settings.session_metadata_keys
+        self._clock = clock
+        self._memo: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
 
-    def session(self, headers: Mapping[str, str]) -> dict[str, Any] | None:
-        """The decoded session, or None when there is none or it is forged, old or garbled."""
+    def session(self, headers: Mapping[str, str]) -> tuple[dict[str, Any], float] | None:
+        """The decoded session and when it was signed; None when absent, forged, old or garbled."""
         raw = cookie_parser(headers.get("cookie", "")).get(self._cookie)
         if not raw:
             return None
         try:
-            data = json.loads(b64decode(self._signer.unsign(raw, max_age=self._max_age)))
+            signed, signed_at = self._signer.unsign(
+                raw, max_age=self._max_age, return_timestamp=True
+            )
+            data = json.loads(b64decode(signed))
         except (itsdangerous.BadSignature, ValueError):
             return None
-        return data if isinstance(data, dict) else None
+        return (data, signed_at.timestamp()) if isinstance(data, dict) else None
 
     def identity(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
-        session = self.session(headers)
+        cookie = headers.get("cookie", "")
+        known = self._memo.get(cookie)
+        if known is not None:
+            identity, expires = known
+            if expires > self._clock():
+                self._memo.move_to_end(cookie)
+                return identity
+            del self._memo[cookie]
+        found = self.session(headers)
+        if found is None:
+            return None
+        session, signed_at = found
         email = _lookup(session, self._email_key)
         if email is None or email == "":
             return None
@@ -101,11 +127,15 @@ class SessionReader:
             for path in self._metadata_keys
             if isinstance(value := _lookup(session, path), str)
         )
-        return Identity(
+        identity = Identity(
             validate_email(email),
             user_id=str(user_id) if type(user_id) in (str, int) else "",  # not bool
             metadata=metadata,
         )
+        self._memo[cookie] = (identity, signed_at + self._max_age)
+        if len(self._memo) > self.MEMO_SIZE:
+            self._memo.popitem(last=False)
+        return identity
 
 
 def _lookup(data: Any, path: tuple[str, ...]) -> Any:

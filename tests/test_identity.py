@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -115,3 +117,23 @@ def test_valid_emails(email: str) -> None:
 def test_invalid_emails(email: object) -> None:
     with pytest.raises(InvalidEmail):
         validate_email(email)
+
+
+def test_a_remembered_session_still_ages_out() -> None:
+    settings = Settings.from_env({**VALID, "SESSION_SECRET": SECRET, "SESSION_MAX_AGE": "1"})
+    sessions = SessionReader(settings)
+    value = merchant_login_cookie({"email": "a@b.c"})
+
+    assert sessions.identity(SCOPE, {"cookie": f"session={value}"}) == Identity("a@b.c")
+    assert sessions.identity(SCOPE, {"cookie": f"session={value}"}) == Identity("a@b.c")
+    time.sleep(2.1)  # older than SESSION_MAX_AGE now, remembered or not
+
+    assert sessions.identity(SCOPE, {"cookie": f"session={value}"}) is None
+
+
+def test_only_verified_cookies_are_remembered() -> None:
+    sessions = reader()
+    forged = "session=" + merchant_login_cookie({"email": "a@b.c"})[:-3] + "xyz"
+
+    for _ in range(3):
+        assert sessions.identity(SCOPE, {"cookie": forged}) is None

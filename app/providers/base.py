@@ -13,6 +13,7 @@ import hmac
 import json
 from base64 import urlsafe_b64decode
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol, Self
 
 from app.errors import UpstreamBadResponse
@@ -46,12 +47,20 @@ class TokenProvider(Protocol):
 
 
 class Hasher:
-    """HMAC-SHA256 under a key derived from SESSION_SECRET: stable, and says nothing."""
+    """HMAC-SHA256 under a key derived from SESSION_SECRET: stable, and says nothing.
+
+    The same users and addresses come back on every page view, so recent answers are
+    remembered rather than recomputed.
+    """
 
     def __init__(self, settings: Settings, purpose: bytes) -> None:
         self._key = hmac.new(settings.session_secret.reveal().encode(), purpose, "sha256").digest()
+        self._memo = lru_cache(maxsize=65_536)(self._digest)
 
     def __call__(self, value: str) -> str:
+        return self._memo(value)
+
+    def _digest(self, value: str) -> str:
         return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:32]
 
 
