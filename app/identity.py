@@ -79,7 +79,7 @@ class SessionReader:
     signature check is remembered; its age is still checked on every request.
     """
 
-    MEMO_SIZE: Final = 10_000
+    MEMO_SIZE: Final = 4096  # the active sessions; memory stays flat with many users
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self._signer = itsdangerous.TimestampSigner(settings.session_secret.reveal())

@@ -27,7 +27,7 @@ _SPACE = re.compile(r"(?:\s+|//[^\n]*|/\*.*?\*/)*", re.DOTALL)
 _JS_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 
 
-@lru_cache(maxsize=8192)  # a user's token is served many times while it lives
+@lru_cache(maxsize=4096)  # a user's token is served many times while it lives
 def js_string(value: str) -> str:
     """A JavaScript string literal for `value` that is inert inside an inline <script>.
 

@@ -55,7 +55,7 @@ class Hasher:
 
     def __init__(self, settings: Settings, purpose: bytes) -> None:
         self._key = hmac.new(settings.session_secret.reveal().encode(), purpose, "sha256").digest()
-        self._memo = lru_cache(maxsize=65_536)(self._digest)
+        self._memo = lru_cache(maxsize=4096)(self._digest)  # the active users, not all
 
     def __call__(self, value: str) -> str:
         return self._memo(value)
