@@ -303,7 +303,7 @@ class LastStatus:
 
     def __init__(self, http: HttpClient) -> None:
         self.status: int | None = None
-        http._client.event_hooks["response"].append(self._seen)
+        http.on_response(self._seen)
 
     async def _seen(self, response: httpx2.Response) -> None:
         self.status = response.status_code

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -157,6 +157,10 @@ class HttpClient:
             raise
         self._observe(kind, started, None, reply.status)
         return reply
+
+    def on_response(self, hook: Callable[[httpx2.Response], Awaitable[None]]) -> None:
+        """Also tell `hook` about every upstream answer (`widget-proxy check` reports them)."""
+        self._client.event_hooks["response"].append(hook)
 
     async def aclose(self) -> None:
         await self._client.aclose()
