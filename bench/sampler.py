@@ -8,29 +8,16 @@ want the time) is compared with the moment the page arrived.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-from base64 import urlsafe_b64decode
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from app.providers.base import jwt_exp
 from bench.http import Connection, encode_request
 from bench.loadgen import Target
 
 _TOKEN: Final = re.compile(rb'token: "([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)"')
-
-
-def jwt_exp(token: str) -> float | None:
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
-    return float(exp) if isinstance(exp, int | float) else None
 
 
 @dataclass
