@@ -111,7 +111,7 @@ class RequestLog:
             "duration_ms": round(seconds * 1000, 2),
             "request_id": state["request_id"],
             "cache": state.get("cache", "-"),
-            "client_ip": self.proxies.client_ip(scope, headers),
+            "client_ip": state.get("client_ip") or self.proxies.client_ip(scope, headers),
         }
         error = state.get("error")
         if error:

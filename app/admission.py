@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from starlette.types import Scope
 
+from app.access import note
 from app.identity import Identity, IdentitySource
 from app.proxies import TrustedProxies
 from app.ratelimit import RateLimits
@@ -25,7 +26,9 @@ class Admission:
 
     async def visitor(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
         """The signed-in visitor, or None; raises RateLimited or InvalidEmail."""
-        await self._limits.check_ip(self._proxies.client_ip(scope, headers))
+        ip = self._proxies.client_ip(scope, headers)
+        note(scope, client_ip=ip)  # the request's log line shows the same address
+        await self._limits.check_ip(ip)
         identity = self._identities.identity(scope, headers)
         if identity is not None:
             await self._limits.check_user(identity.email)

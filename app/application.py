@@ -46,7 +46,8 @@ def create_app(
     metrics = Metrics()
     http = HttpClient(settings, transport=transport, metrics=metrics)
     store = open_store(settings)
-    tokens = TokenCache(settings, store, make_provider(settings, http), metrics=metrics)
+    upstream = Upstream(settings, http)  # Returning.AI's signin and pages; idle otherwise
+    tokens = TokenCache(settings, store, make_provider(settings, http, upstream), metrics=metrics)
     proxies = TrustedProxies(settings.trusted_proxies)
     policy = OriginPolicy(settings.allowed_origins)
     limits = RateLimits(settings, store, metrics)
@@ -58,7 +59,7 @@ def create_app(
     )
     if settings.token_provider == "returningai":  # noqa: S105
         # The vendor's own page, rewritten; several widgets by type and id.
-        pages = PageCache(settings, store, Upstream(settings, http).page, metrics=metrics)
+        pages = PageCache(settings, store, upstream.page, metrics=metrics)
         page = WidgetPage(settings, admission, tokens, pages)
         routes = [
             Route("/widget", page, methods=["GET"]),

@@ -1,7 +1,8 @@
 """The widget page: identity → token and page (cached, else upstream) → injected HTML.
 
-A pure ASGI endpoint: a warm page view is two dict lookups and a concatenation; it
-builds no Request or Response object, and its headers are computed once per app.
+A pure ASGI endpoint: on a warm page view the token and the page are two lookups in
+this process's memory and the body is a concatenation; it builds no Request or
+Response object, and its headers are computed once per app.
 """
 
 from __future__ import annotations
@@ -168,11 +169,8 @@ class TokenEndpoint:
             visitor = await self._admission.visitor(scope, headers)
             if visitor is None:
                 raise NotAuthenticated("no signed-in session")
-            key = self._tokens.key(visitor)
-            token = self._tokens.cached(key)
-            if token is None:
-                one_caller()
-                token = await self._tokens.fetch(key, visitor)
+            one_caller()
+            token = await self._tokens.fetch(self._tokens.key(visitor), visitor)
         except WidgetProxyError as exc:
             response = error_response(exc, scope, accept="application/json")
             response.headers.update(cors)

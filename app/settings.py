@@ -216,9 +216,9 @@ def _header_name(raw: str) -> str:
     return raw.strip().lower()
 
 
-def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """Empty stays empty: the option is required only by some providers."""
-    return lambda raw: parse(raw) if raw.strip() else ("" if parse is not _dotted_path else ())
+def _optional(parse: Callable[[str], Any], empty: Any = "") -> Callable[[str], Any]:
+    """Empty stays `empty`: the option is optional, or required only by some providers."""
+    return lambda raw: parse(raw) if raw.strip() else empty
 
 
 def _optional_secret(parse: Callable[[str], str]) -> Callable[[str], Secret]:
@@ -536,7 +536,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "SESSION_USER_ID_KEY",
         "",
         "Where the user id sits in the session (hissuno's userId); dotted paths allowed",
-        _optional(_dotted_path),
+        _optional(_dotted_path, empty=()),
         shown="the email",
     ),
     Option(

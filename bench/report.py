@@ -80,26 +80,18 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _git(*args: str) -> str:
+    command = ["git", *args]  # git from PATH, fixed arguments
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=10, check=True)  # noqa: S603
+    return done.stdout.strip()
+
+
 def revision() -> str:
     """The commit measured, and whether app/ differs from it (read-only git calls)."""
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 (git from PATH, fixed args)
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        head = _git("rev-parse", "--short", "HEAD")
         # --no-optional-locks: status must not write the index behind anyone's back.
-        changed = subprocess.run(
-            ["git", "--no-optional-locks", "status", "--porcelain", "--", "app"],  # noqa: S607
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        changed = _git("--no-optional-locks", "status", "--porcelain", "--", "app")
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
     return head + (" with uncommitted changes in app/" if changed else "")

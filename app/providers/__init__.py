@@ -13,11 +13,11 @@ from app.upstream import Upstream
 __all__ = ["TokenEntry", "TokenProvider", "make_provider"]
 
 
-def make_provider(settings: Settings, http: HttpClient) -> TokenProvider:
+def make_provider(settings: Settings, http: HttpClient, upstream: Upstream) -> TokenProvider:
     match settings.token_provider:
         case "neuroon":
             return NeuroonProvider(settings, http)
         case "hissuno":
             return HissunoProvider(settings)
         case "returningai":
-            return ReturningAIProvider(settings, Upstream(settings, http))
+            return ReturningAIProvider(settings, upstream)
