@@ -1,9 +1,13 @@
-"""widget-proxy: serve third-party widgets to signed-in users; the API key stays here."""
+"""widget-proxy: serve third-party widgets to signed-in users; the API key stays here.
+
+Installed and imported as `widget_proxy` (the source folder is `app/`):
+`from widget_proxy import create_app`.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .__version__ import __version__
+from .application import create_app
+from .settings import Settings, SettingsError
 
-from app.application import create_app
-
-__all__ = ["__version__", "create_app"]
+__all__ = ["Settings", "SettingsError", "__version__", "create_app"]

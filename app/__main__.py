@@ -1,4 +1,4 @@
-"""The command line: `widget-proxy serve` and `widget-proxy demo`."""
+"""The command line: `widget-proxy serve`, `demo` and `check`."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from typing import Any
 
 import uvicorn
 
-from app.logs import log_config
-from app.servers import BackgroundServer, bind
-from app.settings import PROVIDERS, Settings, SettingsError
+from .ops.logs import log_config
+from .providers import PROVIDERS
+from .servers import BackgroundServer, bind
+from .settings import Settings, SettingsError
 
 log = logging.getLogger("widget_proxy")
 
@@ -52,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     demo.add_argument(
         "--provider",
-        choices=PROVIDERS,
+        choices=list(PROVIDERS),
         default="returningai",
         help="which vendor to play (returningai)",
     )
@@ -67,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return run_serve(args)
         if args.command == "check":
-            from app.check import run_check
+            from .ops.check import run_check
 
             return run_check(args.email)
         return run_demo(args.port, args.provider)
@@ -91,7 +92,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         prepare_multiprocess_metrics()
     uvicorn.run(
-        "app:create_app",
+        "widget_proxy:create_app",
         factory=True,
         host=args.host,
         port=args.port,
@@ -129,7 +130,7 @@ def prepare_multiprocess_metrics() -> None:
 
 
 def run_demo(port: int, provider: str) -> int:
-    from app.demo import demo_app, demo_settings, stand_in
+    from .demo import demo_app, demo_settings, stand_in
 
     vendor = stand_in(provider)
     with BackgroundServer(vendor.app()) as upstream:

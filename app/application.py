@@ -1,10 +1,19 @@
-"""`create_app`: settings in, ASGI app out."""
+"""`create_app`: settings in, ASGI app out.
+
+The one place (with the command line) that reads `Settings`: it turns them into the
+keyword arguments of each component, asks the chosen vendor's provider for its token
+issuer and page source, and wires the request's path:
+
+    RequestLog → OriginGuard → route → Admission (IP limit, identity, user limit)
+        → TokenCache / PageSource (the vendor, through the cache) → the page
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx2
 from starlette.applications import Starlette
@@ -14,23 +23,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.access import RequestLog
-from app.admission import Admission
-from app.cache import PageCache, TokenCache, open_store
-from app.delivery import loader_pages
-from app.guard import OriginGuard
-from app.health import MetricsEndpoint, Readiness, healthz
-from app.http import HttpClient
-from app.identity import identity_source
-from app.metrics import Metrics
-from app.origins import OriginPolicy
-from app.pages import error_page, report_error
-from app.providers import make_provider
-from app.proxies import TrustedProxies
-from app.ratelimit import RateLimits
-from app.routes import TokenEndpoint, WidgetPage
-from app.settings import Settings
-from app.upstream import Upstream
+from .cache import Keys, PageCache, TokenCache, open_store
+from .cache.pages import Fetch
+from .cache.store import Store
+from .ops.health import MetricsEndpoint, Readiness, healthz
+from .ops.metrics import Metrics
+from .ops.requestlog import RequestLog
+from .providers import PROVIDERS, JwtLifetime, Parts, Provider
+from .responses import error_page, report_error
+from .routes import TokenEndpoint, WidgetPage
+from .security.admission import Admission
+from .security.forwarded import TrustedProxies
+from .security.guard import OriginGuard
+from .security.identity import HeaderIdentity, IdentitySource, SessionReader
+from .security.origins import OriginPolicy
+from .security.ratelimit import RateLimits
+from .settings import Settings
+from .upstream.breaker import BreakerPolicy
+from .upstream.client import HttpClient, Limits, Retries, Timeouts
 
 log = logging.getLogger("widget_proxy")
 
@@ -44,33 +54,42 @@ def create_app(
     """
     settings = settings if settings is not None else Settings.load()
     metrics = Metrics()
-    http = HttpClient(settings, transport=transport, metrics=metrics)
-    store = open_store(settings)
-    upstream = Upstream(settings, http)  # Returning.AI's signin and pages; idle otherwise
-    tokens = TokenCache(settings, store, make_provider(settings, http, upstream), metrics=metrics)
+    http = http_client(settings, metrics=metrics, transport=transport)
+    store = open_store(settings.cache_url.reveal(), max_entries=settings.cache_max_entries)
+    keys = Keys(settings.session_secret.reveal())
+    lease = settings.upstream_deadline + 1  # a fill's lock outlives one upstream call
+    provider: Provider[Any] = PROVIDERS[settings.token_provider]
+    vendor = provider.build(settings.vendor, _parts(settings, http, store, keys, metrics, lease))
+    tokens = TokenCache(
+        store, vendor.tokens, margin=settings.token_refresh_margin, lease=lease, metrics=metrics
+    )
     proxies = TrustedProxies(settings.trusted_proxies)
     policy = OriginPolicy(settings.allowed_origins)
-    limits = RateLimits(settings, store, metrics)
-    admission = Admission(identity_source(settings, proxies), proxies, limits)
-    token_route = Route(
-        "/widget/token",
-        TokenEndpoint(settings, admission, tokens, policy),
-        methods=["POST", "OPTIONS"],
+    limits = RateLimits(
+        store,
+        keys=keys,
+        per_user=settings.rate_limit_per_minute,
+        per_ip=settings.rate_limit_ip_per_minute,
+        metrics=metrics,
     )
-    if settings.token_provider == "returningai":  # noqa: S105
-        # The vendor's own page, rewritten; several widgets by type and id.
-        pages = PageCache(settings, store, upstream.page, metrics=metrics)
-        page = WidgetPage(settings, admission, tokens, pages)
-        routes = [
-            Route("/widget", page, methods=["GET"]),
-            token_route,
-            Route("/widget/{type}/{id}", page, methods=["GET"]),
-        ]
-    else:
-        # No vendor page: a loader page rendered here carries the token.
-        page = WidgetPage(settings, admission, tokens, loader_pages(settings))
-        routes = [Route("/widget", page, methods=["GET"]), token_route]
-    routes += [
+    admission = Admission(_identities(settings, proxies), proxies, limits)
+    page = WidgetPage(
+        admission=admission,
+        tokens=tokens,
+        pages=vendor.pages,
+        default_color=settings.widget_color,
+        login_url=settings.login_url,
+        frame_ancestors=settings.frame_ancestors,
+    )
+    widget, *more = vendor.pages.paths
+    routes = [
+        Route(widget, page, methods=["GET"]),
+        Route(
+            "/widget/token",
+            TokenEndpoint(admission=admission, tokens=tokens, policy=policy),
+            methods=["POST", "OPTIONS"],
+        ),
+        *(Route(path, page, methods=["GET"]) for path in more),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", Readiness(store, http).respond, methods=["GET"]),
     ]
@@ -95,6 +114,67 @@ def create_app(
     )
     app.state.metrics = metrics  # for an app that mounts this one and logs in front of it
     return app
+
+
+def http_client(
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    transport: httpx2.AsyncBaseTransport | None = None,
+) -> HttpClient:
+    """The one upstream client, as the settings describe it (`check` uses it too)."""
+    return HttpClient(
+        timeouts=Timeouts(
+            connect=settings.upstream_connect_timeout,
+            read=settings.upstream_read_timeout,
+            pool=settings.upstream_pool_timeout,
+        ),
+        limits=Limits(
+            max_connections=settings.upstream_max_connections,
+            max_bytes=settings.upstream_max_bytes,
+        ),
+        retries=Retries(retries=settings.upstream_retries, deadline=settings.upstream_deadline),
+        breaker=BreakerPolicy(
+            failures=settings.breaker_failures, cooldown=settings.breaker_cooldown
+        ),
+        metrics=metrics,
+        transport=transport,
+    )
+
+
+def _parts(
+    settings: Settings, http: HttpClient, store: Store, keys: Keys, metrics: Metrics, lease: float
+) -> Parts:
+    def page_cache(origin: str, fetch: Fetch) -> PageCache:
+        return PageCache(
+            store,
+            fetch,
+            scope=origin,
+            ttl=settings.page_cache_ttl,
+            stale_if_error=settings.page_stale_if_error,
+            lease=lease,
+            metrics=metrics,
+        )
+
+    lifetime = JwtLifetime(
+        margin=settings.token_refresh_margin,
+        max_ttl=settings.token_max_ttl,
+        default_ttl=settings.token_default_ttl,
+    )
+    return Parts(http, keys, lifetime, page_cache, template=settings.widget_template)
+
+
+def _identities(settings: Settings, proxies: TrustedProxies) -> IdentitySource:
+    if settings.identity_source == "header":
+        return HeaderIdentity(proxies=proxies, header=settings.identity_header)
+    return SessionReader(
+        secret=settings.session_secret.reveal(),
+        cookie=settings.session_cookie,
+        max_age=settings.session_max_age,
+        email_key=settings.session_email_key,
+        user_id_key=settings.session_user_id_key,
+        metadata_keys=settings.session_metadata_keys,
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

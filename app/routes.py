@@ -16,36 +16,39 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from app.access import note
-from app.admission import Admission
-from app.breaker import one_caller
-from app.cache import TokenCache
-from app.delivery import Page, Pages
-from app.errors import BadRequest, NotAuthenticated, UnknownWidget, WidgetProxyError
-from app.identity import Identity
-from app.origins import OriginPolicy, parse_origin
-from app.pages import BASE_HEADERS, error_response, prefers_json
-from app.settings import Settings
-from app.widgets import WIDGET_TYPES, Color, Widget
+from .cache.tokens import TokenCache
+from .delivery.page import Color, Page, PageSource
+from .errors import BadRequest, NotAuthenticated, WidgetProxyError
+from .ops.requestlog import note
+from .responses import BASE_HEADERS, error_response, prefers_json
+from .security.admission import Admission
+from .security.identity import Identity
+from .security.origins import OriginPolicy, parse_origin
+from .upstream.breaker import one_caller
 
 A = TypeVar("A")
 B = TypeVar("B")
 
 
 class WidgetPage:
-    """`GET /widget` and `GET /widget/{type}/{id}`."""
+    """`GET /widget` and the other paths of the vendor's page source."""
 
     def __init__(
-        self, settings: Settings, admission: Admission, tokens: TokenCache, pages: Pages
+        self,
+        *,
+        admission: Admission,
+        tokens: TokenCache[Identity],
+        pages: PageSource,
+        default_color: Color = "light",
+        login_url: str | None = None,
+        frame_ancestors: tuple[str, ...] = ("'self'",),
     ) -> None:
         self._admission = admission
         self._tokens = tokens
         self._pages = pages
-        self._default = settings.default_widget
-        self._allowed = settings.allowed_widgets
-        self._default_color = settings.widget_color
-        self._login_url = settings.login_url
-        csp = "frame-ancestors " + " ".join(settings.frame_ancestors)
+        self._default_color = default_color
+        self._login_url = login_url
+        csp = "frame-ancestors " + " ".join(frame_ancestors)
         self._headers = [
             (b"content-type", b"text/html; charset=utf-8"),
             *((k.encode(), v.encode()) for k, v in BASE_HEADERS.items()),
@@ -55,7 +58,7 @@ class WidgetPage:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         try:
-            widget = self._widget(scope["path_params"])
+            widget = self._pages.select(scope["path_params"])
             color = self._color(scope["query_string"])
             visitor = await self._admission.visitor(scope, headers)
             if visitor is None:
@@ -88,7 +91,7 @@ class WidgetPage:
         self,
         key: str,
         identity: Identity,
-        widget: Widget,
+        widget: str,
         color: Color,
         token: str | None,
         page: Page | None,
@@ -104,16 +107,6 @@ class WidgetPage:
         if page is None:
             return token, await self._pages.fetch(widget, color)
         return token, page
-
-    def _widget(self, params: dict[str, str]) -> Widget:
-        if not params:
-            return self._default
-        if params["type"] not in WIDGET_TYPES:
-            raise BadRequest(f"unknown widget type {params['type'][:40]!r}")
-        widget = Widget(params["type"], params["id"])
-        if widget not in self._allowed:
-            raise UnknownWidget(f"widget {widget.path[:80]!r} is not configured")
-        return widget
 
     def _color(self, query_string: bytes) -> Color:
         if not query_string:
@@ -147,7 +140,7 @@ class TokenEndpoint:
     """
 
     def __init__(
-        self, settings: Settings, admission: Admission, tokens: TokenCache, policy: OriginPolicy
+        self, *, admission: Admission, tokens: TokenCache[Identity], policy: OriginPolicy
     ) -> None:
         self._admission = admission
         self._tokens = tokens

@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Final
 
-from app.settings import OPTIONS
+from widget_proxy.settings import OPTIONS
 from bench.http import HOST, fetch
 
 REPO: Final = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from app.providers.base import jwt_exp
+from widget_proxy.providers.base import jwt_exp
 from bench.http import Connection, encode_request
 from bench.loadgen import Target
 

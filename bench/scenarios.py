@@ -14,7 +14,7 @@ from typing import Final
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from app.cache import redacted_url
+from widget_proxy.cache import redacted_url
 from bench import cpu, users
 from bench.config import Config
 from bench.http import Reply, burst, fetch

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.demo.upstream import DemoUpstream
+from widget_proxy.providers.returningai.standin import DemoUpstream
 
 API_KEY: Final = "BENCH_UPSTREAM_API_KEY"
 COMMUNITY: Final = "BENCH_UPSTREAM_COMMUNITY"

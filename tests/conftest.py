@@ -14,10 +14,10 @@ from typing import Any
 import httpx2
 import pytest
 
-from app import create_app
-from app.demo import DemoUpstream, demo_settings
-from app.servers import BackgroundServer
-from app.settings import Settings
+from widget_proxy import create_app
+from widget_proxy.demo import DemoUpstream, demo_settings
+from widget_proxy.servers import BackgroundServer
+from widget_proxy.settings import Settings
 from tests.processes import free_port
 from tests.support import Faults, LeakScanner, session_cookie, with_faults
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx2
 
-from app.demo import DemoUpstream
-from app.servers import bind
+from widget_proxy.demo import DemoUpstream
+from widget_proxy.servers import bind
 from tests.support import LeakScanner, session_cookie, wait_until
 
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import pytest
 import redis
 
-from app.servers import bind
+from widget_proxy.servers import bind
 from tests.support import wait_until
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -20,8 +20,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.middleware.sessions import SessionMiddleware
 
-from app import create_app
-from app.demo import (
+from widget_proxy import create_app
+from widget_proxy.demo import (
     DemoUpstream,
     HissunoStandIn,
     NeuroonStandIn,
@@ -30,7 +30,7 @@ from app.demo import (
     demo_settings,
     stand_in,
 )
-from app.servers import BackgroundServer
+from widget_proxy.servers import BackgroundServer
 from tests.conftest import FaultyUpstream, Proxy
 from tests.support import LeakScanner, Respond
 

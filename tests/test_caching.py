@@ -13,7 +13,7 @@ import jwt
 import pytest
 import redis
 
-from app.demo import DemoUpstream
+from widget_proxy.demo import DemoUpstream
 from tests.conftest import Proxy
 from tests.processes import Served, serve
 from tests.redis_server import forget, private_redis, require_redis

@@ -21,9 +21,9 @@ from typing import Literal
 
 import pytest
 
-from app.demo import DemoUpstream, stand_in
-from app.servers import BackgroundServer
-from app.settings import OPTIONS
+from widget_proxy.demo import DemoUpstream, stand_in
+from widget_proxy.servers import BackgroundServer
+from widget_proxy.settings import OPTIONS
 from tests.conftest import FaultyUpstream
 from tests.support import Fault, Hang, LeakScanner, Respond
 

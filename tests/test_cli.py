@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx2
 
-from app.demo import DemoUpstream
+from widget_proxy.demo import DemoUpstream
 from tests.processes import free_port, running, serve
 from tests.support import LeakScanner, wait_until
 

@@ -20,7 +20,7 @@ import brotli
 import httpx2
 import pytest
 
-from app.demo import DemoUpstream
+from widget_proxy.demo import DemoUpstream
 from tests import load
 from tests.conftest import FaultyUpstream, Proxy
 from tests.processes import serve

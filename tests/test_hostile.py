@@ -10,10 +10,10 @@ import httpx2
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from app.demo import DemoUpstream
-from app.errors import InvalidEmail
-from app.identity import validate_email
-from app.inject import js_string, split_page
+from widget_proxy.demo import DemoUpstream
+from widget_proxy.errors import InvalidEmail
+from widget_proxy.security.identity import validate_email
+from widget_proxy.delivery.inject import js_string, split_page
 from tests.conftest import Proxy
 
 PAGE = (

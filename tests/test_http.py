@@ -8,16 +8,16 @@ from collections.abc import Callable
 import httpx2
 import pytest
 
-from app.breaker import Breaker
-from app.errors import (
+from widget_proxy.upstream.breaker import Breaker
+from widget_proxy.errors import (
     CircuitOpen,
     UpstreamBadStatus,
     UpstreamBusy,
     UpstreamError,
     UpstreamRejectedKey,
 )
-from app.http import HttpClient
-from app.settings import Settings
+from widget_proxy.upstream.client import HttpClient
+from widget_proxy.settings import Settings
 from tests.cache.test_store import Clock
 from tests.test_settings import VALID
 
@@ -178,7 +178,7 @@ def test_breaker_lifecycle() -> None:
 def test_a_half_open_breaker_lets_the_whole_probing_request_through() -> None:
     import contextvars
 
-    from app.breaker import one_caller
+    from widget_proxy.upstream.breaker import one_caller
 
     clock = Clock()
     breaker = Breaker("https://w.example", failures=1, cooldown=30, clock=clock)

@@ -13,9 +13,9 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from app.errors import InvalidEmail
-from app.identity import Identity, SessionReader, validate_email
-from app.settings import Settings
+from widget_proxy.errors import InvalidEmail
+from widget_proxy.security.identity import Identity, SessionReader, validate_email
+from widget_proxy.settings import Settings
 from tests.test_settings import VALID
 
 SECRET = "a-shared-secret-of-more-than-32-characters"

@@ -15,8 +15,8 @@ import httpx2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.demo import DemoUpstream
-from app.logs import JsonFormatter, RedactionFilter, log_config
+from widget_proxy.demo import DemoUpstream
+from widget_proxy.ops.logs import JsonFormatter, RedactionFilter, log_config
 from tests.conftest import FaultyUpstream, Proxy
 from tests.processes import answers, free_port, serve
 from tests.redis_server import private_redis

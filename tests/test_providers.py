@@ -16,14 +16,14 @@ import httpx2
 import jwt
 import pytest
 
-from app.cache import MemoryStore, RedisStore, Store, TieredStore, TokenCache
-from app.demo import HissunoStandIn, NeuroonStandIn
-from app.http import HttpClient
-from app.identity import Identity
-from app.providers.hissuno import HissunoProvider
-from app.providers.neuroon import NeuroonProvider, shop_token
-from app.servers import BackgroundServer
-from app.settings import Settings, SettingsError
+from widget_proxy.cache import MemoryStore, RedisStore, Store, TieredStore, TokenCache
+from widget_proxy.demo import HissunoStandIn, NeuroonStandIn
+from widget_proxy.upstream.client import HttpClient
+from widget_proxy.security.identity import Identity
+from widget_proxy.providers.hissuno.tokens import HissunoProvider
+from widget_proxy.providers.neuroon.tokens import NeuroonProvider, shop_token
+from widget_proxy.servers import BackgroundServer
+from widget_proxy.settings import Settings, SettingsError
 from tests.cache.test_store import Clock
 from tests.conftest import UNLIMITED, Proxy
 from tests.redis_server import forget, require_redis
@@ -314,7 +314,7 @@ def test_a_merchant_template_replaces_the_loader(
 def test_template_delivery_escapes_like_autoescape() -> None:
     from markupsafe import escape
 
-    from app.delivery import TemplatePage
+    from widget_proxy.delivery.loader import TemplatePage
 
     page = TemplatePage((b'<i data-a="', b'"></i><b>', b"</b>"))
     hostile = '"><script>x</script>&'

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import jwt
 import pytest
 
-from app.demo import DemoUpstream
+from widget_proxy.demo import DemoUpstream
 from tests.conftest import Proxy
 
 EMAIL = "ann@example.com"

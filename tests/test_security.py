@@ -11,10 +11,10 @@ import httpx2
 import jwt
 import pytest
 
-from app.demo import DemoUpstream, demo_app, demo_settings
-from app.demo.site import safe_next
-from app.servers import BackgroundServer
-from app.settings import Settings, SettingsError
+from widget_proxy.demo import DemoUpstream, demo_app, demo_settings
+from widget_proxy.demo.site import safe_next
+from widget_proxy.servers import BackgroundServer
+from widget_proxy.settings import Settings, SettingsError
 from tests.conftest import UNLIMITED, Proxy
 from tests.redis_server import forget, require_redis
 from tests.support import LeakScanner

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from app.settings import OPTIONS, Secret, Settings, SettingsError, read_environ
-from app.widgets import Widget
+from widget_proxy.settings import OPTIONS, Secret, Settings, SettingsError, read_environ
+from widget_proxy.providers.returningai.widgets import Widget
 
 ROOT = Path(__file__).resolve().parent.parent
 VALID = {

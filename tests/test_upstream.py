@@ -14,11 +14,11 @@ from collections.abc import Callable
 import httpx2
 import pytest
 
-from app.errors import UpstreamBadResponse, UpstreamBadStatus, UpstreamBusy, UpstreamRejectedKey
-from app.http import HttpClient
-from app.settings import Settings
-from app.upstream import Upstream
-from app.widgets import Widget
+from widget_proxy.errors import UpstreamBadResponse, UpstreamBadStatus, UpstreamBusy, UpstreamRejectedKey
+from widget_proxy.upstream.client import HttpClient
+from widget_proxy.settings import Settings
+from widget_proxy.providers.returningai.api import Upstream
+from widget_proxy.providers.returningai.widgets import Widget
 from tests.test_settings import VALID
 
 pytestmark = pytest.mark.anyio

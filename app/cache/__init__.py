@@ -4,33 +4,43 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-from app.cache.memory import MemoryStore
-from app.cache.pages import PageCache, PageEntry
-from app.cache.redis import RedisStore
-from app.cache.store import Store
-from app.cache.tiered import TieredStore
-from app.cache.tokens import TokenCache
-from app.providers.base import TokenEntry
-from app.settings import Settings
+from .keys import Hasher, Keys
+from .loader import Loader, SingleFlight
+from .memory import DEFAULT_MAX_ENTRIES, MemoryStore
+from .pages import PageCache, PageEntry, PageFetch
+from .redis import RedisStore
+from .store import Counters, Entries, Entry, Locks, SharedStore, Store
+from .tiered import TieredStore
+from .tokens import TokenCache, TokenEntry, TokenIssuer
 
 __all__ = [
+    "Counters",
+    "Entries",
+    "Entry",
+    "Hasher",
+    "Keys",
+    "Loader",
+    "Locks",
     "MemoryStore",
     "PageCache",
     "PageEntry",
+    "PageFetch",
     "RedisStore",
+    "SharedStore",
+    "SingleFlight",
     "Store",
     "TieredStore",
     "TokenCache",
     "TokenEntry",
+    "TokenIssuer",
     "open_store",
     "redacted_url",
 ]
 
 
-def open_store(settings: Settings) -> Store:
-    """`CACHE_URL=memory://` → one process's memory; a Redis URL → memory in front of Redis."""
-    url = settings.cache_url.reveal()
-    local = MemoryStore(settings.cache_max_entries)
+def open_store(url: str, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> Store:
+    """`memory://` → one process's memory; a Redis URL → memory in front of Redis."""
+    local = MemoryStore(max_entries)
     if url == "memory://":
         return local
     return TieredStore(local, RedisStore(url), where=redacted_url(url))

@@ -6,14 +6,19 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Final
 
-from app.cache.store import E, Entry
+from .store import E, Entry
+
+DEFAULT_MAX_ENTRIES: Final = 100_000
 
 
 class MemoryStore:
     """Holds entries as objects, so a hit costs a dict lookup and nothing else."""
 
-    def __init__(self, max_entries: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, max_entries: int = DEFAULT_MAX_ENTRIES, clock: Callable[[], float] = time.time
+    ) -> None:
         self._max = max_entries
         self._clock = clock
         self._entries: OrderedDict[str, Entry] = OrderedDict()
@@ -36,7 +41,7 @@ class MemoryStore:
     async def get(self, key: str, kind: type[E], *, local: bool = True) -> E | None:
         return self.peek(key, kind)
 
-    def put(self, key: str, entry: Entry) -> None:
+    async def set(self, key: str, entry: Entry) -> None:
         if entry.expires_at <= self._clock():
             self._entries.pop(key, None)
             return
@@ -45,13 +50,10 @@ class MemoryStore:
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
 
-    async def set(self, key: str, entry: Entry) -> None:
-        self.put(key, entry)
-
     async def delete(self, key: str) -> None:
         self._entries.pop(key, None)
 
-    def take(self, key: str, lease: float) -> str | None:
+    async def acquire(self, key: str, lease: float) -> str | None:
         now = self._clock()
         held = self._locks.get(key)
         if held is not None and held[1] > now:
@@ -60,18 +62,12 @@ class MemoryStore:
         self._locks[key] = (owner, now + lease)
         return owner
 
-    async def acquire(self, key: str, lease: float) -> str | None:
-        return self.take(key, lease)
-
-    def give_back(self, key: str, owner: str) -> None:
+    async def release(self, key: str, owner: str) -> None:
         held = self._locks.get(key)
         if held is not None and held[0] == owner:
             del self._locks[key]
 
-    async def release(self, key: str, owner: str) -> None:
-        self.give_back(key, owner)
-
-    def count(self, key: str, limit: int, period: float) -> float:
+    async def throttle(self, key: str, limit: int, period: float) -> float:
         now = self._clock()
         tat = max(self._rates.get(key, now), now)
         new_tat = tat + period / limit
@@ -83,9 +79,6 @@ class MemoryStore:
         while len(self._rates) > self._max:
             self._rates.popitem(last=False)
         return 0.0
-
-    async def throttle(self, key: str, limit: int, period: float) -> float:
-        return self.count(key, limit, period)
 
     async def ping(self) -> None:
         return None

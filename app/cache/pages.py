@@ -1,4 +1,4 @@
-"""Widget pages, fetched once per (type, id, colour) and kept split around the token.
+"""Vendor pages, fetched once per (path, colour) and kept split around the token.
 
 Fresh for `PAGE_CACHE_TTL`; after that the cached page is still served while one
 background refresh revalidates it (with `If-None-Match`/`If-Modified-Since` when
@@ -18,20 +18,27 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Self
 
-from app.cache.coalesce import SingleFlight, fill, lock_lease
-from app.cache.store import Store
-from app.errors import UpstreamError
-from app.inject import SplitPage
-from app.metrics import Metrics
-from app.settings import Settings
-from app.upstream import PageFetch
-from app.widgets import Color, Widget
+from ..delivery.inject import SplitPage
+from ..delivery.page import Color
+from ..errors import UpstreamError
+from ..ops.metrics import Metrics
+from .loader import DEFAULT_LEASE, Loader
+from .store import Store
 
 log = logging.getLogger("widget_proxy.cache")
 
 # After a failed background refresh, wait this long (or the TTL, if shorter) before
 # the next one, so a failing upstream is not hammered by every page view.
 REFRESH_BACKOFF: Final = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class PageFetch:
+    """What the upstream answered for a page: the page, or None for 304 Not Modified."""
+
+    page: SplitPage | None
+    etag: str | None = None
+    last_modified: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,56 +75,63 @@ class PageEntry:
         )
 
 
-Fetch = Callable[[Widget, Color, str | None, str | None], Awaitable[PageFetch]]
+# Fetch a page by its path at the vendor, conditionally when given validators.
+Fetch = Callable[[str, Color, str | None, str | None], Awaitable[PageFetch]]
 
 
 class PageCache:
+    """Pages by their path at one vendor origin (`scope`: the origin, or anything naming it)."""
+
     def __init__(
         self,
-        settings: Settings,
         store: Store,
         fetch: Fetch,
-        clock: Callable[[], float] = time.time,
+        *,
+        scope: str,
+        ttl: float = 60.0,
+        stale_if_error: float = 600.0,
+        lease: float = DEFAULT_LEASE,
         metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._fetch = fetch
         self._clock = clock
-        self._ttl = settings.page_cache_ttl
-        self._stale = settings.page_stale_if_error
-        self._lease = lock_lease(settings)
-        self._scope = hashlib.sha256(settings.widget_base_url.encode()).hexdigest()[:12]
+        self._ttl = ttl
+        self._stale = stale_if_error
+        self._lease = lease
+        self._scope = hashlib.sha256(scope.encode()).hexdigest()[:12]
         self._refreshing: dict[str, asyncio.Task[None]] = {}
         self._retry_at: dict[str, float] = {}
         observed = metrics or Metrics()
         self._hit, self._stale_hit, self._miss = (
             observed.cache.labels("page", outcome) for outcome in ("hit", "stale", "miss")
         )
-        self.flight = SingleFlight(on_join=observed.coalesced.labels("page").inc)
+        self._loader = Loader(store, lease=lease, on_join=observed.coalesced.labels("page").inc)
+        self.flight = self._loader.flight
 
-    def key(self, widget: Widget, color: Color) -> str:
-        return f"page:{self._scope}:{widget.type}:{widget.id}:{color}"
+    def key(self, path: str, color: Color) -> str:
+        return f"page:{self._scope}:{path}:{color}"
 
-    def cached(self, widget: Widget, color: Color) -> SplitPage | None:
+    def cached(self, path: str, color: Color) -> SplitPage | None:
         """The page if this process holds a servable one; never waits."""
-        key = self.key(widget, color)
-        return self._serve(key, widget, color, self._store.peek(key, PageEntry))
+        key = self.key(path, color)
+        return self._serve(key, path, color, self._store.peek(key, PageEntry))
 
-    async def fetch(self, widget: Widget, color: Color) -> SplitPage:
+    async def fetch(self, path: str, color: Color) -> SplitPage:
         """The page from the shared store, or one upstream fetch shared by every caller."""
-        key = self.key(widget, color)
-        page = self._serve(key, widget, color, await self._store.get(key, PageEntry))
+        key = self.key(path, color)
+        page = self._serve(key, path, color, await self._store.get(key, PageEntry))
         if page is not None:
             return page
         self._miss.inc()
-        entry = await self.flight.run(
-            key, lambda: fill(self._store, key, lambda: self._read(key),
-                              lambda: self._download(key, widget, color, None), self._lease)
-        )  # fmt: skip
+        entry = await self._loader.load(
+            key, lambda: self._read(key), lambda: self._download(key, path, color, None)
+        )
         return entry.page
 
     def _serve(
-        self, key: str, widget: Widget, color: Color, entry: PageEntry | None
+        self, key: str, path: str, color: Color, entry: PageEntry | None
     ) -> SplitPage | None:
         if entry is None:
             return None
@@ -126,7 +140,7 @@ class PageCache:
             return None
         if now >= entry.fresh_until:
             self._stale_hit.inc()
-            self._refresh_soon(key, widget, color, entry)
+            self._refresh_soon(key, path, color, entry)
         else:
             self._hit.inc()
         return entry.page
@@ -136,11 +150,11 @@ class PageCache:
         return entry if entry is not None and entry.expires_at > self._clock() else None
 
     async def _download(
-        self, key: str, widget: Widget, color: Color, known: PageEntry | None
+        self, key: str, path: str, color: Color, known: PageEntry | None
     ) -> PageEntry:
         etag = known.etag if known else None
         last_modified = known.last_modified if known else None
-        fetched = await self._fetch(widget, color, etag, last_modified)
+        fetched = await self._fetch(path, color, etag, last_modified)
         now = self._clock()
         if fetched.page is None:  # 304: the page we have is still the page
             assert known is not None
@@ -151,16 +165,16 @@ class PageCache:
         await self._store.set(key, entry)
         return entry
 
-    def _refresh_soon(self, key: str, widget: Widget, color: Color, stale: PageEntry) -> None:
+    def _refresh_soon(self, key: str, path: str, color: Color, stale: PageEntry) -> None:
         if key in self._refreshing or self._clock() < self._retry_at.get(key, 0.0):
             return
-        task = asyncio.ensure_future(self._refresh(key, widget, color, stale))
+        task = asyncio.ensure_future(self._refresh(key, path, color, stale))
         self._refreshing[key] = task
         task.add_done_callback(lambda _: self._refreshing.pop(key, None))
 
-    async def _refresh(self, key: str, widget: Widget, color: Color, stale: PageEntry) -> None:
+    async def _refresh(self, key: str, path: str, color: Color, stale: PageEntry) -> None:
         try:
-            await self.flight.run(key, lambda: self._revalidate(key, widget, color, stale))
+            await self.flight.run(key, lambda: self._revalidate(key, path, color, stale))
         except UpstreamError as exc:
             self._retry_at[key] = self._clock() + min(REFRESH_BACKOFF, self._ttl)
             log.warning(
@@ -171,9 +185,7 @@ class PageCache:
         else:
             self._retry_at.pop(key, None)
 
-    async def _revalidate(
-        self, key: str, widget: Widget, color: Color, stale: PageEntry
-    ) -> PageEntry:
+    async def _revalidate(self, key: str, path: str, color: Color, stale: PageEntry) -> PageEntry:
         latest = await self._store.get(key, PageEntry, local=False)  # refreshed elsewhere?
         if latest is not None and latest.fresh_until > self._clock():
             return latest
@@ -181,6 +193,6 @@ class PageCache:
         if owner is None:
             return latest or stale  # another process is refreshing it right now
         try:
-            return await self._download(key, widget, color, latest or stale)
+            return await self._download(key, path, color, latest or stale)
         finally:
             await self._store.release(key, owner)

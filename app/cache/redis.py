@@ -14,7 +14,7 @@ from typing import Final
 
 import redis.asyncio as aioredis
 
-from app.cache.store import E, Entry
+from .store import E, Entry
 
 # A cache that answers slower than this is treated as down: a page view must not
 # wait on it longer than on a miss.
@@ -66,9 +66,6 @@ class RedisStore:
         self._clock = clock
         self._release = self._redis.register_script(_RELEASE)
         self._throttle = self._redis.register_script(_THROTTLE)
-
-    def peek(self, key: str, kind: type[E]) -> E | None:
-        return None  # nothing is held in this process
 
     async def get(self, key: str, kind: type[E], *, local: bool = True) -> E | None:
         data = await self._redis.get(self._prefix + key)

@@ -1,9 +1,14 @@
-"""The store interface: cache entries, a lock and rate counters shared by every process.
+"""The store interfaces: cache entries, locks and rate counters shared by every process.
 
-Two implementations sit side by side: `memory.MemoryStore` (one process, bounded
-LRU) and `redis.RedisStore` (shared by every worker and instance). With Redis the
-factory puts a memory store in front (`tiered.TieredStore`), so a warm page view
-touches neither the network nor a decoder.
+Three narrow protocols, because not every user needs every part: the token and page
+caches keep `Entries` and take `Locks`; the rate limits only count (`Counters`).
+
+    Store            what the app is given: all three, plus `peek` at this process's copy
+    └── SharedStore  what Redis offers: all three, nothing held in this process
+
+`memory.MemoryStore` is a `Store` for one process; `redis.RedisStore` is a
+`SharedStore`; `tiered.TieredStore` puts a memory store in front of a shared one, so a
+warm page view touches neither the network nor a decoder.
 """
 
 from __future__ import annotations
@@ -26,10 +31,7 @@ class Entry(Protocol):
 E = TypeVar("E", bound=Entry)
 
 
-class Store(Protocol):
-    def peek(self, key: str, kind: type[E]) -> E | None:
-        """The entry if this process holds it, without waiting; None otherwise."""
-
+class Entries(Protocol):
     async def get(self, key: str, kind: type[E], *, local: bool = True) -> E | None:
         """The entry, or None. `local=False` skips this process's copy for the shared one."""
 
@@ -38,19 +40,30 @@ class Store(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
+
+class Locks(Protocol):
     async def acquire(self, key: str, lease: float) -> str | None:
         """Take the lock named `key` for `lease` seconds; its owner token, or None if held."""
 
     async def release(self, key: str, owner: str) -> None:
         """Give the lock back, only if `owner` still holds it."""
 
+
+class Counters(Protocol):
     async def throttle(self, key: str, limit: int, period: float) -> float:
         """Count one event against `limit` per `period` seconds (GCRA).
 
         0 when it is allowed; else the seconds until it would be (and it is not counted).
         """
 
+
+class SharedStore(Entries, Locks, Counters, Protocol):
     async def ping(self) -> None:
         """Raise if the store can't be reached."""
 
     async def aclose(self) -> None: ...
+
+
+class Store(SharedStore, Protocol):
+    def peek(self, key: str, kind: type[E]) -> E | None:
+        """The entry if this process holds it, without waiting; None otherwise."""

@@ -15,9 +15,8 @@ from typing import Final, TypeVar
 
 from redis.exceptions import RedisError
 
-from app.cache.memory import MemoryStore
-from app.cache.redis import RedisStore
-from app.cache.store import E, Entry
+from .memory import MemoryStore
+from .store import E, Entry, SharedStore
 
 log = logging.getLogger("widget_proxy.cache")
 
@@ -29,7 +28,7 @@ class TieredStore:
     def __init__(
         self,
         local: MemoryStore,
-        shared: RedisStore,
+        shared: SharedStore,
         *,
         where: str,
         clock: Callable[[], float] = time.monotonic,
@@ -49,12 +48,12 @@ class TieredStore:
             return entry
         found, entry = await self._try(lambda: self._shared.get(key, kind))
         if found and entry is not None:
-            self._local.put(key, entry)
+            await self._local.set(key, entry)
             return entry
         return self._local.peek(key, kind)
 
     async def set(self, key: str, entry: Entry) -> None:
-        self._local.put(key, entry)
+        await self._local.set(key, entry)
         await self._try(lambda: self._shared.set(key, entry))
 
     async def delete(self, key: str) -> None:
@@ -65,17 +64,19 @@ class TieredStore:
         found, owner = await self._try(lambda: self._shared.acquire(key, lease))
         if found:
             return owner
-        return self._local.take(key, lease)  # Redis is down: coalesce within this process
+        return await self._local.acquire(key, lease)  # Redis is down: coalesce within this process
 
     async def release(self, key: str, owner: str) -> None:
-        self._local.give_back(key, owner)
+        await self._local.release(key, owner)
         await self._try(lambda: self._shared.release(key, owner))
 
     async def throttle(self, key: str, limit: int, period: float) -> float:
         found, wait = await self._try(lambda: self._shared.throttle(key, limit, period))
         if found and wait is not None:
             return wait
-        return self._local.count(key, limit, period)  # Redis is down: count in this process
+        return await self._local.throttle(
+            key, limit, period
+        )  # Redis is down: count in this process
 
     async def ping(self) -> None:
         await self._shared.ping()

@@ -1,47 +1,114 @@
 """Widget tokens, cached until shortly before they expire, one issue per key.
 
-Whose token it is and how it is issued is the provider's business; this module keeps
-it: in the store until its `expires_at`, with concurrent misses coalesced into one
-issue, across processes too.
+Whose token it is and how it is issued is the issuer's business (a vendor's
+`providers/*/tokens.py`); this module keeps it: in the store until its `expires_at`,
+with concurrent misses coalesced into one issue, across processes too.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from base64 import urlsafe_b64decode
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Protocol, Self, TypeVar
 
-from app.cache.coalesce import SingleFlight, fill, lock_lease
-from app.cache.store import Store
-from app.identity import Identity
-from app.metrics import Metrics
-from app.providers.base import TokenEntry, TokenProvider
-from app.settings import Settings
+from ..errors import UpstreamBadResponse
+from ..ops.metrics import Metrics
+from .loader import DEFAULT_LEASE, Loader
+from .store import Store
 
 log = logging.getLogger("widget_proxy.cache")
 
+I = TypeVar("I")  # noqa: E741 - who the token is for (the visitor's identity)
+I_contra = TypeVar("I_contra", contravariant=True)
 
-class TokenCache:
+
+@dataclass(frozen=True, slots=True)
+class TokenEntry:
+    token: str
+    expires_at: float  # never served after this (its exp minus the margin, or rotation)
+    issued_at: float
+
+    def to_bytes(self) -> bytes:
+        return f"{self.expires_at!r}\n{self.issued_at!r}\n{self.token}".encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        expires, issued, token = data.decode().split("\n", 2)
+        if not token:
+            raise ValueError("not a token entry")
+        return cls(token, float(expires), float(issued))
+
+
+def jwt_exp(token: str) -> float | None:
+    """The `exp` claim of a JWT, unverified; None when there is none to read.
+
+    Read only to time the cache, never to authorise anything.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    exp = payload.get("exp") if isinstance(payload, dict) else None
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        return None
+    return float(exp)
+
+
+@dataclass(frozen=True, slots=True)
+class JwtLifetime:
+    """Until when a JWT may be served: `exp` minus `margin`, at most `max_ttl` from now;
+    `default_ttl` when `exp` can't be read."""
+
+    margin: float = 60.0
+    max_ttl: float = 3600.0
+    default_ttl: float = 300.0
+
+    def entry(self, token: str, now: float) -> TokenEntry:
+        exp = jwt_exp(token)
+        if exp is None:
+            return TokenEntry(token, now + min(self.default_ttl, self.max_ttl), now)
+        if exp <= now:
+            raise UpstreamBadResponse("the issued token is already expired")
+        return TokenEntry(token, min(exp - self.margin, now + self.max_ttl), now)
+
+
+class TokenIssuer(Protocol[I_contra]):
+    def cache_key(self, identity: I_contra) -> str:
+        """Whose token this request needs, as a key that holds no personal data."""
+
+    async def issue(self, identity: I_contra) -> TokenEntry:
+        """A new token for `identity`, and until when it may be served."""
+
+
+class TokenCache(Generic[I]):
     def __init__(
         self,
-        settings: Settings,
         store: Store,
-        provider: TokenProvider,
-        clock: Callable[[], float] = time.time,
+        issuer: TokenIssuer[I],
+        *,
+        margin: float = 60.0,
+        lease: float = DEFAULT_LEASE,
         metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
-        self._provider = provider
+        self._issuer = issuer
         self._clock = clock
-        self._margin = settings.token_refresh_margin
-        self._lease = lock_lease(settings)
-        events = (metrics or Metrics()).cache
-        self._hit, self._miss = events.labels("token", "hit"), events.labels("token", "miss")
-        joined = (metrics or Metrics()).coalesced.labels("token")
-        self.flight = SingleFlight(on_join=joined.inc)
+        self._margin = margin  # only for the warning: the issuer applied it already
+        observed = metrics or Metrics()
+        self._hit, self._miss = (observed.cache.labels("token", o) for o in ("hit", "miss"))
+        self._loader = Loader(store, lease=lease, on_join=observed.coalesced.labels("token").inc)
+        self.flight = self._loader.flight
 
-    def key(self, identity: Identity) -> str:
-        return self._provider.cache_key(identity)
+    def key(self, identity: I) -> str:
+        return self._issuer.cache_key(identity)
 
     def cached(self, key: str) -> str | None:
         """The token if this process holds a live one; never waits."""
@@ -51,23 +118,22 @@ class TokenCache:
         self._hit.inc()
         return entry.token
 
-    async def fetch(self, key: str, identity: Identity) -> str:
+    async def fetch(self, key: str, identity: I) -> str:
         """The token from the shared store, or one issue shared by every caller."""
         entry = await self._read(key)
         (self._hit if entry is not None else self._miss).inc()
         if entry is None:
-            entry = await self.flight.run(
-                key, lambda: fill(self._store, key, lambda: self._read(key),
-                                  lambda: self._issue(key, identity), self._lease)
-            )  # fmt: skip
+            entry = await self._loader.load(
+                key, lambda: self._read(key), lambda: self._issue(key, identity)
+            )
         return entry.token
 
     async def _read(self, key: str) -> TokenEntry | None:
         entry = await self._store.get(key, TokenEntry)
         return entry if entry is not None and entry.expires_at > self._clock() else None
 
-    async def _issue(self, key: str, identity: Identity) -> TokenEntry:
-        entry = await self._provider.issue(identity)
+    async def _issue(self, key: str, identity: I) -> TokenEntry:
+        entry = await self._issuer.issue(identity)
         if entry.expires_at <= self._clock():
             # It can't be cached without serving it inside the margin; this request
             # still gets it, fresh, rather than an error.

@@ -1,61 +1,31 @@
-"""The no-configuration demo: a stand-in vendor, a stand-in merchant site, the proxy."""
+"""The no-configuration demo: a stand-in vendor, a stand-in merchant site, the proxy.
+
+The vendor is played by its provider's own stand-in (`providers/*/standin.py`).
+"""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
-from app.access import RequestLog
-from app.application import create_app
-from app.demo.hissuno import HissunoStandIn
-from app.demo.neuroon import NeuroonStandIn
-from app.demo.site import site_routes
-from app.demo.upstream import DemoUpstream
-from app.proxies import TrustedProxies
-from app.settings import Settings
+from ..application import create_app
+from ..ops.requestlog import RequestLog
+from ..providers import PROVIDERS, StandIn
+from ..security.forwarded import TrustedProxies
+from ..settings import Settings
+from .site import site_routes
 
-__all__ = [
-    "DemoUpstream",
-    "HissunoStandIn",
-    "NeuroonStandIn",
-    "StandIn",
-    "demo_app",
-    "demo_settings",
-    "demo_upstream",
-    "stand_in",
-]
-
-
-class StandIn(Protocol):
-    """A vendor played locally: its ASGI app and the settings that point the proxy at it."""
-
-    def app(self) -> Starlette: ...
-
-    def proxy_env(self, url: str) -> dict[str, str]: ...
-
-
-def demo_upstream() -> DemoUpstream:
-    return DemoUpstream(
-        api_key="demo-" + secrets.token_urlsafe(24),
-        community_id="demo-community",
-        signing_key=secrets.token_urlsafe(32),
-    )
+__all__ = ["StandIn", "demo_app", "demo_settings", "stand_in"]
 
 
 def stand_in(provider: str) -> StandIn:
     """A fresh stand-in for `provider`, with random credentials."""
-    if provider == "neuroon":
-        return NeuroonStandIn(shop_id="demo-shop", api_key="sk_" + secrets.token_hex(16))
-    if provider == "hissuno":
-        secret = "sk_live_" + secrets.token_urlsafe(24)[:32]
-        return HissunoStandIn(project_id="demo-project", secret_key=secret)
-    return demo_upstream()
+    return PROVIDERS[provider].stand_in()
 
 
 def demo_settings(vendor: StandIn, upstream_url: str, **overrides: str) -> Settings:

@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from app.errors import InvalidEmail
-from app.identity import validate_email
-from app.pages import BASE_HEADERS, render
-from app.settings import Settings
+from ..errors import InvalidEmail
+from ..responses import BASE_HEADERS, render
+from ..security.identity import validate_email
+from ..settings import Settings
 
 MAX_FORM_BYTES = 4096
 
@@ -57,7 +57,8 @@ def site_routes(settings: Settings, upstream_url: str) -> list[Route]:
             email=request.session.get("email"),
             csrf=request.session.setdefault("csrf", secrets.token_urlsafe(24)),
             root=request.scope.get("root_path", ""),
-            widgets=settings.widgets,
+            # Extra pages of a vendor that has several (type/id widgets), linked.
+            widgets=getattr(settings.vendor, "widgets", ()),
             provider=settings.token_provider,
             upstream=upstream_url,
         )

@@ -1,23 +1,28 @@
-"""Token providers, one module per vendor, chosen by TOKEN_PROVIDER."""
+"""The vendors this proxy can serve, one folder each; `TOKEN_PROVIDER` picks one.
+
+A new vendor is a new folder beside these (its settings, tokens, page source, check
+steps and stand-in behind one `Provider`) and one line here.
+"""
 
 from __future__ import annotations
 
-from app.http import HttpClient
-from app.providers.base import TokenEntry, TokenProvider
-from app.providers.hissuno import HissunoProvider
-from app.providers.neuroon import NeuroonProvider
-from app.providers.returningai import ReturningAIProvider
-from app.settings import Settings
-from app.upstream import Upstream
+from typing import Any, Final
 
-__all__ = ["TokenEntry", "TokenProvider", "make_provider"]
+from ..cache.tokens import JwtLifetime, jwt_exp
+from . import hissuno, neuroon, returningai
+from .base import Parts, Provider, StandIn, Vendor, VendorSettings
 
+__all__ = [
+    "PROVIDERS",
+    "JwtLifetime",
+    "Parts",
+    "Provider",
+    "StandIn",
+    "Vendor",
+    "VendorSettings",
+    "jwt_exp",
+]
 
-def make_provider(settings: Settings, http: HttpClient, upstream: Upstream) -> TokenProvider:
-    match settings.token_provider:
-        case "neuroon":
-            return NeuroonProvider(settings, http)
-        case "hissuno":
-            return HissunoProvider(settings)
-        case "returningai":
-            return ReturningAIProvider(settings, upstream)
+PROVIDERS: Final[dict[str, Provider[Any]]] = {
+    p.name: p for p in (returningai.PROVIDER, neuroon.PROVIDER, hissuno.PROVIDER)
+}

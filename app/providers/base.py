@@ -1,100 +1,98 @@
-"""The token provider interface: how a vendor's widget token is obtained.
+"""What a vendor is to the rest of the proxy: one `Provider`, in a folder of its own.
 
-A provider says whose token a request needs (`cache_key`) and how to get one
-(`issue`); the token cache, coalescing, retries, rate limits and error pages around
-it are shared. How the token reaches the browser is the delivery's business
-(`app.delivery`).
+A provider declares its settings group, builds its token issuer and its page source
+from those settings and the shared parts `create_app` hands it, runs its steps in
+`widget-proxy check`, and plays itself in the demo (a stand-in). Nothing outside
+`providers/` (and the demo) names a vendor: they ask the provider.
+
+    Provider                 one per vendor, registered in `providers/__init__.py`
+    ├── settings             its group of settings (a frozen dataclass of options)
+    ├── build(...)  → Vendor  its `TokenIssuer` and its `PageSource`
+    ├── check(...)           its steps in `widget-proxy check`
+    └── stand_in()           a local stand-in of the vendor, for the demo and tests
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-from base64 import urlsafe_b64decode
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Protocol, Self
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
-from app.errors import UpstreamBadResponse
-from app.identity import Identity
-from app.settings import Settings
+from starlette.types import ASGIApp
+
+from ..cache.keys import Keys
+from ..cache.pages import Fetch, PageCache
+from ..cache.tokens import JwtLifetime, TokenIssuer
+from ..delivery.loader import TemplatePages, loader_pages
+from ..delivery.page import PageSource
+from ..ops.checklist import Steps
+from ..options import Secret
+from ..security.identity import Identity
+from ..upstream.client import HttpClient
+
+S = TypeVar("S", bound="VendorSettings")
+S_contra = TypeVar("S_contra", bound="VendorSettings", contravariant=True)
+
+
+class VendorSettings(Protocol):
+    """A vendor's group of settings: fields declared with `settings.fields.option`."""
+
+    def problems(self) -> list[str]:
+        """What no single setting of the group shows (e.g. one needed only in one mode)."""
+
+    @property
+    def key(self) -> tuple[str, Secret]:
+        """The vendor's main secret and its variable, for `check` to fingerprint."""
 
 
 @dataclass(frozen=True, slots=True)
-class TokenEntry:
-    token: str
-    expires_at: float  # never served after this (its exp minus the margin, or rotation)
-    issued_at: float
+class Vendor:
+    """What a provider builds: how tokens are issued, where the page comes from."""
 
-    def to_bytes(self) -> bytes:
-        return f"{self.expires_at!r}\n{self.issued_at!r}\n{self.token}".encode()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Self:
-        expires, issued, token = data.decode().split("\n", 2)
-        if not token:
-            raise ValueError("not a token entry")
-        return cls(token, float(expires), float(issued))
+    tokens: TokenIssuer[Identity]
+    pages: PageSource
 
 
-class TokenProvider(Protocol):
-    def cache_key(self, identity: Identity) -> str:
-        """Whose token this request needs, as a key that holds no personal data."""
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """The shared machinery `create_app` hands every provider, built from the core settings."""
 
-    async def issue(self, identity: Identity) -> TokenEntry:
-        """A new token for `identity`, and until when it may be served."""
+    http: HttpClient
+    keys: Keys  # per-purpose HMACs for cache keys that hold no personal data
+    lifetime: JwtLifetime  # TOKEN_REFRESH_MARGIN, TOKEN_MAX_TTL, TOKEN_DEFAULT_TTL
+    page_cache: Callable[[str, Fetch], PageCache]  # (the vendor's origin, how to fetch a page)
+    template: Path | None = None  # WIDGET_TEMPLATE, replacing a built-in loader page
 
-
-class Hasher:
-    """HMAC-SHA256 under a key derived from SESSION_SECRET: stable, and says nothing.
-
-    The same users and addresses come back on every page view, so recent answers are
-    remembered rather than recomputed.
-    """
-
-    def __init__(self, settings: Settings, purpose: bytes) -> None:
-        self._key = hmac.new(settings.session_secret.reveal().encode(), purpose, "sha256").digest()
-        self._memo = lru_cache(maxsize=4096)(self._digest)  # the active users, not all
-
-    def __call__(self, value: str) -> str:
-        return self._memo(value)
-
-    def _digest(self, value: str) -> str:
-        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:32]
+    def loader_pages(self, name: str, context: Mapping[str, Any]) -> TemplatePages:
+        """The loader page `templates/providers/{name}.html` (or WIDGET_TEMPLATE)."""
+        return loader_pages(name, context, override=self.template)
 
 
-def jwt_exp(token: str) -> float | None:
-    """The `exp` claim of a JWT, unverified; None when there is none to read.
+class StandIn(Protocol):
+    """A vendor played locally: its ASGI app and the settings that point the proxy at it."""
 
-    Read only to time the cache, never to authorise anything.
-    """
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        payload = json.loads(urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return None
-    exp = payload.get("exp") if isinstance(payload, dict) else None
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
-        return None
-    return float(exp)
+    def app(self) -> ASGIApp: ...
+
+    def proxy_env(self, url: str) -> dict[str, str]: ...
 
 
-class JwtLifetime:
-    """Until when a JWT may be served: `exp` minus TOKEN_REFRESH_MARGIN, at most
-    TOKEN_MAX_TTL from now; TOKEN_DEFAULT_TTL when `exp` can't be read."""
+class Provider(Protocol[S]):
+    @property
+    def name(self) -> str:
+        """Its TOKEN_PROVIDER value."""
 
-    def __init__(self, settings: Settings, *, cap: bool = True) -> None:
-        self._margin = settings.token_refresh_margin
-        self._max_ttl = settings.token_max_ttl if cap else float("inf")
-        self._default_ttl = min(settings.token_default_ttl, self._max_ttl)
+    @property
+    def settings(self) -> type[S]: ...
 
-    def entry(self, token: str, now: float) -> TokenEntry:
-        exp = jwt_exp(token)
-        if exp is None:
-            return TokenEntry(token, now + self._default_ttl, now)
-        if exp <= now:
-            raise UpstreamBadResponse("the issued token is already expired")
-        return TokenEntry(token, min(exp - self._margin, now + self._max_ttl), now)
+    @property
+    def check_email(self) -> str | None:
+        """Why `widget-proxy check` needs a test user's --email; None if it doesn't."""
+
+    def build(self, settings: S, parts: Parts) -> Vendor: ...
+
+    def check(self, settings: S, steps: Steps, email: str | None) -> Awaitable[None]:
+        """Do for real what a first page view would do, one checklist line per step."""
+
+    def stand_in(self) -> StandIn:
+        """A fresh stand-in with random credentials."""

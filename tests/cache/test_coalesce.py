@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from app.cache.coalesce import SingleFlight, fill
-from app.cache.memory import MemoryStore
-from app.errors import UpstreamTimeout
+from widget_proxy.cache.loader import SingleFlight, fill
+from widget_proxy.cache.memory import MemoryStore
+from widget_proxy.errors import UpstreamTimeout
 
 pytestmark = pytest.mark.anyio
 

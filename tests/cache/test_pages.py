@@ -7,13 +7,13 @@ import logging
 
 import pytest
 
-from app.cache import MemoryStore, PageCache
-from app.cache.pages import REFRESH_BACKOFF
-from app.errors import UpstreamTimeout
-from app.inject import split_page
-from app.settings import Settings
-from app.upstream import PageFetch
-from app.widgets import Color, Widget
+from widget_proxy.cache import MemoryStore, PageCache
+from widget_proxy.cache.pages import REFRESH_BACKOFF
+from widget_proxy.errors import UpstreamTimeout
+from widget_proxy.delivery.inject import split_page
+from widget_proxy.settings import Settings
+from widget_proxy.providers.returningai.api import PageFetch
+from widget_proxy.providers.returningai.widgets import Color, Widget
 from tests.cache.test_store import Clock
 from tests.test_settings import VALID
 

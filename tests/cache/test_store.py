@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from app.cache import MemoryStore, RedisStore, Store, TieredStore, TokenEntry
-from app.cache.pages import PageEntry
-from app.inject import SplitPage
+from widget_proxy.cache import MemoryStore, RedisStore, Store, TieredStore, TokenEntry
+from widget_proxy.cache.pages import PageEntry
+from widget_proxy.delivery.inject import SplitPage
 from tests.redis_server import forget, require_redis
 
 pytestmark = pytest.mark.anyio

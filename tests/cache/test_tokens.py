@@ -9,12 +9,12 @@ import json
 import jwt
 import pytest
 
-from app.cache import MemoryStore, TokenCache, TokenEntry
-from app.errors import UpstreamBadResponse, UpstreamTimeout
-from app.identity import Identity
-from app.providers.base import jwt_exp
-from app.providers.returningai import ReturningAIProvider
-from app.settings import Settings
+from widget_proxy.cache import MemoryStore, TokenCache, TokenEntry
+from widget_proxy.errors import UpstreamBadResponse, UpstreamTimeout
+from widget_proxy.security.identity import Identity
+from widget_proxy.providers.base import jwt_exp
+from widget_proxy.providers.returningai.tokens import ReturningAIProvider
+from widget_proxy.settings import Settings
 from tests.cache.test_store import Clock
 from tests.test_settings import VALID
 

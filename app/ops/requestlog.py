@@ -1,0 +1,131 @@
+"""One log line and the metrics of every request, and its request id.
+
+Pure ASGI: it wraps `send` to see the status and add `X-Request-ID`, and measures the
+time; nothing is built per request beyond what the log line needs. The request id
+comes from `X-Request-ID` when the peer is a trusted proxy (so one id follows a
+request through the whole chain), else it is generated; error pages show it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import secrets
+import time
+from typing import Any, Final
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..security.forwarded import TrustedProxies
+from .metrics import Metrics
+
+log = logging.getLogger("widget_proxy")
+_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+# A random prefix per process and a counter: unique across workers and restarts,
+# without a system call per request (request ids are labels, not secrets).
+_PREFIX: Final = secrets.token_hex(4)
+_COUNTER: Final = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_PREFIX}{next(_COUNTER):08x}"
+
+
+def request_id(scope: Scope) -> str:
+    """The id of this request, as RequestLog gave it (or a new one, outside it)."""
+    state = scope.get("state")
+    found = state.get("request_id") if isinstance(state, dict) else None
+    return found if isinstance(found, str) else new_request_id()
+
+
+def note(scope: Scope, **fields: str) -> None:
+    """Tell the request's log line something (its cache outcome, its error)."""
+    scope.setdefault("state", {}).update(fields)
+
+
+class RequestLog:
+    def __init__(self, app: ASGIApp, metrics: Metrics, proxies: TrustedProxies) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.proxies = proxies
+        # Metric children bound once per label set: labels() takes a lock each time.
+        self._counted: dict[tuple[str, int], Any] = {}
+        self._timed: dict[str, Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.setdefault("state", {}) if scope["type"] == "http" else None
+        if state is None or "request_id" in state:  # not HTTP, or logged further out
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = Headers(scope=scope)
+        incoming = headers.get("x-request-id", "")
+        trusted = incoming and self.proxies.trusts(self.proxies.peer(scope))
+        rid = incoming if trusted and _REQUEST_ID.fullmatch(incoming) else new_request_id()
+        state["request_id"] = rid
+        status, logged = 500, False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, logged
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                raw = message.setdefault("headers", [])
+                if not any(k.lower() == b"x-request-id" for k, _ in raw):
+                    message["headers"] = [*raw, (b"x-request-id", rid.encode())]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Logged before the last byte leaves, so the line is written by the time
+                # the client has its answer.
+                self._record(scope, headers, state, status, time.perf_counter() - started)
+                logged = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if not logged:  # no complete answer: an error, or the client went away
+                self._record(scope, headers, state, status, time.perf_counter() - started)
+
+    def _record(
+        self, scope: Scope, headers: Headers, state: dict[str, str], status: int, seconds: float
+    ) -> None:
+        route = getattr(scope.get("route"), "path", "unmatched")
+        counter = self._counted.get((route, status))
+        if counter is None:
+            counter = self._counted[route, status] = self.metrics.requests.labels(route, status)
+        timer = self._timed.get(route)
+        if timer is None:
+            timer = self._timed[route] = self.metrics.request_seconds.labels(route)
+        counter.inc()
+        timer.observe(seconds)
+        level = logging.WARNING if status >= 500 else logging.INFO
+        if not log.isEnabledFor(level):
+            return
+        fields = {
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "request_id": state["request_id"],
+            "cache": state.get("cache", "-"),
+            "client_ip": state.get("client_ip") or self.proxies.client_ip(scope, headers),
+        }
+        error = state.get("error")
+        if error:
+            fields["error"] = error
+        log.log(
+            level,
+            "%s %s %d %.1fms request_id=%s cache=%s client=%s%s",
+            fields["method"],
+            fields["path"],
+            status,
+            seconds * 1000,
+            fields["request_id"],
+            fields["cache"],
+            fields["client_ip"],
+            f" error={error}" if error else "",
+            extra=fields,
+        )

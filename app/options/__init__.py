@@ -1,0 +1,109 @@
+"""How a setting is declared, once: an environment variable on a frozen dataclass field.
+
+(The parsers are in `options.parsers`; the settings themselves in `settings` and in each
+vendor's folder.)
+
+`option(...)` puts the variable's name, default, help text and parser on the field
+itself, so a settings class is its own table: `options_of(cls)` reads it back for
+parsing, for `.env.example` and for the README's settings table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypeVar, dataclass_transform
+
+T = TypeVar("T")
+
+
+class Secret:
+    """A string that never shows itself in a repr, str, log line or traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class SettingsError(Exception):
+    """Raised when the configuration is unusable; lists every problem at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str  # the environment variable
+    default: str | None  # None: required
+    help: str
+    parse: Callable[[str], Any]
+    shown: str | None = None  # the default as the README says it, when derived
+    field: str = ""  # the dataclass field it fills (set by options_of)
+    vendor: str = ""  # the TOKEN_PROVIDER whose group declares it; "" for the core
+
+
+def option(
+    name: str,
+    default: str | None,
+    help: str,
+    parse: Callable[[str], Any],
+    *,
+    shown: str | None = None,
+) -> Any:
+    """A settings field read from the variable `name` (typed as the field's annotation)."""
+    return field(metadata={"option": Option(name, default, help, parse, shown)})
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(option,))
+def settings_group(cls: type[T]) -> type[T]:
+    """A frozen dataclass whose fields are `option`s (type checkers see them as required)."""
+    return dataclass(frozen=True, slots=True)(cls)
+
+
+def options_of(cls: type, vendor: str = "") -> tuple[Option, ...]:
+    return tuple(
+        replace(f.metadata["option"], field=f.name, vendor=vendor)
+        for f in fields(cls)
+        if "option" in f.metadata
+    )
+
+
+def parse_options(
+    options: tuple[Option, ...], env: Mapping[str, str], problems: list[str]
+) -> dict[str, Any]:
+    """Field values for `options` from `env`; each problem is appended to `problems`."""
+    values: dict[str, Any] = {}
+    for opt in options:
+        raw = env.get(opt.name)
+        if opt.default is None and (raw is None or not raw.strip()):
+            when = f" with TOKEN_PROVIDER={opt.vendor}" if opt.vendor else ""
+            problems.append(f"{opt.name}: required{when} ({opt.help})")
+            continue
+        try:
+            values[opt.field] = opt.parse(raw if raw is not None else opt.default or "")
+        except ValueError as exc:
+            problems.append(f"{opt.name}: {exc}")
+    return values
+
+
+def secrets_in(obj: object) -> list[str]:
+    """The revealed values of every non-empty `Secret` field of a settings object."""
+    found = (getattr(obj, f.name) for f in fields(obj))  # type: ignore[arg-type]
+    return [value.reveal() for value in found if isinstance(value, Secret) and value.reveal()]

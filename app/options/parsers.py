@@ -1,0 +1,206 @@
+"""Parsers for settings: each takes the raw string and returns the value or raises
+ValueError with a reason a merchant can act on."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..delivery.page import COLORS, Color
+from ..security.origins import OriginRule
+from . import Secret
+
+# A single path segment: no slash, no dot-segment, nothing that needs escaping.
+_SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._~-]{0,127}")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: cookie and header names
+_SOURCE = re.compile(
+    r"'self'|'none'|[a-z][a-z0-9+.-]*:"  # keyword or scheme-source
+    r"|([a-z][a-z0-9+.-]*://)?(\*\.)?[a-z0-9.-]+(:(\d+|\*))?",  # host-source
+    re.IGNORECASE,
+)
+
+
+def is_segment(value: str) -> bool:
+    return _SEGMENT.fullmatch(value) is not None
+
+
+def url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL such as https://prod-widgets.returning.ai")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("must not carry a query, fragment or credentials")
+    return raw.strip().rstrip("/")
+
+
+def text(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw.strip()
+
+
+def secret(raw: str) -> Secret:
+    return Secret(text(raw))
+
+
+def session_secret(raw: str) -> Secret:
+    if len(raw) < 32:
+        raise ValueError(
+            "must be at least 32 characters; generate one with"
+            " python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return Secret(raw)
+
+
+def segment(raw: str) -> str:
+    if not is_segment(raw.strip()):
+        raise ValueError("must be letters, digits, '_', '-', '.' or '~' (one path segment)")
+    return raw.strip()
+
+
+def color(raw: str) -> Color:
+    value = raw.strip()
+    if value in COLORS:
+        return "light" if value == "light" else "dark"
+    raise ValueError(f"must be one of {', '.join(COLORS)}")
+
+
+def cookie_name(raw: str) -> str:
+    if not _TOKEN.fullmatch(raw):
+        raise ValueError("must be a valid cookie name (letters, digits, -_. and similar)")
+    return raw
+
+
+def header_name(raw: str) -> str:
+    if not _TOKEN.fullmatch(raw.strip()):
+        raise ValueError("must be an HTTP header name")
+    return raw.strip().lower()
+
+
+def dotted_path(raw: str) -> tuple[str, ...]:
+    parts = tuple(raw.strip().split("."))
+    if not all(parts):
+        raise ValueError("must be a key or a dotted path such as user.email")
+    return parts
+
+
+def key_list(raw: str) -> tuple[tuple[str, ...], ...]:
+    return tuple(dotted_path(k) for k in raw.split(",") if k.strip())
+
+
+def login_url(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if value.startswith("/") and not value.startswith(("//", "/\\")):
+        return value
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return value
+    raise ValueError("must be a path such as /login or an http(s) URL")
+
+
+def frame_ancestors(raw: str) -> tuple[str, ...]:
+    sources = tuple(raw.split())
+    if not sources:
+        return ()  # derived: 'self' plus ALLOWED_ORIGINS
+    keywords = [s for s in sources if s.lower() in ("self", "none")]
+    if keywords:
+        raise ValueError(
+            f"write {keywords[0]!r} with its single quotes, as '{keywords[0].lower()}'"
+            f" (in .env: FRAME_ANCESTORS=\"'{keywords[0].lower()}'\")"
+        )
+    bad = [s for s in sources if not _SOURCE.fullmatch(s)]
+    if bad:
+        raise ValueError(f"not a CSP source: {' '.join(bad)}")
+    if "'none'" in sources and len(sources) > 1:
+        raise ValueError("'none' must stand alone")
+    return sources
+
+
+def allowed_origins(raw: str) -> tuple[OriginRule, ...]:
+    return tuple(OriginRule.parse(e) for e in raw.replace(",", " ").split())
+
+
+def cache_url(raw: str) -> Secret:
+    value = raw.strip()
+    scheme = urlsplit(value).scheme
+    if value != "memory://" and scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be memory:// or a redis://, rediss:// or unix:// URL")
+    if scheme in ("redis", "rediss") and not urlsplit(value).hostname:
+        raise ValueError("a redis URL needs a host, e.g. redis://127.0.0.1:6379/0")
+    return Secret(value)  # a Redis URL may carry a password
+
+
+def template_path(raw: str) -> Path | None:
+    if not raw.strip():
+        return None
+    path = Path(raw.strip())
+    if not path.is_file():
+        raise ValueError(f"{raw.strip()!r} is not a file")
+    return path
+
+
+def flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def choice(*choices: str) -> Callable[[str], Any]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def pattern(regex: str, meaning: str) -> Callable[[str], str]:
+    compiled = re.compile(regex)
+
+    def parse(raw: str) -> str:
+        if not compiled.fullmatch(raw.strip()):
+            raise ValueError(f"must be {meaning}")
+        return raw.strip()
+
+    return parse
+
+
+def optional(parse: Callable[[str], Any], empty: Any = "") -> Callable[[str], Any]:
+    """Empty stays `empty`: the option may be left unset."""
+    return lambda raw: parse(raw) if raw.strip() else empty
+
+
+def number(
+    cast: Callable[[str], float], *, minimum: float, inclusive: bool
+) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        try:
+            value = cast(raw.strip())
+        except ValueError:
+            raise ValueError(f"must be a number, got {raw!r}") from None
+        if value < minimum or (value == minimum and not inclusive):
+            raise ValueError(f"must be {'at least' if inclusive else 'greater than'} {minimum:g}")
+        return value
+
+    return parse
+
+
+def positive(cast: Callable[[str], float]) -> Callable[[str], Any]:
+    return number(cast, minimum=0, inclusive=False)
+
+
+def not_negative(cast: Callable[[str], float]) -> Callable[[str], Any]:
+    return number(cast, minimum=0, inclusive=True)
+
+
+def log_level(raw: str) -> str:
+    return str(choice("debug", "info", "warning", "error")(raw)).upper()

@@ -1,0 +1,41 @@
+"""Hissuno's steps in `widget-proxy check`: sign a user JWT and verify it as Hissuno
+will, then the widget script."""
+
+from __future__ import annotations
+
+import jwt
+
+from ...cache.keys import Keys
+from ...ops.checklist import StepFailed, Steps
+from ...security.identity import Identity
+from .settings import HissunoSettings
+from .tokens import HissunoTokens
+
+
+async def check(settings: HissunoSettings, steps: Steps, email: str | None) -> None:
+    if email is None:  # `check` asks for it first (check_email)
+        raise StepFailed("email", "missing")
+    secret = settings.secret_key
+    tokens = HissunoTokens(secret=secret, keys=Keys(secret.reveal()), ttl=settings.token_ttl)
+    entry, _ = await steps.timed("token", tokens.issue(Identity(email)))
+    try:
+        # What Hissuno will do with it; a failure here means the secret can't sign.
+        claims = jwt.decode(entry.token, secret.reveal(), algorithms=["HS256"])
+    except jwt.InvalidTokenError as exc:
+        raise StepFailed(
+            "token", f"the signed token does not verify ({type(exc).__name__})"
+        ) from None
+    lifetime = int(claims["exp"]) - int(claims["iat"])
+    text = (
+        f"HS256, signed and verified locally, claims {', '.join(claims)},"
+        f" lives {lifetime} s, token {steps.out.fingerprint(entry.token)}"
+    )
+    if lifetime <= steps.margin:
+        steps.out.warn(
+            "token",
+            f"{text}: not longer than TOKEN_REFRESH_MARGIN"
+            f" ({steps.margin:g} s), so it is never cached",
+        )
+    else:
+        steps.out.ok("token", text)
+    await steps.script(settings.script_url)

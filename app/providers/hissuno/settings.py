@@ -1,0 +1,35 @@
+"""Hissuno's settings: the project, its secret, and how long user JWTs live."""
+
+from __future__ import annotations
+
+from ...options import Secret, option, settings_group
+from ...options import parsers as p
+
+
+@settings_group
+class HissunoSettings:
+    secret_key: Secret = option(
+        "HISSUNO_SECRET_KEY",
+        None,
+        "Hissuno project secret: sk_live_ and 32 characters of A-Z a-z 0-9 _ -",
+        lambda raw: Secret(
+            p.pattern(r"sk_live_[A-Za-z0-9_-]{32}", "sk_live_ and 32 of [A-Za-z0-9_-]")(raw)
+        ),
+    )
+    project_id: str = option(
+        "HISSUNO_PROJECT_ID", None, "Hissuno project id the widget mounts", p.segment
+    )
+    script_url: str = option("HISSUNO_SCRIPT_URL", None, "URL of Hissuno's widget script", p.url)
+    token_ttl: int = option(
+        "HISSUNO_TOKEN_TTL",
+        "86400",
+        "Lifetime of the user JWTs the proxy signs for Hissuno, in seconds",
+        p.positive(int),
+    )
+
+    @property
+    def key(self) -> tuple[str, Secret]:
+        return "HISSUNO_SECRET_KEY", self.secret_key
+
+    def problems(self) -> list[str]:
+        return []

@@ -1,0 +1,111 @@
+"""Pages the proxy renders itself (errors, demo screens) and how errors are answered.
+
+Templates live in the top-level `templates/` folder of a checkout; an installed
+wheel carries them as `app/templates`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Final
+
+import jinja2
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import Scope
+
+from .errors import WidgetProxyError
+from .ops.requestlog import note, request_id
+
+log = logging.getLogger("widget_proxy")
+
+_PACKAGE = Path(__file__).resolve().parent
+TEMPLATES_DIR: Final = next(
+    p for p in (_PACKAGE / "templates", _PACKAGE.parent / "templates", _PACKAGE) if p.is_dir()
+)
+
+environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+# Every answer of the proxy is per user and must not be stored or sniffed.
+BASE_HEADERS: Final = {
+    "cache-control": "no-store",
+    "vary": "Cookie",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+
+def render(name: str, **context: Any) -> str:
+    return environment.get_template(name).render(**context)
+
+
+def prefers_json(accept: str) -> bool:
+    """True when the Accept header ranks application/json above text/html."""
+    best = {"json": -1.0, "html": -1.0}
+    for item in accept.split(","):
+        media, _, params = item.strip().partition(";")
+        media = media.strip().lower()
+        kind = {"application/json": "json", "text/html": "html"}.get(media)
+        if kind is None:
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        best[kind] = max(best[kind], q)
+    return best["json"] > 0 and best["json"] > best["html"]
+
+
+def error_response(exc: WidgetProxyError, scope: Scope, *, accept: str) -> Response:
+    """The browser's answer to `exc`; its detail goes into the request's one log line."""
+    rid = report_error(scope, exc.status, exc.code, exc.detail)
+    return error_page(
+        exc.status,
+        exc.code,
+        exc.message,
+        accept=accept,
+        request_id=rid,
+        retry_after=exc.retry_after,
+    )
+
+
+def report_error(scope: Scope, status: int, code: str, detail: str) -> str:
+    """Hand the error to the request's log line (or log it here, outside RequestLog)."""
+    rid = request_id(scope)
+    state = scope.get("state")
+    if isinstance(state, dict) and "request_id" in state:
+        note(scope, error=f"{code}: {detail}")
+    else:
+        log.log(
+            logging.WARNING if status >= 500 else logging.INFO,
+            "request failed: %s %s: %s (status=%d request_id=%s)",
+            code, scope.get("path", "?"), detail, status, rid,
+        )  # fmt: skip
+    return rid
+
+
+def error_page(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    accept: str,
+    request_id: str,
+    retry_after: str | None = None,
+) -> Response:
+    headers = {**BASE_HEADERS, "x-request-id": request_id}
+    if retry_after is not None:
+        headers["retry-after"] = retry_after
+    if prefers_json(accept):
+        body = {"error": code, "message": message, "request_id": request_id}
+        return JSONResponse(body, status_code=status, headers=headers)
+    html = render("error.html", status=status, message=message, request_id=request_id)
+    return HTMLResponse(html, status_code=status, headers=headers)

@@ -1,0 +1,368 @@
+"""The one HTTP client to the vendors: deadlines, retries, a breaker per origin.
+
+Every transport or protocol failure becomes one of the `UpstreamError`s in
+`app.errors`; the upstream's body is never copied into an error, so it can't reach
+a browser or a log line.
+
+One call (`HttpClient.call`) is: at most 1 + `UPSTREAM_RETRIES` attempts, all within
+`UPSTREAM_DEADLINE`. Connection errors, timeouts, 502, 503 and 504 are retried after
+an exponential backoff with full jitter; a 429 or 503 with `Retry-After` is waited
+out only if that fits in the deadline. Every attempt asks the origin's circuit
+breaker first, and tells it how the upstream fared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Final
+from urllib.parse import urljoin, urlsplit
+
+import httpx2
+
+from ..__version__ import __version__
+from ..errors import (
+    CircuitOpen,
+    UpstreamBadResponse,
+    UpstreamBadStatus,
+    UpstreamBusy,
+    UpstreamError,
+    UpstreamRejectedKey,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from ..ops.metrics import CIRCUIT_STATES, Metrics
+from .breaker import DEFAULT_BREAKER, Breaker, BreakerPolicy
+
+log = logging.getLogger("widget_proxy.upstream")
+
+USER_AGENT: Final = f"widget-proxy/{__version__}"
+BACKOFF_BASE: Final = 0.1  # seconds before the first retry, at most (full jitter)
+BACKOFF_CAP: Final = 2.0
+MAX_REDIRECTS: Final = 3
+_RETRYABLE_STATUS: Final = frozenset({502, 503, 504})
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds to connect, to wait for each read (and write), to wait for a free connection."""
+
+    connect: float = 2.0
+    read: float = 5.0
+    pool: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Connections kept open to each origin, and the largest body read (decoded bytes)."""
+
+    max_connections: int = 100
+    max_bytes: int = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Retries:
+    """Retries after a retryable failure, all attempts within `deadline` seconds."""
+
+    retries: int = 2
+    deadline: float = 8.0
+
+
+DEFAULT_TIMEOUTS: Final = Timeouts()
+DEFAULT_LIMITS: Final = Limits()
+DEFAULT_RETRIES: Final = Retries()
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    headers: httpx2.Headers
+    text: str
+    url: str  # after same-origin redirects
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One logical upstream call, as asked for; each attempt replays it."""
+
+    kind: str  # names the call in errors and logs: "signin", "page"
+    method: str
+    url: str
+    headers: dict[str, str]
+    params: dict[str, str] | None
+    key_statuses: frozenset[int]  # statuses that mean our credentials were refused
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+class HttpClient:
+    def __init__(
+        self,
+        *,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        limits: Limits = DEFAULT_LIMITS,
+        retries: Retries = DEFAULT_RETRIES,
+        breaker: BreakerPolicy = DEFAULT_BREAKER,
+        metrics: Metrics | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> None:
+        """`transport` replaces the network under the client (narrow unit tests only)."""
+        self._metrics = metrics or Metrics()
+        self._max_bytes = limits.max_bytes
+        self._deadline = retries.deadline
+        self._retries = retries.retries
+        self._breaker = breaker
+        self._max_connections = limits.max_connections
+        self._pool_timeout = timeouts.pool
+        self.breakers: dict[str, Breaker] = {}
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        # The client binds to no event loop until first used, so an app mounted
+        # inside another (whose lifespan never reaches us) still works.
+        self._client = httpx2.AsyncClient(
+            timeout=httpx2.Timeout(
+                connect=timeouts.connect,
+                read=timeouts.read,
+                write=timeouts.read,
+                pool=timeouts.pool,
+            ),
+            limits=httpx2.Limits(
+                max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_connections,
+            ),
+            follow_redirects=False,
+            headers={"user-agent": USER_AGENT},
+            transport=transport,
+        )
+
+    def breaker(self, url: str) -> Breaker:
+        origin = origin_of(url)
+        breaker = self.breakers.get(origin)
+        if breaker is None:
+            gauge = self._metrics.circuit.labels(origin)
+            breaker = Breaker(
+                origin,
+                self._breaker.failures,
+                self._breaker.cooldown,
+                on_change=lambda state: gauge.set(CIRCUIT_STATES[state]),
+            )
+            gauge.set(CIRCUIT_STATES["closed"])
+            self.breakers[origin] = breaker
+        return breaker
+
+    async def call(
+        self,
+        kind: str,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        params: dict[str, str] | None = None,
+        key_statuses: frozenset[int] = frozenset(),
+    ) -> Reply:
+        """One upstream call with its retries, within the deadline.
+
+        `kind` names the call in errors and logs ("signin", "page"); a status in
+        `key_statuses` means the vendor refused our credentials (never retried).
+        """
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self._deadline):
+                reply = await self._attempts(Call(kind, method, url, headers, params, key_statuses))
+        except TimeoutError:
+            error: UpstreamError = UpstreamTimeout(
+                f"{kind} missed the {self._deadline:g} s deadline"
+            )
+            self._observe(kind, started, error)
+            raise error from None
+        except UpstreamError as exc:
+            self._observe(kind, started, exc)
+            raise
+        self._observe(kind, started, None, reply.status)
+        return reply
+
+    def on_response(self, hook: Callable[[httpx2.Response], Awaitable[None]]) -> None:
+        """Also tell `hook` about every upstream answer (`widget-proxy check` reports them)."""
+        self._client.event_hooks["response"].append(hook)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _observe(
+        self, kind: str, started: float, exc: UpstreamError | None, status: int = 0
+    ) -> None:
+        """One log line and the metrics of one call, however many attempts it took."""
+        elapsed = time.monotonic() - started
+        self._metrics.upstream_seconds.labels(kind).observe(elapsed)
+        self._metrics.upstream_calls.labels(kind, exc.code if exc else "ok").inc()
+        if exc is None:
+            log.info("upstream %s answered %d in %.0f ms", kind, status, elapsed * 1000)
+        else:
+            log.warning("upstream %s failed after %.0f ms: %s", kind, elapsed * 1000, exc.detail)
+
+    async def _attempts(self, call: Call) -> Reply:
+        breaker = self.breaker(call.url)
+        deadline = time.monotonic() + self._deadline
+        attempt = 0
+        while True:
+            probe = False
+            try:
+                async with self._slot(call):
+                    # Asked only once a connection is free: calls queued behind a hung
+                    # upstream then fail fast as soon as the breaker opens.
+                    probe = breaker.before()
+                    reply = await self._once(call)
+            except CircuitOpen:
+                raise
+            except UpstreamError as exc:
+                # Any sane HTTP answer, even a refusal, shows the upstream is up.
+                breaker.failed() if exc.unhealthy else breaker.succeeded()
+                delay = self._retry_delay(exc, attempt, deadline)
+                if delay is None:
+                    if attempt:
+                        exc.detail += f" (after {attempt + 1} attempts)"
+                    raise
+                attempt += 1
+                await asyncio.sleep(delay)
+            except BaseException:  # cancelled (the deadline, or the caller went away)
+                if probe:
+                    breaker.ended()
+                raise
+            else:
+                breaker.succeeded()
+                return reply
+
+    @asynccontextmanager
+    async def _slot(self, call: Call) -> AsyncIterator[None]:
+        """One of the origin's connection slots, waited for up to the pool timeout."""
+        origin = origin_of(call.url)
+        slots = self._slots.get(origin)
+        if slots is None:
+            slots = self._slots[origin] = asyncio.Semaphore(self._max_connections)
+        try:
+            async with asyncio.timeout(self._pool_timeout):
+                await slots.acquire()
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"{call.kind} found no free connection within {self._pool_timeout:g} s"
+            ) from None
+        try:
+            yield
+        finally:
+            slots.release()
+
+    def _retry_delay(self, exc: UpstreamError, attempt: int, deadline: float) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up now."""
+        if not exc.retryable or attempt >= self._retries:
+            return None
+        if exc.retry_after is not None:
+            delay = float(exc.retry_after)
+        else:
+            delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))  # noqa: S311
+        return delay if time.monotonic() + delay < deadline else None
+
+    async def _once(self, call: Call) -> Reply:
+        kind, method, url, headers, params = (
+            call.kind, call.method, call.url, call.headers, call.params
+        )  # fmt: skip
+        conditional = "if-none-match" in headers or "if-modified-since" in headers
+        try:
+            for _ in range(MAX_REDIRECTS + 1):
+                async with self._client.stream(
+                    method, url, headers=headers, params=params
+                ) as response:
+                    status = response.status_code
+                    if conditional and status == 304:
+                        return Reply(304, response.headers, "", url)
+                    if method == "GET" and status in _REDIRECTS:
+                        url, params = _same_origin_target(kind, url, response), None
+                        continue
+                    _check_status(kind, response, call.key_statuses)
+                    body = await self._body(kind, response)
+                    text = _decode(body, response.charset_encoding)
+                    return Reply(status, response.headers, text, str(response.url))
+            raise UpstreamBadStatus(f"{kind} redirected more than {MAX_REDIRECTS} times")
+        except httpx2.TimeoutException:
+            raise UpstreamTimeout(f"{kind} timed out", retryable=True, unhealthy=True) from None
+        except httpx2.DecodingError:
+            raise UpstreamBadResponse(f"{kind} body could not be decoded") from None
+        except httpx2.TransportError as exc:
+            raise UpstreamUnavailable(
+                f"{kind} connection failed ({type(exc).__name__})", retryable=True, unhealthy=True
+            ) from None
+
+    async def _body(self, kind: str, response: httpx2.Response) -> bytes:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self._max_bytes:
+            raise _too_large(kind, self._max_bytes)
+        body = bytearray()
+        # Decoded bytes are counted, so a small compressed bomb is caught too.
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > self._max_bytes:
+                raise _too_large(kind, self._max_bytes)
+        return bytes(body)
+
+
+def _same_origin_target(kind: str, url: str, response: httpx2.Response) -> str:
+    target = urljoin(str(response.url), response.headers.get("location", ""))
+    if origin_of(target) != origin_of(url):
+        host = (urlsplit(target).hostname or "?")[:100]
+        raise UpstreamBadStatus(f"{kind} redirected to another host ({host}); not followed")
+    return target
+
+
+def _check_status(kind: str, response: httpx2.Response, key_statuses: frozenset[int]) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    if status in key_statuses:
+        raise UpstreamRejectedKey(f"the upstream rejected the API key ({status})")
+    if status in (429, 503):
+        retry_after = _retry_after(response.headers.get("retry-after"))
+        # A 503 is retried like 502/504; a 429 only when it says when to come back.
+        raise UpstreamBusy(
+            f"{kind} answered {status}",
+            retry_after=retry_after,
+            retryable=status == 503 or retry_after is not None,
+            unhealthy=status == 503,
+        )
+    raise UpstreamBadStatus(
+        f"{kind} answered {status}",
+        retryable=status in _RETRYABLE_STATUS,
+        unhealthy=status >= 500,
+    )
+
+
+def _too_large(kind: str, limit: int) -> UpstreamBadResponse:
+    return UpstreamBadResponse(f"{kind} body is larger than {limit} bytes")
+
+
+def _decode(body: bytes, charset: str | None) -> str:
+    try:
+        return body.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return body.decode("utf-8", errors="replace")
+
+
+def _retry_after(value: str | None) -> str | None:
+    """Delay-seconds as the upstream sent it, or an HTTP-date turned into seconds."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit() and len(value) <= 9:
+        return value
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return str(max(0, round(when.timestamp() - time.time())))
