@@ -15,7 +15,7 @@ from typing import Any
 import uvicorn
 
 from .ops.logs import log_config
-from .providers import PROVIDERS
+from .providers import DEFAULT_PROVIDER, PROVIDERS
 from .servers import BackgroundServer, bind
 from .settings import Settings, SettingsError
 
@@ -54,8 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument(
         "--provider",
         choices=list(PROVIDERS),
-        default="returningai",
-        help="which vendor to play (returningai)",
+        default=DEFAULT_PROVIDER,
+        help=f"which vendor to play ({DEFAULT_PROVIDER})",
     )
 
     check = commands.add_parser(
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return run_serve(args)
         if args.command == "check":
-            from .ops.check import run_check
+            from .check import run_check
 
             return run_check(args.email)
         return run_demo(args.port, args.provider)

@@ -1,34 +1,18 @@
-"""Pages the proxy renders itself (errors, demo screens) and how errors are answered.
-
-Templates live in the top-level `templates/` folder of a checkout; an installed
-wheel carries them as `app/templates`.
-"""
+"""How an error is answered: an HTML page or JSON naming the problem, with the request id."""
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-import jinja2
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Scope
 
 from .errors import WidgetProxyError
 from .ops.requestlog import note, request_id
+from .rendering import render
 
 log = logging.getLogger("widget_proxy")
-
-_PACKAGE = Path(__file__).resolve().parent
-TEMPLATES_DIR: Final = next(
-    p for p in (_PACKAGE / "templates", _PACKAGE.parent / "templates", _PACKAGE) if p.is_dir()
-)
-
-environment = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
 
 # Every answer of the proxy is per user and must not be stored or sniffed.
 BASE_HEADERS: Final = {
@@ -37,10 +21,6 @@ BASE_HEADERS: Final = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
 }
-
-
-def render(name: str, **context: Any) -> str:
-    return environment.get_template(name).render(**context)
 
 
 def prefers_json(accept: str) -> bool:

@@ -31,7 +31,7 @@ from .options import (
     settings_group,
 )
 from .options import parsers as p
-from .providers import PROVIDERS, VendorSettings
+from .providers import DEFAULT_PROVIDER, PROVIDERS, VendorSettings
 from .security.forwarded import Network, parse_networks
 from .security.origins import OriginPolicy, OriginRule
 
@@ -42,7 +42,7 @@ __all__ = ["Option", "Secret", "Settings", "SettingsError", "all_options", "read
 class Settings:
     token_provider: str = option(
         "TOKEN_PROVIDER",
-        "returningai",
+        DEFAULT_PROVIDER,
         f"Which vendor's tokens this proxy serves: {', '.join(PROVIDERS)}",
         p.choice(*PROVIDERS),
     )
@@ -83,14 +83,14 @@ class Settings:
     session_user_id_key: tuple[str, ...] = option(
         "SESSION_USER_ID_KEY",
         "",
-        "Where the user id sits in the session (hissuno's userId); dotted paths allowed",
+        "Where the user id sits in the session, for vendors that take one; dotted paths allowed",
         p.optional(p.dotted_path, empty=()),
         shown="the email",
     )
     session_metadata_keys: tuple[tuple[str, ...], ...] = option(
         "SESSION_METADATA_KEYS",
         "",
-        "Session keys sent as hissuno's userMetadata, comma-separated, e.g. name,email",
+        "Session keys passed to the vendor as user metadata, comma-separated, e.g. name,email",
         p.key_list,
     )
     identity_source: Literal["session", "header"] = option(
@@ -236,7 +236,7 @@ class Settings:
     widget_template: Path | None = option(
         "WIDGET_TEMPLATE",
         "",
-        "A Jinja2 file replacing the built-in loader page (neuroon, hissuno)",
+        "A Jinja2 file replacing the built-in loader page of a vendor that has one",
         p.template_path,
         shown="the provider's page in `templates/`",
     )
@@ -268,7 +268,8 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every secret value, for the redaction and leak checks."""
-        found = [*secrets_in(self), *secrets_in(self.vendor)]
+        # A cache URL is a Secret for its password, which is the secret part of it.
+        found = [*secrets_in(self, skip=("cache_url",)), *secrets_in(self.vendor)]
         password = urlsplit(self.cache_url.reveal()).password
         if password:
             found.append(password)

@@ -19,8 +19,8 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Final
 
-from widget_proxy.settings import OPTIONS
 from bench.http import HOST, fetch
+from widget_proxy.settings import all_options
 
 REPO: Final = Path(__file__).resolve().parent.parent
 START_TIMEOUT: Final = 30.0
@@ -41,7 +41,7 @@ def free_port() -> int:
 
 def clean_environ() -> dict[str, str]:
     """This environment without any proxy setting, so only the benchmark's apply."""
-    names = {option.name for option in OPTIONS}
+    names = {option.name for option in all_options()}
     return {k: v for k, v in os.environ.items() if k not in names}
 
 

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from widget_proxy.providers.base import jwt_exp
 from bench.http import Connection, encode_request
 from bench.loadgen import Target
+from widget_proxy.cache.tokens import jwt_exp
 
 _TOKEN: Final = re.compile(rb'token: "([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)"')
 

@@ -14,7 +14,6 @@ from typing import Final
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from widget_proxy.cache import redacted_url
 from bench import cpu, users
 from bench.config import Config
 from bench.http import Reply, burst, fetch
@@ -24,6 +23,7 @@ from bench.profile import py_spy, record, write_summary
 from bench.report import Check, Row, ms, total_calls, upstream_calls
 from bench.sampler import sample
 from bench.stack import Stack
+from widget_proxy.cache import redacted_url
 
 # Warm runs measure the warm path, so nothing may go stale during them: the stand-in
 # issues hour-long tokens and the page stays fresh as long (at the defaults a page

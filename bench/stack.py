@@ -78,7 +78,9 @@ class Stack:
     @asynccontextmanager
     async def proxy(self, workers: int = 1, **settings: str) -> AsyncIterator[Server]:
         env = self.proxy_env(**settings)
-        async with serving("proxy", "widget_proxy:create_app", env, self.workdir, workers) as server:
+        async with serving(
+            "proxy", "widget_proxy:create_app", env, self.workdir, workers
+        ) as server:
             yield server
 
     @asynccontextmanager

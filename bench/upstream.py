@@ -1,4 +1,4 @@
-"""The stand-in vendor as its own process: `app.demo.upstream.DemoUpstream` plus controls.
+"""The stand-in vendor as its own process: the Returning.AI stand-in plus controls.
 
 The benchmark reads the call counts and changes the latency and token lifetime over
 HTTP, under `/__`, so one stand-in process serves every scenario:
@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from widget_proxy.providers.returningai.standin import DemoUpstream
+from widget_proxy.providers.returningai import ReturningAIStandIn
 
 API_KEY: Final = "BENCH_UPSTREAM_API_KEY"
 COMMUNITY: Final = "BENCH_UPSTREAM_COMMUNITY"
@@ -27,7 +27,7 @@ SIGNING_KEY: Final = "BENCH_UPSTREAM_SIGNING_KEY"
 
 
 def create_app() -> ASGIApp:
-    vendor = DemoUpstream(
+    vendor = ReturningAIStandIn(
         api_key=os.environ[API_KEY],
         community_id=os.environ[COMMUNITY],
         signing_key=os.environ[SIGNING_KEY],
@@ -36,7 +36,7 @@ def create_app() -> ASGIApp:
 
 
 class Controlled:
-    def __init__(self, vendor: DemoUpstream) -> None:
+    def __init__(self, vendor: ReturningAIStandIn) -> None:
         self._vendor = vendor
         self._app = vendor.app()
 

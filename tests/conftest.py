@@ -1,7 +1,7 @@
 """Fixtures that start real servers on loopback, and the suite-wide leak scan.
 
 Every response a test client receives and every log record of the run is scanned
-for the API key and the session secret.
+for every secret of every configuration the run used.
 """
 
 from __future__ import annotations
@@ -9,21 +9,22 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterator
-from typing import Any
 
-import httpx2
 import pytest
+from hypothesis import settings as hypothesis_settings
 
+from tests.support import UNLIMITED, FaultyUpstream, LeakScanner, Proxy
 from widget_proxy import create_app
-from widget_proxy.demo import DemoUpstream, demo_settings
+from widget_proxy.demo import demo_settings
+from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings
-from tests.processes import free_port
-from tests.support import Faults, LeakScanner, session_cookie, with_faults
+
+# A loaded 2-core machine can't promise hypothesis's 200 ms per example.
+hypothesis_settings.register_profile("widget-proxy", deadline=None)
+hypothesis_settings.load_profile("widget-proxy")
 
 _scanner = LeakScanner()
-# Most tests send far more than a user's minute allows; the rate-limit tests lower these.
-UNLIMITED = {"RATE_LIMIT_PER_MINUTE": "1000000", "RATE_LIMIT_IP_PER_MINUTE": "1000000"}
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +51,8 @@ def _no_leaks_in_logs(leak_scanner: LeakScanner) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def vendor(leak_scanner: LeakScanner) -> DemoUpstream:
-    vendor = DemoUpstream(
+def vendor(leak_scanner: LeakScanner) -> ReturningAIStandIn:
+    vendor = ReturningAIStandIn(
         api_key="wp-test-key-" + secrets.token_hex(16),
         community_id="test-community",
         signing_key=secrets.token_urlsafe(32),
@@ -61,13 +62,13 @@ def vendor(leak_scanner: LeakScanner) -> DemoUpstream:
 
 
 @pytest.fixture(scope="session")
-def _upstream_server(vendor: DemoUpstream) -> Iterator[BackgroundServer]:
+def _upstream_server(vendor: ReturningAIStandIn) -> Iterator[BackgroundServer]:
     with BackgroundServer(vendor.app(), timeout_graceful_shutdown=1) as server:
         yield server
 
 
 @pytest.fixture
-def upstream(_upstream_server: BackgroundServer, vendor: DemoUpstream) -> Iterator[str]:
+def upstream(_upstream_server: BackgroundServer, vendor: ReturningAIStandIn) -> Iterator[str]:
     """The stand-in vendor's URL, with its call counts and behaviour reset for this test."""
     vendor.calls.clear()
     yield _upstream_server.url
@@ -76,7 +77,7 @@ def upstream(_upstream_server: BackgroundServer, vendor: DemoUpstream) -> Iterat
 
 @pytest.fixture
 def make_settings(
-    vendor: DemoUpstream, upstream: str, leak_scanner: LeakScanner
+    vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> Callable[..., Settings]:
     def make(**overrides: str) -> Settings:
         settings = demo_settings(vendor, upstream, **{**UNLIMITED, "LOGIN_URL": "", **overrides})
@@ -86,65 +87,12 @@ def make_settings(
     return make
 
 
-class FaultyUpstream:
-    """The vendor stand-in behind a fault switch, on a port that survives restarts."""
-
-    def __init__(self, vendor: DemoUpstream) -> None:
-        self.vendor = vendor
-        self.faults = Faults()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server: BackgroundServer | None = None
-
-    def start(self) -> None:
-        app = with_faults(self.vendor.app(), self.faults)
-        self._server = BackgroundServer(app, port=self.port, timeout_graceful_shutdown=1)
-        self._server.__enter__()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self.faults.reset()  # let hung handlers go, so shutdown is quick
-            self._server.__exit__(None, None, None)
-            self._server = None
-
-
 @pytest.fixture
-def faulty(vendor: DemoUpstream, upstream: str) -> Iterator[FaultyUpstream]:
+def faulty(vendor: ReturningAIStandIn, upstream: str) -> Iterator[FaultyUpstream]:
     server = FaultyUpstream(vendor)
     server.start()
     yield server
     server.stop()
-
-
-class Proxy:
-    """A proxy under test: its settings, its URL and a scanning client."""
-
-    def __init__(self, settings: Settings, url: str, scanner: LeakScanner) -> None:
-        self.settings = settings
-        self.url = url
-        self._scanner = scanner
-        self.client = httpx2.Client(
-            base_url=url,
-            timeout=30,
-            follow_redirects=False,
-            event_hooks={"response": [self._scan]},
-        )
-
-    def _scan(self, response: httpx2.Response) -> None:
-        response.read()
-        head = "\n".join(f"{k}: {v}" for k, v in response.headers.multi_items())
-        self._scanner.check(f"a response to {response.request.url.path}", head)
-        self._scanner.check(f"a response to {response.request.url.path}", response.text)
-
-    def cookie(self, data: dict[str, Any] | None = None, **kw: Any) -> dict[str, str]:
-        value = session_cookie(self.settings.session_secret.reveal(), data or {}, **kw)
-        return {"cookie": f"{self.settings.session_cookie}={value}"}
-
-    def get(self, path: str, email: str | None = None, **kw: Any) -> httpx2.Response:
-        headers = dict(kw.pop("headers", {}))
-        if email is not None:
-            headers.update(self.cookie({"email": email}))
-        return self.client.get(path, headers=headers, **kw)
 
 
 @pytest.fixture

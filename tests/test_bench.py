@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.profile import summarize
+from tests.support import unavailable, under_ci
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "WIDGET_PROXY_BENCH_TEST"
@@ -89,16 +90,18 @@ def test_quick_run_prints_every_scenario_with_numbers(tmp_path: Path) -> None:
 
     assert "Cores: " in table
     assert "Load generator: " in table
+    if under_ci():  # CI installs wrk: the fallback generator there would hide its absence
+        assert "Load generator: wrk" in table
     found = rows(table)
+    skipped = []
     for prefix in ROWS:
         cells = row(found, prefix)
         _, rps, p50, p99, errors, upstream, notes = cells
         if prefix.startswith("6.") and notes.startswith("skipped: no Redis"):
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"under CI a missing Redis is a failure: {notes}")
+            skipped.append(notes)
             continue
         assert NUMBER.search(rps), cells
-        assert NUMBER.search(errors), cells
+        assert errors.strip() == "0", cells  # a run with failed requests measured nothing
         assert NUMBER.search(upstream), cells
         if not prefix.startswith("5."):  # filling the memory has no latency to speak of
             assert p50.endswith(" ms"), cells
@@ -108,6 +111,8 @@ def test_quick_run_prints_every_scenario_with_numbers(tmp_path: Path) -> None:
     assert re.search(r"\| Warm path ≥ 0\.8 x the limit's req/s \| [\d.]+x", table)
     assert "FAILED" not in table
     assert "bench: warm" in done.stderr  # progress goes to stderr, the table to stdout
+    if skipped:
+        unavailable(f"the Redis rows were skipped: {skipped[0]}")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

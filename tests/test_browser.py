@@ -7,7 +7,6 @@ token, so it proves the token reached the browser intact and was valid upstream.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -15,24 +14,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
+import jwt
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.middleware.sessions import SessionMiddleware
 
+from tests.support import FaultyUpstream, LeakScanner, Proxy, Respond, unavailable, wait_until
 from widget_proxy import create_app
-from widget_proxy.demo import (
-    DemoUpstream,
-    HissunoStandIn,
-    NeuroonStandIn,
-    StandIn,
-    demo_app,
-    demo_settings,
-    stand_in,
-)
+from widget_proxy.demo import StandIn, demo_app, demo_settings, stand_in
+from widget_proxy.providers.hissuno import HissunoStandIn
+from widget_proxy.providers.neuroon import NeuroonStandIn
+from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.servers import BackgroundServer
-from tests.conftest import FaultyUpstream, Proxy
-from tests.support import LeakScanner, Respond
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Response
@@ -54,10 +48,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        reason = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; under CI a missing browser is a failure")
-        pytest.skip(reason)
+        unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -86,7 +77,7 @@ def start_demo(leak_scanner: LeakScanner) -> Iterator[Callable[..., str]]:
 
 
 @pytest.fixture
-def demo(start_demo: Callable[..., str], vendor: DemoUpstream, upstream: str) -> str:
+def demo(start_demo: Callable[..., str], vendor: ReturningAIStandIn, upstream: str) -> str:
     return start_demo(vendor)
 
 
@@ -114,7 +105,9 @@ def page(browser: Browser, leak_scanner: LeakScanner) -> Iterator[Page]:
     assert not leaks, f"a secret reached the browser in {leaks}"
 
 
-def test_login_then_widget_greets_the_user(page: Page, demo: str, vendor: DemoUpstream) -> None:
+def test_login_then_widget_greets_the_user(
+    page: Page, demo: str, vendor: ReturningAIStandIn
+) -> None:
     page.goto(f"{demo}/widget?color=dark")
     assert page.url.startswith(f"{demo}/login?next=")
 
@@ -204,7 +197,9 @@ def test_neuroon_replaces_an_expired_token(page: Page, start_demo: Callable[...,
     sign_in(page, demo)
     page.locator("[data-state=ready]").wait_for(timeout=10_000)
     first = page.get_attribute("script[data-token]", "data-token")
-    time.sleep(2.2)  # the first token is now refused by the vendor
+    assert first is not None
+    # Until the first token is refused by the vendor (the proxy rotated it out before).
+    wait_until(lambda: vendor.token_problem(first) == "Widget token expired", timeout=10)
     page.reload()
     page.locator("[data-state=ready]").wait_for(timeout=10_000)
     second = page.get_attribute("script[data-token]", "data-token")
@@ -249,7 +244,9 @@ def test_hissuno_replaces_an_expiring_token(page: Page, start_demo: Callable[...
     sign_in(page, demo)
     page.locator("[data-state=ready]").wait_for(timeout=10_000)
     first = page.get_attribute("#hissuno-widget", "data-widget-token")
-    time.sleep(2.2)  # past exp minus the margin: no longer served
+    assert first is not None
+    exp = jwt.decode(first, vendor.secret_key, algorithms=["HS256"])["exp"]
+    wait_until(lambda: time.time() > exp - 1, timeout=10)  # past exp minus the margin
     page.reload()
     page.locator("[data-state=ready]").wait_for(timeout=10_000)
     second = page.get_attribute("#hissuno-widget", "data-widget-token")
@@ -261,7 +258,7 @@ def test_hissuno_replaces_an_expiring_token(page: Page, start_demo: Callable[...
 
 
 def test_mounted_under_a_prefix_in_a_fastapi_app(
-    page: Page, vendor: DemoUpstream, upstream: str, leak_scanner: LeakScanner
+    page: Page, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:
     settings = demo_settings(vendor, upstream)  # LOGIN_URL=/login: the merchant's own page
     leak_scanner.add(*settings.secrets)

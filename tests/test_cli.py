@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx2
 
-from widget_proxy.demo import DemoUpstream
-from tests.processes import free_port, running, serve
-from tests.support import LeakScanner, wait_until
+from tests.support import LeakScanner, free_port, scanning_client, wait_until
+from tests.support.processes import running, serve
+from widget_proxy.providers.returningai import ReturningAIStandIn
 
 
 def test_demo_runs_with_no_configuration(tmp_path: Path, leak_scanner: LeakScanner) -> None:
@@ -21,7 +21,7 @@ def test_demo_runs_with_no_configuration(tmp_path: Path, leak_scanner: LeakScann
 
     with (
         running(["demo", "--port", str(port)], tmp_path, base, leak_scanner),
-        httpx2.Client(base_url=base) as client,
+        scanning_client(leak_scanner, base_url=base) as client,
     ):
         assert "Sign in" in client.get("/").text
         form = client.get("/login").text
@@ -39,10 +39,13 @@ def test_demo_runs_with_no_configuration(tmp_path: Path, leak_scanner: LeakScann
 
 
 def test_serve_reads_a_dotenv_file(
-    tmp_path: Path, vendor: DemoUpstream, upstream: str, leak_scanner: LeakScanner
+    tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:
-    with serve(tmp_path, vendor, upstream, leak_scanner) as proxy:
-        response = httpx2.get(f"{proxy.url}/widget", headers=proxy.cookie("ann@example.com"))
+    with (
+        serve(tmp_path, vendor, upstream, leak_scanner) as proxy,
+        scanning_client(leak_scanner) as c,
+    ):
+        response = c.get(f"{proxy.url}/widget", headers=proxy.cookie("ann@example.com"))
 
     assert response.status_code == 200
     assert 'widgetId: "shop-store"' in response.text
@@ -50,13 +53,13 @@ def test_serve_reads_a_dotenv_file(
 
 
 def test_sigterm_lets_requests_in_flight_finish(
-    tmp_path: Path, vendor: DemoUpstream, upstream: str, leak_scanner: LeakScanner
+    tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:
     vendor.signin_delay = 1.5
     with serve(tmp_path, vendor, upstream, leak_scanner) as proxy:
-        with ThreadPoolExecutor(1) as pool:
+        with ThreadPoolExecutor(1) as pool, scanning_client(leak_scanner) as client:
             pending = pool.submit(
-                httpx2.get, f"{proxy.url}/widget", headers=proxy.cookie("ann@example.com")
+                client.get, f"{proxy.url}/widget", headers=proxy.cookie("ann@example.com")
             )
             wait_until(lambda: vendor.calls["signin"] == 1)
             started = time.monotonic()
@@ -69,15 +72,16 @@ def test_sigterm_lets_requests_in_flight_finish(
 
 
 def test_shutdown_timeout_bounds_the_wait(
-    tmp_path: Path, vendor: DemoUpstream, upstream: str, leak_scanner: LeakScanner
+    tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:
     vendor.signin_delay = 20
     with (
         serve(tmp_path, vendor, upstream, leak_scanner, SHUTDOWN_TIMEOUT="1") as proxy,
         ThreadPoolExecutor(1) as pool,
+        scanning_client(leak_scanner) as client,
     ):
         pending = pool.submit(
-            httpx2.get, f"{proxy.url}/widget", headers=proxy.cookie("ann@example.com")
+            client.get, f"{proxy.url}/widget", headers=proxy.cookie("ann@example.com")
         )
         wait_until(lambda: vendor.calls["signin"] == 1)
         started = time.monotonic()

@@ -7,8 +7,7 @@ import logging
 import httpx2
 import pytest
 
-from tests.conftest import Proxy
-from tests.support import LeakScanner
+from tests.support import LeakScanner, Proxy
 
 
 def test_scanner_finds_a_secret_in_a_log_trace() -> None:
@@ -33,5 +32,6 @@ def test_client_hook_fails_on_a_secret_in_a_response(proxy: Proxy) -> None:
         200, text=f"oops {secret}", request=httpx2.Request("GET", f"{proxy.url}/x")
     )
 
+    (scan,) = proxy.client.event_hooks["response"]
     with pytest.raises(AssertionError, match="a secret leaked into a response"):
-        proxy._scan(response)
+        scan(response)

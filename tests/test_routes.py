@@ -10,8 +10,8 @@ from collections.abc import Callable
 import jwt
 import pytest
 
-from widget_proxy.demo import DemoUpstream
-from tests.conftest import Proxy
+from tests.support import Proxy
+from widget_proxy.providers.returningai import ReturningAIStandIn
 
 EMAIL = "ann@example.com"
 TOKEN_LITERAL = re.compile(r'window\.__WIDGET_INIT__ = \{ token: ("[^"]*")')
@@ -25,7 +25,7 @@ def token_in(html: str) -> str:
     return token
 
 
-def test_serves_the_page_with_the_users_token(proxy: Proxy, vendor: DemoUpstream) -> None:
+def test_serves_the_page_with_the_users_token(proxy: Proxy, vendor: ReturningAIStandIn) -> None:
     response = proxy.get("/widget", EMAIL)
 
     assert response.status_code == 200
@@ -39,7 +39,7 @@ def test_serves_the_page_with_the_users_token(proxy: Proxy, vendor: DemoUpstream
     assert response.headers["content-security-policy"] == "frame-ancestors 'self'"
     assert int(response.headers["content-length"]) == len(response.content)
     assert "content-encoding" not in response.headers
-    assert f'<base href="{proxy.settings.widget_base_url}/store/demo-store?color=light">' in (
+    assert f'<base href="{proxy.settings.vendor.base_url}/store/demo-store?color=light">' in (
         response.text
     )
     assert vendor.calls == {"signin": 1, "page": 1}
@@ -107,7 +107,7 @@ REFUSED = [
 @pytest.mark.parametrize("accept", ["text/html", "application/json"])
 def test_refused_requests_never_reach_upstream(
     proxy: Proxy,
-    vendor: DemoUpstream,
+    vendor: ReturningAIStandIn,
     caplog: pytest.LogCaptureFixture,
     path: str,
     email: str | None,
@@ -152,7 +152,7 @@ def test_refused_requests_never_reach_upstream(
     ],
 )
 def test_sessions_without_email_are_anonymous(
-    proxy: Proxy, vendor: DemoUpstream, cookie_data: dict[str, str]
+    proxy: Proxy, vendor: ReturningAIStandIn, cookie_data: dict[str, str]
 ) -> None:
     response = proxy.client.get("/widget", headers=proxy.cookie(cookie_data))
 
@@ -160,7 +160,7 @@ def test_sessions_without_email_are_anonymous(
     assert vendor.calls == {}
 
 
-def test_forged_and_expired_cookies_are_anonymous(proxy: Proxy, vendor: DemoUpstream) -> None:
+def test_forged_and_expired_cookies_are_anonymous(proxy: Proxy, vendor: ReturningAIStandIn) -> None:
     other_secret = "x" * 40
     from tests.support import session_cookie
 

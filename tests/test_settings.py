@@ -11,31 +11,27 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from widget_proxy.settings import OPTIONS, Secret, Settings, SettingsError, read_environ
-from widget_proxy.providers.returningai.widgets import Widget
+from tests.support import VALID
+from widget_proxy.options import Secret
+from widget_proxy.providers.returningai import Widget
+from widget_proxy.settings import Settings, SettingsError, all_options, read_environ
 
 ROOT = Path(__file__).resolve().parent.parent
-VALID = {
-    "WIDGET_BASE_URL": "https://widgets.example.com/",
-    "WIDGET_API_KEY": "key-that-must-stay-hidden",
-    "WIDGET_COMMUNITY_ID": "community-1",
-    "WIDGET_ID": "w-1",
-    "SESSION_SECRET": "s" * 32,
-}
+OPTIONS = all_options()
 
 
 def test_defaults_and_normalisation() -> None:
     settings = Settings.from_env(VALID)
 
-    assert settings.widget_base_url == "https://widgets.example.com"
-    assert settings.widget_type == "store"
+    assert settings.vendor.base_url == "https://widgets.example.com"
+    assert settings.vendor.widget_type == "store"
     assert settings.widget_color == "light"
-    assert settings.widgets == ()
+    assert settings.vendor.widgets == ()
     assert settings.session_cookie == "session"
     assert settings.session_email_key == ("email",)
     assert settings.login_url is None
     assert settings.frame_ancestors == ("'self'",)
-    assert settings.default_widget == Widget("store", "w-1")
+    assert settings.vendor.default_widget == Widget("store", "w-1")
     assert settings.upstream_connect_timeout == 2.0
     assert settings.upstream_max_bytes == 2 * 1024 * 1024
 
@@ -54,8 +50,8 @@ def test_parsed_values() -> None:
         }
     )
 
-    assert settings.widgets == (Widget("store", "a"), Widget("minigames", "b_2"))
-    assert settings.allowed_widgets == {
+    assert settings.vendor.widgets == (Widget("store", "a"), Widget("minigames", "b_2"))
+    assert settings.vendor.allowed_widgets == {
         Widget("channel", "w-1"),
         Widget("store", "a"),
         Widget("minigames", "b_2"),
@@ -70,7 +66,14 @@ def test_every_missing_setting_is_reported_together() -> None:
         Settings.from_env({})
 
     named = [p.split(":")[0] for p in caught.value.problems]
-    assert named == [o.name for o in OPTIONS if o.default is None or "returningai" in o.needed_by]
+    wanted = [o for o in OPTIONS if o.default is None and o.vendor in ("", "returningai")]
+    assert named == [o.name for o in wanted]
+    # A vendor's own required settings say which TOKEN_PROVIDER needs them.
+    assert all(
+        "with TOKEN_PROVIDER=returningai" in p
+        for p in caught.value.problems
+        if p.startswith("WIDGET_")
+    )
 
 
 @pytest.mark.parametrize(
@@ -118,10 +121,10 @@ def test_bad_values_name_their_variable(name: str, value: str, message: str) -> 
 def test_secrets_never_show() -> None:
     settings = Settings.from_env(VALID)
 
-    for text in (repr(settings), str(settings), repr(settings.widget_api_key), f"{settings}"):
+    for text in (repr(settings), str(settings), repr(settings.vendor.api_key), f"{settings}"):
         assert VALID["WIDGET_API_KEY"] not in text
         assert VALID["SESSION_SECRET"] not in text
-    assert settings.widget_api_key.reveal() == VALID["WIDGET_API_KEY"]
+    assert settings.vendor.api_key.reveal() == VALID["WIDGET_API_KEY"]
     assert set(settings.secrets) == {VALID["WIDGET_API_KEY"], VALID["SESSION_SECRET"]}
     with_password = Settings.from_env({**VALID, "CACHE_URL": "redis://:hunter2-pw@redis:6379/0"})
     assert "hunter2-pw" not in repr(with_password)
@@ -134,7 +137,9 @@ def test_settings_are_frozen() -> None:
     settings = Settings.from_env(VALID)
 
     with pytest.raises(AttributeError):
-        settings.widget_id = "other"  # type: ignore[misc]
+        settings.session_cookie = "other"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        settings.vendor.widget_id = "other"  # type: ignore[attr-defined]
 
 
 def test_environment_wins_over_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,7 +161,7 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
 
     assert list(values) == [o.name for o in OPTIONS]
     for option in OPTIONS:
-        if option.default is not None and not option.needed_by:
+        if option.default is not None:
             assert values[option.name] == option.default, option.name
     Settings.from_env({k: v or "" for k, v in values.items()})  # the example itself is valid
 
@@ -171,9 +176,7 @@ def test_readme_table_matches_the_settings() -> None:
         meaning, default = documented[option.name]
         assert meaning == option.help
         if option.default is None:
-            expected = "required"
-        elif option.needed_by:
-            expected = "required for " + ", ".join(f"`{p}`" for p in option.needed_by)
+            expected = f"required for `{option.vendor}`" if option.vendor else "required"
         else:
             expected = option.shown or (f"`{option.default}`" if option.default else "empty")
         assert default == expected, option.name
@@ -181,7 +184,7 @@ def test_readme_table_matches_the_settings() -> None:
 
 def test_serve_refuses_to_start_with_bad_settings(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "app", "serve", "--port", "0"],
+        [sys.executable, "-m", "widget_proxy", "serve", "--port", "0"],
         cwd=tmp_path,
         env={"PATH": "", "WIDGET_COLOR": "blue", "SESSION_SECRET": "tiny"},
         capture_output=True,

@@ -16,7 +16,7 @@ from typing import Any, Final
 import jinja2
 from markupsafe import escape
 
-from ..responses import environment
+from ..rendering import environment
 from .page import COLORS, Color
 
 SENTINEL: Final = "\ue000widget-proxy-token\ue000"  # private use: nothing escapes it

@@ -17,7 +17,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ..errors import InvalidEmail
-from ..responses import BASE_HEADERS, render
+from ..rendering import render
+from ..responses import BASE_HEADERS
 from ..security.identity import validate_email
 from ..settings import Settings
 

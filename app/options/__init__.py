@@ -103,7 +103,7 @@ def parse_options(
     return values
 
 
-def secrets_in(obj: object) -> list[str]:
+def secrets_in(obj: object, skip: tuple[str, ...] = ()) -> list[str]:
     """The revealed values of every non-empty `Secret` field of a settings object."""
-    found = (getattr(obj, f.name) for f in fields(obj))  # type: ignore[arg-type]
+    found = (getattr(obj, f.name) for f in fields(obj) if f.name not in skip)  # type: ignore[arg-type]
     return [value.reveal() for value in found if isinstance(value, Secret) and value.reveal()]

@@ -30,7 +30,7 @@ def is_segment(value: str) -> bool:
 def url(raw: str) -> str:
     parts = urlsplit(raw.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL such as https://prod-widgets.returning.ai")
+        raise ValueError("must be an http(s) URL such as https://widgets.example.com")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError("must not carry a query, fragment or credentials")
     return raw.strip().rstrip("/")

@@ -13,6 +13,7 @@ from . import hissuno, neuroon, returningai
 from .base import Parts, Provider, StandIn, Vendor, VendorSettings
 
 __all__ = [
+    "DEFAULT_PROVIDER",
     "PROVIDERS",
     "JwtLifetime",
     "Parts",
@@ -26,3 +27,4 @@ __all__ = [
 PROVIDERS: Final[dict[str, Provider[Any]]] = {
     p.name: p for p in (returningai.PROVIDER, neuroon.PROVIDER, hissuno.PROVIDER)
 }
+DEFAULT_PROVIDER: Final = next(iter(PROVIDERS))  # TOKEN_PROVIDER when unset

@@ -74,7 +74,11 @@ class StandIn(Protocol):
 
     def app(self) -> ASGIApp: ...
 
-    def proxy_env(self, url: str) -> dict[str, str]: ...
+    def proxy_env(self, url: str) -> dict[str, str]:
+        """The settings that point a proxy at this stand-in, served at `url`."""
+
+    def token_problem(self, token: str) -> str | None:
+        """Why the vendor would refuse `token` for its widget, or None if it accepts it."""
 
 
 class Provider(Protocol[S]):

@@ -7,19 +7,18 @@ import logging
 
 import pytest
 
+from tests.support import Clock
 from widget_proxy.cache import MemoryStore, PageCache
-from widget_proxy.cache.pages import REFRESH_BACKOFF
-from widget_proxy.errors import UpstreamTimeout
+from widget_proxy.cache.pages import REFRESH_BACKOFF, PageFetch
 from widget_proxy.delivery.inject import split_page
-from widget_proxy.settings import Settings
-from widget_proxy.providers.returningai.api import PageFetch
-from widget_proxy.providers.returningai.widgets import Color, Widget
-from tests.cache.test_store import Clock
-from tests.test_settings import VALID
+from widget_proxy.delivery.page import Color
+from widget_proxy.errors import UpstreamTimeout
+from widget_proxy.providers.returningai.widgets import Widget
 
 pytestmark = pytest.mark.anyio
 
-WIDGET = Widget("store", "w-1")
+WIDGET = Widget("store", "w-1").path
+TTL, STALE_IF_ERROR = 60.0, 600.0  # PAGE_CACHE_TTL, PAGE_STALE_IF_ERROR
 
 
 class Origin:
@@ -29,7 +28,7 @@ class Origin:
         self.fail = False
 
     async def page(
-        self, widget: Widget, color: Color, etag: str | None, last_modified: str | None
+        self, path: str, color: Color, etag: str | None, last_modified: str | None
     ) -> PageFetch:
         self.calls.append((etag, last_modified))
         await asyncio.sleep(0.01)
@@ -43,8 +42,14 @@ class Origin:
 
 
 def make(clock: Clock, origin: Origin) -> PageCache:
-    settings = Settings.from_env({**VALID, "PAGE_CACHE_TTL": "60", "PAGE_STALE_IF_ERROR": "600"})
-    return PageCache(settings, MemoryStore(100, clock=clock), origin.page, clock=clock)
+    return PageCache(
+        MemoryStore(100, clock=clock),
+        origin.page,
+        scope="https://widgets.example.com",
+        ttl=TTL,
+        stale_if_error=STALE_IF_ERROR,
+        clock=clock,
+    )
 
 
 async def page(pages: PageCache) -> bytes:
@@ -119,7 +124,7 @@ async def test_stale_if_error(caplog: pytest.LogCaptureFixture) -> None:
     await settle(pages)
     assert len(origin.calls) == 3
 
-    clock.now = 1_000_000.0 + 60 + 600  # past TTL + PAGE_STALE_IF_ERROR
+    clock.now = 1_000_000.0 + TTL + STALE_IF_ERROR  # past TTL + PAGE_STALE_IF_ERROR
     with pytest.raises(UpstreamTimeout):
         await page(pages)
 
@@ -133,6 +138,6 @@ async def test_colours_are_separate_entries() -> None:
 
     await pages.fetch(WIDGET, "light")
     await pages.fetch(WIDGET, "dark")
-    await pages.fetch(Widget("channel", "w-1"), "dark")
+    await pages.fetch(Widget("channel", "w-1").path, "dark")
 
     assert len(origin.calls) == 3

@@ -4,30 +4,35 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
 
+import anyio
 import pytest
 
-from widget_proxy.cache import MemoryStore, RedisStore, Store, TieredStore, TokenEntry
+from tests.support import Clock
+from tests.support.redis import forget, require_redis
+from widget_proxy.cache import (
+    MemoryStore,
+    RedisStore,
+    SharedStore,
+    Store,
+    TieredStore,
+    TokenEntry,
+)
 from widget_proxy.cache.pages import PageEntry
 from widget_proxy.delivery.inject import SplitPage
-from tests.redis_server import forget, require_redis
 
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+S = TypeVar("S", bound=SharedStore)
 
 
 def memory(clock: Clock, prefix: str) -> Store:
     return MemoryStore(100, clock=clock)
 
 
-def shared(clock: Clock, prefix: str) -> Store:
+def shared(clock: Clock, prefix: str) -> SharedStore:
+    """Redis alone: a `SharedStore`, which holds nothing in this process (no `peek`)."""
     return RedisStore(require_redis(), prefix=prefix, clock=clock)
 
 
@@ -38,23 +43,32 @@ def tiered(clock: Clock, prefix: str) -> Store:
     )
 
 
-@pytest.fixture(params=[memory, shared, tiered])
-async def store(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[Store]:
-    make: Callable[[Clock, str], Store] = request.param
+@asynccontextmanager
+async def opened(make: Callable[[Clock, str], S], clock: Clock) -> AsyncIterator[S]:
     prefix = f"wp-test-{secrets.token_hex(4)}:"
     store = make(clock, prefix)
-    yield store
-    await store.aclose()
-    if make is not memory:
-        forget(require_redis(), prefix)
+    try:
+        yield store
+    finally:
+        await store.aclose()
+        if make is not memory:
+            forget(require_redis(), prefix)
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+@pytest.fixture(params=[memory, shared, tiered])
+async def store(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[SharedStore]:
+    async with opened(request.param, clock) as opened_store:
+        yield opened_store
 
 
-async def test_set_then_get(store: Store, clock: Clock) -> None:
+@pytest.fixture(params=[memory, tiered])
+async def local_store(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[Store]:
+    """The stores that keep a copy in this process: only they have `peek`."""
+    async with opened(request.param, clock) as opened_store:
+        yield opened_store
+
+
+async def test_set_then_get(store: SharedStore, clock: Clock) -> None:
     entry = TokenEntry("tok", clock.now + 30, clock.now)
 
     await store.set("k", entry)
@@ -64,7 +78,19 @@ async def test_set_then_get(store: Store, clock: Clock) -> None:
     assert await store.get("other", TokenEntry) is None
 
 
-async def test_pages_survive_the_round_trip(store: Store, clock: Clock) -> None:
+async def test_peek_sees_what_this_process_set(local_store: Store, clock: Clock) -> None:
+    # Not run on RedisStore alone: it holds nothing in this process, so it has no peek.
+    entry = TokenEntry("tok", clock.now + 30, clock.now)
+
+    await local_store.set("k", entry)
+
+    assert local_store.peek("k", TokenEntry) == entry
+    assert local_store.peek("other", TokenEntry) is None
+    clock.now += 31
+    assert local_store.peek("k", TokenEntry) is None  # dead at its expiry, without waiting
+
+
+async def test_pages_survive_the_round_trip(store: SharedStore, clock: Clock) -> None:
     page = SplitPage("<html>h\u00e9ad\n".encode(), b"\ntail</html>")
     entry = PageEntry(page, '"etag"', None, clock.now + 60, clock.now + 660)
 
@@ -73,7 +99,7 @@ async def test_pages_survive_the_round_trip(store: Store, clock: Clock) -> None:
     assert await store.get("p", PageEntry, local=False) == entry
 
 
-async def test_entries_die_at_their_expiry(store: Store, clock: Clock) -> None:
+async def test_entries_die_at_their_expiry(store: SharedStore, clock: Clock) -> None:
     await store.set("k", TokenEntry("tok", clock.now + 30, clock.now))
 
     clock.now += 31
@@ -81,14 +107,14 @@ async def test_entries_die_at_their_expiry(store: Store, clock: Clock) -> None:
     assert await store.get("k", TokenEntry) is None
 
 
-async def test_an_entry_already_dead_is_not_kept(store: Store, clock: Clock) -> None:
+async def test_an_entry_already_dead_is_not_kept(store: SharedStore, clock: Clock) -> None:
     await store.set("k", TokenEntry("old", clock.now + 30, clock.now))
     await store.set("k", TokenEntry("dead", clock.now - 1, clock.now))
 
     assert await store.get("k", TokenEntry) is None
 
 
-async def test_delete(store: Store, clock: Clock) -> None:
+async def test_delete(store: SharedStore, clock: Clock) -> None:
     await store.set("k", TokenEntry("tok", clock.now + 30, clock.now))
 
     await store.delete("k")
@@ -96,7 +122,7 @@ async def test_delete(store: Store, clock: Clock) -> None:
     assert await store.get("k", TokenEntry) is None
 
 
-async def test_a_lock_has_one_owner_at_a_time(store: Store) -> None:
+async def test_a_lock_has_one_owner_at_a_time(store: SharedStore) -> None:
     owner = await store.acquire("lock", lease=10)
 
     assert owner is not None
@@ -109,7 +135,7 @@ async def test_a_lock_has_one_owner_at_a_time(store: Store) -> None:
     await store.release("lock", again)
 
 
-async def test_ping(store: Store) -> None:
+async def test_ping(store: SharedStore) -> None:
     await store.ping()
 
 
@@ -136,28 +162,32 @@ async def test_memory_lock_lease_runs_out(clock: Clock) -> None:
 
 
 async def test_redis_lock_lease_runs_out() -> None:
-    import anyio
+    prefix = f"wp-test-{secrets.token_hex(4)}:"
+    store = RedisStore(require_redis(), prefix=prefix)
+    try:
+        assert await store.acquire("lock", lease=0.05) is not None
 
-    store = RedisStore(require_redis(), prefix=f"wp-test-{secrets.token_hex(4)}:")
-    assert await store.acquire("lock", lease=0.05) is not None
+        await anyio.sleep(0.1)  # never returns early: the 50 ms lease has run out
 
-    await anyio.sleep(0.1)
-
-    assert await store.acquire("lock", lease=0.05) is not None
-    await store.aclose()
+        assert await store.acquire("lock", lease=0.05) is not None
+    finally:
+        await store.aclose()
+        forget(require_redis(), prefix)
 
 
 async def test_a_damaged_redis_entry_is_a_miss(clock: Clock) -> None:
     prefix = f"wp-test-{secrets.token_hex(4)}:"
     store = RedisStore(require_redis(), prefix=prefix, clock=clock)
-    await store.set("p", TokenEntry("not a page", clock.now + 30, clock.now))
+    try:
+        await store.set("p", TokenEntry("not a page", clock.now + 30, clock.now))
 
-    assert await store.get("p", PageEntry) is None
-    await store.aclose()
-    forget(require_redis(), prefix)
+        assert await store.get("p", PageEntry) is None
+    finally:
+        await store.aclose()
+        forget(require_redis(), prefix)
 
 
-async def test_throttle_allows_the_limit_then_says_how_long_to_wait(store: Store) -> None:
+async def test_throttle_allows_the_limit_then_says_how_long_to_wait(store: SharedStore) -> None:
     waits = [await store.throttle("user", limit=3, period=60) for _ in range(4)]
 
     assert waits[:3] == [0.0, 0.0, 0.0]

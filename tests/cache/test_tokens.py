@@ -9,14 +9,12 @@ import json
 import jwt
 import pytest
 
-from widget_proxy.cache import MemoryStore, TokenCache, TokenEntry
+from tests.support import VALID, Clock
+from widget_proxy.cache import Keys, MemoryStore, TokenCache, TokenEntry
+from widget_proxy.cache.tokens import JwtLifetime, jwt_exp
 from widget_proxy.errors import UpstreamBadResponse, UpstreamTimeout
+from widget_proxy.providers.returningai.tokens import ReturningAITokens
 from widget_proxy.security.identity import Identity
-from widget_proxy.providers.base import jwt_exp
-from widget_proxy.providers.returningai.tokens import ReturningAIProvider
-from widget_proxy.settings import Settings
-from tests.cache.test_store import Clock
-from tests.test_settings import VALID
 
 pytestmark = pytest.mark.anyio
 
@@ -67,32 +65,43 @@ class Vendor:
         return token(exp, email=email)
 
 
-def cache(clock: Clock, vendor: Vendor, **env: str) -> tuple[TokenCache, MemoryStore]:
-    settings = Settings.from_env({**VALID, **env})
+def cache(
+    clock: Clock,
+    vendor: Vendor,
+    *,
+    lifetime: JwtLifetime = JwtLifetime(),  # noqa: B008 - frozen value
+    secret: str = VALID["SESSION_SECRET"],
+) -> tuple[TokenCache[Identity], MemoryStore]:
     store = MemoryStore(100, clock=clock)
-    provider = ReturningAIProvider(settings, vendor, clock=clock)  # type: ignore[arg-type]
-    return TokenCache(settings, store, provider, clock=clock), store
+    issuer = ReturningAITokens(
+        vendor,  # type: ignore[arg-type]  # only its signin is called
+        keys=Keys(secret),
+        community_id=VALID["WIDGET_COMMUNITY_ID"],
+        lifetime=lifetime,
+        clock=clock,
+    )
+    return TokenCache(store, issuer, margin=lifetime.margin, clock=clock), store
 
 
-async def get(tokens: TokenCache, email: str = "ann@example.com") -> str:
+async def get(tokens: TokenCache[Identity], email: str = "ann@example.com") -> str:
     key = tokens.key(Identity(email))
     return tokens.cached(key) or await tokens.fetch(key, Identity(email))
 
 
 @pytest.mark.parametrize(
-    ("lifetime", "env", "cached_for"),
+    ("lifetime", "policy", "cached_for"),
     [
-        (600, {}, 540),  # exp minus the 60 s margin
-        (7200, {}, 3600),  # capped by TOKEN_MAX_TTL
-        (None, {}, 300),  # no exp: TOKEN_DEFAULT_TTL
-        (600, {"TOKEN_REFRESH_MARGIN": "10"}, 590),
-        (None, {"TOKEN_DEFAULT_TTL": "900", "TOKEN_MAX_TTL": "120"}, 120),
+        (600, JwtLifetime(), 540),  # exp minus the 60 s margin
+        (7200, JwtLifetime(), 3600),  # capped by TOKEN_MAX_TTL
+        (None, JwtLifetime(), 300),  # no exp: TOKEN_DEFAULT_TTL
+        (600, JwtLifetime(margin=10), 590),  # TOKEN_REFRESH_MARGIN=10
+        (None, JwtLifetime(default_ttl=900, max_ttl=120), 120),  # capped by TOKEN_MAX_TTL
     ],
 )
-async def test_lifetime(lifetime: float | None, env: dict[str, str], cached_for: float) -> None:
+async def test_lifetime(lifetime: float | None, policy: JwtLifetime, cached_for: float) -> None:
     clock = Clock()
     vendor = Vendor(clock, lifetime)
-    tokens, store = cache(clock, vendor, **env)
+    tokens, store = cache(clock, vendor, lifetime=policy)
 
     first = await get(tokens)
     entry = store.peek(tokens.key(Identity("ann@example.com")), TokenEntry)
@@ -171,7 +180,7 @@ async def test_each_user_has_their_own_token() -> None:
 def test_keys_hold_no_email_and_depend_on_the_secret() -> None:
     clock, vendor = Clock(), Vendor(Clock())
     tokens, _ = cache(clock, vendor)
-    other, _ = cache(clock, vendor, SESSION_SECRET="t" * 32)
+    other, _ = cache(clock, vendor, secret="t" * 32)
 
     key = tokens.key(Identity("ann@example.com"))
 

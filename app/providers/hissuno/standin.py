@@ -85,6 +85,9 @@ class HissunoStandIn:
             return {}, "Token missing required userId field"
         return claims, None
 
+    def token_problem(self, token: str) -> str | None:
+        return self.verify(token)[1]
+
     def origin_allowed(self, origin: str) -> bool:
         if not self.allowed_origins:
             return True  # development mode, as Hissuno documents it

@@ -115,6 +115,17 @@ class ReturningAIStandIn:
             return Response(status_code=204, headers=_CORS)
         self.calls["api"] += 1
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        claims, reason = self.verify(token)
+        if reason is None and scheme.lower() != "bearer":
+            reason = "Invalid token"
+        if reason is not None:
+            return JSONResponse({"error": reason}, status_code=401, headers=_CORS)
+        email = str(claims["email"])
+        points = int.from_bytes(hashlib.sha256(email.encode()).digest()[:2], "big") % 5000
+        return JSONResponse({"email": email, "points": points}, headers=_CORS)
+
+    def verify(self, token: str) -> tuple[dict[str, object], str | None]:
+        """The token's claims, or why the widget API refuses it."""
         try:
             claims = jwt.decode(
                 token,
@@ -122,13 +133,11 @@ class ReturningAIStandIn:
                 algorithms=["HS256"],
                 options={"require": ["exp", "email"]},
             )
-        except jwt.InvalidTokenError as exc:
-            reason = (
-                "Token expired" if isinstance(exc, jwt.ExpiredSignatureError) else "Invalid token"
-            )
-            return JSONResponse({"error": reason}, status_code=401, headers=_CORS)
-        if scheme.lower() != "bearer":
-            return JSONResponse({"error": "Invalid token"}, status_code=401, headers=_CORS)
-        email = str(claims["email"])
-        points = int.from_bytes(hashlib.sha256(email.encode()).digest()[:2], "big") % 5000
-        return JSONResponse({"email": email, "points": points}, headers=_CORS)
+        except jwt.ExpiredSignatureError:
+            return {}, "Token expired"
+        except jwt.InvalidTokenError:
+            return {}, "Invalid token"
+        return claims, None
+
+    def token_problem(self, token: str) -> str | None:
+        return self.verify(token)[1]

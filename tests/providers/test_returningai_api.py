@@ -9,26 +9,45 @@ from __future__ import annotations
 import email.utils
 import gzip
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import httpx2
 import pytest
 
-from widget_proxy.errors import UpstreamBadResponse, UpstreamBadStatus, UpstreamBusy, UpstreamRejectedKey
-from widget_proxy.upstream.client import HttpClient
-from widget_proxy.settings import Settings
-from widget_proxy.providers.returningai.api import Upstream
+from tests.support import VALID
+from widget_proxy.errors import (
+    UpstreamBadResponse,
+    UpstreamBadStatus,
+    UpstreamBusy,
+    UpstreamRejectedKey,
+)
+from widget_proxy.providers.returningai import ReturningAISettings
+from widget_proxy.providers.returningai.api import ReturningAIApi, returningai_api
 from widget_proxy.providers.returningai.widgets import Widget
-from tests.test_settings import VALID
+from widget_proxy.settings import Settings
+from widget_proxy.upstream.client import HttpClient, Limits, Retries
 
 pytestmark = pytest.mark.anyio
 
 PAGE = '<html><head></head><script>window.__WIDGET_INIT__ = { token: "" };</script></html>'
 
 
-def upstream(handler: Callable[[httpx2.Request], httpx2.Response], **env: str) -> Upstream:
-    settings = Settings.from_env({**VALID, **env})
-    return Upstream(settings, HttpClient(settings, transport=httpx2.MockTransport(handler)))
+def upstream(
+    handler: Callable[[httpx2.Request], httpx2.Response],
+    *,
+    max_bytes: int = Limits().max_bytes,
+    retries: int = Retries().retries,
+) -> ReturningAIApi:
+    """The API as the proxy builds it from VALID's vendor settings (WIDGET_BASE_URL with
+    its trailing slash, WIDGET_COMMUNITY_ID, WIDGET_API_KEY), on a mock transport."""
+    http = HttpClient(
+        limits=Limits(max_bytes=max_bytes),
+        retries=Retries(retries=retries),
+        transport=httpx2.MockTransport(handler),
+    )
+    vendor = Settings.from_env(VALID).vendor
+    assert isinstance(vendor, ReturningAISettings)
+    return returningai_api(vendor, http)
 
 
 async def test_signin_request_is_exactly_the_documented_one() -> None:
@@ -59,7 +78,7 @@ async def test_page_request_and_base_href() -> None:
         return httpx2.Response(200, text=PAGE, headers={"content-type": "text/html"})
 
     client = upstream(handler)
-    fetched = await client.page(Widget("channel", "c-9"), "dark")
+    fetched = await client.page(Widget("channel", "c-9").path, "dark")
 
     assert str(seen[0].url) == "https://widgets.example.com/channel/c-9?color=dark"
     assert seen[0].method == "GET"
@@ -76,7 +95,7 @@ async def test_gzip_and_declared_charset_are_decoded() -> None:
         headers = {"content-type": "text/html; charset=ISO-8859-1", "content-encoding": "gzip"}
         return httpx2.Response(200, content=body, headers=headers)
 
-    fetched = await upstream(handler).page(Widget("store", "w-1"), "light")
+    fetched = await upstream(handler).page(Widget("store", "w-1").path, "light")
 
     assert fetched.page is not None
     assert "<title>Caf\u00e9</title>".encode() in fetched.page.head  # re-encoded as UTF-8
@@ -90,14 +109,14 @@ async def test_oversized_bodies_are_refused(declared: bool) -> None:
         if declared:
             return httpx2.Response(200, text=big)
 
-        async def chunks():  # type: ignore[no-untyped-def]
+        async def chunks() -> AsyncIterator[bytes]:
             for _ in range(10):
                 yield b"x" * 1000
 
         return httpx2.Response(200, content=chunks())
 
     with pytest.raises(UpstreamBadResponse, match="larger than 4096 bytes"):
-        await upstream(handler, UPSTREAM_MAX_BYTES="4096").page(Widget("store", "w-1"), "light")
+        await upstream(handler, max_bytes=4096).page(Widget("store", "w-1").path, "light")
 
 
 async def test_a_gzip_bomb_is_cut_off_by_its_decoded_size() -> None:
@@ -108,7 +127,7 @@ async def test_a_gzip_bomb_is_cut_off_by_its_decoded_size() -> None:
 
     assert len(bomb) < 4096
     with pytest.raises(UpstreamBadResponse, match="larger than"):
-        await upstream(handler, UPSTREAM_MAX_BYTES="4096").page(Widget("store", "w-1"), "light")
+        await upstream(handler, max_bytes=4096).page(Widget("store", "w-1").path, "light")
 
 
 async def test_redirects_to_other_hosts_are_not_followed() -> None:
@@ -119,7 +138,7 @@ async def test_redirects_to_other_hosts_are_not_followed() -> None:
         return httpx2.Response(302, headers={"location": "https://elsewhere.example/steal"})
 
     with pytest.raises(UpstreamBadStatus, match=r"another host \(elsewhere.example\)"):
-        await upstream(handler).page(Widget("store", "w-1"), "light")
+        await upstream(handler).page(Widget("store", "w-1").path, "light")
     assert seen == ["https://widgets.example.com/store/w-1?color=light"]
 
 
@@ -129,7 +148,7 @@ async def test_same_origin_redirects_are_followed_and_become_the_base() -> None:
             return httpx2.Response(301, headers={"location": "/v2/store/w-1?color=light"})
         return httpx2.Response(200, text=PAGE)
 
-    fetched = await upstream(handler).page(Widget("store", "w-1"), "light")
+    fetched = await upstream(handler).page(Widget("store", "w-1").path, "light")
 
     assert fetched.page is not None
     assert b'<base href="https://widgets.example.com/v2/store/w-1?color=light">' in (
@@ -142,7 +161,7 @@ async def test_endless_redirects_stop() -> None:
         return httpx2.Response(302, headers={"location": "/again"})
 
     with pytest.raises(UpstreamBadStatus, match="redirected more than 3 times"):
-        await upstream(handler).page(Widget("store", "w-1"), "light")
+        await upstream(handler).page(Widget("store", "w-1").path, "light")
 
 
 async def test_the_key_is_not_in_the_rejection() -> None:
@@ -178,7 +197,7 @@ async def test_retry_after_is_passed_on_only_when_it_is_valid(
         return httpx2.Response(429, headers={"retry-after": header})
 
     with pytest.raises(UpstreamBusy) as caught:
-        await upstream(handler, UPSTREAM_RETRIES="0").signin("ann@example.com")
+        await upstream(handler, retries=0).signin("ann@example.com")
 
     if expected is None:
         assert caught.value.retry_after is None
@@ -195,7 +214,10 @@ async def test_revalidation_sends_validators_and_understands_304() -> None:
         return httpx2.Response(304, headers={"etag": '"v1"'})
 
     fetched = await upstream(handler).page(
-        Widget("store", "w-1"), "light", etag='"v1"', last_modified="Sat, 21 Nov 2026 10:00:00 GMT"
+        Widget("store", "w-1").path,
+        "light",
+        etag='"v1"',
+        last_modified="Sat, 21 Nov 2026 10:00:00 GMT",
     )
 
     assert fetched.page is None
@@ -209,4 +231,4 @@ async def test_a_304_to_an_unconditional_request_is_an_error() -> None:
         return httpx2.Response(304)
 
     with pytest.raises(UpstreamBadStatus, match="page answered 304"):
-        await upstream(handler).page(Widget("store", "w-1"), "light")
+        await upstream(handler).page(Widget("store", "w-1").path, "light")

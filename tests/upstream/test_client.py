@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx2
 import pytest
 
-from widget_proxy.upstream.breaker import Breaker
+from tests.support import Clock
 from widget_proxy.errors import (
     CircuitOpen,
     UpstreamBadStatus,
@@ -16,10 +16,8 @@ from widget_proxy.errors import (
     UpstreamError,
     UpstreamRejectedKey,
 )
-from widget_proxy.upstream.client import HttpClient
-from widget_proxy.settings import Settings
-from tests.cache.test_store import Clock
-from tests.test_settings import VALID
+from widget_proxy.upstream.breaker import Breaker, BreakerPolicy
+from widget_proxy.upstream.client import HttpClient, Retries
 
 URL = "https://widgets.example.com/store/w-1"
 
@@ -39,9 +37,21 @@ class Script:
         return answer
 
 
-def client(handler: Callable[[httpx2.Request], httpx2.Response], **env: str) -> HttpClient:
-    settings = Settings.from_env({**VALID, "BREAKER_FAILURES": "100", **env})
-    return HttpClient(settings, transport=httpx2.MockTransport(handler))
+def client(
+    handler: Callable[[httpx2.Request], httpx2.Response],
+    *,
+    retries: int = 2,
+    deadline: float = 8.0,
+    failures: int = 100,
+    cooldown: float = 30.0,
+) -> HttpClient:
+    """The defaults are UPSTREAM_RETRIES, UPSTREAM_DEADLINE and BREAKER_COOLDOWN's; the
+    breaker stays out of the way (100 failures) unless a test asks for it."""
+    return HttpClient(
+        retries=Retries(retries=retries, deadline=deadline),
+        breaker=BreakerPolicy(failures=failures, cooldown=cooldown),
+        transport=httpx2.MockTransport(handler),
+    )
 
 
 async def call(http: HttpClient) -> int:
@@ -104,20 +114,21 @@ async def test_the_deadline_bounds_all_attempts() -> None:
     def slow(request: httpx2.Request) -> httpx2.Response:
         raise httpx2.ConnectError("refused")
 
-    http = client(slow, UPSTREAM_DEADLINE="0.3", UPSTREAM_RETRIES="50")
+    deadline = 0.3
+    http = client(slow, deadline=deadline, retries=50)  # 50 backoffs: many seconds without it
     started = time.monotonic()
 
     with pytest.raises(UpstreamError) as caught:
         await call(http)
 
-    assert time.monotonic() - started < 0.3 + 0.2
+    assert time.monotonic() - started < deadline + 1.0  # the bound is the behaviour
     assert "attempts" in caught.value.detail or "deadline" in caught.value.detail
 
 
 @pytest.mark.anyio
 async def test_the_breaker_opens_and_fails_fast() -> None:
     script = Script(REFUSED)
-    http = client(script, BREAKER_FAILURES="4", UPSTREAM_RETRIES="1")
+    http = client(script, failures=4, retries=1)
 
     for _ in range(2):  # two calls of two attempts each: four failures
         with pytest.raises(UpstreamError):
@@ -133,7 +144,7 @@ async def test_the_breaker_opens_and_fails_fast() -> None:
 
 @pytest.mark.anyio
 async def test_breakers_are_per_origin() -> None:
-    http = client(Script(REFUSED), BREAKER_FAILURES="1", UPSTREAM_RETRIES="0")
+    http = client(Script(REFUSED), failures=1, retries=0)
 
     with pytest.raises(UpstreamError):
         await call(http)

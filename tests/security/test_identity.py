@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -13,17 +14,16 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from tests.support import wait_until
 from widget_proxy.errors import InvalidEmail
 from widget_proxy.security.identity import Identity, SessionReader, validate_email
-from widget_proxy.settings import Settings
-from tests.test_settings import VALID
 
 SECRET = "a-shared-secret-of-more-than-32-characters"
 SCOPE = {"type": "http", "client": ("203.0.113.9", 5555)}
 
 
-def reader(**overrides: str) -> SessionReader:
-    return SessionReader(Settings.from_env({**VALID, "SESSION_SECRET": SECRET, **overrides}))
+def reader(**options: Any) -> SessionReader:
+    return SessionReader(secret=SECRET, **options)
 
 
 def merchant_login_cookie(session: dict[str, object], cookie: str = "session") -> str:
@@ -55,7 +55,7 @@ def test_reads_a_cookie_written_by_starlettes_session_middleware() -> None:
 def test_custom_cookie_name_and_nested_email() -> None:
     value = merchant_login_cookie({"user": {"email": "bo@example.com"}}, cookie="shop")
 
-    identity = reader(SESSION_COOKIE="shop", SESSION_EMAIL_KEY="user.email").identity(
+    identity = reader(cookie="shop", email_key=("user", "email")).identity(
         SCOPE, {"cookie": f"other=1; shop={value}"}
     )
 
@@ -120,13 +120,15 @@ def test_invalid_emails(email: object) -> None:
 
 
 def test_a_remembered_session_still_ages_out() -> None:
-    settings = Settings.from_env({**VALID, "SESSION_SECRET": SECRET, "SESSION_MAX_AGE": "1"})
-    sessions = SessionReader(settings)
+    max_age = 2
+    sessions = reader(max_age=max_age)
     value = merchant_login_cookie({"email": "a@b.c"})
+    signed = int(time.time())  # the cookie's timestamp is at most this (whole seconds)
 
     assert sessions.identity(SCOPE, {"cookie": f"session={value}"}) == Identity("a@b.c")
     assert sessions.identity(SCOPE, {"cookie": f"session={value}"}) == Identity("a@b.c")
-    time.sleep(2.1)  # older than SESSION_MAX_AGE now, remembered or not
+    # Older than max_age now, remembered or not (ages are counted in whole seconds).
+    wait_until(lambda: time.time() >= signed + max_age + 1, timeout=max_age + 5)
 
     assert sessions.identity(SCOPE, {"cookie": f"session={value}"}) is None
 

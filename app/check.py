@@ -22,12 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..application import http_client
-from ..errors import InvalidEmail
-from ..providers import PROVIDERS, Provider
-from ..security.identity import validate_email
-from ..settings import Settings, SettingsError
-from .checklist import Checklist, StepFailed, Steps
+from .application import http_client
+from .errors import InvalidEmail
+from .ops.checklist import Checklist, StepFailed, Steps
+from .providers import PROVIDERS, Provider
+from .security.identity import validate_email
+from .settings import Settings, SettingsError
 
 
 def run_check(email: str | None) -> int:

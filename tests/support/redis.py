@@ -9,20 +9,12 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
 import redis
 
+from tests.support import unavailable, wait_until
 from widget_proxy.servers import bind
-from tests.support import wait_until
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def unavailable(reason: str) -> None:
-    """Skip, except under CI, where a missing Redis is a failure."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; under CI a missing Redis is a failure")
-    pytest.skip(reason)
 
 
 def require_redis() -> str:

@@ -13,19 +13,22 @@ import re
 import secrets
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import pytest
 
-from widget_proxy.demo import DemoUpstream, stand_in
+from tests.support import Fault, FaultyUpstream, Hang, LeakScanner, Respond
+from widget_proxy.demo import stand_in
+from widget_proxy.providers.hissuno import HissunoStandIn
+from widget_proxy.providers.neuroon import NeuroonStandIn
+from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.servers import BackgroundServer
-from widget_proxy.settings import OPTIONS
-from tests.conftest import FaultyUpstream
-from tests.support import Fault, Hang, LeakScanner, Respond
+from widget_proxy.settings import Settings, SettingsError, all_options
 
 EMAIL = "ann@example.com"
 SESSION = {"SESSION_SECRET": "check-session-secret-" + "s" * 32}
@@ -47,7 +50,15 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)  # over the target's settings
     fault: tuple[str, Fault] | None = None  # ("signin" | "page", fault) on `faulty`
     token_ttl: int | None = None  # the stand-in vendor's token lifetime
-    calls: dict[str, int] | None = None  # the stand-in vendor's call counts afterwards
+    calls: dict[str, int] | None = None  # the target stand-in's call counts afterwards
+
+
+# The calls counted on each provider's stand-in (any kind not named in a case is 0).
+COUNTED = {
+    "returningai": ("signin", "page"),
+    "neuroon": ("token_issue", "search"),
+    "hissuno": ("session",),
+}
 
 
 SETTINGS_OK = r"✔ settings: valid, from the environment and \.env \(TOKEN_PROVIDER={}, .*\)"
@@ -219,6 +230,7 @@ CASES = [
                 r"All checks passed\.",
             ),
             email=None,  # one token per shop: no test user needed
+            calls={},  # signed here: Neuroon is never asked
         ),
         id="neuroon-local-ok",
     ),
@@ -234,8 +246,25 @@ CASES = [
             ),
             email=None,
             env={"NEUROON_TOKEN_MODE": "remote"},
+            calls={"token_issue": 1},
         ),
         id="neuroon-remote-ok",
+    ),
+    pytest.param(
+        Case(
+            "neuroon",
+            1,
+            (
+                CONNECT_OK,
+                r"✘ token issue: the upstream rejected the API key \(401\);"
+                r" check NEUROON_API_KEY.*",
+                r"Check failed: the upstream rejected the API key \(401\)",
+            ),
+            email=None,
+            env={"NEUROON_TOKEN_MODE": "remote", "NEUROON_API_KEY": "sk_" + secrets.token_hex(16)},
+            calls={"token_issue": 1},  # refused by the stand-in itself, and never retried
+        ),
+        id="neuroon-remote-key-rejected",
     ),
     pytest.param(
         Case(
@@ -249,6 +278,7 @@ CASES = [
                 SCRIPT_OK,
                 r"All checks passed\.",
             ),
+            calls={},  # signed and verified here: Hissuno is never asked
         ),
         id="hissuno-ok",
     ),
@@ -260,16 +290,19 @@ def test_check(
     case: Case,
     request: pytest.FixtureRequest,
     tmp_path: Path,
-    vendor: DemoUpstream,
+    vendor: ReturningAIStandIn,
     upstream: str,
     leak_scanner: LeakScanner,
 ) -> None:
     with ExitStack() as stack:
-        settings = {**_target(case, request, vendor, upstream, stack), **SESSION, **case.env}
-        leak_scanner.add(*_secrets(settings))
+        target, calls = _target(case, request, vendor, upstream, stack)
+        settings = {**target, **SESSION, **case.env}
+        leak_scanner.add(*_secrets(settings))  # also when the settings are refused
+        with suppress(SettingsError):
+            leak_scanner.add(*Settings.from_env(settings).secrets)
         if case.token_ttl is not None:
             vendor.token_ttl = case.token_ttl  # the `upstream` fixture puts it back
-        vendor.calls.clear()
+        calls.clear()
 
         result = _run_check(tmp_path, settings, case.email)
 
@@ -285,31 +318,35 @@ def test_check(
     final = out.splitlines()[-1]
     assert final.startswith("All checks passed." if case.exit == 0 else "Check failed: "), out
     if case.calls is not None:
-        counted = {kind: vendor.calls[kind] for kind in ("signin", "page")}
-        assert counted == {"signin": 0, "page": 0, **case.calls}
+        kinds = COUNTED[settings.get("TOKEN_PROVIDER", "returningai")]
+        assert set(case.calls) <= set(kinds), "the case counts a call its stand-in has not"
+        counted = {kind: calls[kind] for kind in kinds}
+        assert counted == {**dict.fromkeys(kinds, 0), **case.calls}
 
 
 def _target(
     case: Case,
     request: pytest.FixtureRequest,
-    vendor: DemoUpstream,
+    vendor: ReturningAIStandIn,
     upstream: str,
     stack: ExitStack,
-) -> dict[str, str]:
-    """The settings that point the proxy at the case's stand-in, started as needed."""
+) -> tuple[dict[str, str], Counter[str]]:
+    """The settings that point the proxy at the case's stand-in, started as needed, and
+    that stand-in's call counts."""
     if case.target == "vendor":
-        return vendor.proxy_env(upstream)
+        return vendor.proxy_env(upstream), vendor.calls
     if case.target in ("neuroon", "hissuno"):
         other = stand_in(case.target)
         server = stack.enter_context(BackgroundServer(other.app(), timeout_graceful_shutdown=1))
-        return other.proxy_env(server.url)
+        assert isinstance(other, NeuroonStandIn | HissunoStandIn)
+        return other.proxy_env(server.url), other.calls
     faulty: FaultyUpstream = request.getfixturevalue("faulty")
     if case.target == "stopped":
         faulty.stop()  # nothing listens on its port any more
     elif case.fault is not None:
         kind, fault = case.fault
         faulty.faults.active[kind] = fault
-    return vendor.proxy_env(faulty.url)
+    return vendor.proxy_env(faulty.url), vendor.calls
 
 
 def _secrets(settings: dict[str, str]) -> Iterator[str]:
@@ -323,9 +360,9 @@ def _run_check(
 ) -> subprocess.CompletedProcess[str]:
     (cwd / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
     # Only the .env configures it: the environment would win over the file.
-    env = {k: v for k, v in os.environ.items() if k not in {o.name for o in OPTIONS}}
+    env = {k: v for k, v in os.environ.items() if k not in {o.name for o in all_options()}}
     env["PYTHONIOENCODING"] = "utf-8"  # the check marks, whatever the runner's locale
-    args = [sys.executable, "-m", "app", "check", *(["--email", email] if email else [])]
+    args = [sys.executable, "-m", "widget_proxy", "check", *(["--email", email] if email else [])]
     return subprocess.run(
         args,
         cwd=cwd,

@@ -1,4 +1,4 @@
-"""The proxy as a real process: `python -m app …`, stopped with SIGTERM."""
+"""The proxy as a real process: `python -m widget_proxy …`, stopped with SIGTERM."""
 
 from __future__ import annotations
 
@@ -12,15 +12,8 @@ from pathlib import Path
 
 import httpx2
 
-from widget_proxy.demo import DemoUpstream
-from widget_proxy.servers import bind
-from tests.support import LeakScanner, session_cookie, wait_until
-
-
-def free_port() -> int:
-    with bind() as sock:
-        port: int = sock.getsockname()[1]
-    return port
+from tests.support import LeakScanner, free_port, session_cookie, wait_until
+from widget_proxy.providers.returningai import ReturningAIStandIn
 
 
 def answers(url: str) -> bool:
@@ -39,7 +32,10 @@ def running(
     log = cwd / "stderr.log"
     with log.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app", *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr
+            [sys.executable, "-m", "widget_proxy", *args],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
         )
         try:
             wait_until(lambda: answers(url) or process.poll() is not None, timeout=30)
@@ -67,7 +63,7 @@ class Served:
 @contextmanager
 def serve(
     tmp_path: Path,
-    vendor: DemoUpstream,
+    vendor: ReturningAIStandIn,
     upstream: str,
     scanner: LeakScanner,
     *args: str,

@@ -10,11 +10,11 @@ import httpx2
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from widget_proxy.demo import DemoUpstream
-from widget_proxy.errors import InvalidEmail
-from widget_proxy.security.identity import validate_email
+from tests.support import Proxy
 from widget_proxy.delivery.inject import js_string, split_page
-from tests.conftest import Proxy
+from widget_proxy.errors import InvalidEmail
+from widget_proxy.providers.returningai import ReturningAIStandIn
+from widget_proxy.security.identity import validate_email
 
 PAGE = (
     "<html><head></head><body>"
@@ -70,7 +70,7 @@ def test_an_email_passes_only_as_a_valid_header_value(value: str) -> None:
 @example(value="ann@example.com\r\nX-Evil: 1")
 @example(value="ok.user@example.com")
 def test_through_the_proxy_an_email_is_served_or_refused_before_upstream(
-    proxy: Proxy, vendor: DemoUpstream, value: str
+    proxy: Proxy, vendor: ReturningAIStandIn, value: str
 ) -> None:
     before = vendor.calls["signin"]
     try:

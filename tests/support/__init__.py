@@ -1,28 +1,77 @@
-"""Test helpers: session cookies, a fault-injecting upstream wrapper, the leak scanner."""
+"""The one place for test helpers (no test module imports another).
+
+Here: session cookies, the settings every test starts from, an injectable clock, the
+leak scanner, a fault-injecting wrapper for the stand-in vendor, and the proxy under
+test with its scanning client. Beside it: `support.processes` (the proxy as a real
+process) and `support.redis` (a real Redis, found or started).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import threading
 import time
-from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import anyio
-import itsdangerous
+import httpx2
+import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bench.processes import free_port
+from bench.users import session_cookie
+from widget_proxy.providers.returningai import ReturningAIStandIn
+from widget_proxy.servers import BackgroundServer
+from widget_proxy.settings import Settings
 
-def session_cookie(secret: str, data: dict[str, Any], *, timestamp: float | None = None) -> str:
-    """A cookie value exactly as Starlette's SessionMiddleware writes it."""
-    signer = itsdangerous.TimestampSigner(secret)
-    payload = b64encode(json.dumps(data).encode("utf-8"))
-    if timestamp is not None:
-        signer.get_timestamp = lambda: int(timestamp)  # type: ignore[method-assign]
-    return signer.sign(payload).decode("utf-8")
+EMAIL: Final = "ann@example.com"
+# A valid Returning.AI configuration, for tests that build settings by hand.
+VALID: Final = {
+    "WIDGET_BASE_URL": "https://widgets.example.com/",
+    "WIDGET_API_KEY": "key-that-must-stay-hidden",
+    "WIDGET_COMMUNITY_ID": "community-1",
+    "WIDGET_ID": "w-1",
+    "SESSION_SECRET": "s" * 32,
+}
+# Most tests send far more than a user's minute allows; the rate-limit tests lower these.
+UNLIMITED: Final = {"RATE_LIMIT_PER_MINUTE": "1000000", "RATE_LIMIT_IP_PER_MINUTE": "1000000"}
+_TOKEN_LITERAL = re.compile(r'window\.__WIDGET_INIT__ = \{ token: ("[^"]*")')
+
+
+def under_ci() -> bool:
+    """CI is any non-empty `CI` (CI=true, CI=1, …): there, a missing dependency fails."""
+    return bool(os.environ.get("CI"))
+
+
+def unavailable(reason: str) -> None:
+    """Skip for want of `reason`, except under CI, where it is a failure."""
+    if under_ci():
+        pytest.fail(f"{reason}; under CI a missing dependency is a failure")
+    pytest.skip(reason)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def token_in(html: str) -> str:
+    """The token the proxy wrote into a Returning.AI page."""
+    match = _TOKEN_LITERAL.search(html)
+    assert match, "no token in the served page"
+    token = json.loads(match.group(1))
+    assert isinstance(token, str)
+    return token
 
 
 # --- faults ---------------------------------------------------------------------
@@ -157,3 +206,76 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         time.sleep(0.02)
+
+
+# --- the proxy under test -------------------------------------------------------
+
+
+class FaultyUpstream:
+    """The vendor stand-in behind a fault switch, on a port that survives restarts."""
+
+    def __init__(self, vendor: ReturningAIStandIn) -> None:
+        self.vendor = vendor
+        self.faults = Faults()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: BackgroundServer | None = None
+
+    def start(self) -> None:
+        app = with_faults(self.vendor.app(), self.faults)
+        self._server = BackgroundServer(app, port=self.port, timeout_graceful_shutdown=1)
+        self._server.__enter__()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self.faults.reset()  # let hung handlers go, so shutdown is quick
+            self._server.__exit__(None, None, None)
+            self._server = None
+
+
+class Proxy:
+    """A proxy under test: its settings, its URL and a scanning client."""
+
+    def __init__(self, settings: Settings, url: str, scanner: LeakScanner) -> None:
+        self.settings = settings
+        self.url = url
+        self.scanner = scanner
+        scanner.add(*settings.secrets)  # whatever configuration it runs, its secrets are scanned
+        self.client = scanning_client(scanner, base_url=url, timeout=30, follow_redirects=False)
+
+    def cookie(self, data: dict[str, Any] | None = None, **kw: Any) -> dict[str, str]:
+        value = session_cookie(self.settings.session_secret.reveal(), data or {}, **kw)
+        return {"cookie": f"{self.settings.session_cookie}={value}"}
+
+    def get(self, path: str, email: str | None = None, **kw: Any) -> httpx2.Response:
+        headers = dict(kw.pop("headers", {}))
+        if email is not None:
+            headers.update(self.cookie({"email": email}))
+        return self.client.get(path, headers=headers, **kw)
+
+
+def scan_response(scanner: LeakScanner, response: httpx2.Response) -> None:
+    """Fail if a secret of the run is in the response's headers or body (read already)."""
+    where = f"a response to {response.request.url.path}"
+    scanner.check(where, "\n".join(f"{k}: {v}" for k, v in response.headers.multi_items()))
+    scanner.check(where, response.text)
+
+
+def scanning_client(scanner: LeakScanner, **kw: Any) -> httpx2.Client:
+    """An httpx2 client whose every response is scanned for the run's secrets."""
+
+    def scan(response: httpx2.Response) -> None:
+        response.read()
+        scan_response(scanner, response)
+
+    return httpx2.Client(event_hooks={"response": [scan]}, **kw)
+
+
+def async_scanning_client(scanner: LeakScanner, **kw: Any) -> httpx2.AsyncClient:
+    """The same, for asyncio tests."""
+
+    async def scan(response: httpx2.Response) -> None:
+        await response.aread()
+        scan_response(scanner, response)
+
+    return httpx2.AsyncClient(event_hooks={"response": [scan]}, **kw)

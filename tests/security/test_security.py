@@ -3,28 +3,28 @@ headers, rate limits, cookies and the demo's login form."""
 
 from __future__ import annotations
 
-import asyncio
+import json
 import re
+from base64 import b64decode
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
 import jwt
 import pytest
 
-from widget_proxy.demo import DemoUpstream, demo_app, demo_settings
+from tests.support import EMAIL, UNLIMITED, VALID, LeakScanner, Proxy, scanning_client, token_in
+from tests.support.redis import forget, require_redis
+from widget_proxy.demo import demo_app, demo_settings
 from widget_proxy.demo.site import safe_next
+from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings, SettingsError
-from tests.conftest import UNLIMITED, Proxy
-from tests.redis_server import forget, require_redis
-from tests.support import LeakScanner
-from tests.test_routes import EMAIL, token_in
-from tests.test_settings import VALID
 
 ALLOWED = "https://shop.example.com *.example.org localhost"
 
 
-def claims(vendor: DemoUpstream, token: str) -> dict[str, object]:
+def claims(vendor: ReturningAIStandIn, token: str) -> dict[str, object]:
     return dict(jwt.decode(token, vendor.signing_key, algorithms=["HS256"]))
 
 
@@ -46,7 +46,7 @@ def claims(vendor: DemoUpstream, token: str) -> dict[str, object]:
     ],
 )
 def test_cross_site_requests_need_an_allowed_origin(
-    make_proxy: Callable[..., Proxy], vendor: DemoUpstream, origin: str | None, status: int
+    make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn, origin: str | None, status: int
 ) -> None:
     proxy = make_proxy(ALLOWED_ORIGINS=ALLOWED)
     headers = {"origin": origin} if origin is not None else {}
@@ -81,7 +81,7 @@ def test_frame_ancestors_default_to_self_plus_allowed_origins(
 # --- the token endpoint -----------------------------------------------------------
 
 
-def test_token_endpoint_shares_the_token_cache(proxy: Proxy, vendor: DemoUpstream) -> None:
+def test_token_endpoint_shares_the_token_cache(proxy: Proxy, vendor: ReturningAIStandIn) -> None:
     response = proxy.client.post("/widget/token", headers=proxy.cookie({"email": EMAIL}))
     page = proxy.get("/widget", EMAIL)
 
@@ -104,7 +104,7 @@ def test_token_endpoint_shares_the_token_cache(proxy: Proxy, vendor: DemoUpstrea
 )
 def test_token_endpoint_refusals_are_json(
     make_proxy: Callable[..., Proxy],
-    vendor: DemoUpstream,
+    vendor: ReturningAIStandIn,
     method: str,
     cookie: bool,
     origin: str | None,
@@ -160,7 +160,7 @@ def test_token_endpoint_cors_for_allowed_origins_only(make_proxy: Callable[..., 
     [("127.0.0.0/8", 200), ("10.0.0.0/8", 401)],
 )
 def test_identity_header_is_believed_only_from_trusted_proxies(
-    make_proxy: Callable[..., Proxy], vendor: DemoUpstream, trusted: str, status: int
+    make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn, trusted: str, status: int
 ) -> None:
     proxy = make_proxy(IDENTITY_SOURCE="header", TRUSTED_PROXIES=trusted)
 
@@ -172,19 +172,26 @@ def test_identity_header_is_believed_only_from_trusted_proxies(
 
 
 def test_with_header_identity_the_session_cookie_is_ignored(
-    make_proxy: Callable[..., Proxy],
+    make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn
 ) -> None:
     proxy = make_proxy(IDENTITY_SOURCE="header", TRUSTED_PROXIES="127.0.0.1")
 
     assert proxy.get("/widget", EMAIL).status_code == 401
+    assert vendor.calls == {}  # anonymous: nothing was sent upstream
 
 
-def test_a_bad_email_from_the_trusted_header_is_a_400(make_proxy: Callable[..., Proxy]) -> None:
+def test_a_bad_email_from_the_trusted_header_is_a_400(
+    make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn
+) -> None:
     proxy = make_proxy(IDENTITY_SOURCE="header", TRUSTED_PROXIES="127.0.0.1")
 
-    response = proxy.client.get("/widget", headers={"x-auth-request-email": "no at sign"})
+    response = proxy.client.get(
+        "/widget", headers={"x-auth-request-email": "no at sign", "accept": "application/json"}
+    )
 
     assert response.status_code == 400
+    assert response.json()["error"] == "invalid_email"
+    assert vendor.calls == {}  # refused before anything was sent upstream
 
 
 @pytest.mark.parametrize(
@@ -202,7 +209,7 @@ def test_settings_refuse_unsafe_combinations(env: dict[str, str], problem: str) 
 # --- rate limits ------------------------------------------------------------------
 
 
-def test_per_user_rate_limit(make_proxy: Callable[..., Proxy], vendor: DemoUpstream) -> None:
+def test_per_user_rate_limit(make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn) -> None:
     proxy = make_proxy(RATE_LIMIT_PER_MINUTE="3")
 
     statuses = [proxy.get("/widget", EMAIL).status_code for _ in range(3)]
@@ -252,7 +259,8 @@ def test_rate_limits_are_shared_through_redis(
 def test_no_user_ever_receives_another_users_token(
     make_proxy: Callable[..., Proxy],
     make_settings: Callable[..., Settings],
-    vendor: DemoUpstream,
+    vendor: ReturningAIStandIn,
+    leak_scanner: LeakScanner,
     store: str,
 ) -> None:
     url = require_redis() if store == "redis" else "memory://"
@@ -262,17 +270,19 @@ def test_no_user_ever_receives_another_users_token(
     vendor.signin_delay = 0.02
     emails = [f"user{i}@example.com" for i in range(30)] * 6
 
-    async def everyone() -> list[tuple[str, str]]:
-        async with httpx2.AsyncClient(timeout=30) as client:
+    def one(client: httpx2.Client, i: int, email: str) -> tuple[str, str]:
+        proxy = proxies[i % len(proxies)]
+        r = client.get(f"{proxy.url}/widget", headers=proxy.cookie({"email": email}))
+        return email, token_in(r.text)
 
-            async def one(i: int, email: str) -> tuple[str, str]:
-                proxy = proxies[i % len(proxies)]
-                r = await client.get(f"{proxy.url}/widget", headers=proxy.cookie({"email": email}))
-                return email, token_in(r.text)
+    with (
+        scanning_client(leak_scanner, timeout=30) as client,
+        ThreadPoolExecutor(30) as pool,  # all at once: many users' first views race
+    ):
+        served = list(pool.map(lambda args: one(client, *args), enumerate(emails)))
 
-            return await asyncio.gather(*(one(i, e) for i, e in enumerate(emails)))
-
-    for email, token in asyncio.run(everyone()):
+    assert len(served) == len(emails)
+    for email, token in served:
         assert claims(vendor, token)["email"] == email
     assert vendor.calls["signin"] == 30
 
@@ -282,20 +292,42 @@ def test_no_user_ever_receives_another_users_token(
 
 @pytest.fixture
 def demo_site(
-    vendor: DemoUpstream, upstream: str, leak_scanner: LeakScanner
-) -> Iterator[Callable[..., str]]:
+    vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
+) -> Iterator[Callable[..., httpx2.Client]]:
+    """Start a demo (merchant site with the proxy mounted); a scanning client for it."""
     servers: list[BackgroundServer] = []
+    clients: list[httpx2.Client] = []
 
-    def start(**env: str) -> str:
+    def start(**env: str) -> httpx2.Client:
         settings = demo_settings(vendor, upstream, **{**UNLIMITED, **env})
         leak_scanner.add(*settings.secrets)
         server = BackgroundServer(demo_app(settings, upstream), timeout_graceful_shutdown=1)
         servers.append(server.__enter__())
-        return server.url
+        clients.append(scanning_client(leak_scanner, base_url=server.url, timeout=30))
+        return clients[-1]
 
     yield start
+    for client in clients:
+        client.close()
     for server in servers:
         server.__exit__(None, None, None)
+
+
+def session_data(value: str) -> dict[str, object]:
+    """What a Starlette session cookie holds (read, not verified)."""
+    data = json.loads(b64decode(value.split(".")[0]))
+    assert isinstance(data, dict)
+    return data
+
+
+def sessions_set(response: httpx2.Response) -> list[dict[str, object]]:
+    """The sessions a response's Set-Cookie headers write."""
+    found = []
+    for header in response.headers.get_list("set-cookie"):
+        name, _, value = header.split(";")[0].partition("=")
+        if name.strip() == "session" and value:
+            found.append(session_data(value))
+    return found
 
 
 def login(client: httpx2.Client, email: str = EMAIL, **form: str) -> httpx2.Response:
@@ -316,11 +348,12 @@ def login(client: httpx2.Client, email: str = EMAIL, **form: str) -> httpx2.Resp
     ],
 )  # fmt: skip
 def test_session_cookie_flags(
-    demo_site: Callable[..., str], env: dict[str, str], flags: set[str]
+    demo_site: Callable[..., httpx2.Client], env: dict[str, str], flags: set[str]
 ) -> None:
-    with httpx2.Client(base_url=demo_site(**env)) as client:
-        response = login(client)
+    response = login(demo_site(**env))
 
+    if "secure" not in flags:  # (a Secure cookie isn't sent back over http: no sign-in then)
+        assert [session.get("email") for session in sessions_set(response)] == [EMAIL]
     cookie = response.headers["set-cookie"].lower()
     attributes = {part.strip() for part in cookie.split(";")[1:]}
     assert flags <= attributes
@@ -329,15 +362,18 @@ def test_session_cookie_flags(
 
 @pytest.mark.parametrize("csrf", ["", "forged-token"])
 def test_login_form_refuses_a_post_without_its_csrf_token(
-    demo_site: Callable[..., str], csrf: str
+    demo_site: Callable[..., httpx2.Client], csrf: str
 ) -> None:
-    with httpx2.Client(base_url=demo_site()) as client:
-        client.get("/login")
-        response = client.post("/login", data={"email": EMAIL, "csrf": csrf})
-        widget = client.get("/widget")
+    client = demo_site()
+    form = client.get("/login")
+    response = client.post("/login", data={"email": EMAIL, "csrf": csrf})
+    widget = client.get("/widget")
 
     assert response.status_code == 403
-    assert "set-cookie" not in response.headers or "email" not in response.text
+    assert all("email" not in session for session in sessions_set(response))
+    held = session_data(client.cookies["session"])  # what the browser keeps afterwards
+    assert held == sessions_set(form)[-1]  # the form's session, holding its CSRF token
+    assert "email" not in held  # the refused post signed nobody in
     assert widget.status_code == 303  # still anonymous: sent to the login page
 
 
@@ -361,11 +397,10 @@ def test_login_form_refuses_a_post_without_its_csrf_token(
     ],
 )
 def test_next_only_goes_to_same_origin_paths(
-    demo_site: Callable[..., str], target: str, landing: str
+    demo_site: Callable[..., httpx2.Client], target: str, landing: str
 ) -> None:
     assert safe_next(target) == landing
-    with httpx2.Client(base_url=demo_site()) as client:
-        response = login(client, next=target)
+    response = login(demo_site(), next=target)
 
     assert response.status_code == 303
     assert response.headers["location"] == landing

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from widget_proxy.security.origins import Origin, OriginPolicy, OriginRule, parse_origin
 from widget_proxy.security.forwarded import TrustedProxies, parse_networks
+from widget_proxy.security.origins import Origin, OriginPolicy, OriginRule, parse_origin
 
 ENTRIES = "https://shop.example.com *.example.org, http://*.dev.test:8080 localhost 127.0.0.1"
 POLICY = OriginPolicy(tuple(OriginRule.parse(e) for e in ENTRIES.replace(",", " ").split()))

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from widget_proxy.errors import UpstreamBadResponse
 from widget_proxy.delivery.inject import js_string, split_page
+from widget_proxy.errors import UpstreamBadResponse
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.sig"
 

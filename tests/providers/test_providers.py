@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from base64 import urlsafe_b64encode
@@ -16,19 +15,17 @@ import httpx2
 import jwt
 import pytest
 
-from widget_proxy.cache import MemoryStore, RedisStore, Store, TieredStore, TokenCache
-from widget_proxy.demo import HissunoStandIn, NeuroonStandIn
-from widget_proxy.upstream.client import HttpClient
+from tests.support import UNLIMITED, VALID, Clock, Proxy
+from tests.support.redis import forget, require_redis
+from widget_proxy.cache import Keys, MemoryStore, RedisStore, Store, TieredStore, TokenCache
+from widget_proxy.providers.hissuno import HissunoSettings, HissunoStandIn
+from widget_proxy.providers.hissuno.tokens import HissunoTokens
+from widget_proxy.providers.neuroon import NeuroonSettings, NeuroonStandIn
+from widget_proxy.providers.neuroon.tokens import NeuroonTokens, shop_token
 from widget_proxy.security.identity import Identity
-from widget_proxy.providers.hissuno.tokens import HissunoProvider
-from widget_proxy.providers.neuroon.tokens import NeuroonProvider, shop_token
 from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings, SettingsError
-from tests.cache.test_store import Clock
-from tests.conftest import UNLIMITED, Proxy
-from tests.redis_server import forget, require_redis
-from tests.support import LeakScanner
-from tests.test_settings import VALID
+from widget_proxy.upstream.client import HttpClient
 
 SHOP_KEY = "sk_" + "0123456789abcdef" * 2
 HISSUNO_KEY = "sk_live_" + "Ab3_-" * 6 + "xy"
@@ -79,8 +76,17 @@ def test_provider_settings_are_checked(env: dict[str, str], problem: str) -> Non
 
 
 def test_other_providers_need_no_returningai_settings() -> None:
-    assert Settings.from_env(neuroon_env()).widget_base_url == ""
-    assert Settings.from_env(hissuno_env()).widget_api_key.reveal() == ""
+    # Only the chosen vendor's group is parsed: Returning.AI's variables, even
+    # invalid ones, are neither required nor read, and none of its values is kept.
+    stray = {"WIDGET_BASE_URL": "ftp://not-read", "WIDGET_API_KEY": "stray-returningai-key"}
+    neuroon = Settings.from_env({**neuroon_env(), **stray})
+    hissuno = Settings.from_env({**hissuno_env(), **stray})
+
+    assert isinstance(neuroon.vendor, NeuroonSettings)
+    assert isinstance(hissuno.vendor, HissunoSettings)
+    for settings in (neuroon, hissuno):
+        assert not hasattr(settings.vendor, "base_url")
+        assert "stray-returningai-key" not in settings.secrets
 
 
 def test_provider_keys_are_secrets() -> None:
@@ -96,16 +102,27 @@ def test_provider_keys_are_secrets() -> None:
 def test_neuroon_token_matches_its_definition() -> None:
     shop, ts = "shop-1", 1_795_000_000
     signature = hmac.new(SHOP_KEY.encode(), f"{shop}:{ts}".encode(), hashlib.sha256).hexdigest()
-    by_hand = urlsafe_b64encode(f"{shop}:{ts}:{signature}".encode()).decode().rstrip("=")
+    padded = urlsafe_b64encode(f"{shop}:{ts}:{signature}".encode()).decode()
+    by_hand = padded.rstrip("=")
 
     assert shop_token(shop, SHOP_KEY, ts) == by_hand
-    assert "=" not in by_hand
+    assert padded.endswith("=")  # this vector needs padding, so the no-padding rule is tested
+    assert "=" not in shop_token(shop, SHOP_KEY, ts)
 
 
-def neuroon_cache(clock: Clock, store: Store, **env: str) -> tuple[TokenCache, NeuroonProvider]:
+def neuroon_cache(clock: Clock, store: Store, **env: str) -> tuple[TokenCache, NeuroonTokens]:
     settings = Settings.from_env(neuroon_env(**env))
-    provider = NeuroonProvider(settings, HttpClient(settings), clock=clock)
-    return TokenCache(settings, store, provider, clock=clock), provider
+    group = settings.vendor
+    assert isinstance(group, NeuroonSettings)
+    issuer = NeuroonTokens(
+        HttpClient(),
+        shop_id=group.shop_id,
+        api_key=group.api_key,
+        rotate_after=group.rotate_after,
+        clock=clock,
+    )
+    tokens = TokenCache(store, issuer, margin=settings.token_refresh_margin, clock=clock)
+    return tokens, issuer
 
 
 async def shop_token_for(tokens: TokenCache, email: str) -> str:
@@ -263,7 +280,7 @@ def test_neuroon_remote_mode_asks_the_api_once_per_shop(
 def test_neuroon_remote_key_refused_is_a_502(
     make_proxy: Callable[..., Proxy], neuroon: tuple[NeuroonStandIn, str]
 ) -> None:
-    _vendor, url = neuroon
+    vendor, url = neuroon
     env = neuroon_env(NEUROON_TOKEN_MODE="remote", NEUROON_API_URL=url)
     env["NEUROON_API_KEY"] = "sk_" + "e" * 32
     proxy = make_proxy(settings=Settings.from_env({**env, **UNLIMITED}))
@@ -272,6 +289,7 @@ def test_neuroon_remote_key_refused_is_a_502(
 
     assert response.status_code == 502
     assert response.json()["error"] == "upstream_rejected_key"
+    assert vendor.calls["token_issue"] == 1  # refused by the stand-in itself, never retried
 
 
 def cookie(proxy: Proxy, email: str, **session: object) -> dict[str, str]:
@@ -279,11 +297,9 @@ def cookie(proxy: Proxy, email: str, **session: object) -> dict[str, str]:
 
 
 def test_neuroon_page_carries_the_escaped_token_in_the_loader(
-    make_proxy: Callable[..., Proxy], leak_scanner: LeakScanner
+    make_proxy: Callable[..., Proxy],
 ) -> None:
-    settings = Settings.from_env({**neuroon_env(), **UNLIMITED})
-    leak_scanner.add(*settings.secrets)
-    proxy = make_proxy(settings=settings)
+    proxy = make_proxy(settings=Settings.from_env({**neuroon_env(), **UNLIMITED}))
 
     page = proxy.client.get("/widget", headers=cookie(proxy, EMAIL))
     token = proxy.client.post("/widget/token", headers=cookie(proxy, EMAIL)).json()["token"]
@@ -329,10 +345,17 @@ def test_template_delivery_escapes_like_autoescape() -> None:
 
 
 def hissuno_token(clock_now: float, identity: Identity, **env: str) -> str:
-    clock = Clock()
-    clock.now = clock_now
-    provider = HissunoProvider(Settings.from_env(hissuno_env(**env)), clock=clock)
-    return asyncio.run(provider.issue(identity)).token
+    settings = Settings.from_env(hissuno_env(**env))
+    group = settings.vendor
+    assert isinstance(group, HissunoSettings)
+    issuer = HissunoTokens(
+        secret=group.secret_key,
+        keys=Keys(settings.session_secret.reveal()),
+        ttl=group.token_ttl,
+        margin=settings.token_refresh_margin,
+        clock=Clock(clock_now),
+    )
+    return asyncio.run(issuer.issue(identity)).token
 
 
 def test_hissuno_claims() -> None:
@@ -437,4 +460,8 @@ def test_hissuno_session_claims_come_from_the_session(
     assert claims["userMetadata"] == {"name": "Ann", "email": EMAIL}
     assert f'data-widget-token="{token}"' in page
     assert jwt.decode(second, HISSUNO_KEY, algorithms=["HS256"])["userMetadata"]["name"] == "Annie"
-    assert json.dumps(claims)  # plain JSON claims
+    # Plain JSON claims: exactly these, with integer times and string metadata.
+    assert set(claims) == {"userId", "iat", "exp", "userMetadata"}
+    assert type(claims["iat"]) is int
+    assert type(claims["exp"]) is int
+    assert all(type(value) is str for value in claims["userMetadata"].values())

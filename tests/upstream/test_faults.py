@@ -1,0 +1,290 @@
+"""The fault-injection suite: every upstream fault ends in the right answer, in time.
+
+One table of faults, one test body. Each case asserts the status the browser gets,
+that it came within the deadline, that the error page holds no upstream body and no
+key, that one log line names the fault, how many requests of each kind reached the
+upstream (so a fault that must not be retried can't pass while it is), and that once
+the upstream heals the next request succeeds without restarting anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import logging
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import brotli
+import httpx2
+import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bench.http import burst
+from tests.support import (
+    EMAIL,
+    CloseMidBody,
+    Drip,
+    Fault,
+    FaultyUpstream,
+    Hang,
+    LeakScanner,
+    Proxy,
+    Refuse,
+    Respond,
+    kind_of,
+    token_in,
+    wait_until,
+    with_faults,
+)
+from tests.support.processes import serve
+from widget_proxy.providers.returningai import ReturningAIStandIn
+from widget_proxy.servers import BackgroundServer
+
+DEADLINE = 2.0
+TIMING = {
+    "UPSTREAM_DEADLINE": str(DEADLINE),
+    "UPSTREAM_CONNECT_TIMEOUT": "0.5",
+    # Three attempts that each time out (3 x 0.4 s, plus at most 0.1 + 0.2 s of backoff)
+    # fit in the deadline with half a second to spare, so a hang is always tried 3 times.
+    "UPSTREAM_READ_TIMEOUT": "0.4",
+    "BREAKER_FAILURES": "1000",  # the breaker has its own tests below
+}
+LEAK = b"UPSTREAM-BODY-must-not-leak"
+PAGE = (
+    "<!doctype html><html><head><title>Caf\u00e9</title></head><body>"
+    '<script>window.__WIDGET_INIT__ = { token: "", widgetType: "store" };</script>'
+    "<p>Caf\u00e9 cr\u00e8me</p></body></html>"
+)
+HTML_UTF8 = (("content-type", "text/html; charset=utf-8"),)
+
+
+class CountedUpstream(FaultyUpstream):
+    """The faulty stand-in with a counter in front of its fault switch.
+
+    `hits` counts every signin and page request that reached the upstream's port,
+    whoever answered it; `vendor.calls` counts only those the stand-in itself answered,
+    so it never sees a request that a fault answered.
+    """
+
+    def __init__(self, vendor: ReturningAIStandIn) -> None:
+        super().__init__(vendor)
+        self.hits: Counter[str] = Counter()
+
+    def start(self) -> None:  # FaultyUpstream.start, with the counter in front
+        app = counting(with_faults(self.vendor.app(), self.faults), self.hits)
+        self._server = BackgroundServer(app, port=self.port, timeout_graceful_shutdown=1)
+        self._server.__enter__()
+
+    def seen(self) -> tuple[int, int]:
+        return self.hits["signin"], self.hits["page"]
+
+
+def counting(app: ASGIApp, hits: Counter[str]) -> ASGIApp:
+    async def counted(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (kind := kind_of(scope)) in ("signin", "page"):
+            hits[kind] += 1
+        await app(scope, receive, send)
+
+    return counted
+
+
+@pytest.fixture
+def counted(vendor: ReturningAIStandIn, upstream: str) -> Iterator[CountedUpstream]:
+    server = CountedUpstream(vendor)
+    server.start()
+    yield server
+    server.stop()
+
+
+def json_signin(body: bytes) -> Respond:
+    return Respond(200, body, (("content-type", "application/json"),))
+
+
+def page(body: bytes, *headers: tuple[str, str]) -> Respond:
+    return Respond(200, body, headers or HTML_UTF8)
+
+
+# kind, fault, status the browser gets, what the one log line says (None: it works),
+# and the (signin, page) requests that reached the upstream: 3 is 1 + UPSTREAM_RETRIES,
+# and the other kind, fetched side by side with the faulty one, is asked once.
+FAULTS = [
+    pytest.param("signin", Refuse(), 502, "connection failed (ConnectError) (after 3 attempts)",
+                 (0, 0), id="refused"),
+    pytest.param("signin", Hang(), 504, "timed out", (3, 1), id="signin-never-answers"),
+    pytest.param("page", Hang(), 504, "timed out", (1, 3), id="page-never-answers"),
+    pytest.param("page", Drip(interval=0.2), 504, "missed the 2 s deadline", (1, 1),
+                 id="page-drips"),
+    pytest.param("signin", Respond(500, LEAK), 502, "signin answered 500", (1, 1),
+                 id="signin-500"),
+    pytest.param("signin", Respond(502, LEAK), 502, "signin answered 502 (after 3 attempts)",
+                 (3, 1), id="signin-502"),
+    pytest.param("page", Respond(503, LEAK), 503, "page answered 503 (after 3 attempts)",
+                 (1, 3), id="page-503"),
+    pytest.param("page", Respond(504, LEAK), 502, "page answered 504 (after 3 attempts)",
+                 (1, 3), id="page-504"),
+    pytest.param("signin", Respond(429, LEAK, (("retry-after", "120"),)), 503,
+                 "signin answered 429", (1, 1), id="signin-429-retry-after"),
+    pytest.param("page", Respond(503, LEAK, (("retry-after", "90"),)), 503,
+                 "page answered 503", (1, 1), id="page-503-retry-after"),
+    pytest.param("page", CloseMidBody(), 502, "connection failed", (1, 3),
+                 id="page-closed-mid-body"),
+    pytest.param("signin", json_signin(b"<html>" + LEAK), 502, "not JSON", (1, 1),
+                 id="signin-not-json"),
+    pytest.param("signin", json_signin(b'{"jwt": "x"}'), 502, "no token", (1, 1),
+                 id="no-token"),
+    pytest.param("signin", json_signin(b'{"token": 42}'), 502, "not a string", (1, 1),
+                 id="int-token"),
+    pytest.param("signin", json_signin(b'{"token": ""}'), 502, "token is empty", (1, 1),
+                 id="empty-token"),
+    pytest.param("signin", Respond(401, LEAK), 502, "rejected the API key (401)", (1, 1),
+                 id="key-401"),
+    pytest.param("signin", Respond(403, LEAK), 502, "rejected the API key (403)", (1, 1),
+                 id="key-403"),
+    pytest.param("page", page(b"<html><script>var x;</script>" + LEAK), 502,
+                 "placeholder missing", (1, 1), id="no-placeholder"),
+    pytest.param("page", page(PAGE.replace("</body>", PAGE).encode()), 502,
+                 "2 token placeholders", (1, 1), id="two-placeholders"),
+    pytest.param("page", page(PAGE.encode() + b" " * (10 * 1024 * 1024)), 502,
+                 "larger than 2097152 bytes", (1, 1), id="10-mib"),
+    pytest.param("page", page(gzip.compress(PAGE.encode()), *HTML_UTF8,
+                              ("content-encoding", "gzip")), 200, None, (1, 1), id="gzip"),
+    pytest.param("page", page(zlib.compress(PAGE.encode()), *HTML_UTF8,
+                              ("content-encoding", "deflate")), 200, None, (1, 1), id="deflate"),
+    pytest.param("page", page(brotli.compress(PAGE.encode()), *HTML_UTF8,
+                              ("content-encoding", "br")), 200, None, (1, 1), id="brotli"),
+    pytest.param("page", page(PAGE.encode("latin-1"),
+                              ("content-type", "text/html; charset=ISO-8859-1")),
+                 200, None, (1, 1), id="latin-1"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "fault", "status", "logged", "hits"), FAULTS)
+def test_fault(
+    make_proxy: Callable[..., Proxy],
+    counted: CountedUpstream,
+    vendor: ReturningAIStandIn,
+    caplog: pytest.LogCaptureFixture,
+    kind: str,
+    fault: Fault,
+    status: int,
+    logged: str | None,
+    hits: tuple[int, int],
+) -> None:
+    proxy = make_proxy(WIDGET_BASE_URL=counted.url, **TIMING)
+    if isinstance(fault, Refuse):
+        counted.stop()
+    else:
+        counted.faults.active[kind] = fault
+
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="widget_proxy"):
+        response = proxy.get("/widget", EMAIL)
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == status
+    assert elapsed < DEADLINE + 0.75
+    assert LEAK.decode() not in response.text
+    assert all(LEAK.decode() not in r.getMessage() for r in caplog.records)
+    request_lines = [r.getMessage() for r in caplog.records if r.name == "widget_proxy"]
+    if logged is None:
+        assert "Caf\u00e9 cr\u00e8me" in response.text  # decoded, served as UTF-8
+        assert response.headers["content-type"] == "text/html; charset=utf-8"
+        assert int(response.headers["content-length"]) == len(response.content)
+        assert token_in(response.text)
+        assert len(request_lines) == 1  # the request's own line, without an error
+        assert " 200 " in request_lines[0]
+        assert "error=" not in request_lines[0]
+    else:
+        assert len(request_lines) == 1
+        assert logged in request_lines[0]
+        assert response.headers["x-request-id"] in request_lines[0]
+        assert response.headers["cache-control"] == "no-store"
+        if status == 503:
+            retry_after = (
+                dict(fault.headers).get("retry-after") if isinstance(fault, Respond) else None
+            )
+            assert response.headers.get("retry-after") == retry_after
+
+    # The faulty kind's attempts are all over when the answer comes; the other kind's
+    # one request, made side by side with it, may still be on its way.
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: counted.seen() == hits, timeout=5)
+    assert counted.seen() == hits
+    other = "page" if kind == "signin" else "signin"
+    assert vendor.calls[kind] == 0  # the fault answered every one of them
+    assert vendor.calls[other] == counted.hits[other]
+
+    # The upstream heals: the next request works, nothing restarted.
+    if isinstance(fault, Refuse):
+        counted.start()
+    counted.faults.reset()
+    healed = proxy.get("/widget", EMAIL)
+    assert healed.status_code == 200
+    assert token_in(healed.text)
+
+
+def test_a_burst_during_an_outage_ends_within_the_deadline_and_leaks_nothing(
+    tmp_path: Path, faulty: FaultyUpstream, vendor: ReturningAIStandIn, leak_scanner: LeakScanner
+) -> None:
+    # The proxy runs as its own process, as in production, so the 500 requests of
+    # this test's client don't share its interpreter.
+    env = {**TIMING, "BREAKER_FAILURES": "5", "BREAKER_COOLDOWN": "1"}
+    with serve(tmp_path, vendor, faulty.url, leak_scanner, **env) as proxy:
+        faulty.faults.active["signin"] = Hang()
+        faulty.faults.active["page"] = Hang()
+        port = urlsplit(proxy.url).port
+        assert port is not None
+        cookies = [proxy.cookie(f"user{i}@example.com")["cookie"] for i in range(500)]
+
+        started = time.monotonic()
+        results = asyncio.run(burst(port, "/widget", cookies))
+        elapsed = time.monotonic() - started
+
+        assert len(results) == 500  # a request that failed outright is left out
+        assert {r.status for r in results} <= {503, 504}
+        assert elapsed < DEADLINE + 1.0
+        faulty.faults.reset()
+
+        # After the breaker's 1 s cooldown one probe closes it; until then, 503 at once.
+        def served() -> bool:
+            reply = httpx2.get(f"{proxy.url}/widget", headers={"cookie": cookies[0]})
+            return reply.status_code == 200
+
+        wait_until(served, timeout=15)
+        assert httpx2.get(f"{proxy.url}/widget", headers={"cookie": cookies[0]}).status_code == 200
+        # The connection pool is usable right after: a second burst goes through.
+        again = asyncio.run(burst(port, "/widget", cookies[:100]))
+        assert [r.status for r in again] == [200] * 100
+
+
+def test_an_open_circuit_answers_at_once_but_cached_pages_still_work(
+    make_proxy: Callable[..., Proxy], counted: CountedUpstream, vendor: ReturningAIStandIn
+) -> None:
+    proxy = make_proxy(
+        WIDGET_BASE_URL=counted.url,
+        **{**TIMING, "BREAKER_FAILURES": "3", "BREAKER_COOLDOWN": "30", "UPSTREAM_RETRIES": "0"},
+    )
+    assert proxy.get("/widget", "cached@example.com").status_code == 200
+    counted.faults.active["signin"] = Respond(502, LEAK)
+    for i in range(3):
+        assert proxy.get("/widget", f"new{i}@example.com").status_code == 502
+    calls = vendor.calls["signin"]
+    assert counted.seen() == (1 + 3, 1)  # each failed signin reached the upstream once
+
+    started = time.monotonic()
+    refused = proxy.get("/widget", "another@example.com", headers={"accept": "application/json"})
+
+    assert time.monotonic() - started < 0.5
+    assert refused.status_code == 503
+    assert refused.json()["error"] == "upstream_circuit_open"
+    assert 1 <= int(refused.headers["retry-after"]) <= 30
+    assert vendor.calls["signin"] == calls  # nothing was sent
+    assert counted.seen() == (1 + 3, 1)  # not even to the fault in front of the stand-in
+    assert proxy.get("/widget", "cached@example.com").status_code == 200  # from the cache
+    assert counted.seen() == (1 + 3, 1)
