@@ -10,7 +10,6 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -20,7 +19,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.middleware.sessions import SessionMiddleware
 
-from tests.support import FaultyUpstream, LeakScanner, Proxy, Respond, unavailable, wait_until
+from tests.support import FaultyUpstream, LeakScanner, Proxy, Respond, wait_until
+from tests.support.browser import chromium
 from widget_proxy import create_app
 from widget_proxy.demo import StandIn, demo_app, demo_settings, stand_in
 from widget_proxy.providers.hissuno import HissunoStandIn
@@ -31,15 +31,6 @@ from widget_proxy.servers import BackgroundServer
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Response
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 EMAIL = "browser.user@example.com"
 
 pytestmark = pytest.mark.browser
@@ -47,14 +38,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

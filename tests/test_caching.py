@@ -25,6 +25,7 @@ from tests.support import (
 from tests.support.processes import Served, serve
 from tests.support.redis import forget, private_redis, require_redis
 from widget_proxy.providers.returningai import ReturningAIStandIn
+from widget_proxy.settings import Settings
 
 
 async def burst(proxy: Proxy, emails: list[str], url: str | None = None) -> list[httpx2.Response]:
@@ -190,3 +191,72 @@ def test_serve_with_two_workers_and_redis(
     assert statuses == [200] * len(emails)
     assert vendor.calls["signin"] == 10
     assert vendor.calls["page"] == 1
+
+
+def test_cache_max_entries_bounds_each_process_memory(
+    make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn
+) -> None:
+    proxy = make_proxy(CACHE_MAX_ENTRIES="3")  # the page and two users' tokens
+    for email in ("one@example.com", "two@example.com", "one@example.com"):
+        assert proxy.get("/widget", email).status_code == 200
+    assert vendor.calls["signin"] == 2  # both tokens fit
+
+    assert proxy.get("/widget", "three@example.com").status_code == 200  # evicts "two"
+    assert proxy.get("/widget", "one@example.com").status_code == 200  # still held
+    assert vendor.calls["signin"] == 3
+    assert proxy.get("/widget", "two@example.com").status_code == 200  # signed in again
+    assert vendor.calls["signin"] == 4
+    assert vendor.calls["page"] == 1  # the page, used on every view, was never evicted
+
+
+def test_a_token_shorter_than_the_margin_is_served_not_cached_and_said_so(
+    make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    vendor.token_ttl = 30
+    proxy = make_proxy(TOKEN_REFRESH_MARGIN="60")
+
+    with caplog.at_level(logging.WARNING, logger="widget_proxy.cache"):
+        first = proxy.get("/widget", EMAIL)
+        second = proxy.get("/widget", EMAIL)
+
+    assert first.status_code == second.status_code == 200
+    assert token_in(first.text)
+    assert vendor.calls["signin"] == 2  # not cached: every view signs in
+    warnings = [r.getMessage() for r in caplog.records if "TOKEN_REFRESH_MARGIN" in r.getMessage()]
+    assert len(warnings) == 2
+    assert "lives less than TOKEN_REFRESH_MARGIN (60 s): not cached" in warnings[0]
+
+
+def test_redis_keys_hold_no_email_and_no_address(
+    make_proxy: Callable[..., Proxy], shared_redis: str
+) -> None:
+    proxy = make_proxy(CACHE_URL=shared_redis, RATE_LIMIT_PER_MINUTE="100")
+    assert proxy.get("/widget", EMAIL).status_code == 200
+
+    with redis.Redis.from_url(shared_redis) as client:
+        keys = [k.decode() for k in client.scan_iter(match="widget-proxy:*")]
+    kinds = {key.split(":")[1] for key in keys}
+    assert {"tok", "page", "rate"} <= kinds, keys
+    for key in keys:
+        assert "ann" not in key
+        assert "example.com" not in key
+        assert "127.0.0.1" not in key
+
+
+def test_rediss_urls_reach_redis_over_tls(
+    make_proxy: Callable[..., Proxy],
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+    vendor: ReturningAIStandIn,
+) -> None:
+    with private_redis(tls=tmp_path) as server:
+        assert server.url.startswith("rediss://")
+        settings = make_settings(CACHE_URL=server.url)
+        one = make_proxy(settings)
+        assert one.get("/widget", EMAIL).status_code == 200
+        two = make_proxy(settings)  # another proxy, sharing that Redis
+
+        assert two.get("/widget", EMAIL).status_code == 200
+        assert vendor.calls["signin"] == 1  # the token came through Redis, over TLS
+        with redis.Redis.from_url(server.url) as client:
+            assert any(k.startswith(b"widget-proxy:tok:") for k in client.scan_iter())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -10,19 +9,8 @@ from collections.abc import Callable
 import jwt
 import pytest
 
-from tests.support import Proxy
+from tests.support import EMAIL, Proxy, session_cookie, token_in
 from widget_proxy.providers.returningai import ReturningAIStandIn
-
-EMAIL = "ann@example.com"
-TOKEN_LITERAL = re.compile(r'window\.__WIDGET_INIT__ = \{ token: ("[^"]*")')
-
-
-def token_in(html: str) -> str:
-    match = TOKEN_LITERAL.search(html)
-    assert match, "no token in the served page"
-    token = json.loads(match.group(1))
-    assert isinstance(token, str)
-    return token
 
 
 def test_serves_the_page_with_the_users_token(proxy: Proxy, vendor: ReturningAIStandIn) -> None:
@@ -55,14 +43,15 @@ def test_serves_the_page_with_the_users_token(proxy: Proxy, vendor: ReturningAIS
     ],
 )
 def test_serves_each_configured_widget_and_colour(
-    proxy: Proxy, path: str, widget_type: str, color: str
+    proxy: Proxy, vendor: ReturningAIStandIn, path: str, widget_type: str, color: str
 ) -> None:
     response = proxy.get(path, EMAIL)
 
     assert response.status_code == 200
     assert f'widgetType: "{widget_type}"' in response.text
     assert f'<body class="{color}">' in response.text
-    assert token_in(response.text)
+    claims = jwt.decode(token_in(response.text), vendor.signing_key, algorithms=["HS256"])
+    assert claims["email"] == EMAIL
 
 
 def test_frame_ancestors_come_from_settings(make_proxy: Callable[..., Proxy]) -> None:
@@ -75,12 +64,18 @@ def test_frame_ancestors_come_from_settings(make_proxy: Callable[..., Proxy]) ->
     )
 
 
-def test_email_from_a_dotted_session_path(make_proxy: Callable[..., Proxy]) -> None:
+def test_email_from_a_dotted_session_path(
+    make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn
+) -> None:
     proxy = make_proxy(SESSION_EMAIL_KEY="user.email")
 
-    response = proxy.client.get("/widget", headers=proxy.cookie({"user": {"email": EMAIL}}))
+    response = proxy.client.get(
+        "/widget", headers=proxy.cookie({"user": {"email": EMAIL}, "email": "decoy@example.com"})
+    )
 
     assert response.status_code == 200
+    claims = jwt.decode(token_in(response.text), vendor.signing_key, algorithms=["HS256"])
+    assert claims["email"] == EMAIL  # the token is the dotted path's user's, not the decoy's
 
 
 # Requests that are refused before anything is sent upstream.
@@ -162,8 +157,6 @@ def test_sessions_without_email_are_anonymous(
 
 def test_forged_and_expired_cookies_are_anonymous(proxy: Proxy, vendor: ReturningAIStandIn) -> None:
     other_secret = "x" * 40
-    from tests.support import session_cookie
-
     forged = session_cookie(other_secret, {"email": EMAIL})
     expired = proxy.cookie({"email": EMAIL}, timestamp=1_000_000_000)["cookie"]
     for cookie in (f"session={forged}", expired, "session=garbage", "session="):

@@ -174,7 +174,7 @@ class LastStatus:
 async def _timed(step: str, call: Awaitable[T], rejected: str = "") -> tuple[T, int]:
     """Await `call`; its result and milliseconds, or StepFailed with the error's detail.
 
-    The detail is safe to print: `app.errors` keeps bodies, keys and tokens out of it.
+    The detail is safe to print: `errors` keeps bodies, keys and tokens out of it.
     """
     started = time.perf_counter()
     try:

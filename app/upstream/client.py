@@ -1,7 +1,7 @@
 """The one HTTP client to the vendors: deadlines, retries, a breaker per origin.
 
 Every transport or protocol failure becomes one of the `UpstreamError`s in
-`app.errors`; the upstream's body is never copied into an error, so it can't reach
+`errors`; the upstream's body is never copied into an error, so it can't reach
 a browser or a log line.
 
 One call (`HttpClient.call`) is: at most 1 + `UPSTREAM_RETRIES` attempts, all within

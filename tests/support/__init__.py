@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -118,6 +119,8 @@ class Faults:
 
     active: dict[str, Fault] = field(default_factory=dict)
     released: threading.Event = field(default_factory=threading.Event)
+    # Every request the upstream received, by kind, faulted or not: how often it was tried.
+    hits: Counter[str] = field(default_factory=Counter)
 
     def reset(self) -> None:
         self.active.clear()
@@ -136,6 +139,8 @@ def kind_of(scope: Scope) -> str:
 
 def with_faults(app: ASGIApp, faults: Faults) -> ASGIApp:
     async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            faults.hits[kind_of(scope)] += 1
         fault = faults.active.get(kind_of(scope)) if scope["type"] == "http" else None
         if fault is None:
             await app(scope, receive, send)
@@ -225,6 +230,10 @@ class FaultyUpstream:
         app = with_faults(self.vendor.app(), self.faults)
         self._server = BackgroundServer(app, port=self.port, timeout_graceful_shutdown=1)
         self._server.__enter__()
+
+    def seen(self) -> tuple[int, int]:
+        """(signins, page fetches) that reached this upstream, whoever answered them."""
+        return self.faults.hits["signin"], self.faults.hits["page"]
 
     def stop(self) -> None:
         if self._server is not None:

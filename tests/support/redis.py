@@ -8,6 +8,7 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import redis
 
@@ -36,7 +37,7 @@ def forget(url: str, prefix: str) -> None:
 class PrivateRedis:
     """A redis-server of our own on a free loopback port, so a test can kill it."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: Path | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             unavailable("redis-server is not installed (apt-get install redis-server)")
@@ -44,15 +45,21 @@ class PrivateRedis:
         with bind() as sock:
             self.port = sock.getsockname()[1]
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.listen = ["--port", str(self.port)]
+        if tls is not None:  # TLS only, with a certificate made for 127.0.0.1
+            cert, key = self_signed(tls)
+            self.url = f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={cert}"
+            self.listen = ["--port", "0", "--tls-port", str(self.port),
+                           "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+                           "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
+            [self.binary, *self.listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         wait_until(self.answers, timeout=10)
 
     def answers(self) -> bool:
@@ -69,9 +76,25 @@ class PrivateRedis:
             self.process = None
 
 
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1, made with openssl."""
+    cert, key = folder / "redis.crt", folder / "redis.key"
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        unavailable("openssl is not installed (apt-get install openssl)")
+    subprocess.run(
+        [str(openssl), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
 @contextmanager
-def private_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis()
+def private_redis(tls: Path | None = None) -> Iterator[PrivateRedis]:
+    """A redis-server of its own; with `tls`, a folder for its certificate, TLS only."""
+    server = PrivateRedis(tls)
     server.start()
     try:
         yield server

@@ -15,15 +15,13 @@ import gzip
 import logging
 import time
 import zlib
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import brotli
-import httpx2
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bench.http import burst
 from tests.support import (
@@ -37,14 +35,12 @@ from tests.support import (
     Proxy,
     Refuse,
     Respond,
-    kind_of,
+    scanning_client,
     token_in,
     wait_until,
-    with_faults,
 )
 from tests.support.processes import serve
 from widget_proxy.providers.returningai import ReturningAIStandIn
-from widget_proxy.servers import BackgroundServer
 
 DEADLINE = 2.0
 TIMING = {
@@ -62,44 +58,6 @@ PAGE = (
     "<p>Caf\u00e9 cr\u00e8me</p></body></html>"
 )
 HTML_UTF8 = (("content-type", "text/html; charset=utf-8"),)
-
-
-class CountedUpstream(FaultyUpstream):
-    """The faulty stand-in with a counter in front of its fault switch.
-
-    `hits` counts every signin and page request that reached the upstream's port,
-    whoever answered it; `vendor.calls` counts only those the stand-in itself answered,
-    so it never sees a request that a fault answered.
-    """
-
-    def __init__(self, vendor: ReturningAIStandIn) -> None:
-        super().__init__(vendor)
-        self.hits: Counter[str] = Counter()
-
-    def start(self) -> None:  # FaultyUpstream.start, with the counter in front
-        app = counting(with_faults(self.vendor.app(), self.faults), self.hits)
-        self._server = BackgroundServer(app, port=self.port, timeout_graceful_shutdown=1)
-        self._server.__enter__()
-
-    def seen(self) -> tuple[int, int]:
-        return self.hits["signin"], self.hits["page"]
-
-
-def counting(app: ASGIApp, hits: Counter[str]) -> ASGIApp:
-    async def counted(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (kind := kind_of(scope)) in ("signin", "page"):
-            hits[kind] += 1
-        await app(scope, receive, send)
-
-    return counted
-
-
-@pytest.fixture
-def counted(vendor: ReturningAIStandIn, upstream: str) -> Iterator[CountedUpstream]:
-    server = CountedUpstream(vendor)
-    server.start()
-    yield server
-    server.stop()
 
 
 def json_signin(body: bytes) -> Respond:
@@ -152,6 +110,14 @@ FAULTS = [
                  "2 token placeholders", (1, 1), id="two-placeholders"),
     pytest.param("page", page(PAGE.encode() + b" " * (10 * 1024 * 1024)), 502,
                  "larger than 2097152 bytes", (1, 1), id="10-mib"),
+    pytest.param("page", page(gzip.compress(b" " * (50 * 1024 * 1024)), *HTML_UTF8,
+                              ("content-encoding", "gzip")), 502,
+                 "larger than 2097152 bytes", (1, 1), id="gzip-bomb"),
+    pytest.param("page", Respond(302, LEAK, (("location", "http://elsewhere.example/x"),)),
+                 502, "redirected to another host (elsewhere.example)", (1, 1),
+                 id="redirect-other-host"),
+    pytest.param("page", Respond(302, LEAK, (("location", "/store/demo-store"),)), 502,
+                 "redirected more than 3 times", (1, 4), id="redirect-loop"),
     pytest.param("page", page(gzip.compress(PAGE.encode()), *HTML_UTF8,
                               ("content-encoding", "gzip")), 200, None, (1, 1), id="gzip"),
     pytest.param("page", page(zlib.compress(PAGE.encode()), *HTML_UTF8,
@@ -167,7 +133,7 @@ FAULTS = [
 @pytest.mark.parametrize(("kind", "fault", "status", "logged", "hits"), FAULTS)
 def test_fault(
     make_proxy: Callable[..., Proxy],
-    counted: CountedUpstream,
+    faulty: FaultyUpstream,
     vendor: ReturningAIStandIn,
     caplog: pytest.LogCaptureFixture,
     kind: str,
@@ -176,11 +142,11 @@ def test_fault(
     logged: str | None,
     hits: tuple[int, int],
 ) -> None:
-    proxy = make_proxy(WIDGET_BASE_URL=counted.url, **TIMING)
+    proxy = make_proxy(WIDGET_BASE_URL=faulty.url, **TIMING)
     if isinstance(fault, Refuse):
-        counted.stop()
+        faulty.stop()
     else:
-        counted.faults.active[kind] = fault
+        faulty.faults.active[kind] = fault
 
     started = time.monotonic()
     with caplog.at_level(logging.INFO, logger="widget_proxy"):
@@ -214,16 +180,16 @@ def test_fault(
     # The faulty kind's attempts are all over when the answer comes; the other kind's
     # one request, made side by side with it, may still be on its way.
     with contextlib.suppress(TimeoutError):
-        wait_until(lambda: counted.seen() == hits, timeout=5)
-    assert counted.seen() == hits
+        wait_until(lambda: faulty.seen() == hits, timeout=5)
+    assert faulty.seen() == hits
     other = "page" if kind == "signin" else "signin"
     assert vendor.calls[kind] == 0  # the fault answered every one of them
-    assert vendor.calls[other] == counted.hits[other]
+    assert vendor.calls[other] == faulty.faults.hits[other]
 
     # The upstream heals: the next request works, nothing restarted.
     if isinstance(fault, Refuse):
-        counted.start()
-    counted.faults.reset()
+        faulty.start()
+    faulty.faults.reset()
     healed = proxy.get("/widget", EMAIL)
     assert healed.status_code == 200
     assert token_in(healed.text)
@@ -249,33 +215,36 @@ def test_a_burst_during_an_outage_ends_within_the_deadline_and_leaks_nothing(
         assert len(results) == 500  # a request that failed outright is left out
         assert {r.status for r in results} <= {503, 504}
         assert elapsed < DEADLINE + 1.0
+        for reply in results:  # every one of the 500 error answers, headers and body
+            head = "\n".join(f"{k}: {v}" for k, v in reply.headers)
+            leak_scanner.check("an outage answer", head + "\n" + reply.body.decode())
         faulty.faults.reset()
 
-        # After the breaker's 1 s cooldown one probe closes it; until then, 503 at once.
-        def served() -> bool:
-            reply = httpx2.get(f"{proxy.url}/widget", headers={"cookie": cookies[0]})
-            return reply.status_code == 200
+        with scanning_client(leak_scanner, base_url=proxy.url) as client:
+            # After the breaker's 1 s cooldown one probe closes it; until then, 503 at once.
+            def served() -> bool:
+                return client.get("/widget", headers={"cookie": cookies[0]}).status_code == 200
 
-        wait_until(served, timeout=15)
-        assert httpx2.get(f"{proxy.url}/widget", headers={"cookie": cookies[0]}).status_code == 200
+            wait_until(served, timeout=15)
+            assert client.get("/widget", headers={"cookie": cookies[0]}).status_code == 200
         # The connection pool is usable right after: a second burst goes through.
         again = asyncio.run(burst(port, "/widget", cookies[:100]))
         assert [r.status for r in again] == [200] * 100
 
 
 def test_an_open_circuit_answers_at_once_but_cached_pages_still_work(
-    make_proxy: Callable[..., Proxy], counted: CountedUpstream, vendor: ReturningAIStandIn
+    make_proxy: Callable[..., Proxy], faulty: FaultyUpstream, vendor: ReturningAIStandIn
 ) -> None:
     proxy = make_proxy(
-        WIDGET_BASE_URL=counted.url,
+        WIDGET_BASE_URL=faulty.url,
         **{**TIMING, "BREAKER_FAILURES": "3", "BREAKER_COOLDOWN": "30", "UPSTREAM_RETRIES": "0"},
     )
     assert proxy.get("/widget", "cached@example.com").status_code == 200
-    counted.faults.active["signin"] = Respond(502, LEAK)
+    faulty.faults.active["signin"] = Respond(502, LEAK)
     for i in range(3):
         assert proxy.get("/widget", f"new{i}@example.com").status_code == 502
     calls = vendor.calls["signin"]
-    assert counted.seen() == (1 + 3, 1)  # each failed signin reached the upstream once
+    assert faulty.seen() == (1 + 3, 1)  # each failed signin reached the upstream once
 
     started = time.monotonic()
     refused = proxy.get("/widget", "another@example.com", headers={"accept": "application/json"})
@@ -285,6 +254,65 @@ def test_an_open_circuit_answers_at_once_but_cached_pages_still_work(
     assert refused.json()["error"] == "upstream_circuit_open"
     assert 1 <= int(refused.headers["retry-after"]) <= 30
     assert vendor.calls["signin"] == calls  # nothing was sent
-    assert counted.seen() == (1 + 3, 1)  # not even to the fault in front of the stand-in
+    assert faulty.seen() == (1 + 3, 1)  # not even to the fault in front of the stand-in
     assert proxy.get("/widget", "cached@example.com").status_code == 200  # from the cache
-    assert counted.seen() == (1 + 3, 1)
+    assert faulty.seen() == (1 + 3, 1)
+
+
+def test_a_stale_page_is_served_while_the_vendor_fails(
+    make_proxy: Callable[..., Proxy], faulty: FaultyUpstream
+) -> None:
+    proxy = make_proxy(WIDGET_BASE_URL=faulty.url, PAGE_CACHE_TTL="1", **TIMING)
+    first = proxy.get("/widget", EMAIL)
+    assert first.status_code == 200
+    faulty.faults.active["page"] = Respond(500, LEAK)
+    time.sleep(1.05)  # the page is stale now, and PAGE_STALE_IF_ERROR keeps it servable
+
+    stale = proxy.get("/widget", EMAIL)
+    wait_until(lambda: faulty.seen()[1] == 2)  # its background refresh reached the vendor
+
+    assert stale.status_code == 200
+    assert token_in(stale.text) == token_in(first.text)
+    assert proxy.get("/widget", EMAIL).status_code == 200  # and so is the next view
+    assert LEAK.decode() not in stale.text
+
+
+def test_signin_and_page_run_side_by_side_and_the_first_failure_ends_both(
+    make_proxy: Callable[..., Proxy], faulty: FaultyUpstream, vendor: ReturningAIStandIn
+) -> None:
+    proxy = make_proxy(WIDGET_BASE_URL=faulty.url, **{**TIMING, "UPSTREAM_DEADLINE": "8"})
+    vendor.signin_delay = 4.0  # the signin would take 4 s; the page fails at once
+    faulty.faults.active["page"] = Respond(500, LEAK)
+
+    started = time.monotonic()
+    response = proxy.get("/widget", EMAIL, headers={"accept": "application/json"})
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 502
+    assert response.json()["error"] == "upstream_bad_status"
+    assert faulty.seen() == (1, 1)  # both were asked, side by side
+    assert elapsed < 3.0  # not the signin's 4 s: the failure cancelled it (generous bound)
+
+
+def test_the_connection_pool_bounds_calls_to_the_vendor(
+    make_proxy: Callable[..., Proxy], faulty: FaultyUpstream
+) -> None:
+    proxy = make_proxy(
+        WIDGET_BASE_URL=faulty.url,
+        UPSTREAM_MAX_CONNECTIONS="1",
+        UPSTREAM_POOL_TIMEOUT="0.3",
+        UPSTREAM_RETRIES="0",
+    )
+    assert proxy.get("/widget", "warm@example.com").status_code == 200  # the page is cached
+    faulty.faults.active["signin"] = Hang()
+
+    with ThreadPoolExecutor(1) as pool:
+        hung = pool.submit(proxy.get, "/widget", "first@example.com")
+        wait_until(lambda: faulty.seen()[0] == 2)  # the one connection is taken
+        waiting = proxy.get("/widget", "second@example.com", headers={"accept": "application/json"})
+        faulty.faults.reset()
+        hung.result(timeout=30)
+
+    assert waiting.status_code == 504
+    assert waiting.json()["error"] == "upstream_timeout"
+    assert faulty.seen()[0] == 2  # the second signin never left: no free connection

@@ -16,7 +16,9 @@ async def check(settings: HissunoSettings, steps: Steps, email: str | None) -> N
     if email is None:  # `check` asks for it first (check_email)
         raise StepFailed("email", "missing")
     secret = settings.secret_key
-    tokens = HissunoTokens(secret=secret, keys=Keys(secret.reveal()), ttl=settings.token_ttl)
+    # Nothing is cached here, so the cache keys' secret doesn't matter.
+    keys = Keys(secret.reveal())
+    tokens = HissunoTokens(secret=secret, keys=keys, ttl=settings.token_ttl, margin=steps.margin)
     entry, _ = await steps.timed("token", tokens.issue(Identity(email)))
     try:
         # What Hissuno will do with it; a failure here means the secret can't sign.

@@ -46,27 +46,26 @@ class NeuroonTokens:
         self._clock = clock
         self._shop = shop_id
         self._api_key = api_key
-        self._remote = api_url is not None
-        self._url = f"{api_url}/api/shops/{shop_id}/widget-token"
+        self._url = None if api_url is None else f"{api_url}/api/shops/{shop_id}/widget-token"
         self._rotate_after = rotate_after
 
     def cache_key(self, identity: Identity) -> str:
         return f"tok:neuroon:{self._shop}"  # one token for the whole shop
 
     async def issue(self, identity: Identity) -> TokenEntry:
-        if self._remote:
-            token = await self._fetch()
+        if self._url is not None:
+            token = await self._fetch(self._url)
             issued = self._clock()
         else:
             issued = float(int(self._clock()))
             token = shop_token(self._shop, self._api_key.reveal(), int(issued))
         return TokenEntry(token, issued + self._rotate_after, issued)
 
-    async def _fetch(self) -> str:
+    async def _fetch(self, url: str) -> str:
         reply = await self._http.call(
             "token issue",
             "POST",
-            self._url,
+            url,
             headers={"x-shop-api-key": self._api_key.reveal(), "accept": "application/json"},
             key_statuses=KEY_REFUSED,
         )

@@ -22,8 +22,8 @@ class ReturningAIApi:
         self, http: HttpClient, *, base_url: str, community_id: str, api_key: Secret
     ) -> None:
         self._http = http
-        self._base = base_url
-        self._signin_url = f"{base_url}/widget/{community_id}/signin"
+        self._base = base_url.rstrip("/")
+        self._signin_url = f"{self._base}/widget/{community_id}/signin"
         self._api_key = api_key
 
     async def signin(self, email: str) -> str:
