@@ -9,9 +9,10 @@ from typing import TypeVar
 
 import anyio
 import pytest
+import redis
 
 from tests.support import Clock
-from tests.support.redis import forget, require_redis
+from tests.support.redis import forget, private_redis, require_redis
 from widget_proxy.cache import (
     MemoryStore,
     RedisStore,
@@ -135,8 +136,22 @@ async def test_a_lock_has_one_owner_at_a_time(store: SharedStore) -> None:
     await store.release("lock", again)
 
 
-async def test_ping(store: SharedStore) -> None:
-    await store.ping()
+async def test_ping_answers_while_the_store_is_up(store: SharedStore) -> None:
+    assert await store.ping() is None
+
+
+@pytest.mark.parametrize("tiered", [False, True], ids=["redis", "memory-over-redis"])
+async def test_ping_raises_when_redis_is_gone(tiered: bool) -> None:
+    with private_redis() as server:
+        shared = RedisStore(server.url)
+        store: SharedStore = TieredStore(MemoryStore(), shared, where="x") if tiered else shared
+        await store.ping()
+        server.kill()
+        try:
+            with pytest.raises((redis.RedisError, OSError)):
+                await store.ping()  # readiness asks this: it must not say "up"
+        finally:
+            await store.aclose()
 
 
 async def test_memory_store_evicts_the_least_recently_used(clock: Clock) -> None:

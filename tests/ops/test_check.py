@@ -219,6 +219,26 @@ CASES = [
     ),
     pytest.param(
         Case(
+            "vendor",
+            0,
+            (
+                SETTINGS_OK.format("returningai"),
+                CONNECT_OK,
+                SIGNIN_OK,
+                r"⚠ token exp: .* UTC, in \d+ s: less than TOKEN_REFRESH_MARGIN \(60 s\), so it"
+                r" is never cached and every page view signs in again",
+                PAGE_OK,
+                rf"✔ page channel/demo-channel: 200 in {MS}, one token placeholder, \d+ bytes",
+                rf"✔ page milestone/demo-milestones: 200 in {MS}, one token placeholder, \d+ bytes",
+                r"All checks passed\.",  # a warning, not a failure
+            ),
+            token_ttl=30,  # shorter than the default margin: say "lower the margin"
+            calls={"signin": 1, "page": 3},
+        ),
+        id="token-shorter-than-the-margin",
+    ),
+    pytest.param(
+        Case(
             "neuroon",
             0,
             (

