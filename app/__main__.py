@@ -85,7 +85,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.proxy_headers and settings.identity_source == "header":
         print(
             "widget-proxy: --proxy-headers hides the direct peer that IDENTITY_SOURCE=header"
-            " must check; list the proxy in TRUSTED_PROXIES instead",
+            " must check; list the proxy in IDENTITY_PROXIES and TRUSTED_PROXIES instead",
             file=sys.stderr,
         )
         return 2

@@ -29,12 +29,14 @@ from .cache.store import Store
 from .ops.health import MetricsEndpoint, Readiness, healthz
 from .ops.metrics import Metrics
 from .ops.requestlog import RequestLog
+from .options import canonical
 from .providers import PROVIDERS, JwtLifetime, Parts, Provider
 from .responses import error_page, report_error
 from .routes import TokenEndpoint, WidgetPage
 from .security.admission import Admission
 from .security.forwarded import TrustedProxies
 from .security.guard import OriginGuard
+from .security.headers import HeaderLimit
 from .security.identity import HeaderIdentity, IdentitySource, SessionReader
 from .security.origins import OriginPolicy
 from .security.ratelimit import RateLimits
@@ -55,13 +57,29 @@ def create_app(
     settings = settings if settings is not None else Settings.load()
     metrics = Metrics()
     http = http_client(settings, metrics=metrics, transport=transport)
-    store = open_store(settings.cache_url.reveal(), max_entries=settings.cache_max_entries)
+    store = open_store(
+        settings.cache_url.reveal(),
+        secret=settings.session_secret.reveal(),
+        max_entries=settings.cache_max_entries,
+        metrics=metrics,
+    )
     keys = Keys(settings.session_secret.reveal())
     lease = settings.upstream_deadline + 1  # a fill's lock outlives one upstream call
     provider: Provider[Any] = PROVIDERS[settings.token_provider]
-    vendor = provider.build(settings.vendor, _parts(settings, http, store, keys, metrics, lease))
+    # Every cached token and page is filed under the vendor's whole configuration: a new
+    # key, secret or address is a new namespace, so nothing made with the old one is served.
+    namespace = keys.hasher(b"widget-proxy vendor namespace")(
+        canonical(settings.token_provider, settings.vendor)
+    )[:12]
+    parts = _parts(settings, http, store, keys, metrics, lease, namespace)
+    vendor = provider.build(settings.vendor, parts)
     tokens = TokenCache(
-        store, vendor.tokens, margin=settings.token_refresh_margin, lease=lease, metrics=metrics
+        store,
+        vendor.tokens,
+        namespace=namespace,
+        margin=settings.token_refresh_margin,
+        lease=lease,
+        metrics=metrics,
     )
     proxies = TrustedProxies(settings.trusted_proxies)
     policy = OriginPolicy(settings.allowed_origins)
@@ -80,6 +98,7 @@ def create_app(
         default_color=settings.widget_color,
         login_url=settings.login_url,
         frame_ancestors=settings.frame_ancestors,
+        sandbox=settings.widget_sandbox,
     )
     widget, *more = vendor.pages.paths
     routes = [
@@ -107,11 +126,14 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(RequestLog, metrics=metrics, proxies=proxies),
+            Middleware(HeaderLimit, max_bytes=settings.max_header_bytes),
             Middleware(OriginGuard, policy=policy, proxies=proxies),
         ],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _crash},
     )
+    # `/widget/` would be answered with a redirect built from the request's Host.
+    app.router.redirect_slashes = False
     app.state.metrics = metrics  # for an app that mounts this one and logs in front of it
     return app
 
@@ -143,13 +165,19 @@ def http_client(
 
 
 def _parts(
-    settings: Settings, http: HttpClient, store: Store, keys: Keys, metrics: Metrics, lease: float
+    settings: Settings,
+    http: HttpClient,
+    store: Store,
+    keys: Keys,
+    metrics: Metrics,
+    lease: float,
+    namespace: str,
 ) -> Parts:
     def page_cache(origin: str, fetch: Fetch) -> PageCache:
         return PageCache(
             store,
             fetch,
-            scope=origin,
+            scope=f"{namespace} {origin}",
             ttl=settings.page_cache_ttl,
             stale_if_error=settings.page_stale_if_error,
             lease=lease,
@@ -166,7 +194,8 @@ def _parts(
 
 def _identities(settings: Settings, proxies: TrustedProxies) -> IdentitySource:
     if settings.identity_source == "header":
-        return HeaderIdentity(proxies=proxies, header=settings.identity_header)
+        identity_proxies = TrustedProxies(settings.identity_proxies)
+        return HeaderIdentity(proxies=identity_proxies, header=settings.identity_header)
     return SessionReader(
         secret=settings.session_secret.reveal(),
         cookie=settings.session_cookie,

@@ -7,7 +7,8 @@
     │   ├── NotAuthenticated         401     no session (or a redirect to LOGIN_URL)
     │   ├── OriginNotAllowed         403     an Origin header outside ALLOWED_ORIGINS
     │   ├── UnknownWidget            404     a widget this proxy does not serve
-    │   └── RateLimited              429     too many requests from this user or IP
+    │   ├── RateLimited              429     too many requests from this user or IP
+    │   └── HeadersTooLarge          431     the request's headers are over MAX_HEADER_BYTES
     └── UpstreamError                5xx     the vendor failed; its body never reaches the browser
         ├── UpstreamRejectedKey      502     signin answered 401/403: the API key was refused
         ├── UpstreamUnavailable      502     the connection failed or broke
@@ -88,6 +89,12 @@ class RateLimited(RequestError):
     status = 429
     public = "Too many requests. Please wait a moment."
     code = "rate_limited"
+
+
+class HeadersTooLarge(RequestError):
+    status = 431
+    public = "The request's headers are too large."
+    code = "headers_too_large"
 
 
 class UnknownWidget(RequestError):

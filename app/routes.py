@@ -42,6 +42,7 @@ class WidgetPage:
         default_color: Color = "light",
         login_url: str | None = None,
         frame_ancestors: tuple[str, ...] = ("'self'",),
+        sandbox: bool = False,
     ) -> None:
         self._admission = admission
         self._tokens = tokens
@@ -49,6 +50,10 @@ class WidgetPage:
         self._default_color = default_color
         self._login_url = login_url
         csp = "frame-ancestors " + " ".join(frame_ancestors)
+        if sandbox:
+            # The vendor's scripts run, in an opaque origin: nothing of the merchant's
+            # origin (its pages, cookies, storage) is theirs to read.
+            csp += "; sandbox allow-scripts allow-forms allow-popups"
         self._headers = [
             (b"content-type", b"text/html; charset=utf-8"),
             *((k.encode(), v.encode()) for k, v in BASE_HEADERS.items()),
@@ -97,7 +102,7 @@ class WidgetPage:
         page: Page | None,
     ) -> tuple[str, Page]:
         """Whatever this process did not hold: from the shared store, else upstream."""
-        one_caller()
+        one_caller(key)
         if token is None:
             if page is None:
                 return await _both(
@@ -162,8 +167,9 @@ class TokenEndpoint:
             visitor = await self._admission.visitor(scope, headers)
             if visitor is None:
                 raise NotAuthenticated("no signed-in session")
-            one_caller()
-            token = await self._tokens.fetch(self._tokens.key(visitor), visitor)
+            key = self._tokens.key(visitor)
+            one_caller(key)
+            token = await self._tokens.fetch(key, visitor)
         except WidgetProxyError as exc:
             response = error_response(exc, scope, accept="application/json")
             response.headers.update(cors)

@@ -15,10 +15,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from .cache import url_secrets
 from .delivery.page import Color
 from .options import (
     Option,
@@ -32,7 +32,7 @@ from .options import (
 )
 from .options import parsers as p
 from .providers import DEFAULT_PROVIDER, PROVIDERS, VendorSettings
-from .security.forwarded import Network, parse_networks
+from .security.forwarded import Network
 from .security.origins import OriginPolicy, OriginRule
 
 __all__ = ["Option", "Secret", "Settings", "SettingsError", "all_options", "read_environ"]
@@ -105,11 +105,25 @@ class Settings:
         "With IDENTITY_SOURCE=header: the header a trusted proxy sets (oauth2-proxy's default)",
         p.header_name,
     )
+    identity_proxies: tuple[Network, ...] = option(
+        "IDENTITY_PROXIES",
+        "",
+        "With IDENTITY_SOURCE=header: CIDRs of the proxies that set IDENTITY_HEADER"
+        " (e.g. oauth2-proxy, or the nginx that asks it); required then",
+        p.networks,
+    )
     trusted_proxies: tuple[Network, ...] = option(
         "TRUSTED_PROXIES",
         "",
         "CIDRs of reverse proxies whose forwarded headers are believed; default none",
-        parse_networks,
+        p.networks,
+    )
+    max_header_bytes: int = option(
+        "MAX_HEADER_BYTES",
+        "32768",
+        "Largest request header block accepted, in bytes (what nginx allows by default);"
+        " larger is a 431",
+        p.positive(int),
     )
     rate_limit_per_minute: int = option(
         "RATE_LIMIT_PER_MINUTE",
@@ -136,12 +150,24 @@ class Settings:
         " *.domain wildcards (https), or bare hosts for development; space or comma separated",
         p.allowed_origins,
     )
+    widget_sandbox: bool = option(
+        "WIDGET_SANDBOX",
+        "false",
+        "Serve the widget page in a CSP sandbox: its scripts run, but not as your site's origin",
+        p.flag,
+    )
     frame_ancestors: tuple[str, ...] = option(
         "FRAME_ANCESTORS",
         "",
         "CSP frame-ancestors sources for the widget page, space-separated",
         p.frame_ancestors,
         shown="`'self'` plus `ALLOWED_ORIGINS`",
+    )
+    upstream_allow_http: bool = option(
+        "UPSTREAM_ALLOW_HTTP",
+        "false",
+        "Accept plain http:// vendor URLs beyond loopback (keys and tokens travel in clear)",
+        p.flag,
     )
     upstream_connect_timeout: float = option(
         "UPSTREAM_CONNECT_TIMEOUT",
@@ -260,7 +286,7 @@ class Settings:
         "METRICS_ALLOW",
         "127.0.0.0/8 ::1",
         "CIDRs that may read /metrics (the direct peer's address)",
-        parse_networks,
+        p.networks,
     )
     # The chosen vendor's own group (its options are declared in its folder).
     vendor: VendorSettings
@@ -268,12 +294,9 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every secret value, for the redaction and leak checks."""
-        # A cache URL is a Secret for its password, which is the secret part of it.
+        # A cache URL is a Secret for its credentials, which are the secret part of it.
         found = [*secrets_in(self, skip=("cache_url",)), *secrets_in(self.vendor)]
-        password = urlsplit(self.cache_url.reveal()).password
-        if password:
-            found.append(password)
-        return tuple(found)
+        return (*found, *url_secrets(self.cache_url.reveal()))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -290,6 +313,8 @@ class Settings:
             if not group_problems:
                 group = provider.settings(**fields)
                 group_problems += group.problems()
+                if not values.get("upstream_allow_http"):
+                    group_problems += _in_clear(group, provider.name)
             problems += group_problems
         problems += _cross_check(values)
         if problems:
@@ -327,12 +352,24 @@ def _cross_check(values: dict[str, Any]) -> list[str]:
             "SESSION_SAME_SITE: none is only accepted by browsers with a Secure cookie;"
             " set SESSION_HTTPS_ONLY=true"
         )
-    if get("identity_source") == "header" and get("trusted_proxies") == ():
+    if get("identity_source") == "header" and get("identity_proxies") == ():
         problems.append(
-            "TRUSTED_PROXIES: IDENTITY_SOURCE=header needs the CIDRs of the proxy that sets"
+            "IDENTITY_PROXIES: IDENTITY_SOURCE=header needs the CIDRs of the proxy that sets"
             f" {get('identity_header')}; without them nobody is ever signed in"
         )
     return problems
+
+
+def _in_clear(group: VendorSettings, vendor: str) -> list[str]:
+    """A vendor URL on plain http beyond this machine would carry keys or tokens in clear."""
+    return [
+        f"{opt.name}: {value} is plain http beyond loopback, so the key or tokens would"
+        " travel in clear; use https:// (or UPSTREAM_ALLOW_HTTP=true to accept it)"
+        for opt in options_of(type(group), vendor)
+        if isinstance(value := getattr(group, opt.field), str)
+        and value.startswith("http://")
+        and not p.is_loopback(value)
+    ]
 
 
 def read_environ(env_file: Path | None = Path(".env")) -> dict[str, str]:

@@ -9,16 +9,21 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import settings as hypothesis_settings
 
 from tests.support import UNLIMITED, FaultyUpstream, LeakScanner, Proxy
+from tests.support.browser import chromium
 from widget_proxy import create_app
 from widget_proxy.demo import demo_settings
 from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, Response
 
 # A loaded 2-core machine can't promise hypothesis's 200 ms per example.
 hypothesis_settings.register_profile("widget-proxy", deadline=None)
@@ -117,3 +122,33 @@ def make_proxy(
 @pytest.fixture
 def proxy(make_proxy: Callable[..., Proxy]) -> Proxy:
     return make_proxy()
+
+
+@pytest.fixture(scope="module")  # Playwright's sync API holds an event loop while open
+def browser() -> Iterator[Browser]:
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser: Browser, leak_scanner: LeakScanner) -> Iterator[Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    seen: list[str] = []
+    leaks: list[str] = []
+
+    def scan(response: Response) -> None:
+        # Every byte the browser receives is scanned as it arrives (the body of a
+        # page navigated away from can't be read later). Playwright swallows
+        # exceptions raised here, so findings are collected and asserted below.
+        seen.append(response.url)
+        texts = [str(response.all_headers())]
+        if not 300 <= response.status < 400:
+            texts.append(response.text())
+        leaks.extend(response.url for text in texts if leak_scanner.find(text))
+
+    page.on("response", scan)
+    yield page
+    context.close()
+    assert seen, "the browser received nothing"
+    assert not leaks, f"a secret reached the browser in {leaks}"

@@ -20,7 +20,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.middleware.sessions import SessionMiddleware
 
 from tests.support import FaultyUpstream, LeakScanner, Proxy, Respond, wait_until
-from tests.support.browser import chromium
 from widget_proxy import create_app
 from widget_proxy.demo import StandIn, demo_app, demo_settings, stand_in
 from widget_proxy.providers.hissuno import HissunoStandIn
@@ -29,17 +28,11 @@ from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.servers import BackgroundServer
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page, Response
+    from playwright.sync_api import Page
 
 EMAIL = "browser.user@example.com"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture
@@ -64,30 +57,6 @@ def start_demo(leak_scanner: LeakScanner) -> Iterator[Callable[..., str]]:
 @pytest.fixture
 def demo(start_demo: Callable[..., str], vendor: ReturningAIStandIn, upstream: str) -> str:
     return start_demo(vendor)
-
-
-@pytest.fixture
-def page(browser: Browser, leak_scanner: LeakScanner) -> Iterator[Page]:
-    context = browser.new_context()
-    page = context.new_page()
-    seen: list[str] = []
-    leaks: list[str] = []
-
-    def scan(response: Response) -> None:
-        # Every byte the browser receives is scanned as it arrives (the body of a
-        # page navigated away from can't be read later). Playwright swallows
-        # exceptions raised here, so findings are collected and asserted below.
-        seen.append(response.url)
-        texts = [str(response.all_headers())]
-        if not 300 <= response.status < 400:
-            texts.append(response.text())
-        leaks.extend(response.url for text in texts if leak_scanner.find(text))
-
-    page.on("response", scan)
-    yield page
-    context.close()
-    assert seen, "the browser received nothing"
-    assert not leaks, f"a secret reached the browser in {leaks}"
 
 
 def test_login_then_widget_greets_the_user(

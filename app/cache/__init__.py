@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..ops.metrics import Metrics
 from .keys import Hasher, Keys
 from .loader import Loader, SingleFlight
 from .memory import DEFAULT_MAX_ENTRIES, MemoryStore
@@ -35,22 +36,46 @@ __all__ = [
     "TokenIssuer",
     "open_store",
     "redacted_url",
+    "url_secrets",
 ]
 
 
-def open_store(url: str, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> Store:
-    """`memory://` → one process's memory; a Redis URL → memory in front of Redis."""
+def open_store(
+    url: str,
+    *,
+    secret: str,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    metrics: Metrics | None = None,
+) -> Store:
+    """`memory://` → one process's memory; a Redis URL → memory in front of Redis.
+
+    `secret` (SESSION_SECRET) keys the MACs that bind each shared value to its key.
+    """
     local = MemoryStore(max_entries)
     if url == "memory://":
         return local
-    return TieredStore(local, RedisStore(url), where=redacted_url(url))
+    shared = RedisStore(url, secret=secret)
+    return TieredStore(local, shared, where=redacted_url(url), metrics=metrics)
+
+
+def url_secrets(url: str) -> list[str]:
+    """Every credential a Redis URL can carry: the userinfo password, `?password=` and
+    any other `…password=` query parameter redis-py passes on."""
+    parts = urlsplit(url)
+    found = [parts.password] if parts.password else []
+    found += [v for k, v in parse_qsl(parts.query) if "password" in k.lower() and v]
+    return found
 
 
 def redacted_url(url: str) -> str:
-    """The URL without its password, for log lines."""
+    """The URL without its credentials, for anything shown: log lines, checks, errors."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        host = netloc.rpartition("@")[2]
+        netloc = (f"{parts.username}:***@" if parts.username else ":***@") + host
+    query = urlencode(
+        [(k, "***" if "password" in k.lower() else v) for k, v in parse_qsl(parts.query)],
+        safe="*/",
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

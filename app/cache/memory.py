@@ -83,5 +83,8 @@ class MemoryStore:
     async def ping(self) -> None:
         return None
 
+    def degraded(self) -> str | None:
+        return None  # one process's memory is all it ever was
+
     async def aclose(self) -> None:
         self._entries.clear()

@@ -175,11 +175,12 @@ class PageCache:
     async def _refresh(self, key: str, path: str, color: Color, stale: PageEntry) -> None:
         try:
             await self.flight.run(key, lambda: self._revalidate(key, path, color, stale))
-        except UpstreamError as exc:
+        except Exception as exc:  # whatever broke, the back-off holds: no refresh storm
             self._retry_at[key] = self._clock() + min(REFRESH_BACKOFF, self._ttl)
+            reason = exc.detail if isinstance(exc, UpstreamError) else type(exc).__name__
             log.warning(
                 "page refresh failed: %s; serving the cached page for up to %.0f s more",
-                exc.detail,
+                reason,
                 max(0.0, stale.expires_at - self._clock()),
             )
         else:

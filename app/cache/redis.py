@@ -3,10 +3,17 @@
 Entries are written with their remaining lifetime as the key's TTL; locks are
 `SET NX PX` with a random owner token, released by a compare-and-delete script so
 only the owner can release them.
+
+Every value is stored behind a MAC of its key and bytes, under a key derived from
+the proxy's secret: whoever can write to Redis can't copy one user's token onto
+another user's key, or forge one. A value that fails the check is a miss, and said.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -20,6 +27,10 @@ from .store import E, Entry
 # wait on it longer than on a miss.
 TIMEOUT: Final = 1.0
 MAX_CONNECTIONS: Final = 64
+MAC_BYTES: Final = 16
+QUIET: Final = 10.0  # seconds between two warnings about forged values
+
+log = logging.getLogger("widget_proxy.cache")
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -49,9 +60,13 @@ class RedisStore:
         self,
         url: str,
         *,
+        secret: str,
         prefix: str = "widget-proxy:",
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`secret` keys the values' MACs (SESSION_SECRET; every process shares it)."""
+        self._mac_key = hmac.new(secret.encode(), b"widget-proxy stored values", "sha256").digest()
+        self._warned_at = -QUIET
         # A blocking pool queues a burst instead of failing it: redis-py's default
         # pool raises as soon as its connections are all in use.
         pool = aioredis.BlockingConnectionPool.from_url(
@@ -68,11 +83,16 @@ class RedisStore:
         self._throttle = self._redis.register_script(_THROTTLE)
 
     async def get(self, key: str, kind: type[E], *, local: bool = True) -> E | None:
-        data = await self._redis.get(self._prefix + key)
-        if data is None:
+        stored = await self._redis.get(self._prefix + key)
+        if stored is None:
+            return None
+        sealed = stored if isinstance(stored, bytes) else stored.encode()
+        mac, data = sealed[:MAC_BYTES], sealed[MAC_BYTES:]
+        if not hmac.compare_digest(mac, self._mac(key, data)):
+            self._forged(key)
             return None
         try:
-            entry = kind.from_bytes(data if isinstance(data, bytes) else data.encode())
+            entry = kind.from_bytes(data)
         except (ValueError, KeyError, TypeError):  # another version's, or damaged: a miss
             return None
         return entry if entry.expires_at > self._clock() else None
@@ -82,7 +102,21 @@ class RedisStore:
         if ttl_ms <= 0:
             await self.delete(key)
             return
-        await self._redis.set(self._prefix + key, entry.to_bytes(), px=ttl_ms)
+        data = entry.to_bytes()
+        await self._redis.set(self._prefix + key, self._mac(key, data) + data, px=ttl_ms)
+
+    def _mac(self, key: str, data: bytes) -> bytes:
+        message = key.encode() + b"\0" + data  # the key is bound to the value
+        return hmac.new(self._mac_key, message, hashlib.sha256).digest()[:MAC_BYTES]
+
+    def _forged(self, key: str) -> None:
+        now = time.monotonic()
+        if now - self._warned_at >= QUIET:
+            self._warned_at = now
+            log.warning(
+                "a value in redis failed its check (moved from another key, written by"
+                " something else, or under another SESSION_SECRET); treated as a miss"
+            )
 
     async def delete(self, key: str) -> None:
         await self._redis.delete(self._prefix + key)

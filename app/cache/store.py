@@ -67,3 +67,6 @@ class SharedStore(Entries, Locks, Counters, Protocol):
 class Store(SharedStore, Protocol):
     def peek(self, key: str, kind: type[E]) -> E | None:
         """The entry if this process holds it, without waiting; None otherwise."""
+
+    def degraded(self) -> str | None:
+        """Why the store works in a lesser mode now (shared part unreachable), or None."""

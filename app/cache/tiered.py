@@ -3,7 +3,9 @@
 A hit in memory never reaches Redis. A miss asks Redis and keeps what it finds. When
 Redis fails, requests go on with this process's memory and in-process locks, one
 warning is logged, and Redis is tried again after `RETRY_AFTER` seconds: an outage
-never fails a page.
+never fails a page. The outage ends, with one line saying so, once Redis has answered
+for `STABLE_AFTER` seconds without a failure: a restarting Redis that answers one
+call and refuses the next makes one warning, not twenty.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from typing import Final, TypeVar
 
 from redis.exceptions import RedisError
 
+from ..ops.metrics import Metrics
 from .memory import MemoryStore
 from .store import E, Entry, SharedStore
 
 log = logging.getLogger("widget_proxy.cache")
 
 RETRY_AFTER: Final = 1.0
+STABLE_AFTER: Final = 5.0
 T = TypeVar("T")
 
 
@@ -31,6 +35,7 @@ class TieredStore:
         shared: SharedStore,
         *,
         where: str,
+        metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._local = local
@@ -38,7 +43,10 @@ class TieredStore:
         self._where = where  # for log lines: the Redis URL without its password
         self._clock = clock
         self._down_until = 0.0
-        self._down = False
+        self._outage_since: float | None = None
+        self._answering_since: float | None = None  # during an outage
+        self._gauge = (metrics or Metrics()).degraded.labels("cache")
+        self._gauge.set(0)
 
     def peek(self, key: str, kind: type[E]) -> E | None:
         return self._local.peek(key, kind)
@@ -79,11 +87,24 @@ class TieredStore:
         )  # Redis is down: count in this process
 
     async def ping(self) -> None:
-        await self._shared.ping()
+        """Raise if Redis can't be reached; readiness asks, and it counts as a call."""
+        try:
+            await self._shared.ping()
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            raise
+        self._answered()
 
     async def aclose(self) -> None:
         await self._shared.aclose()
         await self._local.aclose()
+
+    def degraded(self) -> str | None:
+        """Why this process serves from its own memory alone, or None while Redis answers."""
+        if self._outage_since is None:
+            return None
+        seconds = self._clock() - self._outage_since
+        return f"redis at {self._where} unreachable for {seconds:.0f} s: serving from memory"
 
     async def _try(self, call: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
         """(True, result) from Redis, or (False, None) while it is failing."""
@@ -92,17 +113,32 @@ class TieredStore:
         try:
             result = await call()
         except (RedisError, OSError) as exc:
-            self._down_until = self._clock() + RETRY_AFTER
-            if not self._down:
-                self._down = True
-                log.warning(
-                    "redis at %s is unreachable (%s); serving from this process's cache"
-                    " until it is back",
-                    self._where,
-                    type(exc).__name__,
-                )
+            self._failed(exc)
             return False, None
-        if self._down:
-            self._down = False
-            log.warning("redis at %s is reachable again", self._where)
+        self._answered()
         return True, result
+
+    def _failed(self, exc: Exception) -> None:
+        now = self._clock()
+        self._down_until = now + RETRY_AFTER
+        self._answering_since = None
+        if self._outage_since is None:
+            self._outage_since = now
+            self._gauge.set(1)
+            log.warning(
+                "redis at %s is unreachable (%s); serving from this process's cache"
+                " until it is back",
+                self._where,
+                type(exc).__name__,
+            )
+
+    def _answered(self) -> None:
+        if self._outage_since is None:
+            return
+        now = self._clock()
+        if self._answering_since is None:
+            self._answering_since = now
+        elif now - self._answering_since >= STABLE_AFTER:
+            self._outage_since = self._answering_since = None
+            self._gauge.set(0)
+            log.warning("redis at %s is reachable again", self._where)

@@ -13,7 +13,7 @@ import time
 from base64 import urlsafe_b64decode
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, Protocol, Self, TypeVar
+from typing import Final, Generic, Protocol, Self, TypeVar
 
 from ..errors import UpstreamBadResponse
 from ..ops.metrics import Metrics
@@ -22,6 +22,7 @@ from .store import Store
 
 log = logging.getLogger("widget_proxy.cache")
 
+MAX_TOKEN_LENGTH: Final = 8192
 I = TypeVar("I")  # noqa: E741 - who the token is for (the visitor's identity)
 I_contra = TypeVar("I_contra", contravariant=True)
 
@@ -81,7 +82,10 @@ class JwtLifetime:
 
 class TokenIssuer(Protocol[I_contra]):
     def cache_key(self, identity: I_contra) -> str:
-        """Whose token this request needs, as a key that holds no personal data."""
+        """Whose token this request needs, as a key that holds no personal data.
+
+        Unique within the issuer; the cache files it under the configuration's namespace.
+        """
 
     async def issue(self, identity: I_contra) -> TokenEntry:
         """A new token for `identity`, and until when it may be served."""
@@ -93,6 +97,7 @@ class TokenCache(Generic[I]):
         store: Store,
         issuer: TokenIssuer[I],
         *,
+        namespace: str = "",
         margin: float = 60.0,
         lease: float = DEFAULT_LEASE,
         metrics: Metrics | None = None,
@@ -100,6 +105,7 @@ class TokenCache(Generic[I]):
     ) -> None:
         self._store = store
         self._issuer = issuer
+        self._prefix = f"tok:{namespace}:" if namespace else "tok:"
         self._clock = clock
         self._margin = margin  # only for the warning: the issuer applied it already
         observed = metrics or Metrics()
@@ -108,7 +114,7 @@ class TokenCache(Generic[I]):
         self.flight = self._loader.flight
 
     def key(self, identity: I) -> str:
-        return self._issuer.cache_key(identity)
+        return self._prefix + self._issuer.cache_key(identity)
 
     def cached(self, key: str) -> str | None:
         """The token if this process holds a live one; never waits."""
@@ -134,6 +140,13 @@ class TokenCache(Generic[I]):
 
     async def _issue(self, key: str, identity: I) -> TokenEntry:
         entry = await self._issuer.issue(identity)
+        if len(entry.token) > MAX_TOKEN_LENGTH:
+            # A real widget token is a few hundred bytes; megabytes would be kept per
+            # user and escaped on every view.
+            raise UpstreamBadResponse(
+                f"the issued token is {len(entry.token)} characters long"
+                f" (at most {MAX_TOKEN_LENGTH})"
+            )
         if entry.expires_at <= self._clock():
             # It can't be cached without serving it inside the margin; this request
             # still gets it, fresh, rather than an error.

@@ -4,27 +4,39 @@ A page is split when it is fetched, not when it is served: `SplitPage.render` on
 joins three byte strings. Only the `token` member of the object literal assigned to
 `window.__WIDGET_INIT__` inside an inline `<script>` is a placeholder, and only
 while it is an empty string literal.
+
+The vendor writes the page, so "inside a script" and "an empty string literal" must
+mean what they mean to the browser. Two small left-to-right scanners decide:
+
+* `_scan_html` walks the HTML as its tokenizer does: comments, `<!...>`/`<?...>`,
+  raw text (`<script>` with its escape states, `<style>`, `<title>`, ...) and tags with
+  their attributes, so `src` is exactly the attribute `src` and `<head>`, `<base>` and
+  `<script>` are tags only where the browser sees tags. After a `<svg>`, `<math>` or
+  `<select>`, where tree construction changes how the rest is tokenized, no script is
+  scanned.
+* `_js_tokens` splits a script into JavaScript tokens: strings, template literals,
+  regular expression literals, comments (HTML-like ones too, outside modules) and
+  brackets, so the assignment and its object are found in code only. Code inside a
+  template literal's `${...}` is code. A script it can't read for certain (an
+  unterminated literal, unbalanced brackets, a `/` whose meaning depends on more than
+  its tokens) has no placeholder at all.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
-from html import escape
+from html import escape, unescape
+from typing import NamedTuple
 
 from ..errors import UpstreamBadResponse
 
-_INLINE_SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
-_HAS_SRC = re.compile(r"\bsrc\s*=", re.IGNORECASE)
-_ASSIGNMENT = re.compile(r"\bwindow\s*\.\s*__WIDGET_INIT__\s*=\s*\{")
-_HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
-_HTML = re.compile(r"<html\b[^>]*>", re.IGNORECASE)
-_BASE = re.compile(r"<base\b", re.IGNORECASE)
-_IDENT = re.compile(r"[A-Za-z_$][\w$]*")
-_SPACE = re.compile(r"(?:\s+|//[^\n]*|/\*.*?\*/)*", re.DOTALL)
-_JS_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+# JSON escapes quotes, backslashes, control characters and U+2028/U+2029; the rest can
+# end a script (`</script>`, `<!--`) or, should the scanner ever be wrong, a template
+# literal, a regular expression, a comment or a single-quoted string.
+_JS_UNSAFE = str.maketrans({c: f"\\u{ord(c):04x}" for c in "<>&`$/'"})
 
 
 @lru_cache(maxsize=4096)  # a user's token is served many times while it lives
@@ -33,7 +45,9 @@ def js_string(value: str) -> str:
 
     JSON escapes quotes, backslashes, control characters and (with ensure_ascii)
     everything beyond ASCII, U+2028/U+2029 included; `<`, `>` and `&` are escaped
-    too so that no `</script>` or `<!--` can appear in the literal.
+    too so that no `</script>` or `<!--` can appear in the literal, and `` ` ``, `$`,
+    `/` and `'` so that it stays inert even where a template literal, regular
+    expression, comment or single-quoted string would have surrounded it.
     """
     return json.dumps(value).translate(_JS_UNSAFE)
 
@@ -53,18 +67,27 @@ def split_page(html: str, base_href: str | None = None) -> SplitPage:
     With `base_href`, a `<base href>` is added (unless the page has one) so that the
     page's relative URLs still point at the upstream when it is served from here.
     """
-    if base_href is not None and not _BASE.search(html):
-        html = _insert_base(html, base_href)
-    found = [
-        (body_start + start, body_start + end)
-        for match in _INLINE_SCRIPT.finditer(html)
-        if not _HAS_SRC.search(match.group(1))
-        for body_start in (match.start(2),)
-        for start, end in _placeholders(match.group(2))
-    ]
+    page = _scan_html(html)
+    if base_href is not None and not page.has_base:
+        tag = f'<base href="{escape(base_href, quote=True)}">'
+        html = html[: page.base_at] + tag + html[page.base_at :]
+        page = _scan_html(html)  # what is served is what is scanned
+    found: list[tuple[int, int]] = []
+    unread: list[str] = []
+    for script in page.scripts:
+        text = html[script.start : script.end]
+        if "__WIDGET_INIT__" not in text:  # no placeholder there, however it tokenizes
+            continue
+        try:
+            spans = _placeholders(text, script)
+        except _Unread as reason:
+            unread.append(f"the script at offset {script.start} was not scanned: {reason}")
+            continue
+        found += [(script.start + start, script.start + end) for start, end in spans]
     if not found:
         raise UpstreamBadResponse(
             "the widget page has no empty token in window.__WIDGET_INIT__ (placeholder missing)"
+            + "".join(f"; {note}" for note in unread)
         )
     if len(found) > 1:
         raise UpstreamBadResponse(
@@ -74,96 +97,346 @@ def split_page(html: str, base_href: str | None = None) -> SplitPage:
     return SplitPage(html[:start].encode("utf-8"), html[end:].encode("utf-8"))
 
 
-def _insert_base(html: str, href: str) -> str:
-    tag = f'<base href="{escape(href, quote=True)}">'
-    anchor = _HEAD.search(html) or _HTML.search(html)
-    at = anchor.end() if anchor else 0
-    return html[:at] + tag + html[at:]
+class _Unread(Exception):
+    """Why a script can't be read for certain; none of it is then a placeholder."""
 
 
-def _placeholders(script: str) -> list[tuple[int, int]]:
+# --- HTML: comments, raw text and tags, as the browser's tokenizer reads them ----------
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_TAG = re.compile(r"</?([A-Za-z][^\t\n\f\r />]*)")
+_ATTRIBUTE = re.compile(
+    r"[\t\n\f\r /]*([^\t\n\f\r />][^\t\n\f\r /=>]*)"  # the name (it may start with "=")
+    r"""(?:[\t\n\f\r ]*=[\t\n\f\r ]*("[^"]*"?|'[^']*'?|[^\t\n\f\r >]*))?"""  # the value
+)
+_TAG_END = re.compile(r"[\t\n\f\r /]*>")
+# Elements whose text runs to their end tag (with scripting on, <noscript> too).
+_RAW_TEXT = frozenset(
+    {"style", "xmp", "iframe", "noembed", "noframes", "noscript", "textarea", "title"}
+)
+# Inside these the tree builder changes how what follows is tokenized: SVG and MathML
+# scripts decode entities and CDATA, a classic <select> ignores most tags. A script
+# after one is not scanned, rather than scanned the way the browser might not read it.
+_UNTRACKED = frozenset({"svg", "math", "select"})
+# What ends each of the script data states (HTML: script data, escaped, double escaped).
+_SCRIPT_DATA = {
+    "data": re.compile(r"<!--|</script[\t\n\f\r />]", re.I | re.A),
+    "escaped": re.compile(r"-->|</script[\t\n\f\r />]|<script[\t\n\f\r />]", re.I | re.A),
+    "double": re.compile(r"-->|</script[\t\n\f\r />]", re.I | re.A),
+}
+_JS_TYPES = frozenset(
+    ["", "text/jscript", "text/livescript", *(f"text/javascript1.{n}" for n in range(6))]
+    + [f"{top}/{sub}" for top in ("application", "text")
+       for sub in ("ecmascript", "javascript", "x-ecmascript", "x-javascript")]
+)  # fmt: skip
+
+
+class _Script(NamedTuple):
+    start: int  # the text of an inline script the browser runs: html[start:end]
+    end: int
+    module: bool
+    unread: str  # why it must not be scanned, or ""
+
+
+@dataclass
+class _Page:
+    scripts: list[_Script] = field(default_factory=list)
+    base_at: int = 0  # just past the first <head> tag, else the first <html> tag, else 0
+    has_base: bool = False
+
+
+def _scan_html(html: str) -> _Page:
+    """The page's inline scripts and the tags that place `<base>`, read left to right."""
+    page = _Page()
+    anchors: dict[str, int] = {}
+    untracked = ""  # why no script from here on is scanned
+    pos = 0
+    while (lt := html.find("<", pos)) >= 0:
+        if html.startswith("<!--", lt):
+            pos = _comment_end(html, lt)
+            continue
+        tag = _TAG.match(html, lt)
+        if tag is None:  # `<!…>`, `<?…>` and `</` + not a letter are bogus comments
+            gt = html.find(">", lt) if html.startswith(("<!", "<?", "</"), lt) else lt
+            pos = gt + 1 if gt >= 0 else len(html)
+            continue
+        attributes, pos = _attributes(html, tag.end())
+        if pos < 0:
+            break  # the file ends inside the tag
+        name = tag.group(1).translate(_ASCII_LOWER)
+        if tag.group().startswith("</"):
+            continue
+        if name in ("head", "html"):
+            anchors.setdefault(name, pos)
+        page.has_base |= name == "base"
+        untracked = untracked or (f"it comes after a <{name}>" if name in _UNTRACKED else "")
+        if name == "plaintext":
+            break  # all the rest is text
+        if name == "script":
+            end = _script_end(html, pos)
+        elif name in _RAW_TEXT:
+            close = re.compile(f"</{name}[\t\n\f\r />]", re.I | re.A).search(html, pos)
+            end = close.start() if close else None
+        else:
+            continue
+        if end is None:
+            break  # raw text to the end of the file: an unfinished script never counts
+        kind = _script_kind(attributes) if name == "script" else None
+        if kind is not None and "src" not in attributes:
+            page.scripts.append(_Script(pos, end, kind == "module", untracked))
+        pos = _attributes(html, end + len(f"</{name}"))[1]  # past the end tag
+        if pos < 0:
+            break
+    page.base_at = anchors.get("head", anchors.get("html", 0))
+    return page
+
+
+def _comment_end(html: str, lt: int) -> int:
+    """Just past the comment that `<!--` opens at `lt`; "<!-->" and "<!--->" are closed."""
+    ends = [i + len(s) for s, n in (("-->", 2), ("--!>", 4)) if (i := html.find(s, lt + n)) >= 0]
+    return min(ends, default=len(html))
+
+
+def _attributes(html: str, pos: int) -> tuple[dict[str, str], int]:
+    """The attributes of the tag whose name ends at `pos`, and the index past its `>`.
+
+    The first of two attributes of the same name wins; the index is -1 when the file
+    ends inside the tag.
+    """
+    attributes: dict[str, str] = {}
+    while (match := _ATTRIBUTE.match(html, pos)) is not None:
+        name, value = match.group(1).translate(_ASCII_LOWER), match.group(2) or ""
+        if value[:1] in ("'", '"'):
+            value = value[1:-1]
+        attributes.setdefault(name, unescape(value))
+        pos = match.end()
+    end = _TAG_END.match(html, pos)
+    return attributes, end.end() if end else -1
+
+
+def _script_end(html: str, pos: int) -> int | None:
+    """Where the text of the script starting at `pos` ends: the `<` of its `</script`."""
+    state = "data"
+    while (match := _SCRIPT_DATA[state].search(html, pos)) is not None:
+        found = match.group().lower()
+        if found == "<!--":  # its own "--" may close it again: "<!-->"
+            state, pos = "escaped", match.start() + 2
+        elif found == "-->":
+            state, pos = "data", match.end()
+        elif found.startswith("<script"):
+            state, pos = "double", match.end()
+        elif state == "double":
+            state, pos = "escaped", match.end()
+        else:
+            return match.start()
+    return None
+
+
+def _script_kind(attributes: dict[str, str]) -> str | None:
+    """How the browser runs a script: "classic", "module", or None (not JavaScript)."""
+    kind = attributes.get("type")
+    if kind is None and attributes.get("language"):
+        kind = f"text/{attributes['language']}"
+    kind = (kind or "").strip("\t\n\f\r ").translate(_ASCII_LOWER)
+    if kind == "module":
+        return kind
+    return "classic" if kind in _JS_TYPES else None
+
+
+# --- JavaScript: tokens, so that strings, comments and literals are never code --------
+
+_NEWLINES = "\n\r\u2028\u2029"
+_LINE_END = re.compile(r"[\n\r\u2028\u2029]")
+_SPACE = re.compile(r"[\t\v\f \xa0\ufeff\u1680\u2000-\u200a\u202f\u205f\u3000]+")
+# Any non-ASCII character but a space may be part of a name: one that may not makes
+# the script a syntax error, and a script that doesn't parse never runs.
+_NAME = re.compile(r"(?:[\w$#\\]|[^\x00-\x7f\s\ufeff])+")
+_NUMBER = re.compile(r"\.?[0-9](?:[eE][+-]|[\w.])*")
+_STRING = {q: re.compile(rf"{q}(?:[^{q}\\\n\r]++|\\(?:\r\n|[\s\S]))*+{q}") for q in "'\""}
+_TEMPLATE = re.compile(r"(?:[^`\\$]++|\\[\s\S]|\$(?!\{))*+(?:`|\$\{)")  # after ` or }
+_REGEX = re.compile(
+    r"/(?:[^/\\\[\n\r\u2028\u2029]++|\\[^\n\r\u2028\u2029]"
+    r"|\[(?:[^\]\\\n\r\u2028\u2029]++|\\[^\n\r\u2028\u2029])*+\])++/[\w$]*"
+)
+_PUNCTUATOR = re.compile(
+    r">>>=?|\.\.\.|[=!]==|\*\*=?|<<=?|>>=?|&&=?|\|\|=?|\?\?=?|\?\.(?![0-9])|=>|\+\+|--"
+    r"|[-+*/%&|^<>!=]=|[\s\S]"
+)
+# After these words an expression starts, so a `/` starts a regular expression.
+_BEFORE_EXPRESSION = frozenset(
+    {"return", "typeof", "instanceof", "in", "new", "delete", "void", "throw", "case", "do"}
+    | {"else", "extends", "default", "break", "continue", "debugger"}
+)
+_KEYWORD_OR_NAME = frozenset({"yield", "await", "of"})  # which one depends on context
+_STATEMENT_HEADS = frozenset({"if", "while", "for", "with"})  # `if (a) /re/.test(b)`
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
+
+
+class _Token(NamedTuple):
+    kind: str  # "name", "punct", "string", "template", "number" or "regex"
+    text: str
+    start: int
+
+
+def _js_tokens(src: str, *, module: bool) -> list[_Token]:
+    """The tokens of a script, comments left out; _Unread where it can't be sure.
+
+    A template literal is one token up to its end or its first `${`, and again from the
+    `}` that closes each `${`: what is in between is code. Whether a `/` starts a
+    regular expression or divides is decided by the token before it, as JavaScript
+    does; where that is not enough (after `}`, or after a word like `await` that may
+    be a keyword or a name) the script is unread.
+    """
+    tokens: list[_Token] = []
+    # Open brackets, innermost last, each with what a `/` right after its closing
+    # bracket would be: True a regular expression, False a division, None can't tell.
+    brackets: list[tuple[str, bool | None]] = []
+    regex_ok: bool | None = True  # would a `/` here start a regular expression?
+    line_start = True  # nothing but spaces and comments since a line break (or the start)
+    pos = _line_end(src, 0) if src.startswith("#!") else 0  # a hashbang is a comment
+    while pos < len(src):
+        ch = src[pos]
+        if ch in _NEWLINES:
+            pos, line_start = pos + 1, True
+            continue
+        if space := _SPACE.match(src, pos):
+            pos = space.end()
+            continue
+        html_comment = src.startswith("<!--", pos) or (line_start and src.startswith("-->", pos))
+        if src.startswith("//", pos) or (html_comment and not module):
+            pos = _line_end(src, pos)
+            continue
+        if src.startswith("/*", pos):
+            close = src.find("*/", pos + 2)
+            if close < 0:
+                raise _Unread("a comment never ends")
+            line_start = line_start or any(c in _NEWLINES for c in src[pos:close])
+            pos = close + 2
+            continue
+        after_line_break, line_start = line_start, False
+        kind: str = "punct"
+        next_regex_ok: bool | None = True
+        if ch in "'\"":
+            kind, next_regex_ok, match = "string", False, _STRING[ch].match(src, pos)
+        elif ch == "`" or (ch == "}" and brackets and brackets[-1][0] == "${"):
+            if ch == "}":
+                brackets.pop()
+            kind, next_regex_ok, match = "template", False, _TEMPLATE.match(src, pos + 1)
+            if match is not None and match.group().endswith("${"):
+                brackets.append(("${", None))
+                next_regex_ok = True
+        elif "0" <= ch <= "9" or (ch == "." and "0" <= src[pos + 1 : pos + 2] <= "9"):
+            kind, next_regex_ok, match = "number", False, _NUMBER.match(src, pos)
+        elif ch == "/" and regex_ok:
+            kind, next_regex_ok, match = "regex", False, _REGEX.match(src, pos)
+        elif ch == "/" and regex_ok is None:
+            raise _Unread(f"a `/` after `{tokens[-1].text}` may divide or start a regex")
+        elif match := _NAME.match(src, pos):
+            kind, next_regex_ok = "name", _regex_after_word(match.group(), tokens, module)
+        else:
+            match = _PUNCTUATOR.match(src, pos)
+            assert match is not None  # it matches any one character
+            next_regex_ok = _regex_after_punctuator(match.group(), tokens, brackets)
+            if match.group() in ("++", "--") and not after_line_break:
+                next_regex_ok = regex_ok  # postfix in `a++ / 2`, prefix in `x = ++/a/.b`
+        if match is None:
+            raise _Unread(f"a {kind} literal never ends")
+        tokens.append(_Token(kind, src[pos : match.end()], pos))
+        pos, regex_ok = match.end(), next_regex_ok
+    if brackets:
+        raise _Unread(f"a `{brackets[-1][0]}` is never closed")
+    return tokens
+
+
+def _line_end(src: str, pos: int) -> int:
+    line_end = _LINE_END.search(src, pos)
+    return line_end.start() if line_end else len(src)
+
+
+def _regex_after_word(word: str, tokens: list[_Token], module: bool) -> bool | None:
+    if tokens and tokens[-1].text in (".", "?."):
+        return False  # a property name, whatever the word: `a.return / 2`
+    if word in _BEFORE_EXPRESSION:
+        return True
+    if word in _KEYWORD_OR_NAME:
+        return True if module and word != "of" else None
+    return False
+
+
+def _regex_after_punctuator(
+    text: str, tokens: list[_Token], brackets: list[tuple[str, bool | None]]
+) -> bool | None:
+    """Keep track of brackets; would a `/` right after `text` start a regular expression?
+
+    After a closing bracket it depends on the bracket; after any other punctuator, yes.
+    """
+    if text == "(":
+        brackets.append(("(", _is_statement_head(tokens)))
+    elif text in ("[", "{"):
+        brackets.append((text, False if text == "[" else None))
+    elif text in _CLOSERS:
+        if not brackets or brackets[-1][0] != _CLOSERS[text]:
+            raise _Unread(f"a `{text}` closes nothing it opened")
+        return brackets.pop()[1]
+    return True
+
+
+def _is_statement_head(tokens: list[_Token]) -> bool:
+    """Is a `(` after `tokens` the head of `if`, `while`, `for` (`for await`) or `with`?"""
+    i = len(tokens) - 1
+    if [token.text for token in tokens[-2:] if token.kind == "name"] == ["for", "await"]:
+        i -= 1
+    if i < 0 or tokens[i].kind != "name" or tokens[i].text not in _STATEMENT_HEADS:
+        return False
+    return i == 0 or tokens[i - 1].text not in (".", "?.")  # not a property: `a.if(b)`
+
+
+def _placeholders(script: str, where: _Script) -> list[tuple[int, int]]:
     """Spans of empty `token` values in each `window.__WIDGET_INIT__ = {...}` of a script."""
-    spans = []
-    for match in _ASSIGNMENT.finditer(script):
-        span = _empty_token_in_object(script, match.end())
-        if span is not None:
-            spans.append(span)
-    return spans
+    if where.unread:
+        raise _Unread(where.unread)
+    tokens = _js_tokens(script, module=where.module)
+    texts = [token.text for token in tokens]  # a literal's text has its quotes or slashes
+    return [
+        span
+        for i in range(len(tokens) - 4)
+        if texts[i : i + 5] == ["window", ".", "__WIDGET_INIT__", "=", "{"]
+        and (span := _empty_token_in_object(tokens, i + 5)) is not None
+    ]
 
 
-def _empty_token_in_object(src: str, pos: int) -> tuple[int, int] | None:
-    """Scan the object literal whose `{` ends just before `pos`, at depth one only.
+def _empty_token_in_object(tokens: list[_Token], i: int) -> tuple[int, int] | None:
+    """Scan the object literal whose `{` is just before `tokens[i]`, at depth one only.
 
-    A tiny tokenizer, not a JavaScript parser: it skips strings, comments and nested
-    brackets so that a `token` inside a nested object or a string is never taken.
-    As in JavaScript, the last `token` key wins, and an object that never closes
-    has no placeholder.
+    As in JavaScript, the last `token` key wins, and an object that never closes has no
+    placeholder.
     """
     depth = 1
     expect_key = True
     found: tuple[int, int] | None = None
-    while pos < len(src):
-        pos = _skip(src, pos)
-        if pos >= len(src):
-            break
-        ch = src[pos]
-        key_end = None
-        if ch in "\"'`":
-            end = _string_end(src, pos)
-            if end is None:
-                return None
-            if depth == 1 and expect_key and src[pos + 1 : end - 1] == "token":
-                key_end = end
-            pos, expect_key = end, False
-        elif ch in "{[(":
-            depth, pos, expect_key = depth + 1, pos + 1, False
-        elif ch in "}])":
+    for j in range(i, len(tokens)):
+        kind, text, _ = tokens[j]
+        if kind == "punct" and text in ("{", "[", "("):
+            depth, expect_key = depth + 1, False
+        elif kind == "punct" and text in ("}", "]", ")"):
             depth -= 1
             if depth == 0:
                 return found
-            pos += 1
-        elif ch == ",":
+        elif kind == "punct" and text == ",":
             expect_key = depth == 1
-            pos += 1
-        elif (ident := _IDENT.match(src, pos)) is not None:
-            if depth == 1 and expect_key and ident.group() == "token":
-                key_end = ident.end()
-            pos, expect_key = ident.end(), False
-        else:
-            pos += 1
-        if key_end is not None:
-            found = _empty_value_after_key(src, key_end)
+        elif kind != "punct":
+            key = text if kind == "name" else text[1:-1] if kind == "string" else None
+            if depth == 1 and expect_key and key == "token":
+                found = _empty_value(tokens, j + 1)
+            expect_key = False
     return None
 
 
-def _empty_value_after_key(src: str, pos: int) -> tuple[int, int] | None:
-    pos = _skip(src, pos)
-    if not src.startswith(":", pos):
+def _empty_value(tokens: list[_Token], i: int) -> tuple[int, int] | None:
+    """The span of the `""` or `''` in `: ""` at `tokens[i]`, else None."""
+    if len(tokens) < i + 2 or tokens[i].text != ":":
         return None
-    pos = _skip(src, pos + 1)
-    if src[pos : pos + 2] in ('""', "''"):
-        return pos, pos + 2
-    return None
-
-
-def _skip(src: str, pos: int) -> int:
-    """Past any whitespace and comments."""
-    match = _SPACE.match(src, pos)
-    return match.end() if match else pos
-
-
-def _string_end(src: str, pos: int) -> int | None:
-    """Index just past the string literal starting at `pos`, or None if unterminated."""
-    quote = src[pos]
-    i = pos + 1
-    while i < len(src):
-        ch = src[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == quote:
-            return i + 1
-        if ch == "\n" and quote != "`":
-            return None
-        i += 1
-    return None
+    value = tokens[i + 1]
+    if value.kind != "string" or value.text not in ('""', "''"):
+        return None
+    return value.start, value.start + 2

@@ -15,6 +15,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import InvalidEmail
 from ..rendering import render
@@ -40,8 +41,43 @@ def safe_next(value: str, default: str = "/") -> str:
     return value
 
 
+class OneVary:
+    """Sends `Vary` once, each name in it once.
+
+    The pages say `Vary: Cookie` (BASE_HEADERS), and so does `SessionMiddleware` when a
+    page reads the session, appending to what is there without looking. Outside it,
+    this merges every `Vary` line into one header of distinct names (or `*`).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_one_vary(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = one_vary(list(message.get("headers", [])))
+            await send(message)
+
+        await self.app(scope, receive, send_with_one_vary)
+
+
+def one_vary(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` with all `Vary` values as one header, duplicates (any case) dropped."""
+    names: dict[bytes, bytes] = {}
+    for key, value in headers:
+        if key.lower() == b"vary":
+            for name in value.split(b","):
+                if name.strip():
+                    names.setdefault(name.strip().lower(), name.strip())
+    if not names:
+        return headers
+    vary = b"*" if b"*" in names else b", ".join(names.values())
+    return [(k, v) for k, v in headers if k.lower() != b"vary"] + [(b"vary", vary)]
+
+
 def site_routes(settings: Settings, upstream_url: str) -> list[Route]:
     session = [
+        Middleware(OneVary),
         Middleware(
             SessionMiddleware,
             secret_key=settings.session_secret.reveal(),
@@ -49,7 +85,7 @@ def site_routes(settings: Settings, upstream_url: str) -> list[Route]:
             max_age=settings.session_max_age,
             same_site=settings.session_same_site,
             https_only=settings.session_https_only,
-        )
+        ),
     ]
 
     async def home(request: Request) -> Response:

@@ -64,12 +64,11 @@ class Checklist:
     def fingerprint(self, value: str) -> str:
         """Enough of a secret or token to recognise it, never enough to use it.
 
-        At most the first 6 and last 4 characters, and only when they are under a
-        third of the value; a short value shows its length alone.
+        Its last 4 characters and its length; a value under 16 characters, its length
+        alone. (A key's first characters are often its type, `sk_`, and the next ones
+        would be the secret's own.)
         """
         n = len(value)
-        if n >= 32:
-            return f"{value[:6]}{self._ellipsis}{value[-4:]} ({n} chars)"
         if n >= 16:
             return f"{self._ellipsis}{value[-4:]} ({n} chars)"
         return f"({n} chars)"

@@ -17,9 +17,12 @@ async def healthz(request: Request) -> Response:
 
 
 class Readiness:
-    """200 when the cache store answers and no circuit is open; else 503 naming why.
+    """Whether this process can serve: it can, once started, so readiness is 200.
 
-    (Settings are valid, or the process would not have started.)
+    What is degraded is said in the body (and in the metrics), not as a 503: an open
+    circuit to the vendor or an unreachable Redis is the same for every instance, and
+    an orchestrator that pulled them all would turn a partial outage into a total one.
+    Cached pages and tokens still flow, and the circuit probes the vendor by itself.
     """
 
     def __init__(self, store: Store, http: HttpClient) -> None:
@@ -27,18 +30,19 @@ class Readiness:
         self._http = http
 
     async def respond(self, request: Request) -> Response:
-        problems = {}
+        degraded = {}
         try:
             await self._store.ping()
         except Exception as exc:
-            problems["cache"] = f"the cache store does not answer ({type(exc).__name__})"
+            degraded["cache"] = f"the shared cache does not answer ({type(exc).__name__})"
+        else:
+            if (why := self._store.degraded()) is not None:
+                degraded["cache"] = why
         for origin, breaker in self._http.breakers.items():
-            if breaker.state == "open":
-                problems[f"upstream {origin}"] = "circuit open: the vendor keeps failing"
-        body = {"ready": not problems, "problems": problems}
-        return JSONResponse(
-            body, status_code=503 if problems else 200, headers={"cache-control": "no-store"}
-        )
+            if breaker.state != "closed":
+                degraded[f"upstream {origin}"] = f"circuit {breaker.state}: the vendor failed"
+        body = {"ready": True, "degraded": degraded}
+        return JSONResponse(body, headers={"cache-control": "no-store"})
 
 
 class MetricsEndpoint:

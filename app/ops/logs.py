@@ -4,6 +4,13 @@ The filter removes every configured secret (API keys, the session secret, the Re
 password) and anything shaped like a JWT from every record, exception traces
 included, and masks emails (`a***@example.com`) unless `LOG_EMAILS=true`. The
 configuration is a dict handed to uvicorn, so every worker process gets the same.
+
+The filter also escapes control characters in every string a format can show, so
+that text from a request (a path with `%0a` or `%1b` in it) can neither start a
+forged line nor send terminal escape codes: C0, DEL and C1 become `\\xNN`, U+2028
+and U+2029 `\\u2028`/`\\u2029`. One record is one line, in text and in JSON, except
+a trace: its own line breaks stay, and the text format indents every line after a
+record's first, so that nothing in a trace can pass for a record of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +29,26 @@ EMAIL: Final = re.compile(r"([A-Za-z0-9._%+'-])[A-Za-z0-9._%+'-]*(@[A-Za-z0-9.-]
 FIELDS: Final = (
     "method", "path", "status", "duration_ms", "request_id", "cache", "client_ip", "error",
 )  # fmt: skip
+# Control characters: C0, DEL, C1 (NEL, U+0085, among them) and the Unicode line and
+# paragraph separators, which some readers (and str.splitlines) take for line breaks.
+CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+TRACE_CONTROL: Final = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")  # not \n
+CONTINUATION: Final = "\n    "  # how the text format starts a record's further lines
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character written as an escape: one line, inert."""
+    return CONTROL.sub(_escaped, text)
+
+
+def escape_trace(text: str) -> str:
+    """A trace's control characters escaped, but for its own line breaks."""
+    return TRACE_CONTROL.sub(_escaped, text)
 
 
 class RedactionFilter(logging.Filter):
@@ -40,21 +67,38 @@ class RedactionFilter(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self.redact(record.getMessage())
+        record.msg = escape_controls(self.redact(record.getMessage()))
         record.args = None
         if record.exc_info:
             trace = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = self.redact(trace)
+            record.exc_text = escape_trace(self.redact(trace))
             record.exc_info = None
         elif record.exc_text:
-            record.exc_text = self.redact(record.exc_text)
+            record.exc_text = escape_trace(self.redact(record.exc_text))
         if record.stack_info:
-            record.stack_info = self.redact(record.stack_info)
+            record.stack_info = escape_trace(self.redact(record.stack_info))
         for name in FIELDS:
             value = record.__dict__.get(name)
             if isinstance(value, str):
                 record.__dict__[name] = self.redact(value)
+        # Every other string a format may show (logger name, extra fields, …).
+        for name, value in list(record.__dict__.items()):
+            if isinstance(value, str) and name not in _ESCAPED and CONTROL.search(value):
+                record.__dict__[name] = escape_controls(value)
         return True
+
+
+_ESCAPED: Final = frozenset({"msg", "exc_text", "stack_info"})  # escaped above, their own way
+
+
+class TextFormatter(logging.Formatter):
+    """`TEXT_FORMAT` lines; a trace's lines are indented under the record they belong to."""
+
+    def __init__(self, fmt: str = TEXT_FORMAT) -> None:
+        super().__init__(fmt)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace("\n", CONTINUATION)
 
 
 class JsonFormatter(logging.Formatter):
@@ -84,7 +128,7 @@ def log_config(
     secrets: Iterable[str] = (),
     log_emails: bool = False,
 ) -> dict[str, Any]:
-    formatter = {"()": JsonFormatter} if fmt == "json" else {"format": TEXT_FORMAT}
+    formatter = {"()": JsonFormatter if fmt == "json" else TextFormatter}
     handler = {
         "class": "logging.StreamHandler",
         "formatter": "main",

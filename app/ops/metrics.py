@@ -57,6 +57,11 @@ class Metrics:
             "widget_proxy_circuit_state", "Circuit per origin: 0 closed, 1 half-open, 2 open",
             ["origin"], registry=r, multiprocess_mode="max",
         )  # fmt: skip
+        self.degraded = Gauge(
+            "widget_proxy_degraded",
+            "1 while a part serves in a degraded mode (cache: Redis unreachable, memory only)",
+            ["part"], registry=r, multiprocess_mode="max",
+        )  # fmt: skip
         self.rate_limited = Counter(
             "widget_proxy_rate_limited", "Requests refused by a rate limit, by what was counted",
             ["limit"], registry=r,

@@ -10,6 +10,7 @@ parsing, for `.env.example` and for the README's settings table.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar, dataclass_transform
@@ -101,6 +102,20 @@ def parse_options(
         except ValueError as exc:
             problems.append(f"{opt.name}: {exc}")
     return values
+
+
+def canonical(*parts: object) -> str:
+    """Settings objects (and plain values) as one string, secrets revealed: for hashing
+    into a namespace, never for showing."""
+
+    def flat(value: object) -> object:
+        if isinstance(value, Secret):
+            return value.reveal()
+        if hasattr(value, "__dataclass_fields__"):
+            return [[f.name, flat(getattr(value, f.name))] for f in fields(value)]  # type: ignore[arg-type]
+        return repr(value)
+
+    return json.dumps([flat(part) for part in parts])
 
 
 def secrets_in(obj: object, skip: tuple[str, ...] = ()) -> list[str]:

@@ -3,6 +3,7 @@ ValueError with a reason a merchant can act on."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..delivery.page import COLORS, Color
+from ..security.forwarded import Network, parse_networks
 from ..security.origins import OriginRule
 from . import Secret
 
@@ -28,12 +30,44 @@ def is_segment(value: str) -> bool:
 
 
 def url(raw: str) -> str:
+    """An http(s) URL without query, fragment or credentials. Whether plain http is
+    acceptable is for the settings to say (`UPSTREAM_ALLOW_HTTP`), not the parser."""
     parts = urlsplit(raw.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http(s) URL such as https://widgets.example.com")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError("must not carry a query, fragment or credentials")
     return raw.strip().rstrip("/")
+
+
+def is_loopback(address: str) -> bool:
+    """True for a URL or host on this machine (localhost, 127.0.0.0/8, ::1)."""
+    host = urlsplit(address).hostname if "://" in address else address
+    if host is None:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def header_value(raw: str) -> Secret:
+    """A secret sent as an HTTP header value: visible ASCII only, or every request fails."""
+    value = text(raw)
+    if not all("\x21" <= ch <= "\x7e" for ch in value):
+        raise ValueError("must be visible ASCII (it is sent as an HTTP header)")
+    return Secret(value)
+
+
+def networks(raw: str) -> tuple[Network, ...]:
+    """CIDRs of peers to trust; a /0 would trust the whole internet, so it is refused."""
+    found = parse_networks(raw)
+    everything = [str(n) for n in found if n.prefixlen == 0]
+    if everything:
+        raise ValueError(f"{everything[0]} trusts every address; name the proxies' own CIDRs")
+    return found
 
 
 def text(raw: str) -> str:

@@ -3,6 +3,10 @@
 Forwarded headers are believed only from peers inside `TRUSTED_PROXIES`. The client
 IP is `X-Forwarded-For` read from the right, skipping trusted proxies only, so a
 client can't claim another address by sending the header itself.
+
+A header sent as several lines is one comma-separated list (RFC 9110 §5.3), the lines
+in the order received: a proxy may append its hop as a line of its own rather than to
+the client's line, so every line is read, never only the first.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
+from starlette.datastructures import Headers
 from starlette.types import Scope
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -47,7 +52,7 @@ class TrustedProxies:
         peer = self.peer(scope)
         if not self.trusts(peer):
             return peer
-        hops = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
+        hops = [h.strip() for h in header_list(headers, "x-forwarded-for") if h.strip()]
         for hop in reversed(hops):
             if not self.trusts(hop):
                 return hop
@@ -57,10 +62,17 @@ class TrustedProxies:
         """The origin the browser used to reach us (as the trusted proxy forwarded it)."""
         scheme, host = str(scope.get("scheme", "http")), headers.get("host", "")
         if self.trusts(self.peer(scope)):
-            scheme = _last(headers.get("x-forwarded-proto")) or scheme
-            host = _last(headers.get("x-forwarded-host")) or host
+            # The last hop's value: the one our trusted proxy set or appended.
+            scheme = header_list(headers, "x-forwarded-proto")[-1].strip() or scheme
+            host = header_list(headers, "x-forwarded-host")[-1].strip() or host
         return f"{scheme}://{host}".lower()
 
 
-def _last(value: str | None) -> str:
-    return value.rsplit(",", 1)[-1].strip() if value else ""
+def header_list(headers: Mapping[str, str], name: str) -> list[str]:
+    """Every comma-separated item of header `name`, across all its lines, in order.
+
+    Starlette's `Headers` keeps each line (its `get` answers the first only); a plain
+    mapping has one value per name. No header at all is `[""]`, so `[-1]` always works.
+    """
+    lines = headers.getlist(name) if isinstance(headers, Headers) else [headers.get(name, "")]
+    return ",".join(lines).split(",")

@@ -11,9 +11,9 @@ anything else the browser controls.
 from __future__ import annotations
 
 import json
+import string
 import time
 from base64 import b64decode
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -22,12 +22,17 @@ import itsdangerous
 from starlette.requests import cookie_parser
 from starlette.types import Scope
 
-from ..errors import InvalidEmail
+from ..cache.memo import BoundedMemo
+from ..errors import BadRequest, InvalidEmail
 from .forwarded import TrustedProxies
 
 # RFC 5321: a path is at most 256 octets including the angle brackets.
 MAX_EMAIL = 254
 MAX_LOCAL = 64
+# RFC 5322 atext: what a dot-atom local part is made of (no quoting, no comments).
+ATEXT: Final = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~")
+# A domain label: letters, digits and hyphens (LDH), not beginning or ending with one.
+LDH: Final = frozenset(string.ascii_letters + string.digits + "-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +49,12 @@ class Identity:
 def validate_email(value: object) -> str:
     """Return the email if it is safe to send as an upstream header, else raise InvalidEmail.
 
-    Only visible ASCII is accepted: an HTTP header can't carry anything else
-    faithfully, and whitespace or control characters (CR/LF above all) could split
-    or smuggle headers.
+    Only a conservative form is accepted, one no vendor can read two ways: a local
+    part of RFC 5322 atext characters and single dots (a dot-atom: no quotes,
+    comments, `,;<>"()\\` or whitespace, no leading, trailing or double dot), `@`,
+    and a domain of dot-separated letter-digit-hyphen labels. An HTTP header can't
+    carry anything beyond visible ASCII faithfully, and whitespace or control
+    characters (CR/LF above all) could split or smuggle headers.
     """
     if not isinstance(value, str):
         raise InvalidEmail("the session email is not a string")
@@ -59,9 +67,18 @@ def validate_email(value: object) -> str:
         raise InvalidEmail("the session email must have exactly one '@'")
     if not local or len(local) > MAX_LOCAL:
         raise InvalidEmail(f"the session email's local part must be 1-{MAX_LOCAL} characters")
-    if not domain or domain.startswith(".") or domain.endswith(".") or ".." in domain:
+    if not all(atom and ATEXT.issuperset(atom) for atom in local.split(".")):
+        raise InvalidEmail(
+            "the session email's local part must be letters, digits, !#$%&'*+-/=?^_`{|}~"
+            " and single dots between them"
+        )
+    if not all(_is_label(label) for label in domain.split(".")):
         raise InvalidEmail("the session email's domain is malformed")
     return value
+
+
+def _is_label(label: str) -> bool:
+    return bool(label) and LDH.issuperset(label) and label[0] != "-" and label[-1] != "-"
 
 
 class IdentitySource(Protocol):
@@ -74,11 +91,16 @@ class SessionReader:
 
     Verifying and decoding a cookie is most of a warm page view's work, and a browser
     sends the same cookie with every view, so a verified answer is remembered per
-    `Cookie` header (bounded, least recently used first). Only what passed the
-    signature check is remembered; its age is still checked on every request.
+    session cookie value: not per `Cookie` header, whose other cookies are the
+    client's to pad. The memo is bounded by entries and by bytes (least recently used
+    first; a value too large to remember is verified on every request). Only what
+    passed the signature check is remembered; its age is still checked on every
+    request.
     """
 
     MEMO_SIZE: Final = 4096  # the active sessions; memory stays flat with many users
+    MEMO_BYTES: Final = 16 * 1024 * 1024  # 4096 browser-sized (4 KB) cookies and identities
+    MEMO_ENTRY_BYTES: Final = 16 * 1024  # a larger session is verified each time
 
     def __init__(
         self,
@@ -98,11 +120,22 @@ class SessionReader:
         self._user_id_key = user_id_key
         self._metadata_keys = metadata_keys
         self._clock = clock
-        self._memo: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
+        # The session cookie's value → its identity and when it stops being valid.
+        self.memo: BoundedMemo[str, tuple[Identity, float]] = BoundedMemo(
+            max_entries=self.MEMO_SIZE,
+            max_bytes=self.MEMO_BYTES,
+            max_entry_bytes=self.MEMO_ENTRY_BYTES,
+        )
+
+    def cookie_value(self, headers: Mapping[str, str]) -> str:
+        """The session cookie's value as sent ("" when there is none)."""
+        return cookie_parser(headers.get("cookie", "")).get(self._cookie, "")
 
     def session(self, headers: Mapping[str, str]) -> tuple[dict[str, Any], float] | None:
         """The decoded session and when it was signed; None when absent, forged, old or garbled."""
-        raw = cookie_parser(headers.get("cookie", "")).get(self._cookie)
+        return self._verify(self.cookie_value(headers))
+
+    def _verify(self, raw: str) -> tuple[dict[str, Any], float] | None:
         if not raw:
             return None
         try:
@@ -110,20 +143,23 @@ class SessionReader:
                 raw, max_age=self._max_age, return_timestamp=True
             )
             data = json.loads(b64decode(signed))
-        except (itsdangerous.BadSignature, ValueError):
+        # RecursionError: signed, but nested deeper than the decoder goes. Unusable,
+        # like a garbled one: anonymous, not a crash.
+        except (itsdangerous.BadSignature, ValueError, RecursionError):
             return None
         return (data, signed_at.timestamp()) if isinstance(data, dict) else None
 
     def identity(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
-        cookie = headers.get("cookie", "")
-        known = self._memo.get(cookie)
+        raw = self.cookie_value(headers)
+        if not raw:
+            return None
+        known = self.memo.get(raw)
         if known is not None:
             identity, expires = known
             if expires > self._clock():
-                self._memo.move_to_end(cookie)
                 return identity
-            del self._memo[cookie]
-        found = self.session(headers)
+            self.memo.pop(raw)
+        found = self._verify(raw)
         if found is None:
             return None
         session, signed_at = found
@@ -141,9 +177,7 @@ class SessionReader:
             user_id=str(user_id) if type(user_id) in (str, int) else "",  # not bool
             metadata=metadata,
         )
-        self._memo[cookie] = (identity, signed_at + self._max_age)
-        if len(self._memo) > self.MEMO_SIZE:
-            self._memo.popitem(last=False)
+        self.memo.put(raw, (identity, signed_at + self._max_age))
         return identity
 
 
@@ -157,14 +191,25 @@ def _lookup(data: Any, path: tuple[str, ...]) -> Any:
 
 
 class HeaderIdentity:
-    """The email a trusted proxy put in a header; from anyone else the header is ignored."""
+    """The email an identity proxy put in a header; from any other peer it is ignored.
+
+    `proxies` are the peers allowed to assert identity (IDENTITY_PROXIES), a list of
+    its own: the reverse proxy trusted for `X-Forwarded-For` passes on whatever a
+    client sends unless it clears the header, so being trusted for one is not being
+    trusted for the other. A header sent twice is refused: which one the identity
+    proxy set can't be known.
+    """
 
     def __init__(self, *, proxies: TrustedProxies, header: str = "x-auth-request-email") -> None:
         self._header = header.lower()
+        self._raw_header = self._header.encode("latin-1")
         self._proxies = proxies
 
     def identity(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
         if not self._proxies.trusts(self._proxies.peer(scope)):
             return None
-        value = headers.get(self._header, "")
+        values = [v for k, v in scope["headers"] if k == self._raw_header]
+        if len(values) > 1:
+            raise BadRequest(f"{self._header} was sent {len(values)} times")
+        value = values[0].decode("latin-1") if values else ""
         return Identity(validate_email(value)) if value else None

@@ -3,10 +3,15 @@
 With Redis every worker and instance shares one count; with the memory store each
 process counts alone. Keys are HMACs, like the token cache's: no email or IP sits in
 Redis key names.
+
+An IPv4 address is one client; an IPv6 client is a /64, the smallest network a
+site or ISP hands out (RFC 6177), so the billions of addresses of one /64 share
+one count. An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is its IPv4 address.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from typing import Final
 
@@ -16,6 +21,27 @@ from ..errors import RateLimited
 from ..ops.metrics import Metrics
 
 PERIOD: Final = 60.0
+IPV6_PREFIX: Final = 64
+_IPV6_HOST_BITS: Final = (1 << (128 - IPV6_PREFIX)) - 1
+
+
+def ip_client(ip: str) -> str:
+    """Whom an address's rate limit counts: an IPv4 address, or an IPv6 address's /64.
+
+    Anything that is not an address (no peer, a garbled forwarded hop) counts as itself.
+    """
+    if ":" not in ip:  # IPv4 (or not an address): itself, without parsing it
+        return ip
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        network = ipaddress.IPv6Address(int(address) & ~_IPV6_HOST_BITS)  # drops a %scope
+        return f"{network}/{IPV6_PREFIX}"
+    return str(address)
 
 
 class RateLimits:
@@ -35,7 +61,7 @@ class RateLimits:
         self._hash = keys.hasher(b"widget-proxy rate limit key")
 
     async def check_ip(self, ip: str) -> None:
-        await self._check(f"ip:{self._hash(ip)}", self._per_ip, "ip")
+        await self._check(f"ip:{self._hash(ip_client(ip))}", self._per_ip, "ip")
 
     async def check_user(self, email: str) -> None:
         await self._check(f"user:{self._hash(email)}", self._per_user, "user")

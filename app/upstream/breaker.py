@@ -1,13 +1,23 @@
 """A circuit breaker per upstream origin: fail fast while the vendor is down.
 
-Closed: calls go through; `failures` consecutive failures open it. Open: calls are
-refused at once for `cooldown` seconds (the browser gets 503 with Retry-After;
-cached pages are still served). Then half-open: one probe goes through and its
-outcome closes the circuit or opens it again; other calls are refused meanwhile.
+Closed: calls go through; failed calls from `failures` different callers in a row open
+it. Open: calls are refused at once for `cooldown` seconds (the browser gets 503 with
+Retry-After; cached pages are still served). Then half-open: one probe goes through
+and its outcome closes the circuit or opens it again; other calls are refused meanwhile.
 
-A page request may need two calls at once (signin and page). After `one_caller()`,
-calls from that request count as one caller, so the probing request is let through
-whole instead of failing on its own second call.
+What counts, and why:
+
+- A call counts once, however many attempts its retries took (the client reports
+  its outcome when it is over), so one request can't open the circuit by itself.
+- Failures are counted per *caller* (`one_caller(key)`: a request, keyed by whose
+  token it needs). One user whose signin keeps failing is one failure, not five:
+  a fault that follows one caller's input must not refuse everybody else.
+- Only the probe's success closes an open circuit. A call that began before the
+  circuit opened and succeeds afterwards says nothing about the vendor now.
+
+A page request may need two calls at once (signin and page); they share the
+request's caller, so the probing request is let through whole instead of failing on
+its own second call.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ State = Literal["closed", "open", "half-open"]
 
 @dataclass(frozen=True, slots=True)
 class BreakerPolicy:
-    """Consecutive failures that open a circuit, and the seconds it then stays open."""
+    """Failed callers in a row that open a circuit, and the seconds it then stays open."""
 
     failures: int = 5
     cooldown: float = 30.0
@@ -40,9 +50,22 @@ DEFAULT_BREAKER: Final = BreakerPolicy()
 _caller: ContextVar[object | None] = ContextVar("widget_proxy_breaker_caller", default=None)
 
 
-def one_caller() -> None:
-    """From here on, this task and the tasks it starts are one caller to the breakers."""
-    _caller.set(object())
+def one_caller(key: str | None = None) -> None:
+    """From here on, this task and the tasks it starts are one caller to the breakers.
+
+    `key` names the caller across requests (whose token it needs), so that the same
+    user failing again and again counts once; without it, the caller is this task alone.
+    """
+    _caller.set(key if key is not None else object())
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Ticket:
+    """One call's pass through the breaker: who asked, when, and whether it probes."""
+
+    caller: object
+    generation: int  # how many times the circuit had opened when the call began
+    probe: bool
 
 
 class Breaker:
@@ -58,7 +81,8 @@ class Breaker:
         self._threshold = failures
         self._cooldown = cooldown
         self._clock = clock
-        self._failures = 0
+        self._failing: set[object] = set()  # callers whose calls failed since the last success
+        self._generation = 0
         self._opened_at: float | None = None
         self._probing = False
         self._prober: object | None = None
@@ -72,46 +96,73 @@ class Breaker:
             return "half-open"
         return "open"
 
-    def before(self) -> bool:
-        """Raise CircuitOpen unless a call may go now; True when this call is the probe."""
+    def before(self) -> Ticket:
+        """A ticket for a call that may go now; CircuitOpen if it may not."""
+        caller = _caller.get()
+        if caller is None:
+            caller = object()
         state = self.state
         if state == "closed":
-            return False
+            return Ticket(caller, self._generation, probe=False)
         if state == "half-open":
-            caller = _caller.get()
             if not self._probing:
                 self._probing, self._prober = True, caller
                 self._changed()
-                return True
-            if caller is not None and caller is self._prober:
-                return False  # another call of the probing request
+                return Ticket(caller, self._generation, probe=True)
+            if caller is self._prober:
+                return Ticket(caller, self._generation, probe=False)  # the probe's other call
+        raise CircuitOpen(f"circuit to {self.origin} is open", retry_after=self._wait())
+
+    def admits(self, ticket: Ticket) -> bool:
+        """Whether a call that holds `ticket` may make another attempt now."""
+        if ticket.probe or self.state == "closed":
+            return True
+        return self._probing and ticket.caller is self._prober
+
+    def succeeded(self, ticket: Ticket) -> None:
+        if self._opened_at is None:
+            if ticket.generation == self._generation:
+                self._failing.clear()
+            return
+        if not ticket.probe:
+            return  # begun before the circuit opened, or the probe's other call
+        log.warning("circuit to %s closed: the upstream answers again", self.origin)
+        self._failing.clear()
+        self._opened_at, self._probing, self._prober = None, False, None
+        self._changed()
+
+    def failed(self, ticket: Ticket) -> None:
+        if ticket.probe:
+            self._open()
+            return
+        if self._opened_at is not None or ticket.generation != self._generation:
+            return  # the circuit is open already, or opened since this call began
+        self._failing.add(ticket.caller)
+        if len(self._failing) >= self._threshold:
+            self._open()
+
+    def ended(self, ticket: Ticket) -> None:
+        """The call ended without a verdict (it was cancelled): let another probe through."""
+        if ticket.probe and self._probing:
+            self._probing, self._prober = False, None
+
+    def _open(self) -> None:
+        log.warning(
+            "circuit to %s opened after failed calls from %d callers in a row;"
+            " refusing calls for %g s",
+            self.origin,
+            max(len(self._failing), 1),
+            self._cooldown,
+        )
+        self._generation += 1
+        self._failing.clear()
+        self._opened_at, self._probing, self._prober = self._clock(), False, None
+        self._changed()
+
+    def _wait(self) -> str:
         assert self._opened_at is not None
-        wait = max(1, math.ceil(self._opened_at + self._cooldown - self._clock()))
-        raise CircuitOpen(f"circuit to {self.origin} is open", retry_after=str(wait))
-
-    def succeeded(self) -> None:
-        if self._opened_at is not None:
-            log.warning("circuit to %s closed: the upstream answers again", self.origin)
-            self._failures, self._opened_at, self._probing = 0, None, False
-            self._changed()
-        self._failures = 0
-
-    def failed(self) -> None:
-        self._failures += 1
-        if self._probing or (self._opened_at is None and self._failures >= self._threshold):
-            log.warning(
-                "circuit to %s opened after %d consecutive failures; refusing calls for %g s",
-                self.origin,
-                self._failures,
-                self._cooldown,
-            )
-            self._opened_at, self._probing = self._clock(), False
-            self._changed()
+        return str(max(1, math.ceil(self._opened_at + self._cooldown - self._clock())))
 
     def _changed(self) -> None:
         if self._on_change is not None:
             self._on_change(self.state)
-
-    def ended(self) -> None:
-        """The probe ended without a verdict (it was cancelled): let another one through."""
-        self._probing = False

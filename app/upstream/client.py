@@ -7,13 +7,15 @@ a browser or a log line.
 One call (`HttpClient.call`) is: at most 1 + `UPSTREAM_RETRIES` attempts, all within
 `UPSTREAM_DEADLINE`. Connection errors, timeouts, 502, 503 and 504 are retried after
 an exponential backoff with full jitter; a 429 or 503 with `Retry-After` is waited
-out only if that fits in the deadline. Every attempt asks the origin's circuit
-breaker first, and tells it how the upstream fared.
+out only if that fits in the deadline. The first attempt asks the origin's circuit
+breaker for a pass, a retry goes only while the breaker still admits it, and the
+call's outcome is reported to the breaker once, however many attempts it took.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import logging
 import random
 import time
@@ -38,7 +40,7 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from ..ops.metrics import CIRCUIT_STATES, Metrics
-from .breaker import DEFAULT_BREAKER, Breaker, BreakerPolicy
+from .breaker import DEFAULT_BREAKER, Breaker, BreakerPolicy, Ticket
 
 log = logging.getLogger("widget_proxy.upstream")
 
@@ -47,6 +49,13 @@ BACKOFF_BASE: Final = 0.1  # seconds before the first retry, at most (full jitte
 BACKOFF_CAP: Final = 2.0
 MAX_REDIRECTS: Final = 3
 _RETRYABLE_STATUS: Final = frozenset({502, 503, 504})
+# Python's names of the encodings the WHATWG Encoding Standard gives web pages (plus
+# the ISO-8859 and Windows code page families, matched by prefix).
+WEB_ENCODINGS: Final = frozenset({
+    "utf-8", "utf-16", "utf-16-le", "utf-16-be", "ascii", "latin-1", "koi8-r", "koi8-u",
+    "mac-roman", "mac-cyrillic", "cp866", "cp874", "shift_jis", "cp932", "euc_jp",
+    "iso2022_jp", "gb2312", "gbk", "gb18030", "big5", "big5hkscs", "euc_kr", "cp949",
+})  # fmt: skip
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 
 
@@ -175,20 +184,42 @@ class HttpClient:
         `key_statuses` means the vendor refused our credentials (never retried).
         """
         started = time.monotonic()
+        breaker = self.breaker(url)
+        ticket: list[Ticket] = []  # the breaker's pass, once a connection was free
         try:
             async with asyncio.timeout(self._deadline):
-                reply = await self._attempts(Call(kind, method, url, headers, params, key_statuses))
+                reply = await self._attempts(
+                    Call(kind, method, url, headers, params, key_statuses), breaker, ticket
+                )
         except TimeoutError:
             error: UpstreamError = UpstreamTimeout(
-                f"{kind} missed the {self._deadline:g} s deadline"
+                f"{kind} missed the {self._deadline:g} s deadline", unhealthy=True
             )
+            self._settle(breaker, ticket, error)
             self._observe(kind, started, error)
             raise error from None
         except UpstreamError as exc:
+            self._settle(breaker, ticket, exc)
             self._observe(kind, started, exc)
             raise
+        except BaseException:  # cancelled: the caller went away, or a sibling call failed
+            if ticket:
+                breaker.ended(ticket[0])
+            raise
+        self._settle(breaker, ticket, None)
         self._observe(kind, started, None, reply.status)
         return reply
+
+    @staticmethod
+    def _settle(breaker: Breaker, ticket: list[Ticket], exc: UpstreamError | None) -> None:
+        """Tell the breaker how the whole call fared: once, however many attempts it took."""
+        if not ticket:
+            return  # refused before it began (circuit open, no free connection)
+        # Any sane HTTP answer, even a refusal, shows the upstream is up.
+        if exc is not None and exc.unhealthy:
+            breaker.failed(ticket[0])
+        else:
+            breaker.succeeded(ticket[0])
 
     def on_response(self, hook: Callable[[httpx2.Response], Awaitable[None]]) -> None:
         """Also tell `hook` about every upstream answer (`widget-proxy check` reports them)."""
@@ -209,36 +240,35 @@ class HttpClient:
         else:
             log.warning("upstream %s failed after %.0f ms: %s", kind, elapsed * 1000, exc.detail)
 
-    async def _attempts(self, call: Call) -> Reply:
-        breaker = self.breaker(call.url)
+    async def _attempts(self, call: Call, breaker: Breaker, ticket: list[Ticket]) -> Reply:
+        """The call's attempts; `ticket` receives the breaker's pass once one is given."""
         deadline = time.monotonic() + self._deadline
         attempt = 0
+        last: UpstreamError | None = None
         while True:
-            probe = False
             try:
                 async with self._slot(call):
                     # Asked only once a connection is free: calls queued behind a hung
                     # upstream then fail fast as soon as the breaker opens.
-                    probe = breaker.before()
+                    if not ticket:
+                        ticket.append(breaker.before())
+                    elif last is not None and not breaker.admits(ticket[0]):
+                        # Opened by others meanwhile: answer with this call's own failure.
+                        last.detail += f" (after {attempt} attempts; then the circuit opened)"
+                        raise last
                     reply = await self._once(call)
-            except CircuitOpen:
-                raise
             except UpstreamError as exc:
-                # Any sane HTTP answer, even a refusal, shows the upstream is up.
-                breaker.failed() if exc.unhealthy else breaker.succeeded()
+                if exc is last or isinstance(exc, CircuitOpen):
+                    raise
                 delay = self._retry_delay(exc, attempt, deadline)
                 if delay is None:
                     if attempt:
                         exc.detail += f" (after {attempt + 1} attempts)"
                     raise
+                last = exc
                 attempt += 1
                 await asyncio.sleep(delay)
-            except BaseException:  # cancelled (the deadline, or the caller went away)
-                if probe:
-                    breaker.ended()
-                raise
             else:
-                breaker.succeeded()
                 return reply
 
     @asynccontextmanager
@@ -314,8 +344,12 @@ class HttpClient:
 
 
 def _same_origin_target(kind: str, url: str, response: httpx2.Response) -> str:
-    target = urljoin(str(response.url), response.headers.get("location", ""))
-    if origin_of(target) != origin_of(url):
+    try:
+        target = urljoin(str(response.url), response.headers.get("location", ""))
+        elsewhere = origin_of(target) != origin_of(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise UpstreamBadStatus(f"{kind} redirected to a malformed location") from None
+    if elsewhere:
         host = (urlsplit(target).hostname or "?")[:100]
         raise UpstreamBadStatus(f"{kind} redirected to another host ({host}); not followed")
     return target
@@ -348,10 +382,24 @@ def _too_large(kind: str, limit: int) -> UpstreamBadResponse:
 
 
 def _decode(body: bytes, charset: str | None) -> str:
+    """The body as text in its declared charset, if that is one the web uses; else UTF-8.
+
+    A vendor can declare anything: `charset=undefined`, `idna`, `rot13` name Python
+    codecs that raise or aren't text at all. Only real web encodings are honoured.
+    """
+    codec = _web_codec(charset) if charset else "utf-8"
     try:
-        return body.decode(charset or "utf-8", errors="replace")
-    except LookupError:  # a charset Python does not know
+        return body.decode(codec, errors="replace")
+    except (LookupError, UnicodeError):
         return body.decode("utf-8", errors="replace")
+
+
+def _web_codec(charset: str) -> str:
+    try:
+        name = codecs.lookup(charset.strip()).name
+    except LookupError:  # a charset Python does not know
+        return "utf-8"
+    return name if name in WEB_ENCODINGS or name.startswith(("iso8859-", "cp12")) else "utf-8"
 
 
 def _retry_after(value: str | None) -> str | None:

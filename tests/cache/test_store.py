@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from widget_proxy.cache.pages import PageEntry
 from widget_proxy.delivery.inject import SplitPage
 
 pytestmark = pytest.mark.anyio
+SECRET = "s" * 32  # keys the MACs of values in Redis
 S = TypeVar("S", bound=SharedStore)
 
 
@@ -34,13 +36,15 @@ def memory(clock: Clock, prefix: str) -> Store:
 
 def shared(clock: Clock, prefix: str) -> SharedStore:
     """Redis alone: a `SharedStore`, which holds nothing in this process (no `peek`)."""
-    return RedisStore(require_redis(), prefix=prefix, clock=clock)
+    return RedisStore(require_redis(), secret=SECRET, prefix=prefix, clock=clock)
 
 
 def tiered(clock: Clock, prefix: str) -> Store:
     url = require_redis()
     return TieredStore(
-        MemoryStore(100, clock=clock), RedisStore(url, prefix=prefix, clock=clock), where=url
+        MemoryStore(100, clock=clock),
+        RedisStore(url, secret=SECRET, prefix=prefix, clock=clock),
+        where=url,
     )
 
 
@@ -143,7 +147,7 @@ async def test_ping_answers_while_the_store_is_up(store: SharedStore) -> None:
 @pytest.mark.parametrize("tiered", [False, True], ids=["redis", "memory-over-redis"])
 async def test_ping_raises_when_redis_is_gone(tiered: bool) -> None:
     with private_redis() as server:
-        shared = RedisStore(server.url)
+        shared = RedisStore(server.url, secret=SECRET)
         store: SharedStore = TieredStore(MemoryStore(), shared, where="x") if tiered else shared
         await store.ping()
         server.kill()
@@ -178,7 +182,7 @@ async def test_memory_lock_lease_runs_out(clock: Clock) -> None:
 
 async def test_redis_lock_lease_runs_out() -> None:
     prefix = f"wp-test-{secrets.token_hex(4)}:"
-    store = RedisStore(require_redis(), prefix=prefix)
+    store = RedisStore(require_redis(), secret=SECRET, prefix=prefix)
     try:
         assert await store.acquire("lock", lease=0.05) is not None
 
@@ -192,7 +196,7 @@ async def test_redis_lock_lease_runs_out() -> None:
 
 async def test_a_damaged_redis_entry_is_a_miss(clock: Clock) -> None:
     prefix = f"wp-test-{secrets.token_hex(4)}:"
-    store = RedisStore(require_redis(), prefix=prefix, clock=clock)
+    store = RedisStore(require_redis(), secret=SECRET, prefix=prefix, clock=clock)
     try:
         await store.set("p", TokenEntry("not a page", clock.now + 30, clock.now))
 
@@ -220,3 +224,29 @@ async def test_memory_throttle_refills_with_time(clock: Clock) -> None:
 
     assert await store.throttle("k", limit=3, period=60) == 0.0
     assert await store.throttle("k", limit=3, period=60) > 0
+
+
+async def test_a_value_moved_to_another_key_or_forged_is_a_miss_and_said(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    prefix = f"wp-test-{secrets.token_hex(4)}:"
+    url = require_redis()
+    store = RedisStore(url, secret=SECRET, prefix=prefix, clock=clock)
+    other = RedisStore(url, secret="o" * 32, prefix=prefix, clock=clock)
+    try:
+        await store.set("tok:ann", TokenEntry("ann's token", clock.now + 30, clock.now))
+        assert await store.get("tok:ann", TokenEntry) is not None
+        with redis.Redis.from_url(url) as client:
+            client.copy(f"{prefix}tok:ann", f"{prefix}tok:bob")  # one user's onto another's
+            client.set(f"{prefix}tok:eve", b"0" * 16 + TokenEntry("forged", 2e9, 0).to_bytes())
+
+        with caplog.at_level(logging.WARNING, logger="widget_proxy.cache"):
+            assert await store.get("tok:bob", TokenEntry) is None
+            assert await store.get("tok:eve", TokenEntry) is None
+            assert await other.get("tok:ann", TokenEntry) is None  # another secret's
+        assert await store.get("tok:ann", TokenEntry) is not None  # the real one still is
+        assert "failed its check" in caplog.text
+    finally:
+        await store.aclose()
+        await other.aclose()
+        forget(url, prefix)

@@ -8,6 +8,7 @@ that neither a secret, a full token nor an upstream body reaches its output.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import secrets
@@ -24,6 +25,7 @@ import pytest
 
 from tests.support import Fault, FaultyUpstream, Hang, LeakScanner, Respond
 from widget_proxy.demo import stand_in
+from widget_proxy.ops.checklist import Checklist
 from widget_proxy.providers.hissuno import HissunoStandIn
 from widget_proxy.providers.neuroon import NeuroonStandIn
 from widget_proxy.providers.returningai import ReturningAIStandIn
@@ -63,7 +65,7 @@ COUNTED = {
 
 SETTINGS_OK = r"✔ settings: valid, from the environment and \.env \(TOKEN_PROVIDER={}, .*\)"
 CONNECT_OK = rf"✔ connect 127\.0\.0\.1:\d+: 127\.0\.0\.1 in {MS}"
-SIGNIN_OK = rf"✔ signin: 200 in {MS}, token eyJhbG…\S{{4}} \(\d+ chars\)"
+SIGNIN_OK = rf"✔ signin: 200 in {MS}, token …\S{{4}} \(\d+ chars\)"
 PAGE_OK = rf"✔ page store/demo-store: 200 in {MS}, one token placeholder, \d+ bytes"
 SCRIPT_OK = rf"✔ script: 200 in {MS}, \d+ bytes, text/javascript.*"
 FAST = {  # a hung upstream is given up on quickly, without retries
@@ -244,7 +246,7 @@ CASES = [
             (
                 SETTINGS_OK.format("neuroon"),
                 r"✔ token: signed locally for shop demo-shop at .* UTC, re-issued after 82800 s,"
-                r" token \S{6}…\S{4} \(\d+ chars\)",
+                r" token …\S{4} \(\d+ chars\)",
                 CONNECT_OK,
                 SCRIPT_OK,
                 r"All checks passed\.",
@@ -260,7 +262,7 @@ CASES = [
             0,
             (
                 CONNECT_OK,
-                rf"✔ token issue: 200 in {MS}, token \S{{6}}…\S{{4}} \(\d+ chars\)",
+                rf"✔ token issue: 200 in {MS}, token …\S{{4}} \(\d+ chars\)",
                 SCRIPT_OK,
                 r"All checks passed\.",
             ),
@@ -293,7 +295,7 @@ CASES = [
             (
                 SETTINGS_OK.format("hissuno"),
                 r"✔ token: HS256, signed and verified locally, claims userId, iat, exp,"
-                r" lives 86400 s, token eyJhbG…\S{4} \(\d+ chars\)",
+                r" lives 86400 s, token …\S{4} \(\d+ chars\)",
                 CONNECT_OK,
                 SCRIPT_OK,
                 r"All checks passed\.",
@@ -393,3 +395,16 @@ def _run_check(
         timeout=60,
         check=False,
     )
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["sk_" + "0123456789abcdef" * 2, "sk_live_" + "Ab3_-" * 6 + "xy", "a" * 16, "short-key"],
+)
+def test_a_fingerprint_shows_at_most_four_characters_of_a_secret(secret: str) -> None:
+    shown = Checklist(io.StringIO()).fingerprint(secret)
+
+    revealed = re.sub(r"…|\.\.\.|\(\d+ chars\)|\s", "", shown)
+    assert len(revealed) <= 4
+    assert secret.endswith(revealed)
+    assert f"({len(secret)} chars)" in shown

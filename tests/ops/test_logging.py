@@ -62,7 +62,7 @@ def test_serve_refuses_proxy_headers_with_header_identity(tmp_path: Path) -> Non
         "WIDGET_ID": "w",
         "SESSION_SECRET": "s" * 32,
         "IDENTITY_SOURCE": "header",
-        "TRUSTED_PROXIES": "127.0.0.1",
+        "IDENTITY_PROXIES": "127.0.0.1",
     }
     result = subprocess.run(
         [sys.executable, "-m", "widget_proxy", "serve", "--port", "0", "--proxy-headers"],

@@ -6,13 +6,20 @@ import json
 import logging
 import re
 import subprocess
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
+import jwt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from tests.support import (
     EMAIL,
@@ -21,6 +28,7 @@ from tests.support import (
     Proxy,
     Respond,
     scanning_client,
+    token_in,
     unavailable,
     wait_until,
 )
@@ -28,6 +36,7 @@ from tests.support.processes import answers, free_port, serve
 from tests.support.redis import private_redis
 from widget_proxy.ops.logs import JsonFormatter, RedactionFilter, log_config
 from widget_proxy.providers.returningai import ReturningAIStandIn
+from widget_proxy.servers import BackgroundServer
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -56,24 +65,31 @@ def test_healthz_and_readyz(proxy: Proxy) -> None:
     assert proxy.client.get("/healthz").status_code == 200
     ready = proxy.client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"ready": True, "problems": {}}
+    assert ready.json() == {"ready": True, "degraded": {}}
 
 
-def test_readyz_flips_when_redis_stops(make_proxy: Callable[..., Proxy]) -> None:
+def degraded_gauge(proxy: Proxy) -> float:
+    return value(samples(proxy.client.get("/metrics").text), "widget_proxy_degraded", part="cache")
+
+
+def test_readyz_says_when_redis_stops_and_stays_ready(make_proxy: Callable[..., Proxy]) -> None:
     with private_redis() as redis:
         proxy = make_proxy(CACHE_URL=redis.url)
-        assert proxy.client.get("/readyz").status_code == 200
+        assert proxy.client.get("/readyz").json() == {"ready": True, "degraded": {}}
 
         redis.kill()
+        assert proxy.get("/widget", EMAIL).status_code == 200  # pages still flow
         down = proxy.client.get("/readyz")
-        assert down.status_code == 503
-        assert "cache" in down.json()["problems"]
+        assert down.status_code == 200  # this process can serve: don't pull it
+        assert "cache" in down.json()["degraded"]
+        assert degraded_gauge(proxy) == 1.0
 
         redis.start()
-        assert proxy.client.get("/readyz").status_code == 200
+        wait_until(lambda: proxy.client.get("/readyz").json()["degraded"] == {}, timeout=15)
+        wait_until(lambda: proxy.get("/widget", EMAIL).is_success and degraded_gauge(proxy) == 0.0)
 
 
-def test_readyz_flips_when_the_circuit_opens(
+def test_readyz_reports_an_open_circuit_and_a_late_success_does_not_close_it(
     make_proxy: Callable[..., Proxy], faulty: FaultyUpstream
 ) -> None:
     proxy = make_proxy(
@@ -82,16 +98,34 @@ def test_readyz_flips_when_the_circuit_opens(
         UPSTREAM_RETRIES="0",
         BREAKER_COOLDOWN="30",
     )
-    # The page is cached first, so the failing signin is the only call upstream: a page
-    # fetch running beside it could finish after it and close the circuit again.
-    assert proxy.get("/widget", "warm@example.com").status_code == 200
+    # The signin fails while the page fetch, side by side with it, succeeds a moment
+    # later: a call that began before the circuit opened must not close it.
+    faulty.vendor.page_delay = 0.3
     faulty.faults.active["signin"] = Respond(502)
     assert proxy.get("/widget", EMAIL).status_code == 502
+    wait_until(lambda: faulty.vendor.calls["page"] == 1)
+    time.sleep(0.1)  # the page's answer has been taken in by now
 
     ready = proxy.client.get("/readyz")
 
-    assert ready.status_code == 503
-    assert any("circuit open" in why for why in ready.json()["problems"].values())
+    assert ready.status_code == 200
+    assert any("circuit open" in why for why in ready.json()["degraded"].values())
+    circuit = samples(proxy.client.get("/metrics").text)
+    assert 2.0 in {v for (name, _), v in circuit.items() if name == "widget_proxy_circuit_state"}
+
+
+def test_one_users_failing_signin_does_not_open_the_circuit_for_everybody(
+    make_proxy: Callable[..., Proxy], faulty: FaultyUpstream
+) -> None:
+    proxy = make_proxy(WIDGET_BASE_URL=faulty.url, BREAKER_FAILURES="5", UPSTREAM_RETRIES="2")
+    assert proxy.get("/widget", "warm@example.com").status_code == 200
+    faulty.faults.active["signin"] = Respond(502)
+    for _ in range(5):  # one user, five requests, three attempts each
+        assert proxy.get("/widget", "unlucky@example.com").status_code == 502
+    faulty.faults.reset()
+
+    assert proxy.get("/widget", "other@example.com").status_code == 200  # not 503
+    assert proxy.client.get("/readyz").json()["degraded"] == {}
 
 
 def test_metrics_after_a_few_requests(make_proxy: Callable[..., Proxy]) -> None:
@@ -250,60 +284,142 @@ def test_log_emails_keeps_them_whole() -> None:
 NGINX = Path("/usr/sbin/nginx")
 
 
-def readme_nginx_block() -> str:
+def readme_nginx_blocks() -> list[str]:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    match = re.search(r"```nginx\n(.*?)```", readme, re.DOTALL)
-    assert match, "the README has no nginx sample"
-    return match.group(1)
+    blocks = re.findall(r"```nginx\n(.*?)```", readme, re.DOTALL)
+    assert len(blocks) == 2, "the README has a forwarding and an oauth2-proxy nginx sample"
+    return blocks
+
+
+@contextmanager
+def nginx(tmp_path: Path, block: str, backend: str) -> Iterator[str]:
+    """A real nginx serving `block` (a README sample) with the proxy at `backend`."""
+    if not NGINX.exists():
+        unavailable("nginx is not installed (apt-get install nginx)")
+    port = free_port()
+    (tmp_path / "nginx.conf").write_text(
+        f"daemon off; user root; pid {tmp_path}/nginx.pid;"
+        f" error_log {tmp_path}/nginx-error.log;\n"
+        "events {}\n"
+        "http {\n  access_log off;\n"
+        + "".join(f"  {kind}_temp_path {tmp_path}/{kind};\n"
+                  for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        + f"  server {{\n    listen 127.0.0.1:{port};\n"
+        + block.replace("127.0.0.1:8000", backend)
+        + "  }\n}\n"
+    )  # fmt: skip
+    process = subprocess.Popen(
+        [str(NGINX), "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: answers(f"{base}/rewards/healthz"), timeout=15)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def test_behind_nginx_with_the_readme_config(
     tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:
-    if not NGINX.exists():
-        unavailable("nginx is not installed (apt-get install nginx)")
     with serve(
         tmp_path, vendor, upstream, leak_scanner, "--root-path", "/rewards",
         TRUSTED_PROXIES="127.0.0.1/32", LOGIN_URL="/login",
     ) as proxy:  # fmt: skip
-        port = free_port()
         backend = proxy.url.removeprefix("http://")
-        block = readme_nginx_block().replace("127.0.0.1:8000", backend)
-        (tmp_path / "nginx.conf").write_text(
-            f"daemon off; user root; pid {tmp_path}/nginx.pid;"
-            f" error_log {tmp_path}/nginx-error.log;\n"
-            "events {}\n"
-            "http {\n  access_log off;\n"
-            + "".join(f"  {kind}_temp_path {tmp_path}/{kind};\n"
-                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-            + f"  server {{\n    listen 127.0.0.1:{port};\n{block}  }}\n}}\n"
-        )  # fmt: skip
-        nginx = subprocess.Popen(
-            [str(NGINX), "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until(lambda: answers(f"{base}/rewards/healthz"), timeout=15)
-            with scanning_client(leak_scanner, base_url=base, timeout=30) as client:
-                page = client.get(
-                    "/rewards/widget",
-                    headers={**proxy.cookie(EMAIL), "x-forwarded-for": "203.0.113.7"},
-                )
-                anonymous = client.get("/rewards/widget")
-                token = client.post(
-                    "/rewards/widget/token", headers={**proxy.cookie(EMAIL), "origin": base}
-                )
-        finally:
-            nginx.terminate()
-            nginx.wait(timeout=10)
+        with (
+            nginx(tmp_path, readme_nginx_blocks()[0], backend) as base,
+            scanning_client(leak_scanner, base_url=base, timeout=30) as client,
+        ):
+            page = client.get(
+                "/rewards/widget",
+                headers={**proxy.cookie(EMAIL), "x-forwarded-for": "203.0.113.7"},
+            )
+            anonymous = client.get("/rewards/widget")
+            token = client.post(
+                "/rewards/widget/token", headers={**proxy.cookie(EMAIL), "origin": base}
+            )
+            metrics = client.get("/rewards/metrics")
+            readyz = client.get("/rewards/readyz")
 
     assert page.status_code == 200
     assert re.fullmatch(r"[0-9a-f]{32}", page.headers["x-request-id"])  # nginx's $request_id
     assert anonymous.status_code == 303
     assert anonymous.headers["location"] == "/login?next=%2Frewards%2Fwidget"
     assert token.status_code == 200  # same-origin, as nginx forwarded host and scheme
+    assert metrics.status_code == readyz.status_code == 404  # operators' endpoints stay in
     lines = [json.loads(line) for line in proxy.log.read_text().splitlines() if line]
     seen = next(line for line in lines if line.get("request_id") == page.headers["x-request-id"])
     assert seen["client_ip"] == "203.0.113.7"  # the client, not nginx, nor a spoof
+
+
+def test_the_forwarding_sample_never_passes_on_a_clients_identity_header(
+    tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
+) -> None:
+    # Even a proxy wrongly told that this nginx asserts identity gets no identity from it.
+    with serve(
+        tmp_path, vendor, upstream, leak_scanner, "--root-path", "/rewards",
+        TRUSTED_PROXIES="127.0.0.1/32", IDENTITY_SOURCE="header", IDENTITY_PROXIES="127.0.0.1",
+    ) as proxy:  # fmt: skip
+        backend = proxy.url.removeprefix("http://")
+        with (
+            nginx(tmp_path, readme_nginx_blocks()[0], backend) as base,
+            scanning_client(leak_scanner, base_url=base, timeout=30) as client,
+        ):
+            claimed = client.get("/rewards/widget", headers={"x-auth-request-email": EMAIL})
+
+    assert claimed.status_code == 401  # the header was cleared on the way
+    assert vendor.calls == {}
+
+
+def oauth2_proxy_stand_in(sessions: dict[str, str]) -> Starlette:
+    """oauth2-proxy's `/oauth2/auth` as nginx's auth_request sees it (--set-xauthrequest):
+    202 with X-Auth-Request-Email for a valid `_oauth2_proxy` cookie, else 401."""
+
+    async def auth(request: Request) -> Response:
+        email = sessions.get(request.cookies.get("_oauth2_proxy", ""))
+        if email is None:
+            return Response(status_code=401)
+        return Response(status_code=202, headers={"x-auth-request-email": email})
+
+    return Starlette(routes=[Route("/oauth2/auth", auth, methods=["GET"])])
+
+
+def test_the_oauth2_proxy_sample_sets_the_identity_itself(
+    tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
+) -> None:
+    sessions = {"ann-session": EMAIL}
+    with (
+        BackgroundServer(oauth2_proxy_stand_in(sessions)) as auth_server,
+        serve(
+            tmp_path, vendor, upstream, leak_scanner, "--root-path", "/rewards",
+            TRUSTED_PROXIES="127.0.0.1/32", IDENTITY_SOURCE="header",
+            IDENTITY_PROXIES="127.0.0.1/32",
+        ) as proxy,
+    ):  # fmt: skip
+        block = readme_nginx_blocks()[1].replace(
+            "127.0.0.1:4180", auth_server.url.removeprefix("http://")
+        )
+        with (
+            nginx(tmp_path, block, proxy.url.removeprefix("http://")) as base,
+            scanning_client(leak_scanner, base_url=base, timeout=30) as client,
+        ):
+            signed_in = client.get(
+                "/rewards/widget",
+                headers={
+                    "cookie": "_oauth2_proxy=ann-session",
+                    "x-auth-request-email": "victim@example.com",  # the client's own claim
+                },
+            )
+            spoofed = client.get(
+                "/rewards/widget", headers={"x-auth-request-email": "victim@example.com"}
+            )
+
+    assert signed_in.status_code == 200
+    claims = jwt.decode(token_in(signed_in.text), vendor.signing_key, algorithms=["HS256"])
+    assert claims["email"] == EMAIL  # oauth2-proxy's user, not the header the client sent
+    assert spoofed.status_code == 401  # no oauth2-proxy session: nginx refuses, nothing sent
+    assert vendor.calls["signin"] == 1

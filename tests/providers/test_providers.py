@@ -138,7 +138,9 @@ def shared_store(request: pytest.FixtureRequest, clock: Clock) -> Iterator[Store
         return
     url, prefix = require_redis(), f"wp-test-{secrets.token_hex(4)}:"
     yield TieredStore(
-        MemoryStore(1000, clock=clock), RedisStore(url, prefix=prefix, clock=clock), where=url
+        MemoryStore(1000, clock=clock),
+        RedisStore(url, secret="s" * 32, prefix=prefix, clock=clock),
+        where=url,
     )
     forget(url, prefix)
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
+from base64 import b64encode
+from collections.abc import Callable
 from typing import Any
 
+import itsdangerous
 import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -14,8 +18,9 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from tests.support import wait_until
+from tests.support import EMAIL, Clock, Proxy, wait_until
 from widget_proxy.errors import InvalidEmail
+from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.security.identity import Identity, SessionReader, validate_email
 
 SECRET = "a-shared-secret-of-more-than-32-characters"
@@ -84,6 +89,12 @@ def test_a_session_whose_email_is_not_text_is_refused() -> None:
         "ann.o'neil+tag@sub.example.co.uk",
         "x@y",
         "a" * 64 + "@" + "b" * 185 + ".com",  # 254 characters, the RFC 5321 maximum
+        "!#$%&'*+-/=?^_`{|}~@example.com",  # every atext character
+        "first.middle.last@example.com",
+        "ANN@EXAMPLE.COM",
+        "ann@xn--bcher-kva.example",  # a punycode label: hyphens inside
+        "ann@123.example.com",
+        "ann@a-b-c.example",
     ],
 )
 def test_valid_emails(email: str) -> None:
@@ -112,6 +123,35 @@ def test_valid_emails(email: str) -> None:
         "a" * 64 + "@" + "b" * 186 + ".com",  # 255 characters
         42,
         None,
+        # Characters a vendor may read as list, parameter, comment or quote syntax.
+        "ann,bob@example.com",
+        "ann@example.com,bob@example.com",
+        "ann;x=1@example.com",
+        "ann@example.com;x=1",
+        "<ann@example.com>",
+        "Ann <ann@example.com>",
+        '"ann"@example.com',
+        '"a@b"@example.com',
+        "ann(comment)@example.com",
+        "ann@example.com(comment)",
+        "ann\\@example.com",
+        "ann@exa\\mple.com",
+        "ann[1]@example.com",
+        "ann:x@example.com",
+        # Dots only between atoms.
+        ".ann@example.com",
+        "ann.@example.com",
+        "an..n@example.com",
+        ".@example.com",
+        # Domains of letter-digit-hyphen labels only.
+        "ann@[127.0.0.1]",
+        "ann@exa_mple.com",
+        "ann@-example.com",
+        "ann@example-.com",
+        "ann@example.-com",
+        "ann@exa!mple.com",
+        "ann@example.com:443",
+        "ann@.",
     ],
 )
 def test_invalid_emails(email: object) -> None:
@@ -139,3 +179,118 @@ def test_only_verified_cookies_are_remembered() -> None:
 
     for _ in range(3):
         assert sessions.identity(SCOPE, {"cookie": forged}) is None
+
+
+def signed(data: bytes, secret: str = SECRET) -> str:
+    """A session cookie value, validly signed, holding `data` however it is made."""
+    return itsdangerous.TimestampSigner(secret).sign(b64encode(data)).decode()
+
+
+def nested(depth: int) -> bytes:
+    """A session object with an email and a list nested `depth` deep."""
+    return b'{"email": "ann@example.com", "x": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+def test_a_signed_session_nested_too_deep_to_decode_is_anonymous() -> None:
+    sessions = reader()
+    cookie = {"cookie": f"session={signed(nested(100_000))}"}
+
+    assert sessions.session(cookie) is None
+    assert sessions.identity(SCOPE, cookie) is None
+
+
+def test_the_memo_is_keyed_by_the_session_cookie_not_the_whole_header() -> None:
+    clock = Clock(time.time())
+    sessions = reader(clock=clock)
+    value = merchant_login_cookie({"email": "a@b.c"})
+
+    for i in range(3):  # 3 x 16 MB of other cookies, each different
+        junk = f"junk{i}=" + str(i) * (16 * 1024 * 1024)
+        headers = {"cookie": f"{junk}; session={value}; more{junk}"}
+        assert sessions.identity(SCOPE, headers) == Identity("a@b.c")
+
+    assert sessions.memo.keys() == [value]
+    assert sessions.memo.nbytes < 4096  # a cookie and an identity, not megabytes
+    assert sessions.identity(SCOPE, {"cookie": f"session={value}"}) == Identity("a@b.c")
+    assert len(sessions.memo) == 1  # the same session, however it was sent
+
+
+def test_the_session_memo_is_bounded_by_bytes_too() -> None:
+    sessions = reader()
+    cart = "x" * 3000  # sessions near a browser's 4 KB cookie limit
+    values = [
+        signed(json.dumps({"email": f"u{i}@b.c", "cart": cart}).encode()) for i in range(5000)
+    ]
+
+    for value in values:
+        assert sessions.identity(SCOPE, {"cookie": f"session={value}"}) is not None
+
+    assert sessions.memo.nbytes <= SessionReader.MEMO_BYTES
+    assert len(sessions.memo) < SessionReader.MEMO_SIZE  # the bytes ran out first
+    assert values[-1] in sessions.memo
+
+
+# --- against a real proxy ------------------------------------------------------------
+
+
+@pytest.fixture
+def readers(monkeypatch: pytest.MonkeyPatch) -> list[SessionReader]:
+    """Every SessionReader made while the test runs (the proxies' own, in-process)."""
+    made: list[SessionReader] = []
+    init = SessionReader.__init__
+
+    def recording(self: SessionReader, **options: Any) -> None:
+        init(self, **options)
+        made.append(self)
+
+    monkeypatch.setattr(SessionReader, "__init__", recording)
+    return made
+
+
+def test_a_proxy_remembers_a_session_not_the_junk_sent_beside_it(
+    make_proxy: Callable[..., Proxy], readers: list[SessionReader], vendor: ReturningAIStandIn
+) -> None:
+    proxy = make_proxy()
+    [sessions] = readers
+    session = proxy.cookie({"email": EMAIL})["cookie"]
+    value = session.partition("=")[2]
+
+    for i in range(5):  # junk well within any header limit, different each time
+        junk = f"junk{i}=" + str(i) * 3000
+        response = proxy.client.get("/widget", headers={"cookie": f"{junk}; {session}"})
+        assert response.status_code == 200
+
+    assert sessions.memo.keys() == [value]
+    assert sessions.memo.nbytes < 3000  # none of the junk is held
+    assert vendor.calls["signin"] == 1
+
+
+def test_a_proxy_treats_a_session_nested_too_deep_as_anonymous(
+    proxy: Proxy, vendor: ReturningAIStandIn
+) -> None:
+    # 1,500 deep is a 4 KB cookie (what a browser keeps), already past the decoder.
+    value = signed(nested(1500), proxy.settings.session_secret.reveal())
+    cookie = {"cookie": f"{proxy.settings.session_cookie}={value}"}
+
+    response = proxy.client.get("/widget", headers={**cookie, "accept": "application/json"})
+    after = proxy.get("/widget", EMAIL)  # the same connection still serves
+
+    assert response.status_code == 401
+    assert response.json()["error"] == "not_authenticated"
+    assert after.status_code == 200
+    assert vendor.calls["signin"] == 1
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["ann,bob@example.com", "ann;x@example.com", "<ann>@example.com", '"ann"@example.com',
+     "ann(x)@example.com", "ann\\@example.com", "ann@exa_mple.com"],
+)  # fmt: skip
+def test_a_proxy_sends_no_ambiguous_email_upstream(
+    proxy: Proxy, vendor: ReturningAIStandIn, email: str
+) -> None:
+    response = proxy.get("/widget", email, headers={"accept": "application/json"})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_email"
+    assert vendor.calls == {}  # nothing went upstream

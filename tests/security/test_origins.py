@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from starlette.datastructures import Headers
 
-from widget_proxy.security.forwarded import TrustedProxies, parse_networks
+from widget_proxy.security.forwarded import TrustedProxies, header_list, parse_networks
 from widget_proxy.security.origins import Origin, OriginPolicy, OriginRule, parse_origin
 
 ENTRIES = "https://shop.example.com *.example.org, http://*.dev.test:8080 localhost 127.0.0.1"
@@ -126,6 +127,50 @@ def test_client_ip(peer: str, forwarded: str, client: str) -> None:
     headers = {"x-forwarded-for": forwarded} if forwarded else {}
 
     assert PROXIES.client_ip(scope, headers) == client
+
+
+def lines(*items: tuple[str, str]) -> Headers:
+    """Headers as a server receives them: one entry per line, repeats kept."""
+    return Headers(raw=[(k.encode(), v.encode()) for k, v in items])
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "client"),
+    [
+        (["6.6.6.6", "1.2.3.4"], "1.2.3.4"),  # a proxy that adds its hop as a line
+        (["6.6.6.6, 7.7.7.7", "1.2.3.4, 10.9.9.9"], "1.2.3.4"),
+        (["1.2.3.4", "10.9.9.9"], "1.2.3.4"),  # a trusted hop on a line of its own
+        (["1.2.3.4", ""], "1.2.3.4"),
+        (["", ""], "10.1.2.3"),
+    ],
+)
+def test_client_ip_reads_every_line_of_x_forwarded_for(forwarded: list[str], client: str) -> None:
+    scope = {"type": "http", "client": ("10.1.2.3", 1234)}
+    headers = lines(*[("x-forwarded-for", line) for line in forwarded])
+
+    assert PROXIES.client_ip(scope, headers) == client
+
+
+def test_public_origin_is_the_last_hops_across_lines() -> None:
+    headers = lines(
+        ("host", "internal:8000"),
+        ("x-forwarded-proto", "http"),
+        ("x-forwarded-host", "evil.example"),  # the client's own line
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "shop.io"),  # our proxy's
+    )
+
+    assert PROXIES.public_origin({"scheme": "http", "client": ("10.0.0.1", 1)}, headers) == (
+        "https://shop.io"
+    )
+
+
+def test_header_list_joins_lines_in_order() -> None:
+    headers = lines(("x-a", "1, 2"), ("x-b", "z"), ("x-a", "3"))
+
+    assert [item.strip() for item in header_list(headers, "x-a")] == ["1", "2", "3"]
+    assert header_list(headers, "x-missing") == [""]
+    assert header_list({"x-a": "1,2"}, "x-a") == ["1", "2"]
 
 
 def test_public_origin_follows_a_trusted_proxy_only() -> None:

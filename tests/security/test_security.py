@@ -16,8 +16,9 @@ import pytest
 from tests.support import EMAIL, UNLIMITED, VALID, LeakScanner, Proxy, scanning_client, token_in
 from tests.support.redis import forget, require_redis
 from widget_proxy.demo import demo_app, demo_settings
-from widget_proxy.demo.site import safe_next
+from widget_proxy.demo.site import one_vary, safe_next
 from widget_proxy.providers.returningai import ReturningAIStandIn
+from widget_proxy.security.ratelimit import ip_client
 from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings, SettingsError
 
@@ -156,25 +157,56 @@ def test_token_endpoint_cors_for_allowed_origins_only(make_proxy: Callable[..., 
 
 
 @pytest.mark.parametrize(
-    ("trusted", "status"),
-    [("127.0.0.0/8", 200), ("10.0.0.0/8", 401)],
+    ("identity_proxies", "trusted", "status"),
+    [
+        ("127.0.0.0/8", "", 200),
+        ("10.0.0.0/8", "", 401),
+        # Trusted for X-Forwarded-For is not trusted to assert who the user is.
+        ("10.0.0.0/8", "127.0.0.0/8", 401),
+    ],
 )
-def test_identity_header_is_believed_only_from_trusted_proxies(
-    make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn, trusted: str, status: int
+def test_identity_header_is_believed_only_from_identity_proxies(
+    make_proxy: Callable[..., Proxy],
+    vendor: ReturningAIStandIn,
+    identity_proxies: str,
+    trusted: str,
+    status: int,
 ) -> None:
-    proxy = make_proxy(IDENTITY_SOURCE="header", TRUSTED_PROXIES=trusted)
+    proxy = make_proxy(
+        IDENTITY_SOURCE="header", IDENTITY_PROXIES=identity_proxies, TRUSTED_PROXIES=trusted
+    )
 
     response = proxy.client.get("/widget", headers={"x-auth-request-email": EMAIL})
 
     assert response.status_code == status
     if status == 200:
         assert claims(vendor, token_in(response.text))["email"] == EMAIL
+    else:
+        assert vendor.calls == {}
+
+
+def test_an_identity_header_sent_twice_is_refused(
+    make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn
+) -> None:
+    proxy = make_proxy(IDENTITY_SOURCE="header", IDENTITY_PROXIES="127.0.0.1")
+    headers = [
+        ("x-auth-request-email", "victim@example.com"),
+        ("x-auth-request-email", EMAIL),
+        ("accept", "application/json"),
+    ]
+
+    response = proxy.client.get("/widget", headers=headers)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"
+    assert "sent 2 times" in response.json()["message"]
+    assert vendor.calls == {}
 
 
 def test_with_header_identity_the_session_cookie_is_ignored(
     make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn
 ) -> None:
-    proxy = make_proxy(IDENTITY_SOURCE="header", TRUSTED_PROXIES="127.0.0.1")
+    proxy = make_proxy(IDENTITY_SOURCE="header", IDENTITY_PROXIES="127.0.0.1")
 
     assert proxy.get("/widget", EMAIL).status_code == 401
     assert vendor.calls == {}  # anonymous: nothing was sent upstream
@@ -183,7 +215,7 @@ def test_with_header_identity_the_session_cookie_is_ignored(
 def test_a_bad_email_from_the_trusted_header_is_a_400(
     make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn
 ) -> None:
-    proxy = make_proxy(IDENTITY_SOURCE="header", TRUSTED_PROXIES="127.0.0.1")
+    proxy = make_proxy(IDENTITY_SOURCE="header", IDENTITY_PROXIES="127.0.0.1")
 
     response = proxy.client.get(
         "/widget", headers={"x-auth-request-email": "no at sign", "accept": "application/json"}
@@ -197,7 +229,13 @@ def test_a_bad_email_from_the_trusted_header_is_a_400(
 @pytest.mark.parametrize(
     ("env", "problem"),
     [
-        ({"IDENTITY_SOURCE": "header"}, "TRUSTED_PROXIES: IDENTITY_SOURCE=header needs"),
+        ({"IDENTITY_SOURCE": "header"}, "IDENTITY_PROXIES: IDENTITY_SOURCE=header needs"),
+        ({"IDENTITY_SOURCE": "header", "TRUSTED_PROXIES": "127.0.0.1"}, "IDENTITY_PROXIES"),
+        ({"TRUSTED_PROXIES": "0.0.0.0/0"}, "TRUSTED_PROXIES: 0.0.0.0/0 trusts every address"),
+        ({"IDENTITY_PROXIES": "::/0"}, "IDENTITY_PROXIES: ::/0 trusts every address"),
+        ({"METRICS_ALLOW": "0.0.0.0/0"}, "METRICS_ALLOW: 0.0.0.0/0 trusts every address"),
+        ({"WIDGET_BASE_URL": "http://widgets.example.com"}, "WIDGET_BASE_URL: .* plain http"),
+        ({"WIDGET_API_KEY": "k\u00e9y"}, "WIDGET_API_KEY: must be visible ASCII"),
         ({"SESSION_SAME_SITE": "none", "SESSION_HTTPS_ONLY": "false"}, "SESSION_SAME_SITE"),
     ],
 )
@@ -236,6 +274,84 @@ def test_per_ip_rate_limit_behind_a_trusted_proxy(make_proxy: Callable[..., Prox
 
     assert [from_ip("198.51.100.1", f"u{i}@example.com") for i in range(3)] == [200, 200, 429]
     assert from_ip("198.51.100.2", "u9@example.com") == 200  # another client, its own count
+
+
+def test_a_client_cant_hide_behind_a_second_x_forwarded_for_line(
+    make_proxy: Callable[..., Proxy],
+) -> None:
+    """A proxy may add the client's address as a line of its own after the client's."""
+    proxy = make_proxy(RATE_LIMIT_IP_PER_MINUTE="2", TRUSTED_PROXIES="127.0.0.1")
+
+    def from_ip(claimed: str, real: str, email: str) -> int:
+        headers = [
+            *proxy.cookie({"email": email}).items(),
+            ("x-forwarded-for", claimed),  # the client's own line, a new lie each time
+            ("x-forwarded-for", real),  # the trusted proxy's
+        ]
+        return proxy.client.get("/widget", headers=headers).status_code
+
+    statuses = [from_ip(f"203.0.113.{i}", "198.51.100.1", f"u{i}@example.com") for i in range(3)]
+
+    assert statuses == [200, 200, 429]
+    assert from_ip("203.0.113.1", "198.51.100.2", "u9@example.com") == 200
+
+
+def test_a_client_cant_claim_the_proxys_origin_with_a_forwarded_host_line(
+    make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn
+) -> None:
+    proxy = make_proxy(ALLOWED_ORIGINS=ALLOWED, TRUSTED_PROXIES="127.0.0.1")
+    evil = "http://evil.example"
+
+    def token(host_lines: list[str]) -> httpx2.Response:
+        headers = [
+            *proxy.cookie({"email": EMAIL}).items(),
+            ("origin", evil),
+            ("accept", "application/json"),
+            *[("x-forwarded-host", line) for line in host_lines],
+        ]
+        return proxy.client.post("/widget/token", headers=headers)
+
+    spoofed = token(["evil.example", "shop.example.com"])  # the client's line, then ours
+    one_line = token(["evil.example"])  # one line: the proxy forwarded the host it got
+
+    assert spoofed.status_code == 403
+    assert spoofed.json()["error"] == "origin_not_allowed"
+    assert one_line.status_code == 200  # the set-up itself is sound: only the lines differ
+    assert vendor.calls["signin"] == 1
+
+
+@pytest.mark.parametrize(
+    ("address", "client"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),  # IPv4-mapped: the IPv4 address
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("", ""),  # no peer: counted as itself
+        ("garbage", "garbage"),
+    ],
+)
+def test_rate_limits_count_ipv4_addresses_and_ipv6_64s(address: str, client: str) -> None:
+    assert ip_client(address) == client
+
+
+def test_per_ip_rate_limit_counts_an_ipv6_client_per_64(make_proxy: Callable[..., Proxy]) -> None:
+    proxy = make_proxy(RATE_LIMIT_IP_PER_MINUTE="2", TRUSTED_PROXIES="127.0.0.1")
+
+    def from_ip(ip: str, email: str) -> int:
+        return proxy.get("/widget", email, headers={"x-forwarded-for": ip}).status_code
+
+    one_64 = ["2001:db8:1:2::1", "2001:db8:1:2:aaaa::2", "2001:db8:1:2:ffff:1:2:3"]
+    statuses = [from_ip(ip, f"u{i}@example.com") for i, ip in enumerate(one_64)]
+    mapped = [from_ip(ip, f"m{i}@example.com") for i, ip in enumerate(
+        ["::ffff:198.51.100.9", "198.51.100.9", "::ffff:c633:6409"]
+    )]  # fmt: skip
+
+    assert statuses == [200, 200, 429]  # a new address of the same /64 is the same client
+    assert from_ip("2001:db8:1:3::1", "v@example.com") == 200  # the next /64: another client
+    assert mapped == [200, 200, 429]  # IPv4-mapped or not, one IPv4 client
 
 
 def test_rate_limits_are_shared_through_redis(
@@ -358,6 +474,24 @@ def test_session_cookie_flags(
     attributes = {part.strip() for part in cookie.split(";")[1:]}
     assert flags <= attributes
     assert ("secure" in attributes) == ("secure" in flags)
+
+
+def test_demo_pages_send_vary_once(demo_site: Callable[..., httpx2.Client]) -> None:
+    client = demo_site()
+    home = client.get("/")
+    form = client.get("/login")
+    refused = client.post("/login", data={"email": EMAIL, "csrf": "forged"})
+
+    for response in (home, form, refused):
+        assert response.headers.get_list("vary") == ["Cookie"]
+
+
+def test_one_vary_merges_lines_and_drops_repeats() -> None:
+    headers = [(b"vary", b"Cookie"), (b"x-a", b"1"), (b"Vary", b"cookie, Origin"), (b"vary", b"")]
+
+    assert one_vary(headers) == [(b"x-a", b"1"), (b"vary", b"Cookie, Origin")]
+    assert one_vary([(b"vary", b"Cookie"), (b"vary", b"*")]) == [(b"vary", b"*")]
+    assert one_vary([(b"x-a", b"1")]) == [(b"x-a", b"1")]
 
 
 @pytest.mark.parametrize("csrf", ["", "forged-token"])

@@ -128,11 +128,12 @@ async def test_the_deadline_bounds_all_attempts() -> None:
 @pytest.mark.anyio
 async def test_the_breaker_opens_and_fails_fast() -> None:
     script = Script(REFUSED)
-    http = client(script, failures=4, retries=1)
+    http = client(script, failures=2, retries=1)
 
-    for _ in range(2):  # two calls of two attempts each: four failures
-        with pytest.raises(UpstreamError):
+    for _ in range(2):  # two callers' calls of two attempts each: a call counts once
+        with pytest.raises(UpstreamError) as failed:
             await call(http)
+        assert not isinstance(failed.value, CircuitOpen)  # each call's own failure
     with pytest.raises(CircuitOpen) as caught:
         await call(http)
 
@@ -158,32 +159,32 @@ def test_breaker_lifecycle() -> None:
     breaker = Breaker("https://w.example", failures=3, cooldown=30, clock=clock)
 
     for _ in range(2):
-        breaker.before()
-        breaker.failed()
-    breaker.before()
-    breaker.succeeded()  # a success resets the count
+        breaker.failed(breaker.before())
+    breaker.succeeded(breaker.before())  # a success resets the count
     for _ in range(3):
-        breaker.before()
-        breaker.failed()
+        breaker.failed(breaker.before())
     assert breaker.state == "open"
     with pytest.raises(CircuitOpen):
         breaker.before()
 
     clock.now += 30
     assert breaker.state == "half-open"
-    assert breaker.before() is True  # the probe
+    probe = breaker.before()
+    assert probe.probe is True  # the probe
     with pytest.raises(CircuitOpen):
         breaker.before()  # everyone else waits for its verdict
-    breaker.failed()
+    breaker.failed(probe)
     assert breaker.state == "open"  # the probe failed: open again
 
     clock.now += 30
-    assert breaker.before() is True
-    breaker.ended()  # the probe was cancelled: another may go
-    assert breaker.before() is True
-    breaker.succeeded()
+    probe = breaker.before()
+    assert probe.probe is True
+    breaker.ended(probe)  # the probe was cancelled: another may go
+    probe = breaker.before()
+    assert probe.probe is True
+    breaker.succeeded(probe)
     assert breaker.state == "closed"
-    assert breaker.before() is False
+    assert breaker.before().probe is False
 
 
 def test_a_half_open_breaker_lets_the_whole_probing_request_through() -> None:
@@ -193,14 +194,63 @@ def test_a_half_open_breaker_lets_the_whole_probing_request_through() -> None:
 
     clock = Clock()
     breaker = Breaker("https://w.example", failures=1, cooldown=30, clock=clock)
-    breaker.before()
-    breaker.failed()
+    breaker.failed(breaker.before())
     clock.now += 30
 
     def probing_request() -> tuple[bool, bool]:
         one_caller()
-        return breaker.before(), breaker.before()  # signin and page of one request
+        signin, page = breaker.before(), breaker.before()  # two calls of one request
+        return signin.probe, page.probe
 
     assert contextvars.copy_context().run(probing_request) == (True, False)
     with pytest.raises(CircuitOpen):
         contextvars.copy_context().run(probing_request)  # another request waits
+
+
+def test_one_caller_failing_again_and_again_opens_no_circuit() -> None:
+    import contextvars
+
+    from widget_proxy.upstream.breaker import one_caller
+
+    breaker = Breaker("https://w.example", failures=3, cooldown=30, clock=Clock())
+
+    def request(user: str) -> None:
+        one_caller(user)
+        breaker.failed(breaker.before())
+
+    for _ in range(10):  # one user whose signin the vendor keeps refusing with a 5xx
+        contextvars.copy_context().run(request, "tok:one-user")
+    assert breaker.state == "closed"  # everybody else is still served
+    for user in ("tok:two", "tok:three"):
+        contextvars.copy_context().run(request, user)
+    assert breaker.state == "open"  # three different callers failed in a row
+
+
+def test_only_the_probe_closes_an_open_circuit() -> None:
+    clock = Clock()
+    breaker = Breaker("https://w.example", failures=1, cooldown=30, clock=clock)
+    slow = breaker.before()  # begun while all was well
+    breaker.failed(breaker.before())
+    assert breaker.state == "open"
+
+    breaker.succeeded(slow)  # it answers now, but began before the circuit opened
+
+    assert breaker.state == "open"
+    clock.now += 30
+    breaker.failed(slow)  # and its late failure doesn't reopen a half-open circuit
+    assert breaker.state == "half-open"
+    breaker.succeeded(breaker.before())
+    assert breaker.state == "closed"
+
+
+@pytest.mark.anyio
+async def test_a_call_whose_own_retries_open_the_circuit_reports_its_own_failure() -> None:
+    script = Script(REFUSED)
+    http = client(script, failures=1, retries=2)
+
+    with pytest.raises(UpstreamError) as caught:
+        await call(http)
+
+    assert caught.value.code == "upstream_unavailable"  # not upstream_circuit_open
+    assert script.attempts == 3  # all its attempts: it counts once, at the end
+    assert http.breaker(URL).state == "open"

@@ -33,7 +33,7 @@ class HissunoTokens:
     def cache_key(self, identity: Identity) -> str:
         # The claims are in the key: a user whose name changes gets a new token.
         claims = json.dumps([identity.user_id, identity.metadata])
-        return "tok:hissuno:" + self._hash(claims)
+        return self._hash(claims)
 
     def claims(self, identity: Identity, now: int) -> dict[str, object]:
         claims: dict[str, object] = {"userId": identity.user_id, "iat": now, "exp": now + self._ttl}

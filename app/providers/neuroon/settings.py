@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from ...options import Secret, option, settings_group
 from ...options import parsers as p
+
+# Neuroon accepts a shop token for 24 h after its timestamp, and it can't be renewed.
+TOKEN_LIFETIME: Final = 24 * 3600
 
 
 @settings_group
@@ -46,6 +49,12 @@ class NeuroonSettings:
         return "NEUROON_API_KEY", self.api_key
 
     def problems(self) -> list[str]:
+        found = []
         if self.token_mode == "remote" and not self.api_url:  # noqa: S105
-            return ["NEUROON_API_URL: required with NEUROON_TOKEN_MODE=remote"]
-        return []
+            found.append("NEUROON_API_URL: required with NEUROON_TOKEN_MODE=remote")
+        if self.rotate_after >= TOKEN_LIFETIME:
+            found.append(
+                f"NEUROON_ROTATE_AFTER: {self.rotate_after:g} s is not less than the"
+                f" {TOKEN_LIFETIME} s a shop token is valid; expired tokens would be served"
+            )
+        return found

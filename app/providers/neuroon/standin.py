@@ -24,11 +24,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .settings import TOKEN_LIFETIME
 from .tokens import shop_token
 
 _SCRIPT = (Path(__file__).resolve().parent / "vendor" / "neuroon.js").read_bytes()
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "neuroon.ai")
-TOKEN_LIFETIME = 24 * 3600
 
 
 @dataclass

@@ -50,7 +50,7 @@ class NeuroonTokens:
         self._rotate_after = rotate_after
 
     def cache_key(self, identity: Identity) -> str:
-        return f"tok:neuroon:{self._shop}"  # one token for the whole shop
+        return self._shop  # one token for the whole shop
 
     async def issue(self, identity: Identity) -> TokenEntry:
         if self._url is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Final
 
@@ -72,7 +73,10 @@ class ReturningAIApi:
         validators = reply.headers.get("etag"), reply.headers.get("last-modified")
         if reply.status == 304:
             return PageFetch(None, *validators)
-        return PageFetch(split_page(reply.text, base_href=reply.url), *validators)
+        # Splitting is a scan of the whole page: off the event loop, so a large hostile
+        # page delays no other request (it runs once per fetch, never per view).
+        page = await asyncio.to_thread(split_page, reply.text, base_href=reply.url)
+        return PageFetch(page, *validators)
 
 
 def returningai_api(settings: ReturningAISettings, http: HttpClient) -> ReturningAIApi:

@@ -16,7 +16,7 @@ class ReturningAISettings:
         "WIDGET_API_KEY",
         None,
         "Server-only API key from the vendor; never sent to a browser",
-        p.secret,
+        p.header_value,
     )
     community_id: str = option(
         "WIDGET_COMMUNITY_ID", None, "Community id used in the signin path", p.segment

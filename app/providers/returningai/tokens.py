@@ -25,7 +25,7 @@ class ReturningAITokens:
         self._clock = clock
         self._lifetime = lifetime
         self._hash = keys.hasher(b"widget-proxy token cache key")
-        self._prefix = f"tok:{community_id}:"
+        self._prefix = f"{community_id}:"
 
     def cache_key(self, identity: Identity) -> str:
         return self._prefix + self._hash(identity.email)

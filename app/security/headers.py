@@ -1,0 +1,35 @@
+"""Refuse a request whose headers are larger than a reverse proxy would pass on.
+
+uvicorn accepts header blocks of tens of megabytes; nothing this proxy does needs
+more than nginx allows by default, and every byte kept (in a memo, a log line) is
+memory an attacker chose. Pure ASGI, first in line after the request log.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..errors import HeadersTooLarge
+from ..responses import error_response
+
+DEFAULT_MAX_HEADER_BYTES: Final = 32 * 1024  # nginx: large_client_header_buffers 4 8k
+
+
+class HeaderLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_HEADER_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # Each header as it travels: name, ": ", value, CRLF.
+            size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if size > self.max_bytes:
+                error = HeadersTooLarge(f"{size} bytes of headers, at most {self.max_bytes}")
+                accept = next((v for k, v in scope["headers"] if k == b"accept"), b"")
+                response = error_response(error, scope, accept=accept[:200].decode("latin-1"))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
