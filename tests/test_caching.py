@@ -25,6 +25,7 @@ from tests.support import (
 from tests.support.processes import Served, serve
 from tests.support.redis import forget, private_redis, require_redis
 from widget_proxy.providers.returningai import ReturningAIStandIn
+from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings
 
 
@@ -260,3 +261,76 @@ def test_rediss_urls_reach_redis_over_tls(
         assert vendor.calls["signin"] == 1  # the token came through Redis, over TLS
         with redis.Redis.from_url(server.url) as client:
             assert any(k.startswith(b"widget-proxy:tok:") for k in client.scan_iter())
+
+
+def test_a_rotated_vendor_key_retires_every_token_made_with_the_old_one(
+    make_proxy: Callable[..., Proxy],
+    make_settings: Callable[..., Settings],
+    vendor: ReturningAIStandIn,
+    shared_redis: str,
+) -> None:
+    old = make_settings(CACHE_URL=shared_redis)
+    assert make_proxy(old).get("/widget", EMAIL).status_code == 200
+    assert vendor.calls["signin"] == 1
+
+    # The same shop, SESSION_SECRET and Redis, restarted with another API key. (The stand-in
+    # accepts only its own key, so the new proxy points at a second stand-in with it.)
+    rotated = ReturningAIStandIn(
+        api_key="wp-test-rotated-" + "k" * 16,
+        community_id=vendor.community_id,
+        signing_key=vendor.signing_key,
+    )
+    with BackgroundServer(rotated.app(), timeout_graceful_shutdown=1) as server:
+        env = {
+            **rotated.proxy_env(server.url),
+            "SESSION_SECRET": old.session_secret.reveal(),
+            "CACHE_URL": shared_redis,
+            "SESSION_HTTPS_ONLY": "false",
+        }
+        new = make_proxy(Settings.from_env({**env, "RATE_LIMIT_PER_MINUTE": "1000"}))
+        assert new.get("/widget", EMAIL).status_code == 200
+
+    assert rotated.calls["signin"] == 1  # signed in afresh: the old token was not served
+
+
+def test_proxies_for_different_vendors_share_a_redis_without_sharing_tokens(
+    make_proxy: Callable[..., Proxy],
+    make_settings: Callable[..., Settings],
+    vendor: ReturningAIStandIn,
+    shared_redis: str,
+) -> None:
+    one = make_settings(CACHE_URL=shared_redis)
+    other_vendor = ReturningAIStandIn(
+        api_key=vendor.api_key, community_id=vendor.community_id, signing_key="x" * 32
+    )
+    with BackgroundServer(other_vendor.app(), timeout_graceful_shutdown=1) as server:
+        two = Settings.from_env(
+            {
+                **other_vendor.proxy_env(server.url),  # the same community, another base URL
+                "SESSION_SECRET": one.session_secret.reveal(),
+                "CACHE_URL": shared_redis,
+                "RATE_LIMIT_PER_MINUTE": "1000",
+            }
+        )
+        first = make_proxy(one).get("/widget", EMAIL)
+        second = make_proxy(two).get("/widget", EMAIL)
+
+    assert token_in(first.text) != token_in(second.text)
+    assert jwt.decode(token_in(second.text), "x" * 32, algorithms=["HS256"])["email"] == EMAIL
+    assert vendor.calls["signin"] == other_vendor.calls["signin"] == 1
+
+
+def test_a_redis_password_in_the_url_is_never_logged(
+    make_proxy: Callable[..., Proxy], caplog: pytest.LogCaptureFixture, leak_scanner: LeakScanner
+) -> None:
+    with private_redis() as server:
+        url = server.url.replace("/0", "/0?password=hunter2-in-the-query")
+        proxy = make_proxy(CACHE_URL=url)
+        assert "hunter2-in-the-query" in proxy.settings.secrets  # so the redaction knows it
+        server.kill()
+        with caplog.at_level(logging.WARNING, logger="widget_proxy.cache"):
+            assert proxy.get("/widget", EMAIL).status_code == 200
+
+    assert "is unreachable" in caplog.text
+    assert "password=***" in caplog.text
+    assert "hunter2-in-the-query" not in caplog.text

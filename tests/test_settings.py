@@ -197,3 +197,14 @@ def test_serve_refuses_to_start_with_bad_settings(tmp_path: Path) -> None:
     for name in ("WIDGET_BASE_URL", "WIDGET_API_KEY", "WIDGET_COLOR", "SESSION_SECRET"):
         assert f"{name}:" in result.stderr
     assert "tiny" not in result.stderr
+
+
+def test_plain_http_vendor_urls_only_on_loopback_or_when_allowed() -> None:
+    remote = {**VALID, "WIDGET_BASE_URL": "http://widgets.example.com"}
+    with pytest.raises(SettingsError, match=r"WIDGET_BASE_URL: .* plain http beyond loopback"):
+        Settings.from_env(remote)
+
+    allowed = Settings.from_env({**remote, "UPSTREAM_ALLOW_HTTP": "true"})
+    assert allowed.vendor.base_url == "http://widgets.example.com"
+    for local in ("http://127.0.0.1:8081", "http://localhost:8081", "http://[::1]:8081"):
+        assert Settings.from_env({**VALID, "WIDGET_BASE_URL": local}).vendor.base_url == local

@@ -141,3 +141,25 @@ async def test_colours_are_separate_entries() -> None:
     await pages.fetch(Widget("channel", "w-1").path, "dark")
 
     assert len(origin.calls) == 3
+
+
+async def test_a_refresh_that_breaks_unexpectedly_still_backs_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock, origin = Clock(), Origin()
+    pages = make(clock, origin)
+    good = await page(pages)
+    clock.now += 61
+
+    async def broken(*args: object) -> PageFetch:
+        origin.calls.append((None, None))
+        raise RuntimeError("a bug, not an upstream error")
+
+    pages._fetch = broken  # what a hostile page once did: fail outside the upstream errors
+    with caplog.at_level(logging.WARNING, logger="widget_proxy.cache"):
+        for _ in range(50):  # a burst of page views while the refresh keeps breaking
+            assert await page(pages) == good
+            await settle(pages)
+
+    assert len(origin.calls) == 2  # the first fetch, and one refresh: then it backed off
+    assert caplog.text.count("page refresh failed: RuntimeError") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -250,3 +251,47 @@ async def test_a_value_moved_to_another_key_or_forged_is_a_miss_and_said(
         await store.aclose()
         await other.aclose()
         forget(url, prefix)
+
+
+class Flapping:
+    """A shared store that answers one call and fails the next, as a restarting Redis."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def ping(self) -> None:
+        self.calls += 1
+        if self.calls % 2:
+            raise redis.ConnectionError("loading")
+
+
+async def test_a_flapping_redis_is_one_warning_and_one_recovery(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    store = TieredStore(MemoryStore(), Flapping(), where="redis://x", clock=clock)  # type: ignore[arg-type]
+
+    with caplog.at_level(logging.WARNING, logger="widget_proxy.cache"):
+        for _ in range(40):  # 20 seconds of answering one call and refusing the next
+            with contextlib.suppress(redis.RedisError):
+                await store.ping()
+            clock.now += 0.5
+        assert caplog.text.count("is unreachable") == 1
+        assert "reachable again" not in caplog.text
+        assert store.degraded() is not None
+
+        store._shared = redis_that_answers()  # type: ignore[assignment]
+        for _ in range(12):  # it answers every call now, for 6 s
+            await store.ping()
+            clock.now += 0.5
+
+    assert caplog.text.count("is reachable again") == 1
+    assert store.degraded() is None
+
+
+def redis_that_answers() -> object:
+    class Answers:
+        async def ping(self) -> None:
+            return None
+
+    return Answers()

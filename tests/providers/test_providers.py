@@ -64,6 +64,13 @@ def hissuno_env(**extra: str) -> dict[str, str]:
         (neuroon_env(NEUROON_API_KEY="sk_" + "0123456789ABCDEF" * 2), "NEUROON_API_KEY"),
         (neuroon_env(NEUROON_API_KEY=""), "NEUROON_API_KEY: required with TOKEN_PROVIDER=neuroon"),
         (neuroon_env(NEUROON_TOKEN_MODE="remote"), "NEUROON_API_URL: required"),
+        (neuroon_env(NEUROON_ROTATE_AFTER="90000"), "NEUROON_ROTATE_AFTER: 90000 s is not less"),
+        (neuroon_env(NEUROON_ROTATE_AFTER="86400"), "expired tokens would be served"),
+        (neuroon_env(NEUROON_SCRIPT_URL="http://cdn.neuroon.example/w.js"), "plain http"),
+        (
+            neuroon_env(NEUROON_TOKEN_MODE="remote", NEUROON_API_URL="http://api.neuroon.example"),
+            "NEUROON_API_URL: http://api.neuroon.example is plain http",
+        ),
         (hissuno_env(HISSUNO_SECRET_KEY="sk_test_" + "a" * 32), "HISSUNO_SECRET_KEY: must be"),
         (hissuno_env(HISSUNO_SECRET_KEY="sk_live_" + "a" * 31), "HISSUNO_SECRET_KEY: must be"),
         (hissuno_env(HISSUNO_SCRIPT_URL=""), "HISSUNO_SCRIPT_URL: required"),

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import h11
 import httpx2
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.support import Proxy
+from tests.support import EMAIL, LeakScanner, Proxy, scanning_client
+from tests.support.processes import serve
 from widget_proxy.delivery.inject import js_string, split_page
 from widget_proxy.errors import InvalidEmail
 from widget_proxy.providers.returningai import ReturningAIStandIn
@@ -92,3 +94,41 @@ def test_through_the_proxy_an_email_is_served_or_refused_before_upstream(
         assert response.status_code == 200
         assert vendor.calls["signin"] == before + (0 if expected in seen else 1)
         seen.add(expected)
+
+
+def test_oversized_request_headers_are_a_431_and_memory_stays_flat(
+    tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
+) -> None:
+    junk = "j" * (16 * 1024 * 1024)  # what the review sent, beside a valid session
+
+    def rss(pid: int) -> int:
+        status = Path(f"/proc/{pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
+
+    with (
+        serve(tmp_path, vendor, upstream, leak_scanner) as proxy,
+        scanning_client(leak_scanner, base_url=proxy.url, timeout=60) as client,
+    ):
+        cookie = proxy.cookie(EMAIL)["cookie"]
+        assert client.get("/widget", headers={"cookie": cookie}).status_code == 200
+        before = rss(proxy.process.pid)
+        for _ in range(20):
+            refused = client.get(
+                "/widget",
+                headers={"cookie": f"{cookie}; junk={junk}", "accept": "application/json"},
+            )
+            assert refused.status_code == 431
+            assert refused.json()["error"] == "headers_too_large"
+        after = rss(proxy.process.pid)
+        assert client.get("/widget", headers={"cookie": cookie}).status_code == 200
+
+    assert after - before < 100 * 1024 * 1024  # 20 times 16 MB went through; none was kept
+
+
+def test_a_slash_after_widget_is_not_a_redirect_to_the_callers_host(proxy: Proxy) -> None:
+    response = proxy.client.get(
+        "/widget/", headers={**proxy.cookie({"email": EMAIL}), "host": "evil.example"}
+    )
+
+    assert response.status_code == 404
+    assert "location" not in response.headers

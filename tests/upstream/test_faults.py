@@ -127,6 +127,16 @@ FAULTS = [
     pytest.param("page", page(PAGE.encode("latin-1"),
                               ("content-type", "text/html; charset=ISO-8859-1")),
                  200, None, (1, 1), id="latin-1"),
+    pytest.param("page", page(PAGE.encode(), ("content-type", "text/html; charset=undefined")),
+                 200, None, (1, 1), id="charset-undefined"),
+    pytest.param("page", page(PAGE.encode(), ("content-type", "text/html; charset=idna")),
+                 200, None, (1, 1), id="charset-idna"),
+    pytest.param("page", page(PAGE.encode(), ("content-type", "text/html; charset=rot13")),
+                 200, None, (1, 1), id="charset-not-text"),
+    pytest.param("page", Respond(302, LEAK, (("location", "http://[::1/x"),)), 502,
+                 "redirected to a malformed location", (1, 1), id="malformed-location"),
+    pytest.param("signin", json_signin(b'{"token": "' + b"t" * 1_000_000 + b'"}'), 502,
+                 "token is 1000000 characters long", (1, 1), id="megabyte-token"),
 ]  # fmt: skip
 
 
