@@ -7,7 +7,7 @@ import hashlib
 import hmac
 from typing import Final
 
-from .memo import BoundedMemo
+from ..memo import BoundedMemo
 
 MEMO_SIZE: Final = 4096  # the active users, not all
 MEMO_BYTES: Final = 2 * 1024 * 1024  # ~500 bytes an entry of an email or address

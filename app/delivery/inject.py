@@ -27,19 +27,23 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from html import escape, unescape
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from ..errors import UpstreamBadResponse
+from ..memo import BoundedMemo
 
 # JSON escapes quotes, backslashes, control characters and U+2028/U+2029; the rest can
 # end a script (`</script>`, `<!--`) or, should the scanner ever be wrong, a template
 # literal, a regular expression, a comment or a single-quoted string.
 _JS_UNSAFE = str.maketrans({c: f"\\u{ord(c):04x}" for c in "<>&`$/'"})
+# A user's token is served many times while it lives: its literal is remembered, for
+# the active users, in bounded memory whatever the vendor's tokens weigh.
+_ESCAPED: Final[BoundedMemo[str, str]] = BoundedMemo(
+    max_entries=4096, max_bytes=8 * 1024 * 1024, max_entry_bytes=64 * 1024
+)
 
 
-@lru_cache(maxsize=4096)  # a user's token is served many times while it lives
 def js_string(value: str) -> str:
     """A JavaScript string literal for `value` that is inert inside an inline <script>.
 
@@ -49,6 +53,10 @@ def js_string(value: str) -> str:
     `/` and `'` so that it stays inert even where a template literal, regular
     expression, comment or single-quoted string would have surrounded it.
     """
+    return _ESCAPED.get_or_compute(value, _js_literal)
+
+
+def _js_literal(value: str) -> str:
     return json.dumps(value).translate(_JS_UNSAFE)
 
 

@@ -208,6 +208,12 @@ def pattern(regex: str, meaning: str) -> Callable[[str], str]:
     return parse
 
 
+def secret_matching(regex: str, meaning: str) -> Callable[[str], Secret]:
+    """A secret of a known shape (a vendor's key format), checked before it is used."""
+    parse = pattern(regex, meaning)
+    return lambda raw: Secret(parse(raw))
+
+
 def optional(parse: Callable[[str], Any], empty: Any = "") -> Callable[[str], Any]:
     """Empty stays `empty`: the option may be left unset."""
     return lambda raw: parse(raw) if raw.strip() else empty

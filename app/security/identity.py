@@ -22,8 +22,8 @@ import itsdangerous
 from starlette.requests import cookie_parser
 from starlette.types import Scope
 
-from ..cache.memo import BoundedMemo
 from ..errors import BadRequest, InvalidEmail
+from ..memo import BoundedMemo
 from .forwarded import TrustedProxies
 
 # RFC 5321: a path is at most 256 octets including the angle brackets.

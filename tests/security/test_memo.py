@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from widget_proxy.cache.keys import MEMO_BYTES, MEMO_SIZE, Hasher
-from widget_proxy.cache.memo import ENTRY_OVERHEAD, BoundedMemo, entry_size, estimate_size
+from widget_proxy.memo import ENTRY_OVERHEAD, BoundedMemo, entry_size, estimate_size
 from widget_proxy.security.identity import Identity
 
 

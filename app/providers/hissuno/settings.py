@@ -12,9 +12,7 @@ class HissunoSettings:
         "HISSUNO_SECRET_KEY",
         None,
         "Hissuno project secret: sk_live_ and 32 characters of A-Z a-z 0-9 _ -",
-        lambda raw: Secret(
-            p.pattern(r"sk_live_[A-Za-z0-9_-]{32}", "sk_live_ and 32 of [A-Za-z0-9_-]")(raw)
-        ),
+        p.secret_matching(r"sk_live_[A-Za-z0-9_-]{32}", "sk_live_ and 32 of [A-Za-z0-9_-]"),
     )
     project_id: str = option(
         "HISSUNO_PROJECT_ID", None, "Hissuno project id the widget mounts", p.segment

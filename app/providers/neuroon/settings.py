@@ -18,9 +18,7 @@ class NeuroonSettings:
         "NEUROON_API_KEY",
         None,
         "Neuroon shop API key: sk_ and 32 lowercase hex characters",
-        lambda raw: Secret(
-            p.pattern(r"sk_[0-9a-f]{32}", "sk_ followed by 32 lowercase hex digits")(raw)
-        ),
+        p.secret_matching(r"sk_[0-9a-f]{32}", "sk_ followed by 32 lowercase hex digits"),
     )
     token_mode: Literal["local", "remote"] = option(
         "NEUROON_TOKEN_MODE",
