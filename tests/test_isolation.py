@@ -126,10 +126,12 @@ def test_the_widget_still_works_in_the_sandbox(
     settings = demo_settings(vendor, upstream, WIDGET_SANDBOX="true")
     leak_scanner.add(*settings.secrets)
     shop = serve(servers, demo_app(settings, upstream))
-    log_in(page, shop)  # (the home page frames the widget too)
-    before = vendor.calls["api"]
-
-    response = page.goto(f"{shop}/widget")
+    # Straight to the widget after signing in: the home page would frame it too.
+    page.goto(f"{shop}/login?next=%2Fwidget")
+    page.fill("#email", EMAIL)
+    with page.expect_navigation(url=f"{shop}/widget") as navigation:
+        page.click("button[type=submit]")
+    response = navigation.value
 
     assert response is not None
     assert (
@@ -137,7 +139,7 @@ def test_the_widget_still_works_in_the_sandbox(
         in (response.headers["content-security-policy"])
     )
     assert page.locator("#greeting").text_content(timeout=10_000) == f"Hello, {EMAIL}!"
-    assert vendor.calls["api"] == before + 1  # its script called the vendor's API, token and all
+    assert vendor.calls["api"] == 1  # its script called the vendor's API, token and all
 
 
 def test_on_an_origin_of_its_own_the_widget_cannot_read_the_shop(

@@ -163,3 +163,14 @@ async def test_a_refresh_that_breaks_unexpectedly_still_backs_off(
 
     assert len(origin.calls) == 2  # the first fetch, and one refresh: then it backed off
     assert caplog.text.count("page refresh failed: RuntimeError") == 1
+
+
+def test_a_page_entry_travels_as_bytes_unchanged() -> None:
+    from widget_proxy.cache.pages import PageEntry
+
+    page = split_page('<script>window.__WIDGET_INIT__={token:""}</script>\n<p>é</p>')
+    for etag, modified in (('"v1"', "Sat, 21 Nov 2026 10:00:00 GMT"), (None, None)):
+        entry = PageEntry(page, etag, modified, 1_000_060.0, 1_000_660.0)
+        assert PageEntry.from_bytes(entry.to_bytes()) == entry
+    with pytest.raises(ValueError, match="not a page entry"):
+        PageEntry.from_bytes(b"no header line")

@@ -190,3 +190,18 @@ def test_keys_hold_no_email_and_depend_on_the_secret() -> None:
     assert key != tokens.key(Identity("bob@example.com"))
     assert key != other.key(Identity("ann@example.com"))
     assert key == tokens.key(Identity("ann@example.com"))
+
+
+@pytest.mark.parametrize(
+    "token", ["eyJ.a.b", "with spaces in it", "line\nbreaks\nin it", "  ", "é\u2028"]
+)
+def test_a_token_entry_travels_as_bytes_unchanged(token: str) -> None:
+    entry = TokenEntry(token, 1_000_123.5, 1_000_000.25)
+
+    assert TokenEntry.from_bytes(entry.to_bytes()) == entry
+
+
+@pytest.mark.parametrize("data", [b"", b"1.0\n2.0\n", b"1.0\n2.0", b"x\ny\nz"])
+def test_a_damaged_token_entry_is_refused(data: bytes) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        TokenEntry.from_bytes(data)

@@ -294,3 +294,35 @@ def test_a_proxy_sends_no_ambiguous_email_upstream(
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_email"
     assert vendor.calls == {}  # nothing went upstream
+
+
+def test_the_session_is_read_back_as_the_app_wrote_it() -> None:
+    from tests.support import session_cookie
+
+    secret = "s" * 32
+    cookie = session_cookie(secret, {"email": EMAIL, "user": {"id": 7}})
+    session_reader = SessionReader(secret=secret)
+
+    found = session_reader.session({"cookie": f"session={cookie}"})
+
+    assert found is not None
+    data, signed_at = found
+    assert data == {"email": EMAIL, "user": {"id": 7}}
+    assert abs(signed_at - time.time()) < 60
+    assert session_reader.session({"cookie": f"other={cookie}"}) is None
+
+
+def test_the_identity_header_is_oauth2_proxys_unless_configured() -> None:
+    from widget_proxy.security.forwarded import TrustedProxies, parse_networks
+    from widget_proxy.security.identity import HeaderIdentity
+
+    proxies = TrustedProxies(parse_networks("127.0.0.1"))
+    scope = {
+        "type": "http",
+        "client": ("127.0.0.1", 50000),
+        "headers": [(b"x-auth-request-email", EMAIL.encode()), (b"x-user", b"b@example.com")],
+    }
+
+    assert HeaderIdentity(proxies=proxies).identity(scope, {}) == Identity(EMAIL)
+    custom = HeaderIdentity(proxies=proxies, header="X-User")
+    assert custom.identity(scope, {}) == Identity("b@example.com")

@@ -186,3 +186,76 @@ def test_public_origin_follows_a_trusted_proxy_only() -> None:
 def test_bad_networks() -> None:
     with pytest.raises(ValueError, match="not an IP address or CIDR"):
         parse_networks("10.0.0.0/8 proxy.local")
+
+
+# Each ALLOWED_ORIGINS entry and exactly the rule it becomes.
+RULES = [
+    ("https://shop.example.com", OriginRule("exact", "https", "shop.example.com", 443)),
+    ("HTTP://Shop.Example.com:8080", OriginRule("exact", "http", "shop.example.com", 8080)),
+    ("http://shop.example.com/", OriginRule("exact", "http", "shop.example.com", 80)),
+    ("*.example.org", OriginRule("wildcard", "https", "example.org", 443)),
+    ("https://*.example.org", OriginRule("wildcard", "https", "example.org", 443)),
+    ("http://*.dev.test", OriginRule("wildcard", "http", "dev.test", 80)),
+    ("https://*.dev.test:8443", OriginRule("wildcard", "https", "dev.test", 8443)),
+    ("localhost", OriginRule("host", None, "localhost", None)),
+    ("127.0.0.1", OriginRule("host", None, "127.0.0.1", None)),
+    ("Dev.Local", OriginRule("host", None, "dev.local", None)),
+]
+
+
+@pytest.mark.parametrize(("entry", "rule"), RULES)
+def test_each_entry_becomes_exactly_its_rule(entry: str, rule: OriginRule) -> None:
+    assert OriginRule.parse(entry) == rule
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("ftp://shop.example.com", "only http and https origins can be allowed"),
+        ("https://*.example.org:port", "has a bad port"),
+        ("https://*.com", "a wildcard needs a domain of two labels or more"),
+        ("*.com", "a wildcard needs a domain of two labels or more"),
+        ("https://shop.example.com/path", "is not an origin (scheme://host[:port], no path)"),
+        ("not a host", "is not a host, an origin or a *.domain wildcard"),
+    ],
+)
+def test_a_bad_entry_is_named_with_its_reason(entry: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=r".+") as caught:
+        OriginRule.parse(entry)
+
+    assert repr(entry) in str(caught.value)
+    assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "origin"),
+    [
+        ("https://shop.example.com", Origin("https", "shop.example.com", 443)),
+        ("https://shop.example.com/", Origin("https", "shop.example.com", 443)),
+        ("  http://Shop.Example.com:8080  ", Origin("http", "shop.example.com", 8080)),
+        ("http://[::1]:8000", Origin("http", "::1", 8000)),
+        ("null", None),
+        ("NULL", None),
+        ("Null", None),
+        ("", None),
+        ("https://shop .example.com", None),
+        ("https://shop.example.com/path", None),
+        ("https://shop.example.com/?q=1", None),
+        ("https://shop.example.com/#x", None),
+        ("https://user@shop.example.com", None),
+        ("ftp://shop.example.com", None),
+        ("https://", None),
+        ("https://-bad-.example.com", None),
+        ("https://shop.example.com:99999", None),
+    ],
+)
+def test_origins_normalise_or_are_refused(value: str, origin: Origin | None) -> None:
+    assert parse_origin(value) == origin
+
+
+def test_a_refused_origin_matches_no_rule_even_a_catch_all_looking_one() -> None:
+    policy = OriginPolicy((OriginRule.parse("localhost"), OriginRule.parse("*.example.org")))
+
+    assert policy.allows(parse_origin("http://localhost:3000"))
+    assert not policy.allows(parse_origin("null"))
+    assert not policy.allows(None)

@@ -15,6 +15,7 @@ from widget_proxy.errors import (
     UpstreamBusy,
     UpstreamError,
     UpstreamRejectedKey,
+    UpstreamUnavailable,
 )
 from widget_proxy.upstream.breaker import Breaker, BreakerPolicy
 from widget_proxy.upstream.client import HttpClient, Retries
@@ -254,3 +255,114 @@ async def test_a_call_whose_own_retries_open_the_circuit_reports_its_own_failure
     assert caught.value.code == "upstream_unavailable"  # not upstream_circuit_open
     assert script.attempts == 3  # all its attempts: it counts once, at the end
     assert http.breaker(URL).state == "open"
+
+
+def test_the_backoff_doubles_up_to_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from widget_proxy.upstream import client as module
+
+    monkeypatch.setattr(module.random, "uniform", lambda low, high: high)  # the jitter's top
+    http = HttpClient(retries=Retries(retries=10, deadline=60.0))
+    retry = UpstreamUnavailable("refused", retryable=True)
+    deadline = time.monotonic() + 60
+
+    delays = [http._retry_delay(retry, attempt, deadline) for attempt in range(7)]
+
+    assert delays == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]  # BACKOFF_BASE * 2**n, capped
+    assert http._retry_delay(retry, 10, deadline) is None  # out of retries
+    assert http._retry_delay(retry, 0, time.monotonic() + 0.05) is None  # past the deadline
+    assert http._retry_delay(UpstreamUnavailable("x"), 0, deadline) is None  # not retryable
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("120", "120"),
+        (" 7 ", "7"),
+        ("999999999", "999999999"),  # nine digits: the longest taken as given
+        ("9999999999", None),  # ten: nonsense
+        ("-5", None),
+        ("soon", None),
+        (None, None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", "0"),  # a date in the past: come back now
+    ],
+)
+def test_retry_after_is_read_as_delay_seconds_or_a_date(
+    value: str | None, seconds: str | None
+) -> None:
+    from widget_proxy.upstream.client import _retry_after
+
+    assert _retry_after(value) == seconds
+
+
+def test_retry_after_as_a_date_in_the_future() -> None:
+    import email.utils
+
+    from widget_proxy.upstream.client import _retry_after
+
+    when = email.utils.formatdate(time.time() + 90, usegmt=True)
+
+    assert _retry_after(when) in {"89", "90", "91"}
+
+
+def test_a_retry_goes_only_while_the_breaker_admits_the_call() -> None:
+    clock = Clock()
+    breaker = Breaker("https://w.example", failures=1, cooldown=30, clock=clock)
+    early = breaker.before()  # a call under way while all is well
+    breaker.failed(breaker.before())
+    clock.now += 30
+    probe = breaker.before()
+
+    assert breaker.admits(probe)
+    assert not breaker.admits(early)  # half-open, and not the probe: no more attempts
+    breaker.ended(early)  # its end says nothing about the probe
+    with pytest.raises(CircuitOpen):
+        breaker.before()  # still one probe at a time
+    breaker.succeeded(probe)
+    assert breaker.admits(early)  # closed again: anyone may retry
+
+
+def test_a_failure_from_before_the_last_opening_is_not_counted() -> None:
+    clock = Clock()
+    breaker = Breaker("https://w.example", failures=2, cooldown=30, clock=clock)
+    stale = breaker.before()
+    for _ in range(2):
+        breaker.failed(breaker.before())
+    clock.now += 30
+    breaker.succeeded(breaker.before())  # the probe closes it again
+    assert breaker.state == "closed"
+
+    breaker.failed(stale)  # began two breaker generations ago
+    breaker.failed(breaker.before())  # one fresh failure
+
+    assert breaker.state == "closed"  # one current failure is not two
+
+
+def test_an_open_circuit_says_when_to_come_back() -> None:
+    clock = Clock()
+    breaker = Breaker("https://w.example", failures=1, cooldown=30, clock=clock)
+    breaker.failed(breaker.before())
+
+    clock.now += 10
+    with pytest.raises(CircuitOpen) as caught:
+        breaker.before()
+    assert caught.value.retry_after == "20"
+    clock.now += 19.5
+    with pytest.raises(CircuitOpen) as caught:
+        breaker.before()
+    assert caught.value.retry_after == "1"  # half a second left: one, never zero
+
+
+def test_the_breaker_logs_which_origin_opened_and_closed(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    breaker = Breaker("https://w.example", failures=2, cooldown=30, clock=clock)
+    with caplog.at_level("WARNING", logger="widget_proxy.upstream"):
+        for _ in range(2):
+            breaker.failed(breaker.before())
+        clock.now += 30
+        breaker.succeeded(breaker.before())
+
+    assert (
+        "circuit to https://w.example opened after failed calls from 2 callers in a row;"
+        " refusing calls for 30 s" in caplog.text
+    )
+    assert "circuit to https://w.example closed: the upstream answers again" in caplog.text

@@ -133,6 +133,8 @@ FAULTS = [
                  200, None, (1, 1), id="charset-idna"),
     pytest.param("page", page(PAGE.encode(), ("content-type", "text/html; charset=rot13")),
                  200, None, (1, 1), id="charset-not-text"),
+    pytest.param("page", Respond(302, LEAK), 502, "redirected more than 3 times", (1, 4),
+                 id="redirect-without-location"),
     pytest.param("page", Respond(302, LEAK, (("location", "http://[::1/x"),)), 502,
                  "redirected to a malformed location", (1, 1), id="malformed-location"),
     pytest.param("signin", json_signin(b'{"token": "' + b"t" * 1_000_000 + b'"}'), 502,
