@@ -383,3 +383,39 @@ def test_the_served_page_has_exactly_one_token(token: str, decoys: list[tuple[st
     at = len(before) + REAL.index('""')
     assert served == html[:at] + literal + html[at + 2 :]
     assert served.count(literal) == html.count(literal) + 1
+
+
+REAL = '<script>window.__WIDGET_INIT__ = { token: "" };</script>'
+
+
+@pytest.mark.parametrize(
+    ("html", "why"),
+    [
+        (f"<!-- {REAL} --!> {REAL}", "`--!>` ends a comment too"),
+        (f"<!--> {REAL}", "`<!-->` is a whole, empty comment"),
+        (f"<!---> {REAL}", "and so is `<!--->`"),
+        (
+            '<script>if (a) /"/.test(b); window.__WIDGET_INIT__ = { token: "" };</script>',
+            "after `if (…)` a slash starts a regular expression",
+        ),
+        (
+            '<script>while (a) /"/.test(b); window.__WIDGET_INIT__ = { token: "" };</script>',
+            "after `while (…)` too",
+        ),
+        (
+            "<script>async function f(ys) { for await (const y of ys) /\"/.test(y) }"
+            ' window.__WIDGET_INIT__ = { token: "" };</script>',
+            "after `for await (…)` too",
+        ),
+        (
+            '<script>var q = a.if(b) / 2 / 3; window.__WIDGET_INIT__ = { token: "" };</script>',
+            "after a property named `if`, a slash divides",
+        ),
+    ],
+)
+def test_the_scanner_reads_comments_and_slashes_as_the_browser_does(html: str, why: str) -> None:
+    page = split_page(html)
+
+    rendered = page.render("T").decode()
+    assert rendered.count('"T"') == 1, why
+    assert rendered.index('"T"') > rendered.rindex("__WIDGET_INIT__") - 40, why
