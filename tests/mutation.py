@@ -21,11 +21,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = (
     "delivery/inject.py",  # the placeholder scanner and escaping
+    "delivery/javascript.py",  # the tokenizer that tells code from strings and comments
     "security/origins.py",  # origin matching
     "security/identity.py",  # identity
     "security/forwarded.py",  # forwarded-header parsing
     "upstream/breaker.py",  # the circuit breaker
     "upstream/client.py",  # the retry policy
+    "upstream/answers.py",  # what an answer's status and headers mean
     "cache/tokens.py",  # the token cache
     "cache/pages.py",  # the page cache
     "security/ratelimit.py",  # the rate limiter

@@ -10,21 +10,22 @@ an exponential backoff with full jitter; a 429 or 503 with `Retry-After` is wait
 out only if that fits in the deadline. The first attempt asks the origin's circuit
 breaker for a pass, a retry goes only while the breaker still admits it, and the
 call's outcome is reported to the breaker once, however many attempts it took.
+What an answer means (status, charset, redirect, Retry-After) is `answers.py`'s.
+
+(Over 300 lines: one call's whole life, from the pool slot and the breaker's pass to
+the last retry and the body's limit, reads best in one place.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Final
-from urllib.parse import urljoin, urlsplit
 
 import httpx2
 
@@ -33,13 +34,12 @@ from ..errors import (
     CircuitOpen,
     UpstreamBadResponse,
     UpstreamBadStatus,
-    UpstreamBusy,
     UpstreamError,
-    UpstreamRejectedKey,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 from ..ops.metrics import CIRCUIT_STATES, Metrics
+from .answers import check_status, decode, origin_of, same_origin_target, too_large
 from .breaker import DEFAULT_BREAKER, Breaker, BreakerPolicy, Ticket
 
 log = logging.getLogger("widget_proxy.upstream")
@@ -48,14 +48,6 @@ USER_AGENT: Final = f"widget-proxy/{__version__}"
 BACKOFF_BASE: Final = 0.1  # seconds before the first retry, at most (full jitter)
 BACKOFF_CAP: Final = 2.0
 MAX_REDIRECTS: Final = 3
-_RETRYABLE_STATUS: Final = frozenset({502, 503, 504})
-# Python's names of the encodings the WHATWG Encoding Standard gives web pages (plus
-# the ISO-8859 and Windows code page families, matched by prefix).
-WEB_ENCODINGS: Final = frozenset({
-    "utf-8", "utf-16", "utf-16-le", "utf-16-be", "ascii", "latin-1", "koi8-r", "koi8-u",
-    "mac-roman", "mac-cyrillic", "cp866", "cp874", "shift_jis", "cp932", "euc_jp",
-    "iso2022_jp", "gb2312", "gbk", "gb18030", "big5", "big5hkscs", "euc_kr", "cp949",
-})  # fmt: skip
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 
 
@@ -107,11 +99,6 @@ class Call:
     headers: dict[str, str]
     params: dict[str, str] | None
     key_statuses: frozenset[int]  # statuses that mean our credentials were refused
-
-
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 class HttpClient:
@@ -314,11 +301,11 @@ class HttpClient:
                     if conditional and status == 304:
                         return Reply(304, response.headers, "", url)
                     if method == "GET" and status in _REDIRECTS:
-                        url, params = _same_origin_target(kind, url, response), None
+                        url, params = same_origin_target(kind, url, response), None
                         continue
-                    _check_status(kind, response, call.key_statuses)
+                    check_status(kind, response, call.key_statuses)
                     body = await self._body(kind, response)
-                    text = _decode(body, response.charset_encoding)
+                    text = decode(body, response.charset_encoding)
                     return Reply(status, response.headers, text, str(response.url))
             raise UpstreamBadStatus(f"{kind} redirected more than {MAX_REDIRECTS} times")
         except httpx2.TimeoutException:
@@ -333,84 +320,11 @@ class HttpClient:
     async def _body(self, kind: str, response: httpx2.Response) -> bytes:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self._max_bytes:
-            raise _too_large(kind, self._max_bytes)
+            raise too_large(kind, self._max_bytes)
         body = bytearray()
         # Decoded bytes are counted, so a small compressed bomb is caught too.
         async for chunk in response.aiter_bytes():
             body += chunk
             if len(body) > self._max_bytes:
-                raise _too_large(kind, self._max_bytes)
+                raise too_large(kind, self._max_bytes)
         return bytes(body)
-
-
-def _same_origin_target(kind: str, url: str, response: httpx2.Response) -> str:
-    try:
-        target = urljoin(str(response.url), response.headers.get("location", ""))
-        elsewhere = origin_of(target) != origin_of(url)
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        raise UpstreamBadStatus(f"{kind} redirected to a malformed location") from None
-    if elsewhere:
-        host = (urlsplit(target).hostname or "?")[:100]
-        raise UpstreamBadStatus(f"{kind} redirected to another host ({host}); not followed")
-    return target
-
-
-def _check_status(kind: str, response: httpx2.Response, key_statuses: frozenset[int]) -> None:
-    status = response.status_code
-    if 200 <= status < 300:
-        return
-    if status in key_statuses:
-        raise UpstreamRejectedKey(f"the upstream rejected the API key ({status})")
-    if status in (429, 503):
-        retry_after = _retry_after(response.headers.get("retry-after"))
-        # A 503 is retried like 502/504; a 429 only when it says when to come back.
-        raise UpstreamBusy(
-            f"{kind} answered {status}",
-            retry_after=retry_after,
-            retryable=status == 503 or retry_after is not None,
-            unhealthy=status == 503,
-        )
-    raise UpstreamBadStatus(
-        f"{kind} answered {status}",
-        retryable=status in _RETRYABLE_STATUS,
-        unhealthy=status >= 500,
-    )
-
-
-def _too_large(kind: str, limit: int) -> UpstreamBadResponse:
-    return UpstreamBadResponse(f"{kind} body is larger than {limit} bytes")
-
-
-def _decode(body: bytes, charset: str | None) -> str:
-    """The body as text in its declared charset, if that is one the web uses; else UTF-8.
-
-    A vendor can declare anything: `charset=undefined`, `idna`, `rot13` name Python
-    codecs that raise or aren't text at all. Only real web encodings are honoured.
-    """
-    codec = _web_codec(charset) if charset else "utf-8"
-    try:
-        return body.decode(codec, errors="replace")
-    except (LookupError, UnicodeError):
-        return body.decode("utf-8", errors="replace")
-
-
-def _web_codec(charset: str) -> str:
-    try:
-        name = codecs.lookup(charset.strip()).name
-    except LookupError:  # a charset Python does not know
-        return "utf-8"
-    return name if name in WEB_ENCODINGS or name.startswith(("iso8859-", "cp12")) else "utf-8"
-
-
-def _retry_after(value: str | None) -> str | None:
-    """Delay-seconds as the upstream sent it, or an HTTP-date turned into seconds."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit() and len(value) <= 9:
-        return value
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return str(max(0, round(when.timestamp() - time.time())))

@@ -403,7 +403,7 @@ REAL = '<script>window.__WIDGET_INIT__ = { token: "" };</script>'
             "after `while (…)` too",
         ),
         (
-            "<script>async function f(ys) { for await (const y of ys) /\"/.test(y) }"
+            '<script>async function f(ys) { for await (const y of ys) /"/.test(y) }'
             ' window.__WIDGET_INIT__ = { token: "" };</script>',
             "after `for await (…)` too",
         ),

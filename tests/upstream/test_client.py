@@ -289,7 +289,7 @@ def test_the_backoff_doubles_up_to_its_cap(monkeypatch: pytest.MonkeyPatch) -> N
 def test_retry_after_is_read_as_delay_seconds_or_a_date(
     value: str | None, seconds: str | None
 ) -> None:
-    from widget_proxy.upstream.client import _retry_after
+    from widget_proxy.upstream.answers import retry_after as _retry_after
 
     assert _retry_after(value) == seconds
 
@@ -297,7 +297,7 @@ def test_retry_after_is_read_as_delay_seconds_or_a_date(
 def test_retry_after_as_a_date_in_the_future() -> None:
     import email.utils
 
-    from widget_proxy.upstream.client import _retry_after
+    from widget_proxy.upstream.answers import retry_after as _retry_after
 
     when = email.utils.formatdate(time.time() + 90, usegmt=True)
 
