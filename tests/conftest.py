@@ -16,6 +16,7 @@ from hypothesis import settings as hypothesis_settings
 
 from tests.support import UNLIMITED, FaultyUpstream, LeakScanner, Proxy
 from tests.support.browser import chromium
+from tests.support.redis import private_redis
 from widget_proxy import create_app
 from widget_proxy.demo import demo_settings
 from widget_proxy.providers.returningai import ReturningAIStandIn
@@ -90,6 +91,15 @@ def make_settings(
         return settings
 
     return make
+
+
+@pytest.fixture
+def shared_redis() -> Iterator[str]:
+    """A Redis of this test's own for proxies to share. Proxies write under the fixed
+    `widget-proxy:` prefix, so on a Redis other runs share too (6379), one run's
+    clean-up would delete another's entries and locks."""
+    with private_redis() as server:
+        yield server.url
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
@@ -23,7 +23,7 @@ from tests.support import (
     wait_until,
 )
 from tests.support.processes import Served, serve
-from tests.support.redis import forget, private_redis, require_redis
+from tests.support.redis import private_redis
 from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings
@@ -108,14 +108,6 @@ def test_an_expired_page_is_revalidated_with_its_etag(
     assert vendor.calls["page"] == 2
     assert vendor.calls["page_not_modified"] == 1
     assert vendor.calls["signin"] == 1
-
-
-@pytest.fixture
-def shared_redis() -> Iterator[str]:
-    url = require_redis()
-    forget(url, "widget-proxy:")
-    yield url
-    forget(url, "widget-proxy:")
 
 
 def test_two_proxies_sharing_redis_sign_each_user_in_once(

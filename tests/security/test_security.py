@@ -14,7 +14,6 @@ import jwt
 import pytest
 
 from tests.support import EMAIL, UNLIMITED, VALID, LeakScanner, Proxy, scanning_client, token_in
-from tests.support.redis import forget, require_redis
 from widget_proxy.demo import demo_app, demo_settings
 from widget_proxy.demo.site import one_vary, safe_next
 from widget_proxy.providers.returningai import ReturningAIStandIn
@@ -355,17 +354,14 @@ def test_per_ip_rate_limit_counts_an_ipv6_client_per_64(make_proxy: Callable[...
 
 
 def test_rate_limits_are_shared_through_redis(
-    make_proxy: Callable[..., Proxy], make_settings: Callable[..., Settings]
+    make_proxy: Callable[..., Proxy], make_settings: Callable[..., Settings], shared_redis: str
 ) -> None:
-    url = require_redis()
-    forget(url, "widget-proxy:")
-    settings = make_settings(CACHE_URL=url, RATE_LIMIT_PER_MINUTE="4")
+    settings = make_settings(CACHE_URL=shared_redis, RATE_LIMIT_PER_MINUTE="4")
     one, two = make_proxy(settings), make_proxy(settings)
 
     statuses = [p.get("/widget", EMAIL).status_code for p in (one, two, one, two, one, two)]
 
     assert statuses == [200, 200, 200, 200, 429, 429]
-    forget(url, "widget-proxy:")
 
 
 # --- one user never gets another's token ----------------------------------------
@@ -377,10 +373,10 @@ def test_no_user_ever_receives_another_users_token(
     make_settings: Callable[..., Settings],
     vendor: ReturningAIStandIn,
     leak_scanner: LeakScanner,
+    shared_redis: str,
     store: str,
 ) -> None:
-    url = require_redis() if store == "redis" else "memory://"
-    forget(url, "widget-proxy:") if store == "redis" else None
+    url = shared_redis if store == "redis" else "memory://"
     settings = make_settings(CACHE_URL=url)
     proxies = [make_proxy(settings), make_proxy(settings)] if store == "redis" else [make_proxy()]
     vendor.signin_delay = 0.02
