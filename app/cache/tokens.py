@@ -111,7 +111,6 @@ class TokenCache(Generic[I]):
         observed = metrics or Metrics()
         self._hit, self._miss = (observed.cache.labels("token", o) for o in ("hit", "miss"))
         self._loader = Loader(store, lease=lease, on_join=observed.coalesced.labels("token").inc)
-        self.flight = self._loader.flight
 
     def key(self, identity: I) -> str:
         return self._prefix + self._issuer.cache_key(identity)

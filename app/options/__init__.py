@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, TypeVar, dataclass_transform
 
 T = TypeVar("T")
@@ -111,8 +111,8 @@ def canonical(*parts: object) -> str:
     def flat(value: object) -> object:
         if isinstance(value, Secret):
             return value.reveal()
-        if hasattr(value, "__dataclass_fields__"):
-            return [[f.name, flat(getattr(value, f.name))] for f in fields(value)]  # type: ignore[arg-type]
+        if is_dataclass(value) and not isinstance(value, type):
+            return [[f.name, flat(getattr(value, f.name))] for f in fields(value)]
         return repr(value)
 
     return json.dumps([flat(part) for part in parts])
