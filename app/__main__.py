@@ -13,9 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from .ops.logs import log_config
 from .providers import DEFAULT_PROVIDER, PROVIDERS
+from .reload import (
+    PROXY_HEADERS_FLAG,
+    ReloadingWorkers,
+    ignore_sighup_until_serving,
+    serve_problems,
+)
 from .servers import BackgroundServer, bind
 from .settings import Settings, SettingsError
 
@@ -82,17 +89,15 @@ def run_serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"widget-proxy: {exc}", file=sys.stderr)
         return 2
-    if args.proxy_headers and settings.identity_source == "header":
-        print(
-            "widget-proxy: --proxy-headers hides the direct peer that IDENTITY_SOURCE=header"
-            " must check; list the proxy in IDENTITY_PROXIES and TRUSTED_PROXIES instead",
-            file=sys.stderr,
-        )
+    if problems := serve_problems(settings, proxy_headers=args.proxy_headers):
+        print("\n".join(f"widget-proxy: {problem}" for problem in problems), file=sys.stderr)
         return 2
+    # Each worker (spawned: it inherits the environment) checks its reloads the same way.
+    os.environ[PROXY_HEADERS_FLAG] = "1" if args.proxy_headers else "0"
     if args.workers > 1:
         prepare_multiprocess_metrics()
-    uvicorn.run(
-        "widget_proxy:create_app",
+    config = uvicorn.Config(
+        "widget_proxy.reload:serve_app",  # `Reloading`: SIGHUP swaps the settings in-process
         factory=True,
         host=args.host,
         port=args.port,
@@ -105,6 +110,19 @@ def run_serve(args: argparse.Namespace) -> int:
         # On SIGTERM: stop accepting, let requests in flight finish, then exit.
         timeout_graceful_shutdown=settings.shutdown_timeout,
     )
+    if config.workers == 1:
+        ignore_sighup_until_serving()
+        server = uvicorn.Server(config)
+        server.run()
+        return 0 if server.started else STARTUP_FAILURE
+    # What uvicorn.run does for workers, but with a supervisor that passes SIGHUP on to
+    # the workers (to swap their settings) instead of restarting them.
+    supervisor = ReloadingWorkers(
+        config,
+        [config.bind_socket()],
+        check=lambda new: serve_problems(new, proxy_headers=args.proxy_headers),
+    )
+    supervisor.run()
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import fields, replace
 from typing import Any
 
 import httpx2
@@ -48,14 +49,18 @@ log = logging.getLogger("widget_proxy")
 
 
 def create_app(
-    settings: Settings | None = None, *, transport: httpx2.AsyncBaseTransport | None = None
+    settings: Settings | None = None,
+    *,
+    transport: httpx2.AsyncBaseTransport | None = None,
+    metrics: Metrics | None = None,
 ) -> Starlette:
     """The proxy as an ASGI app; settings come from the environment when not given.
 
-    `transport` replaces the network under the upstream client (unit tests only).
+    `transport` replaces the network under the upstream client (unit tests only);
+    `metrics` carries the counters over from an earlier app (a settings reload).
     """
     settings = settings if settings is not None else Settings.load()
-    metrics = Metrics()
+    metrics = metrics if metrics is not None else Metrics()
     http = http_client(settings, metrics=metrics, transport=transport)
     store = open_store(
         settings.cache_url.reveal(),
@@ -66,11 +71,7 @@ def create_app(
     keys = Keys(settings.session_secret.reveal())
     lease = settings.upstream_deadline + 1  # a fill's lock outlives one upstream call
     provider: Provider[Any] = PROVIDERS[settings.token_provider]
-    # Every cached token and page is filed under the vendor's whole configuration: a new
-    # key, secret or address is a new namespace, so nothing made with the old one is served.
-    namespace = keys.hasher(b"widget-proxy vendor namespace")(
-        canonical(settings.token_provider, settings.vendor)
-    )[:12]
+    namespace = vendor_namespace(settings, keys)
     parts = _parts(settings, http, store, keys, metrics, lease, namespace)
     vendor = provider.build(settings.vendor, parts)
     tokens = TokenCache(
@@ -90,7 +91,10 @@ def create_app(
         per_ip=settings.rate_limit_ip_per_minute,
         metrics=metrics,
     )
-    admission = Admission(_identities(settings, proxies), proxies, limits)
+    admission = Admission(
+        _identities(settings, proxies), proxies, limits, anonymous=bool(settings.allow_anonymous)
+    )
+    tokenless = provider.anonymous == "tokenless"
     page = WidgetPage(
         admission=admission,
         tokens=tokens,
@@ -99,13 +103,16 @@ def create_app(
         login_url=settings.login_url,
         frame_ancestors=settings.frame_ancestors,
         sandbox=settings.widget_sandbox,
+        tokenless_anonymous=tokenless,
     )
     widget, *more = vendor.pages.paths
     routes = [
         Route(widget, page, methods=["GET"]),
         Route(
             "/widget/token",
-            TokenEndpoint(admission=admission, tokens=tokens, policy=policy),
+            TokenEndpoint(
+                admission=admission, tokens=tokens, policy=policy, tokenless_anonymous=tokenless
+            ),
             methods=["POST", "OPTIONS"],
         ),
         *(Route(path, page, methods=["GET"]) for path in more),
@@ -136,6 +143,22 @@ def create_app(
     app.router.redirect_slashes = False
     app.state.metrics = metrics  # for an app that mounts this one and logs in front of it
     return app
+
+
+def vendor_namespace(settings: Settings, keys: Keys) -> str:
+    """Where every cached token and page is filed: an HMAC of the vendor's configuration.
+
+    A new key, secret or address is a new namespace, so nothing made with the old one is
+    served. A rotation's next key (`*_next`) is left out: announcing it changes nothing
+    already issued, so it must not make every visitor's token be issued again.
+    """
+    group = settings.vendor
+    announced = {f.name: None for f in fields(group) if f.name.endswith("_next")}  # type: ignore[arg-type]
+    return keys.hasher(
+        b"widget-proxy vendor namespace"
+    )(
+        canonical(settings.token_provider, replace(group, **announced))  # type: ignore[type-var]
+    )[:12]
 
 
 def http_client(
@@ -189,7 +212,9 @@ def _parts(
         max_ttl=settings.token_max_ttl,
         default_ttl=settings.token_default_ttl,
     )
-    return Parts(http, keys, lifetime, page_cache, template=settings.widget_template)
+    return Parts(
+        http, keys, lifetime, page_cache, metrics=metrics, template=settings.widget_template
+    )
 
 
 def _identities(settings: Settings, proxies: TrustedProxies) -> IdentitySource:

@@ -97,6 +97,12 @@ class HeadersTooLarge(RequestError):
     code = "headers_too_large"
 
 
+class IncompleteSession(RequestError):
+    status = 403
+    public = "Your session lacks what this widget needs to know about you."
+    code = "incomplete_session"
+
+
 class UnknownWidget(RequestError):
     status = 404
     public = "There is no such widget."

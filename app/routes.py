@@ -8,7 +8,8 @@ Response object, and its headers are computed once per app.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode
 
@@ -43,10 +44,12 @@ class WidgetPage:
         login_url: str | None = None,
         frame_ancestors: tuple[str, ...] = ("'self'",),
         sandbox: bool = False,
+        tokenless_anonymous: bool = False,
     ) -> None:
         self._admission = admission
         self._tokens = tokens
         self._pages = pages
+        self._tokenless = tokenless_anonymous  # an anonymous visitor's widget has no token
         self._default_color = default_color
         self._login_url = login_url
         csp = "frame-ancestors " + " ".join(frame_ancestors)
@@ -71,14 +74,11 @@ class WidgetPage:
                     await self._to_login(scope)(scope, receive, send)
                     return
                 raise NotAuthenticated("no signed-in session")
-            key = self._tokens.key(visitor)
-            token, page = self._tokens.cached(key), self._pages.cached(widget, color)
-            if token is None or page is None:
-                note(scope, cache="miss")
-                token, page = await self._fetch(key, visitor, widget, color, token, page)
+            if visitor.anonymous and self._tokenless:
+                page = self._pages.cached(widget, color) or await self._pages.fetch(widget, color)
+                body = page.render("")
             else:
-                note(scope, cache="hit")
-            body = page.render(token)
+                body = await self._body(scope, visitor, widget, color)
         except WidgetProxyError as exc:
             response = error_response(exc, scope, accept=headers.get("accept", ""))
             await response(scope, receive, send)
@@ -91,6 +91,16 @@ class WidgetPage:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+    async def _body(self, scope: Scope, visitor: Identity, widget: str, color: Color) -> bytes:
+        key = self._tokens.key(visitor)
+        token, page = self._tokens.cached(key), self._pages.cached(widget, color)
+        if token is None or page is None:
+            note(scope, cache="miss")
+            token, page = await self._fetch(key, visitor, widget, color, token, page)
+        else:
+            note(scope, cache="hit")
+        return page.render(token)
 
     async def _fetch(
         self,
@@ -137,7 +147,10 @@ class WidgetPage:
 
 
 class TokenEndpoint:
-    """`POST /widget/token`: `{"token": …}` for the signed-in user, for SDKs and SPAs.
+    """`POST /widget/token`: `{"token": …, "expiresIn": s}` for the visitor, for SDKs,
+    SPAs and the loader pages that renew their token (`expiresIn`: seconds the proxy
+    still serves this token; ask again by then). The shape a widget SDK's `auth-url`
+    expects (`{"token": …}`), so it can point there.
 
     Answers JSON only. Cross-origin callers must be in `ALLOWED_ORIGINS` (the guard
     refuses the others); they get CORS headers with credentials, never `*`. Only
@@ -145,11 +158,19 @@ class TokenEndpoint:
     """
 
     def __init__(
-        self, *, admission: Admission, tokens: TokenCache[Identity], policy: OriginPolicy
+        self,
+        *,
+        admission: Admission,
+        tokens: TokenCache[Identity],
+        policy: OriginPolicy,
+        tokenless_anonymous: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._admission = admission
         self._tokens = tokens
         self._policy = policy
+        self._tokenless = tokenless_anonymous
+        self._clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
@@ -167,15 +188,19 @@ class TokenEndpoint:
             visitor = await self._admission.visitor(scope, headers)
             if visitor is None:
                 raise NotAuthenticated("no signed-in session")
-            key = self._tokens.key(visitor)
-            one_caller(key)
-            token = await self._tokens.fetch(key, visitor)
+            body: dict[str, object] = {"token": None}  # anonymous: the widget runs without
+            if not (visitor.anonymous and self._tokenless):
+                key = self._tokens.key(visitor)
+                one_caller(key)
+                entry = await self._tokens.entry(key, visitor)
+                # When to come back: the proxy serves this token until then, not after.
+                expires_in = max(0, int(entry.expires_at - self._clock()))
+                body = {"token": entry.token, "expiresIn": expires_in}
         except WidgetProxyError as exc:
             response = error_response(exc, scope, accept="application/json")
             response.headers.update(cors)
             await response(scope, receive, send)
             return
-        body = {"token": token}
         await JSONResponse(body, headers={**BASE_HEADERS, **cors})(scope, receive, send)
 
     def _cors(self, headers: Headers) -> dict[str, str]:

@@ -31,7 +31,7 @@ from .options import (
     settings_group,
 )
 from .options import parsers as p
-from .providers import DEFAULT_PROVIDER, PROVIDERS, VendorSettings
+from .providers import DEFAULT_PROVIDER, PROVIDERS, Provider, VendorSettings
 from .security.forwarded import Network
 from .security.origins import OriginPolicy, OriginRule
 
@@ -136,6 +136,14 @@ class Settings:
         "120",
         "Widget and token requests one client IP may make per minute",
         p.positive(int),
+    )
+    allow_anonymous: bool | None = option(
+        "ALLOW_ANONYMOUS",
+        "",
+        "Serve the widget to visitors who are not signed in (only for a vendor with an"
+        " anonymous mode: one shop token, or a widget without a token)",
+        p.optional(p.flag, empty=None),
+        shown="`true` for `neuroon`, else `false`",
     )
     login_url: str | None = option(
         "LOGIN_URL",
@@ -317,9 +325,16 @@ class Settings:
                     group_problems += _in_clear(group, provider.name)
             problems += group_problems
         problems += _cross_check(values)
+        if provider is not None:
+            problems += _anonymous(values, provider)
+        if group is not None:
+            problems += _session_needs(values, group)
         if problems:
             raise SettingsError(problems)
         assert group is not None  # TOKEN_PROVIDER parsed, so its group did too
+        assert provider is not None
+        if values.get("allow_anonymous") is None:
+            values["allow_anonymous"] = provider.anonymous == "shared"
         if not values["frame_ancestors"]:
             policy = OriginPolicy(values["allowed_origins"])
             values["frame_ancestors"] = ("'self'", *policy.csp_sources)
@@ -358,6 +373,33 @@ def _cross_check(values: dict[str, Any]) -> list[str]:
             f" {get('identity_header')}; without them nobody is ever signed in"
         )
     return problems
+
+
+def _anonymous(values: dict[str, Any], provider: Provider[Any]) -> list[str]:
+    if values.get("allow_anonymous") and provider.anonymous is None:
+        return [
+            f"ALLOW_ANONYMOUS: {provider.name} issues a token per signed-in user and has no"
+            " anonymous mode; a visitor who is not signed in can't be given a widget"
+        ]
+    return []
+
+
+def _session_needs(values: dict[str, Any], group: VendorSettings) -> list[str]:
+    """A vendor's token made from session values needs the session to provide them."""
+    needs = group.session_needs()
+    if not needs:
+        return []
+    if values.get("identity_source") == "header":
+        return [
+            f"IDENTITY_SOURCE: header gives only the email, but the vendor's token needs"
+            f" {', '.join(needs)} from the session"
+        ]
+    listed = {path[-1] for path in values.get("session_metadata_keys", ())}
+    return [
+        f"SESSION_METADATA_KEYS: must list {name}, which the vendor's token is made from"
+        for name in needs
+        if name not in listed
+    ]
 
 
 def _in_clear(group: VendorSettings, vendor: str) -> list[str]:

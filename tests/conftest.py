@@ -18,7 +18,7 @@ from tests.support import UNLIMITED, FaultyUpstream, LeakScanner, Proxy
 from tests.support.browser import chromium
 from tests.support.redis import private_redis
 from widget_proxy import create_app
-from widget_proxy.demo import demo_settings
+from widget_proxy.demo import StandIn, demo_app, demo_settings
 from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings
@@ -162,3 +162,22 @@ def page(browser: Browser, leak_scanner: LeakScanner) -> Iterator[Page]:
     context.close()
     assert seen, "the browser received nothing"
     assert not leaks, f"a secret reached the browser in {leaks}"
+
+
+@pytest.fixture
+def demo_site(leak_scanner: LeakScanner) -> Iterator[Callable[..., str]]:
+    """Start the demo (merchant site + proxy) in front of a vendor stand-in; its URL."""
+    servers: list[BackgroundServer] = []
+
+    def start(vendor: StandIn, **env: str) -> str:
+        upstream = BackgroundServer(vendor.app(), timeout_graceful_shutdown=1).__enter__()
+        servers.append(upstream)
+        settings = demo_settings(vendor, upstream.url, **env)
+        leak_scanner.add(*settings.secrets)
+        site = BackgroundServer(demo_app(settings, upstream.url), timeout_graceful_shutdown=1)
+        servers.append(site.__enter__())
+        return site.url
+
+    yield start
+    for server in reversed(servers):
+        server.__exit__(None, None, None)

@@ -7,13 +7,11 @@ token, so it proves the token reached the browser intact and was valid upstream.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
-import jwt
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -21,7 +19,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from tests.support import FaultyUpstream, LeakScanner, Proxy, Respond, wait_until
 from widget_proxy import create_app
-from widget_proxy.demo import StandIn, demo_app, demo_settings, stand_in
+from widget_proxy.demo import demo_settings, stand_in
 from widget_proxy.providers.hissuno import HissunoStandIn
 from widget_proxy.providers.neuroon import NeuroonStandIn
 from widget_proxy.providers.returningai import ReturningAIStandIn
@@ -36,27 +34,8 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def start_demo(leak_scanner: LeakScanner) -> Iterator[Callable[..., str]]:
-    """Start the demo (merchant site + proxy) in front of a vendor stand-in."""
-    servers: list[BackgroundServer] = []
-
-    def start(vendor: StandIn, **env: str) -> str:
-        upstream = BackgroundServer(vendor.app(), timeout_graceful_shutdown=1).__enter__()
-        servers.append(upstream)
-        settings = demo_settings(vendor, upstream.url, **env)
-        leak_scanner.add(*settings.secrets)
-        site = BackgroundServer(demo_app(settings, upstream.url), timeout_graceful_shutdown=1)
-        servers.append(site.__enter__())
-        return site.url
-
-    yield start
-    for server in reversed(servers):
-        server.__exit__(None, None, None)
-
-
-@pytest.fixture
-def demo(start_demo: Callable[..., str], vendor: ReturningAIStandIn, upstream: str) -> str:
-    return start_demo(vendor)
+def demo(demo_site: Callable[..., str], vendor: ReturningAIStandIn, upstream: str) -> str:
+    return demo_site(vendor)
 
 
 def test_login_then_widget_greets_the_user(
@@ -115,12 +94,12 @@ def sign_in(page: Page, demo: str, path: str = "/widget") -> None:
     page.wait_for_url(f"{demo}{path}")
 
 
-def test_neuroon_end_to_end(page: Page, start_demo: Callable[..., str]) -> None:
+def test_neuroon_end_to_end(page: Page, demo_site: Callable[..., str]) -> None:
     vendor = stand_in("neuroon")
     assert isinstance(vendor, NeuroonStandIn)
-    demo = start_demo(vendor)
+    demo = demo_site(vendor)
 
-    sign_in(page, demo)
+    page.goto(f"{demo}/widget")  # a shopper needn't sign in (ALLOW_ANONYMOUS)
 
     status = page.locator("#neuroon-status")
     assert status.text_content(timeout=10_000) == (
@@ -129,26 +108,26 @@ def test_neuroon_end_to_end(page: Page, start_demo: Callable[..., str]) -> None:
     assert vendor.calls["search"] == 1
 
 
-def test_neuroon_refuses_a_disallowed_origin(page: Page, start_demo: Callable[..., str]) -> None:
+def test_neuroon_refuses_a_disallowed_origin(page: Page, demo_site: Callable[..., str]) -> None:
     vendor = stand_in("neuroon")
     assert isinstance(vendor, NeuroonStandIn)
     vendor.default_hosts, vendor.allowed_origins = (), ("https://shop.example",)
-    demo = start_demo(vendor)
+    demo = demo_site(vendor)
 
-    sign_in(page, demo)
+    page.goto(f"{demo}/widget")  # a shopper needn't sign in (ALLOW_ANONYMOUS)
 
     status = page.locator("#neuroon-status")
     status.wait_for(timeout=10_000)
     assert status.text_content() == "Search unavailable: 403 Origin not allowed"
 
 
-def test_neuroon_replaces_an_expired_token(page: Page, start_demo: Callable[..., str]) -> None:
+def test_neuroon_replaces_an_expired_token(page: Page, demo_site: Callable[..., str]) -> None:
     vendor = stand_in("neuroon")
     assert isinstance(vendor, NeuroonStandIn)
     vendor.token_lifetime = 2  # a short day, so the test need not wait 24 h
-    demo = start_demo(vendor, NEUROON_ROTATE_AFTER="1")
+    demo = demo_site(vendor, NEUROON_ROTATE_AFTER="1")
 
-    sign_in(page, demo)
+    page.goto(f"{demo}/widget")  # a shopper needn't sign in (ALLOW_ANONYMOUS)
     page.locator("[data-state=ready]").wait_for(timeout=10_000)
     first = page.get_attribute("script[data-token]", "data-token")
     assert first is not None
@@ -165,50 +144,99 @@ def test_neuroon_replaces_an_expired_token(page: Page, start_demo: Callable[...,
     assert vendor.token_problem(second) is None
 
 
-def test_hissuno_end_to_end(page: Page, start_demo: Callable[..., str]) -> None:
+def hissuno(**fields: object) -> HissunoStandIn:
     vendor = stand_in("hissuno")
     assert isinstance(vendor, HissunoStandIn)
-    demo = start_demo(vendor)
+    for name, value in fields.items():
+        setattr(vendor, name, value)
+    return vendor
+
+
+def hissuno_greeting(page: Page) -> str | None:
+    """The widget's reply once it has one (or its error), after its first send."""
+    page.locator("#hissuno-widget[data-state]").wait_for(timeout=10_000)
+    return page.locator("#hissuno-greeting").text_content()
+
+
+def test_hissuno_end_to_end(page: Page, demo_site: Callable[..., str]) -> None:
+    vendor = hissuno()
+    demo = demo_site(vendor)
 
     sign_in(page, demo)
 
-    greeting = page.locator("#hissuno-greeting")
-    assert greeting.text_content(timeout=10_000) == f"Hi, {EMAIL}! How can we help?"
+    assert hissuno_greeting(page) == f"Hi, {EMAIL}! How can we help?"
+    token = page.get_attribute("#hissuno-widget", "data-widget-token")
+    assert vendor.tokens_seen == [token]  # in the JSON body, as the widget sends it
+    assert vendor.token_problem(vendor.tokens_seen[0]) is None
+    assert vendor.last_user_id == EMAIL
+    assert page.get_attribute("#hissuno-widget", "data-sent") == "1"
+    assert page.evaluate("window.hissunoProps.userId") == EMAIL
+    assert vendor.calls["chat"] == vendor.calls["stream"] == 1
+    wait_until(lambda: vendor.calls["settings"] == 1)  # fetched beside the chat
 
 
-def test_hissuno_refuses_a_disallowed_origin(page: Page, start_demo: Callable[..., str]) -> None:
-    vendor = stand_in("hissuno")
-    assert isinstance(vendor, HissunoStandIn)
-    vendor.allowed_origins = ("*.shop.example",)
-    demo = start_demo(vendor)
-
-    sign_in(page, demo)
-
-    greeting = page.locator("#hissuno-greeting")
-    assert greeting.text_content(timeout=10_000) == (
-        "Support chat unavailable: 403 Origin not allowed"
-    )
-
-
-def test_hissuno_replaces_an_expiring_token(page: Page, start_demo: Callable[..., str]) -> None:
-    vendor = stand_in("hissuno")
-    assert isinstance(vendor, HissunoStandIn)
-    demo = start_demo(vendor, HISSUNO_TOKEN_TTL="3", TOKEN_REFRESH_MARGIN="1")
+def test_hissuno_refuses_a_disallowed_origin(page: Page, demo_site: Callable[..., str]) -> None:
+    vendor = hissuno(allowed_origins=("*.shop.example",))
+    demo = demo_site(vendor)
 
     sign_in(page, demo)
-    page.locator("[data-state=ready]").wait_for(timeout=10_000)
+
+    assert hissuno_greeting(page) == "Support chat unavailable: 403 Origin not allowed"
+    assert page.get_attribute("#hissuno-widget", "data-state") == "error"
+    assert vendor.last_user_id is None  # refused before any token was looked at
+    assert vendor.calls["stream"] == 0
+
+
+def test_hissuno_renews_the_token_without_a_reload(
+    page: Page, demo_site: Callable[..., str]
+) -> None:
+    vendor = hissuno(leeway=0)  # so the first token is refused within the test
+    demo = demo_site(vendor, HISSUNO_TOKEN_TTL="4", TOKEN_REFRESH_MARGIN="1")
+
+    sign_in(page, demo)
+    assert hissuno_greeting(page) == f"Hi, {EMAIL}! How can we help?"
     first = page.get_attribute("#hissuno-widget", "data-widget-token")
     assert first is not None
-    exp = jwt.decode(first, vendor.secret_key, algorithms=["HS256"])["exp"]
-    wait_until(lambda: time.time() > exp - 1, timeout=10)  # past exp minus the margin
-    page.reload()
-    page.locator("[data-state=ready]").wait_for(timeout=10_000)
+    wait_until(lambda: page.get_attribute("#hissuno-widget", "data-widget-token") != first)
     second = page.get_attribute("#hissuno-widget", "data-widget-token")
+    assert second
+    wait_until(lambda: vendor.token_problem(first) == "Token expired")
 
-    assert first is not None
-    assert second is not None
-    assert second != first
-    assert vendor.verify(second)[1] is None
+    shown = page.evaluate("hissunoSend('again')")
+
+    assert shown == f"Hi, {EMAIL}! How can we help?"
+    assert vendor.tokens_seen == [first, second]  # the renewed prop, on the next send
+    assert vendor.token_problem(second) is None
+    assert page.get_attribute("#hissuno-widget", "data-sent") == "2"
+    assert page.evaluate("window.hissunoProps.widgetToken") == second
+
+
+def test_hissuno_anonymous_visitor_without_a_token(
+    page: Page, demo_site: Callable[..., str]
+) -> None:
+    vendor = hissuno(token_required=False)
+    demo = demo_site(vendor, ALLOW_ANONYMOUS="true")
+
+    page.goto(f"{demo}/widget")  # never signed in
+
+    assert hissuno_greeting(page) == "Hi there! How can we help?"
+    assert page.get_attribute("#hissuno-widget", "data-widget-token") == ""
+    assert vendor.calls["chat"] == 1
+    assert vendor.tokens_seen == []  # no widgetToken in the body at all
+    assert vendor.last_user_id is None
+    assert page.evaluate("'widgetToken' in window.hissunoProps") is False
+
+
+def test_hissuno_anonymous_visitor_of_a_project_that_requires_tokens(
+    page: Page, demo_site: Callable[..., str]
+) -> None:
+    vendor = hissuno()
+    demo = demo_site(vendor, ALLOW_ANONYMOUS="true")
+
+    page.goto(f"{demo}/widget")
+
+    assert hissuno_greeting(page) == "Support chat unavailable: 401 Widget token is required"
+    assert vendor.tokens_seen == []
 
 
 def test_mounted_under_a_prefix_in_a_fastapi_app(

@@ -125,13 +125,17 @@ class TokenCache(Generic[I]):
 
     async def fetch(self, key: str, identity: I) -> str:
         """The token from the shared store, or one issue shared by every caller."""
+        return (await self.entry(key, identity)).token
+
+    async def entry(self, key: str, identity: I) -> TokenEntry:
+        """`fetch`, with until when the token is served (for a page that must renew it)."""
         entry = await self._read(key)
         (self._hit if entry is not None else self._miss).inc()
         if entry is None:
             entry = await self._loader.load(
                 key, lambda: self._read(key), lambda: self._issue(key, identity)
             )
-        return entry.token
+        return entry
 
     async def _read(self, key: str) -> TokenEntry | None:
         entry = await self._store.get(key, TokenEntry)

@@ -12,7 +12,7 @@ import socket
 import ssl
 import time
 import urllib.request
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import TextIO, TypeVar
@@ -23,6 +23,7 @@ import httpx2
 from ..cache.tokens import jwt_exp
 from ..delivery.page import Color
 from ..errors import UpstreamError, UpstreamRejectedKey
+from ..options import Secret
 from ..upstream.client import HttpClient
 
 T = TypeVar("T")
@@ -103,6 +104,44 @@ class Steps:
 
     async def connect(self, url: str) -> None:
         await _connect(self._connect_timeout, url, self.out)
+
+    async def each_key(
+        self,
+        step: str,
+        keys: Sequence[tuple[str, Secret | None]],
+        attempt: Callable[[Secret], Awaitable[T]],
+        describe: Callable[[T, int], str],
+        rejected: str = "",
+    ) -> T:
+        """`attempt` under each key that is set (a rotation's next key too), one line each.
+
+        The first accepted answer is returned. During a rotation one key may already be
+        refused (the vendor retired the old one, or hasn't activated the new one): the
+        old one refused is a warning while the new one works; the new one refused fails,
+        as the rotation would once the old key is retired.
+        """
+        present = [(name, key) for name, key in keys if key is not None]
+        if len(present) == 1:
+            result, ms = await _timed(step, attempt(present[0][1]), rejected)
+            self.out.ok(step, describe(result, ms))
+            return result
+        results: list[T] = []
+        for index, (name, key) in enumerate(present):
+            label = step if index == 0 else f"{step} ({name})"
+            try:
+                result, ms = await _timed(label, attempt(key), rejected=f"check {name}")
+            except StepFailed as failed:
+                if failed.hint != f"check {name}" or index > 0:
+                    raise  # not a refused key, or the new key refused
+                self.out.warn(
+                    label,
+                    f"{name}: {failed.reason}; only {present[1][0]} can be in use:"
+                    f" make it {name} and remove the old key",
+                )
+                continue
+            results.append(result)
+            self.out.ok(label, f"{name}: {describe(result, ms)}")
+        return results[0]
 
     def token_exp(self, token: str) -> None:
         """The token's lifetime as the token cache will judge it."""

@@ -58,6 +58,11 @@ class RedactionFilter(logging.Filter):
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self._log_emails = log_emails
 
+    def add(self, secrets: Iterable[str]) -> None:
+        """Redact these too (a settings reload's new secrets); the old ones stay redacted."""
+        # One assignment: a record filtered meanwhile in another thread sees either list.
+        self._secrets = sorted({*self._secrets, *(s for s in secrets if s)}, key=len, reverse=True)
+
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "[redacted]")

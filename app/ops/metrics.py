@@ -62,6 +62,11 @@ class Metrics:
             "1 while a part serves in a degraded mode (cache: Redis unreachable, memory only)",
             ["part"], registry=r, multiprocess_mode="max",
         )  # fmt: skip
+        self.key_in_use = Gauge(
+            "widget_proxy_key_in_use",
+            "1 for the vendor key setting used first (a rotation's *_NEXT once it was needed)",
+            ["setting"], registry=r, multiprocess_mode="max",
+        )  # fmt: skip
         self.rate_limited = Counter(
             "widget_proxy_rate_limited", "Requests refused by a rate limit, by what was counted",
             ["limit"], registry=r,

@@ -13,9 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
-from typing import Any, TypeVar, dataclass_transform
+from pathlib import Path
+from typing import Any, Final, TypeVar, dataclass_transform
 
 T = TypeVar("T")
+
+# A secret file holds one key or password; anything much larger is the wrong file.
+MAX_SECRET_FILE: Final = 64 * 1024
 
 
 class Secret:
@@ -58,6 +62,11 @@ class Option:
     shown: str | None = None  # the default as the README says it, when derived
     field: str = ""  # the dataclass field it fills (set by options_of)
     vendor: str = ""  # the TOKEN_PROVIDER whose group declares it; "" for the core
+    secret: bool = False  # a `Secret` field: it may also be read from `{name}_FILE`
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}_FILE"
 
 
 def option(
@@ -80,7 +89,13 @@ def settings_group(cls: type[T]) -> type[T]:
 
 def options_of(cls: type, vendor: str = "") -> tuple[Option, ...]:
     return tuple(
-        replace(f.metadata["option"], field=f.name, vendor=vendor)
+        replace(
+            f.metadata["option"],
+            field=f.name,
+            vendor=vendor,
+            # Annotations are strings here (postponed evaluation); both spellings count.
+            secret=f.type in (Secret, "Secret", "Secret | None"),
+        )
         for f in fields(cls)
         if "option" in f.metadata
     )
@@ -93,6 +108,15 @@ def parse_options(
     values: dict[str, Any] = {}
     for opt in options:
         raw = env.get(opt.name)
+        if opt.secret and env.get(opt.file_name, "").strip():
+            if raw is not None and raw.strip():
+                problems.append(f"{opt.name}: set either {opt.name} or {opt.file_name}, not both")
+                continue
+            try:
+                raw = read_secret_file(env[opt.file_name].strip())
+            except ValueError as exc:
+                problems.append(f"{opt.file_name}: {exc}")
+                continue
         if opt.default is None and (raw is None or not raw.strip()):
             when = f" with TOKEN_PROVIDER={opt.vendor}" if opt.vendor else ""
             problems.append(f"{opt.name}: required{when} ({opt.help})")
@@ -102,6 +126,25 @@ def parse_options(
         except ValueError as exc:
             problems.append(f"{opt.name}: {exc}")
     return values
+
+
+def read_secret_file(path: str) -> str:
+    """A secret's value from its file (the Docker and Kubernetes secrets convention),
+    whitespace around it trimmed; ValueError names what is wrong, never the content."""
+    try:
+        with Path(path).open("rb") as file:
+            data = file.read(MAX_SECRET_FILE + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    if len(data) > MAX_SECRET_FILE:
+        raise ValueError(f"{path} is larger than {MAX_SECRET_FILE} bytes; is it the right file?")
+    try:
+        value = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+    if not value:
+        raise ValueError(f"{path} is empty")
+    return value
 
 
 def canonical(*parts: object) -> str:

@@ -208,6 +208,11 @@ def pattern(regex: str, meaning: str) -> Callable[[str], str]:
     return parse
 
 
+# Subresource Integrity: one or more `sha256-`/`sha384-`/`sha512-` base64 digests.
+_DIGEST = r"(sha256|sha384|sha512)-[A-Za-z0-9+/]+={0,2}"
+integrity = pattern(rf"{_DIGEST}( +{_DIGEST})*", "sha256-, sha384- or sha512- and a base64 digest")
+
+
 def secret_matching(regex: str, meaning: str) -> Callable[[str], Secret]:
     """A secret of a known shape (a vendor's key format), checked before it is used."""
     parse = pattern(regex, meaning)

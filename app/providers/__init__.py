@@ -11,6 +11,7 @@ from typing import Any, Final
 from ..cache.tokens import JwtLifetime, jwt_exp
 from . import hissuno, neuroon, returningai
 from .base import Parts, Provider, StandIn, Vendor, VendorSettings
+from .returningai import sdk as returningai_sdk
 
 __all__ = [
     "DEFAULT_PROVIDER",
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 PROVIDERS: Final[dict[str, Provider[Any]]] = {
-    p.name: p for p in (returningai.PROVIDER, neuroon.PROVIDER, hissuno.PROVIDER)
+    p.name: p
+    for p in (returningai.PROVIDER, returningai_sdk.PROVIDER, neuroon.PROVIDER, hissuno.PROVIDER)
 }
 DEFAULT_PROVIDER: Final = next(iter(PROVIDERS))  # TOKEN_PROVIDER when unset

@@ -15,9 +15,9 @@ from those settings and the shared parts `create_app` hands it, runs its steps i
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from starlette.types import ASGIApp
 
@@ -27,9 +27,14 @@ from ..cache.tokens import JwtLifetime, TokenIssuer
 from ..delivery.loader import TemplatePages, loader_pages
 from ..delivery.page import PageSource
 from ..ops.checklist import Steps
+from ..ops.metrics import Metrics
 from ..options import Secret
 from ..security.identity import Identity
 from ..upstream.client import HttpClient
+
+# What a visitor who is not signed in gets (with ALLOW_ANONYMOUS): the same token as
+# everyone ("shared": the token names no user), or the widget without one ("tokenless").
+Anonymous = Literal["shared", "tokenless"] | None
 
 S = TypeVar("S", bound="VendorSettings")
 S_contra = TypeVar("S_contra", bound="VendorSettings", contravariant=True)
@@ -44,6 +49,9 @@ class VendorSettings(Protocol):
     @property
     def key(self) -> tuple[str, Secret]:
         """The vendor's main secret and its variable, for `check` to fingerprint."""
+
+    def session_needs(self) -> tuple[str, ...]:
+        """The session values (SESSION_METADATA_KEYS names) its tokens are made from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +70,16 @@ class Parts:
     keys: Keys  # per-purpose HMACs for cache keys that hold no personal data
     lifetime: JwtLifetime  # TOKEN_REFRESH_MARGIN, TOKEN_MAX_TTL, TOKEN_DEFAULT_TTL
     page_cache: Callable[[str, Fetch], PageCache]  # (the vendor's origin, how to fetch a page)
+    metrics: Metrics = field(default_factory=Metrics)
     template: Path | None = None  # WIDGET_TEMPLATE, replacing a built-in loader page
 
     def loader_pages(self, name: str, context: Mapping[str, Any]) -> TemplatePages:
-        """The loader page `templates/providers/{name}.html` (or WIDGET_TEMPLATE)."""
+        """The loader page `templates/providers/{name}.html` (or WIDGET_TEMPLATE).
+
+        Every loader page also gets `refresh_margin`: a page that renews its token asks
+        `POST /widget/token` before the token's exp minus this margin.
+        """
+        context = {"refresh_margin": self.lifetime.margin, **context}
         return loader_pages(name, context, override=self.template)
 
 
@@ -92,6 +106,10 @@ class Provider(Protocol[S]):
     @property
     def check_email(self) -> str | None:
         """Why `widget-proxy check` needs a test user's --email; None if it doesn't."""
+
+    @property
+    def anonymous(self) -> Anonymous:
+        """What an anonymous visitor gets; None: this vendor has no anonymous mode."""
 
     def build(self, settings: S, parts: Parts) -> Vendor: ...
 

@@ -12,24 +12,35 @@ from starlette.types import Scope
 
 from ..ops.requestlog import note
 from .forwarded import TrustedProxies
-from .identity import Identity, IdentitySource
+from .identity import ANONYMOUS, Identity, IdentitySource
 from .ratelimit import RateLimits
 
 
 class Admission:
     def __init__(
-        self, identities: IdentitySource, proxies: TrustedProxies, limits: RateLimits
+        self,
+        identities: IdentitySource,
+        proxies: TrustedProxies,
+        limits: RateLimits,
+        *,
+        anonymous: bool = False,
     ) -> None:
         self._identities = identities
         self._proxies = proxies
         self._limits = limits
+        self._anonymous = anonymous
 
     async def visitor(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
-        """The signed-in visitor, or None; raises RateLimited or InvalidEmail."""
+        """The signed-in visitor, else `ANONYMOUS` if allowed, else None.
+
+        Raises RateLimited or InvalidEmail. An anonymous visitor is counted by IP only:
+        there is nobody else to count.
+        """
         ip = self._proxies.client_ip(scope, headers)
         note(scope, client_ip=ip)  # the request's log line shows the same address
         await self._limits.check_ip(ip)
         identity = self._identities.identity(scope, headers)
         if identity is not None:
             await self._limits.check_user(identity.email)
-        return identity
+            return identity
+        return ANONYMOUS if self._anonymous else None

@@ -45,6 +45,14 @@ class Identity:
         if not self.user_id:
             object.__setattr__(self, "user_id", self.email)
 
+    @property
+    def anonymous(self) -> bool:
+        return not self.email
+
+
+# A visitor who is not signed in, admitted with ALLOW_ANONYMOUS.
+ANONYMOUS: Final = Identity("")
+
 
 def validate_email(value: object) -> str:
     """Return the email if it is safe to send as an upstream header, else raise InvalidEmail.

@@ -99,6 +99,7 @@ class Call:
     headers: dict[str, str]
     params: dict[str, str] | None
     key_statuses: frozenset[int]  # statuses that mean our credentials were refused
+    content: bytes | None = None  # a request body (JSON, already encoded)
 
 
 class HttpClient:
@@ -164,6 +165,7 @@ class HttpClient:
         headers: dict[str, str],
         params: dict[str, str] | None = None,
         key_statuses: frozenset[int] = frozenset(),
+        content: bytes | None = None,
     ) -> Reply:
         """One upstream call with its retries, within the deadline.
 
@@ -176,7 +178,7 @@ class HttpClient:
         try:
             async with asyncio.timeout(self._deadline):
                 reply = await self._attempts(
-                    Call(kind, method, url, headers, params, key_statuses), breaker, ticket
+                    Call(kind, method, url, headers, params, key_statuses, content), breaker, ticket
                 )
         except TimeoutError:
             error: UpstreamError = UpstreamTimeout(
@@ -295,7 +297,7 @@ class HttpClient:
         try:
             for _ in range(MAX_REDIRECTS + 1):
                 async with self._client.stream(
-                    method, url, headers=headers, params=params
+                    method, url, headers=headers, params=params, content=call.content
                 ) as response:
                     status = response.status_code
                     if conditional and status == 304:

@@ -29,6 +29,7 @@ from widget_proxy.ops.checklist import Checklist
 from widget_proxy.providers.hissuno import HissunoStandIn
 from widget_proxy.providers.neuroon import NeuroonStandIn
 from widget_proxy.providers.returningai import ReturningAIStandIn
+from widget_proxy.providers.returningai.sdk import ReturningAISdkStandIn
 from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings, SettingsError, all_options
 
@@ -40,7 +41,7 @@ HTML = (("content-type", "text/html; charset=utf-8"),)
 TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-.=]{40,}")
 MS = r"\d+ ms"
 
-Target = Literal["vendor", "faulty", "stopped", "neuroon", "hissuno"]
+Target = Literal["vendor", "faulty", "stopped", "returningai-sdk", "neuroon", "hissuno"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ class Case:
 COUNTED = {
     "returningai": ("signin", "page"),
     "neuroon": ("token_issue", "search"),
-    "hissuno": ("session",),
+    "returningai-sdk": ("token", "token_refused"),
+    "hissuno": ("chat",),
 }
 
 
@@ -243,6 +245,56 @@ CASES = [
     ),
     pytest.param(
         Case(
+            "returningai-sdk",
+            0,
+            (
+                SETTINGS_OK.format("returningai-sdk"),
+                CONNECT_OK,
+                rf"✔ token issue: 200 in {MS} for data-email, expiresIn 900 s,"
+                r" token …\S{4} \(\d+ chars\)",
+                r"✔ token exp: .* UTC, in \d+ s; cached for \d+ s",
+                SCRIPT_OK,
+                SCRIPT_OK,  # the SDK, then the bundle
+                r"All checks passed\.",
+            ),
+            calls={"token": 1},
+        ),
+        id="returningai-sdk-ok",
+    ),
+    pytest.param(
+        Case(
+            "returningai-sdk",
+            1,
+            (
+                CONNECT_OK,
+                r"✘ token issue: the upstream rejected the API key \(401\);"
+                r" check RETURNINGAI_ACCESS_ID and RETURNINGAI_ACCESS_KEY",
+                r"Check failed: the upstream rejected the API key \(401\)",
+            ),
+            env={"RETURNINGAI_ACCESS_KEY": "not-the-key-" + secrets.token_hex(8)},
+            calls={"token": 1, "token_refused": 1},
+        ),
+        id="returningai-sdk-key-rejected",
+    ),
+    pytest.param(
+        Case(
+            "returningai-sdk",
+            0,
+            (
+                r"⚠ token issue: RETURNINGAI_ACCESS_KEY: the upstream rejected the API key"
+                r" \(401\); only RETURNINGAI_ACCESS_KEY_NEXT can be in use: make it"
+                r" RETURNINGAI_ACCESS_KEY and remove the old key",
+                rf"✔ token issue \(RETURNINGAI_ACCESS_KEY_NEXT\): RETURNINGAI_ACCESS_KEY_NEXT:"
+                rf" 200 in {MS} for data-email, expiresIn 900 s, token …\S{{4}} \(\d+ chars\)",
+                r"All checks passed\.",
+            ),
+            env={"RETURNINGAI_ACCESS_KEY_NEXT": "next-key-" + secrets.token_hex(8)},
+            calls={"token": 2, "token_refused": 1},
+        ),
+        id="returningai-sdk-rotated",
+    ),
+    pytest.param(
+        Case(
             "neuroon",
             0,
             (
@@ -254,6 +306,7 @@ CASES = [
                 r"All checks passed\.",
             ),
             email=None,  # one token per shop: no test user needed
+            env={"NEUROON_TOKEN_MODE": "local"},
             calls={},  # signed here: Neuroon is never asked
         ),
         id="neuroon-local-ok",
@@ -264,12 +317,12 @@ CASES = [
             0,
             (
                 CONNECT_OK,
-                rf"✔ token issue: 200 in {MS}, token …\S{{4}} \(\d+ chars\)",
+                rf"✔ token issue: 200 in {MS}, opaque token …\S{{4}} \(\d+ chars\)",
                 SCRIPT_OK,
                 r"All checks passed\.",
             ),
             email=None,
-            env={"NEUROON_TOKEN_MODE": "remote"},
+            env={},  # remote is the default
             calls={"token_issue": 1},
         ),
         id="neuroon-remote-ok",
@@ -359,11 +412,15 @@ def _target(
     that stand-in's call counts."""
     if case.target == "vendor":
         return vendor.proxy_env(upstream), vendor.calls
-    if case.target in ("neuroon", "hissuno"):
+    if case.target in ("returningai-sdk", "neuroon", "hissuno"):
         other = stand_in(case.target)
         server = stack.enter_context(BackgroundServer(other.app(), timeout_graceful_shutdown=1))
-        assert isinstance(other, NeuroonStandIn | HissunoStandIn)
-        return other.proxy_env(server.url), other.calls
+        assert isinstance(other, ReturningAISdkStandIn | NeuroonStandIn | HissunoStandIn)
+        env = other.proxy_env(server.url)
+        if isinstance(other, ReturningAISdkStandIn) and "RETURNINGAI_ACCESS_KEY_NEXT" in case.env:
+            # A rotation the vendor already completed: only the next key is accepted.
+            other.access_key = case.env["RETURNINGAI_ACCESS_KEY_NEXT"]
+        return env, other.calls
     faulty: FaultyUpstream = request.getfixturevalue("faulty")
     if case.target == "stopped":
         faulty.stop()  # nothing listens on its port any more
@@ -374,7 +431,14 @@ def _target(
 
 
 def _secrets(settings: dict[str, str]) -> Iterator[str]:
-    for name in ("WIDGET_API_KEY", "NEUROON_API_KEY", "HISSUNO_SECRET_KEY", "SESSION_SECRET"):
+    for name in (
+        "WIDGET_API_KEY",
+        "RETURNINGAI_ACCESS_KEY",
+        "RETURNINGAI_ACCESS_KEY_NEXT",
+        "NEUROON_API_KEY",
+        "HISSUNO_SECRET_KEY",
+        "SESSION_SECRET",
+    ):
         if settings.get(name):
             yield settings[name]
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
+import re
 import secrets
 import time
 from base64 import urlsafe_b64encode
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import jwt
 import pytest
+from starlette.testclient import TestClient
 
 from tests.support import UNLIMITED, VALID, Clock, Proxy
 from tests.support.redis import forget, require_redis
@@ -26,6 +30,7 @@ from widget_proxy.security.identity import Identity
 from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings, SettingsError
 from widget_proxy.upstream.client import HttpClient
+from widget_proxy.upstream.keyring import KeyRing
 
 SHOP_KEY = "sk_" + "0123456789abcdef" * 2
 HISSUNO_KEY = "sk_live_" + "Ab3_-" * 6 + "xy"
@@ -39,6 +44,7 @@ def neuroon_env(**extra: str) -> dict[str, str]:
         "NEUROON_SHOP_ID": "shop-1",
         "NEUROON_API_KEY": SHOP_KEY,
         "NEUROON_SCRIPT_URL": "https://cdn.neuroon.example/widget.js",
+        "NEUROON_TOKEN_MODE": "local",  # signed here: nothing to reach (remote has its tests)
         **extra,
     }
 
@@ -63,7 +69,7 @@ def hissuno_env(**extra: str) -> dict[str, str]:
         (neuroon_env(NEUROON_API_KEY="sk_0123"), "NEUROON_API_KEY: must be sk_ followed by 32"),
         (neuroon_env(NEUROON_API_KEY="sk_" + "0123456789ABCDEF" * 2), "NEUROON_API_KEY"),
         (neuroon_env(NEUROON_API_KEY=""), "NEUROON_API_KEY: required with TOKEN_PROVIDER=neuroon"),
-        (neuroon_env(NEUROON_TOKEN_MODE="remote"), "NEUROON_API_URL: required"),
+        (neuroon_env(NEUROON_API_URL="http://api.example.com"), "NEUROON_API_URL: http://api"),
         (neuroon_env(NEUROON_ROTATE_AFTER="90000"), "NEUROON_ROTATE_AFTER: 90000 s is not less"),
         (neuroon_env(NEUROON_ROTATE_AFTER="86400"), "expired tokens would be served"),
         (neuroon_env(NEUROON_SCRIPT_URL="http://cdn.neuroon.example/w.js"), "plain http"),
@@ -124,7 +130,7 @@ def neuroon_cache(clock: Clock, store: Store, **env: str) -> tuple[TokenCache, N
     issuer = NeuroonTokens(
         HttpClient(),
         shop_id=group.shop_id,
-        api_key=group.api_key,
+        keys=KeyRing(group.api_key),
         rotate_after=group.rotate_after,
         clock=clock,
     )
@@ -316,11 +322,33 @@ def test_neuroon_page_carries_the_escaped_token_in_the_loader(
     assert page.status_code == 200
     assert '<div id="neuroon-search"></div>' in page.text
     assert (
-        '<script src="https://cdn.neuroon.example/widget.js" '
-        f'data-token="{token}" data-container="#neuroon-search" data-theme="auto"></script>'
+        '<script src="https://cdn.neuroon.example/widget.js"\n    data-token="'
+        f'{token}" data-container="#neuroon-search" data-theme="auto" data-position="inline"'
+        ' data-api-url="https://api.neuroon.ai" async></script>'
     ) in page.text
+    assert "integrity" not in page.text  # only with NEUROON_SCRIPT_INTEGRITY
     assert page.headers["cache-control"] == "no-store"
     assert proxy.client.get("/widget/store/x", headers=cookie(proxy, EMAIL)).status_code == 404
+
+
+def test_neuroon_loader_options_reach_the_tag(make_proxy: Callable[..., Proxy]) -> None:
+    sri = "sha384-JTaG/IN0Jj/ImfUj2x5QVMG4HkbFHzui7fTpLtwl1hsP+kY9W8OODeSJRFWN1ZP5"
+    env = neuroon_env(
+        NEUROON_SCRIPT_INTEGRITY=sri,
+        NEUROON_THEME="dark",
+        NEUROON_LOCALE="es",
+        NEUROON_POSITION="floating",
+    )
+    proxy = make_proxy(settings=Settings.from_env({**env, **UNLIMITED}))
+
+    tag = re.search(r"<script src=[^>]*>", proxy.client.get("/widget").text)
+
+    assert tag is not None
+    attributes = dict(re.findall(r'([a-z-]+)="([^"]*)"', tag.group(0)))
+    assert attributes["integrity"] == sri
+    assert attributes["crossorigin"] == "anonymous"  # SRI on a cross-origin script needs CORS
+    assert (attributes["data-theme"], attributes["data-locale"]) == ("dark", "es")
+    assert attributes["data-position"] == "floating"
 
 
 def test_a_merchant_template_replaces_the_loader(
@@ -437,19 +465,281 @@ def test_hissuno_origin_rules(allowed: tuple[str, ...], origin: str, ok: bool) -
     assert vendor.origin_allowed(origin) is ok
 
 
-def test_hissuno_blocked_origin_answer() -> None:
-    vendor = HissunoStandIn(
-        project_id="p", secret_key=HISSUNO_KEY, allowed_origins=("shop.example",)
-    )
-    with BackgroundServer(vendor.app()) as server:
-        response = httpx2.post(
-            f"{server.url}/api/widget/session",
-            json={"widgetToken": "x"},
-            headers={"origin": "https://evil.example"},
-        )
+CHAT = "/api/integrations/widget/chat"
+HELLO = [{"role": "user", "content": "hello"}]
 
-    assert response.status_code == 403
-    assert response.json() == {"error": "Origin not allowed"}
+
+def user_jwt(claims: dict[str, object], key: str = HISSUNO_KEY) -> str:
+    return jwt.encode({"exp": int(time.time()) + 3600, **claims}, key, algorithm="HS256")
+
+
+def chat(vendor: HissunoStandIn, body: object, origin: str | None = None) -> httpx2.Response:
+    headers = {"origin": origin} if origin else {}
+    with TestClient(vendor.app()) as client:
+        return client.post(CHAT, json=body, headers=headers)
+
+
+def sse_events(text: str) -> list[dict[str, Any]]:
+    """The events of a Hissuno stream: each is `event: message`, its type in the data."""
+    events = []
+    for block in filter(None, text.split("\n\n")):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        assert lines["event"] == "message"
+        events.append(json.loads(lines["data"]))
+    return events
+
+
+ORIGIN = "https://shop.example"
+
+
+@pytest.mark.parametrize(
+    ("body", "origin", "status", "error"),
+    [
+        ({"projectId": "proj-1"}, ORIGIN, 400, "Messages array is required"),
+        ({"messages": [], "projectId": "proj-1"}, ORIGIN, 400, "Messages array is required"),
+        ({"messages": "hello", "projectId": "proj-1"}, ORIGIN, 400, "Messages array is required"),
+        ({"projectId": "nope"}, "https://evil.example", 400,
+         "Messages array is required"),  # the messages before all else
+        ({"messages": HELLO}, ORIGIN, 400, "projectId is required"),
+        ({"messages": HELLO, "projectId": "nope"}, "https://evil.example", 401,
+         "Invalid project ID"),  # the project before the origin
+        ({"messages": HELLO, "projectId": "proj-1"}, "https://evil.example", 403,
+         "Origin not allowed"),  # the origin before the token
+        ({"messages": HELLO, "projectId": "proj-1"}, ORIGIN, 401, "Widget token is required"),
+        ({"messages": HELLO, "projectId": "proj-1", "widgetToken": ""}, ORIGIN, 401,
+         "Widget token is required"),
+        ({"messages": HELLO, "projectId": "proj-1",
+          "widgetToken": user_jwt({"userId": "u", "exp": int(time.time()) - 61})}, ORIGIN, 401,
+         "Token expired"),
+        ({"messages": HELLO, "projectId": "proj-1",
+          "widgetToken": user_jwt({"userId": "u"}, "sk_live_" + "z" * 32)}, ORIGIN, 401,
+         "Invalid token"),
+        ({"messages": HELLO, "projectId": "proj-1", "widgetToken": user_jwt({"userId": 42})},
+         ORIGIN, 401, "Token missing required userId field"),
+        ({"messages": HELLO, "projectId": "proj-1", "widgetToken": user_jwt({"userId": ""})},
+         ORIGIN, 401, "Token missing required userId field"),
+    ],
+)  # fmt: skip
+def test_hissuno_chat_refusals(
+    body: dict[str, object], origin: str, status: int, error: str
+) -> None:
+    vendor = HissunoStandIn(
+        project_id="proj-1", secret_key=HISSUNO_KEY, allowed_origins=("shop.example",)
+    )
+
+    response = chat(vendor, body, origin)
+
+    assert (response.status_code, response.json()) == (status, {"error": error})
+    # Readable by the page, refusals too.
+    assert response.headers["access-control-allow-origin"] == origin
+    assert vendor.calls["chat"] == 1
+    assert vendor.last_user_id is None
+
+
+def test_hissuno_chat_then_stream() -> None:
+    vendor = HissunoStandIn(project_id="proj-1", secret_key=HISSUNO_KEY)
+    token = user_jwt({"userId": "u-42"})
+    body = {"messages": HELLO, "projectId": "proj-1", "userId": "someone-else",
+            "widgetToken": token, "pageUrl": "https://shop.example/help"}  # fmt: skip
+
+    with TestClient(vendor.app()) as client:
+        started = client.post(CHAT, json=body, headers={"origin": ORIGIN})
+        session = started.json()["sessionId"]
+        query = {"projectId": "proj-1", "sessionId": session}
+        stream = client.get(f"{CHAT}/stream", params=query, headers={"origin": ORIGIN})
+        again = client.get(f"{CHAT}/stream", params=query, headers={"origin": ORIGIN})
+
+    assert started.status_code == 201
+    assert started.json()["message"] == "Chat started."
+    assert started.json()["status"] == "processing"
+    assert {"runId", "chatRunId"} <= set(started.json())
+    assert vendor.tokens_seen == [token]
+    assert vendor.last_user_id == "u-42"  # the token's user, not the body's
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    assert stream.headers["access-control-allow-origin"] == ORIGIN
+    events = sse_events(stream.text)
+    assert [e["type"] for e in events] == [
+        "connected", "message-start", "message-chunk", "message-complete",
+    ]  # fmt: skip
+    assert events[2]["content"] == "Hi, u-42! How can we help?"
+    assert events[3]["data"] == {"contentLength": len(events[2]["content"])}
+    # The run's reply is streamed once; the widget sends again to get another.
+    assert (again.status_code, again.json()["error"]) == (
+        404, "No running chat found. Start a new chat first.",
+    )  # fmt: skip
+    assert vendor.calls == {"chat": 1, "stream": 2}
+
+
+def test_hissuno_a_session_continues() -> None:
+    vendor = HissunoStandIn(project_id="proj-1", secret_key=HISSUNO_KEY)
+    body = {"messages": HELLO, "projectId": "proj-1", "widgetToken": user_jwt({"userId": "u"})}
+
+    first = chat(vendor, body).json()["sessionId"]
+    second = chat(vendor, {**body, "sessionId": first}).json()["sessionId"]
+
+    assert second == first
+
+
+@pytest.mark.parametrize(
+    ("body", "reply"),
+    [
+        ({"userId": "guest-1", "widgetToken": "not.a.jwt"}, "Hi, guest-1! How can we help?"),
+        ({}, "Hi there! How can we help?"),  # anonymous
+    ],
+)
+def test_hissuno_tokenless_project_takes_the_body_user(body: dict[str, object], reply: str) -> None:
+    vendor = HissunoStandIn(project_id="proj-1", secret_key=HISSUNO_KEY, token_required=False)
+
+    with TestClient(vendor.app()) as client:
+        started = client.post(CHAT, json={"messages": HELLO, "projectId": "proj-1", **body})
+        query = {"projectId": "proj-1", "sessionId": started.json()["sessionId"]}
+        events = sse_events(client.get(f"{CHAT}/stream", params=query).text)
+
+    assert started.status_code == 201  # a token, even a bad one, is ignored
+    assert (events[2]["type"], events[2]["content"]) == ("message-chunk", reply)
+    assert vendor.last_user_id == body.get("userId")
+
+
+@pytest.mark.parametrize(
+    ("query", "origin", "status", "error"),
+    [
+        ({"sessionId": "s"}, ORIGIN, 400, "projectId is required"),
+        ({"projectId": "proj-1"}, ORIGIN, 400, "sessionId is required"),
+        ({"projectId": "nope", "sessionId": "s"}, ORIGIN, 401, "Invalid project ID"),
+        ({"projectId": "proj-1", "sessionId": "s"}, "https://evil.example", 403,
+         "Origin not allowed"),
+        ({"projectId": "proj-1", "sessionId": "s"}, ORIGIN, 404,
+         "No running chat found. Start a new chat first."),
+    ],
+)  # fmt: skip
+def test_hissuno_stream_refusals(
+    query: dict[str, str], origin: str, status: int, error: str
+) -> None:
+    vendor = HissunoStandIn(
+        project_id="proj-1", secret_key=HISSUNO_KEY, allowed_origins=("shop.example",)
+    )
+
+    with TestClient(vendor.app()) as client:
+        response = client.get(f"{CHAT}/stream", params=query, headers={"origin": origin})
+
+    assert (response.status_code, response.json()) == (status, {"error": error})
+
+
+def test_hissuno_agent_failure_ends_the_stream_in_an_error() -> None:
+    vendor = HissunoStandIn(project_id="p", secret_key=HISSUNO_KEY, agent_fails=True)
+    body = {"messages": HELLO, "projectId": "p", "widgetToken": user_jwt({"userId": "u"})}
+
+    with TestClient(vendor.app()) as client:
+        session = client.post(CHAT, json=body).json()["sessionId"]
+        stream = client.get(f"{CHAT}/stream", params={"projectId": "p", "sessionId": session})
+
+    events = sse_events(stream.text)
+    assert [e["type"] for e in events] == ["connected", "error"]
+    assert events[1]["message"] == "Chat encountered an issue. Please try again."
+
+
+@pytest.mark.parametrize("required", [True, False])
+def test_hissuno_widget_settings(required: bool) -> None:
+    vendor = HissunoStandIn(
+        project_id="p",
+        secret_key=HISSUNO_KEY,
+        allowed_origins=("shop.example",),
+        token_required=required,
+    )
+
+    with TestClient(vendor.app()) as client:
+        ok = client.get("/api/integrations/widget?projectId=p", headers={"origin": ORIGIN})
+        evil = {"origin": "https://evil.example"}
+        blocked = client.get("/api/integrations/widget?projectId=p", headers=evil)
+        unknown = client.get("/api/integrations/widget?projectId=q", headers={"origin": ORIGIN})
+        missing = client.get("/api/integrations/widget", headers={"origin": ORIGIN})
+
+    assert ok.status_code == 200
+    assert ok.json()["tokenRequired"] is required
+    assert ok.headers["access-control-allow-origin"] == ORIGIN
+    assert (blocked.status_code, blocked.json()) == (
+        403, {"error": "Origin not allowed.", "blocked": True},
+    )  # fmt: skip
+    assert "access-control-allow-origin" not in blocked.headers  # as Hissuno: unreadable
+    assert (unknown.status_code, missing.status_code) == (404, 400)
+
+
+@pytest.mark.parametrize("path", [CHAT, f"{CHAT}/stream", "/api/integrations/widget"])
+def test_hissuno_preflight(path: str) -> None:
+    vendor = HissunoStandIn(project_id="p", secret_key=HISSUNO_KEY)
+    headers = {
+        "origin": ORIGIN,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type",
+    }
+
+    with TestClient(vendor.app()) as client:
+        response = client.options(path, headers=headers)
+
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+    assert response.headers["access-control-allow-headers"] == "Content-Type"
+    assert vendor.calls == {}
+
+
+def test_hissuno_stand_in_leeway_is_settable() -> None:
+    token = user_jwt({"userId": "u", "exp": int(time.time()) - 2})
+    vendor = HissunoStandIn(project_id="p", secret_key=HISSUNO_KEY)
+
+    assert vendor.token_problem(token) is None  # 60 s of tolerance, as Hissuno
+    vendor.leeway = 0
+    assert vendor.token_problem(token) == "Token expired"
+
+
+def test_hissuno_stand_in_points_the_proxy_at_itself() -> None:
+    vendor = HissunoStandIn(project_id="p", secret_key=HISSUNO_KEY)
+    env = vendor.proxy_env("http://127.0.0.1:9")
+
+    group = Settings.from_env({**env, "SESSION_SECRET": "s" * 32}).vendor
+
+    assert isinstance(group, HissunoSettings)
+    assert group.api_url == "http://127.0.0.1:9/api/integrations/widget/chat"
+    assert group.script_url == "http://127.0.0.1:9/widget.js"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("", None),  # the widget's default
+        ("https://hissuno.example/api/integrations/widget/chat/", None),
+        ("hissuno.example/chat", "HISSUNO_API_URL: must be an http(s) URL"),
+        ("http://hissuno.example/api/integrations/widget/chat", "HISSUNO_API_URL: http://"),
+    ],
+)
+def test_hissuno_api_url_setting(value: str, problem: str | None) -> None:
+    env = hissuno_env(HISSUNO_API_URL=value)
+    if problem is None:
+        group = Settings.from_env(env).vendor
+        assert isinstance(group, HissunoSettings)
+        assert group.api_url == value.rstrip("/")
+        return
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(env)
+    assert any(p.startswith(problem) for p in raised.value.problems), raised.value.problems
+
+
+def test_hissuno_loader_page(make_proxy: Callable[..., Proxy]) -> None:
+    api = "https://hissuno.example/api/integrations/widget/chat"
+    proxy = make_proxy(
+        settings=Settings.from_env({**hissuno_env(HISSUNO_API_URL=api), **UNLIMITED})
+    )
+    session = {"email": EMAIL}
+
+    page = proxy.client.get("/widget", headers=proxy.cookie(session)).text
+    token = proxy.client.post("/widget/token", headers=proxy.cookie(session)).json()["token"]
+
+    assert f'data-api-url="{api}"' in page
+    assert 'data-project-id="proj-1"' in page
+    assert page.count(token) == 1  # in data-widget-token alone, never in a script
+    assert page.index('data-widget-token="') < page.index("<script")
+    assert page.index("widgetProxy.renew(") < page.index(
+        '<script src="https://cdn.hissuno.example/widget.js" defer>'
+    )
 
 
 def test_hissuno_session_claims_come_from_the_session(

@@ -21,6 +21,7 @@ class Hissuno:
     name: Final = "hissuno"
     settings: Final = HissunoSettings
     check_email: Final = "the token step signs a user JWT for this test user"
+    anonymous: Final = "tokenless"
 
     def build(self, settings: HissunoSettings, parts: Parts) -> Vendor:
         tokens = HissunoTokens(
@@ -33,6 +34,7 @@ class Hissuno:
         context = {
             "hissuno_script_url": settings.script_url,
             "hissuno_project_id": settings.project_id,
+            "hissuno_api_url": settings.api_url,  # "": the widget's own default
         }
         return Vendor(tokens, parts.loader_pages(self.name, context))
 

@@ -1,5 +1,5 @@
 """Hissuno's steps in `widget-proxy check`: sign a user JWT and verify it as Hissuno
-will, then the widget script."""
+will, then the bundle that mounts the widget, then where the widget will chat."""
 
 from __future__ import annotations
 
@@ -41,3 +41,18 @@ async def check(settings: HissunoSettings, steps: Steps, email: str | None) -> N
     else:
         steps.out.ok("token", text)
     await steps.script(settings.script_url)
+    await _api(settings.api_url, steps)
+
+
+async def _api(url: str, steps: Steps) -> None:
+    """Where the widget will post its chats: only reachability, since Hissuno judges
+    the page's origin, which a check from this server can't have."""
+    if not url:
+        steps.out.warn(
+            "api",
+            "HISSUNO_API_URL is empty, so the widget posts to /api/integrations/widget/chat"
+            " on the widget page's own origin: route that path to Hissuno, or set it",
+        )
+        return
+    await steps.connect(url)
+    steps.out.ok("api", f"the widget chats with {url} (HISSUNO_API_URL)")

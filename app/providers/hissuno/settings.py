@@ -1,4 +1,5 @@
-"""Hissuno's settings: the project, its secret, and how long user JWTs live."""
+"""Hissuno's settings: the project, its secret, how long user JWTs live, and where the
+widget's bundle and chat API are."""
 
 from __future__ import annotations
 
@@ -17,7 +18,20 @@ class HissunoSettings:
     project_id: str = option(
         "HISSUNO_PROJECT_ID", None, "Hissuno project id the widget mounts", p.segment
     )
-    script_url: str = option("HISSUNO_SCRIPT_URL", None, "URL of Hissuno's widget script", p.url)
+    script_url: str = option(
+        "HISSUNO_SCRIPT_URL",
+        None,
+        "URL of the bundle that mounts Hissuno's React widget (see the README)",
+        p.url,
+    )
+    api_url: str = option(
+        "HISSUNO_API_URL",
+        "",
+        "The widget's apiUrl: your Hissuno's chat endpoint, e.g."
+        " https://hissuno.example.com/api/integrations/widget/chat (empty: the widget's"
+        " default, /api/integrations/widget/chat on the page's origin)",
+        p.optional(p.url),
+    )
     token_ttl: int = option(
         "HISSUNO_TOKEN_TTL",
         "86400",
@@ -28,6 +42,9 @@ class HissunoSettings:
     @property
     def key(self) -> tuple[str, Secret]:
         return "HISSUNO_SECRET_KEY", self.secret_key
+
+    def session_needs(self) -> tuple[str, ...]:
+        return ()
 
     def problems(self) -> list[str]:
         return []

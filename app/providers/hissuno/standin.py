@@ -1,16 +1,28 @@
-"""A stand-in for Hissuno's widget API, checking what Hissuno checks.
+"""A stand-in for Hissuno's widget API, checking what Hissuno checks, in its order.
 
-The `widgetToken` is verified as HS256 with the project's secret and 60 s of clock
-tolerance, and must carry `userId`. The origin allow-list takes exact hosts and
-`*.domain` wildcards (which also match the bare domain), case-insensitively, on the
-host only; an empty list allows every origin, as Hissuno does in development.
+`POST /api/integrations/widget/chat` starts a chat run: `messages`, then `projectId`,
+then the origin, then (for a project with `token_required`) the `widgetToken` in the
+JSON body, verified as HS256 with the project's secret and `leeway` (60 s) of clock
+tolerance, with a `userId` claim. The token's user replaces the body's; a project that
+requires no token ignores one and takes the body's `userId`. The reply then streams from
+`GET …/chat/stream` as Server-Sent Events in Hissuno's framing: every event is
+`event: message` with the event's `type` in its JSON data. `GET /api/integrations/widget`
+is the widget's settings. The origin allow-list takes exact hosts and `*.domain`
+wildcards (which also match the bare domain), case-insensitively, on the host only; an
+empty list allows every origin, as Hissuno does in development.
 """
 
 from __future__ import annotations
 
+import json
+import secrets
+import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
@@ -21,6 +33,29 @@ from starlette.routing import Route
 
 _SCRIPT = (Path(__file__).resolve().parent / "vendor" / "hissuno.js").read_bytes()
 LEEWAY = 60
+API = "/api/integrations/widget"
+SSE_HEADERS = {"cache-control": "no-cache, no-transform", "x-accel-buffering": "no"}
+# Hissuno's widget settings when the project has changed none of them.
+DEFAULT_SETTINGS: dict[str, object] = {
+    "trigger": "bubble",
+    "display": "sidepanel",
+    "shortcut": "mod+k",
+    "drawerBadgeLabel": "Support",
+    "variant": "sidepanel",
+    "theme": "light",
+    "position": "bottom-right",
+    "title": "Support",
+    "initialMessage": "Hi! How can I help you today?",
+}
+
+
+class Refused(Exception):
+    """A chat request Hissuno answers with an error: its status and `error` text."""
+
+    def __init__(self, status: int, error: str) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
 
 
 @dataclass
@@ -28,7 +63,13 @@ class HissunoStandIn:
     project_id: str
     secret_key: str
     allowed_origins: tuple[str, ...] = ()
+    token_required: bool = True  # the project's `widget_token_required`
+    leeway: int = LEEWAY  # jwt.verify's clockTolerance, in seconds
+    agent_fails: bool = False  # the support agent errs: the stream ends in `error`
     calls: Counter[str] = field(default_factory=Counter)
+    tokens_seen: list[str] = field(default_factory=list)  # each chat body's widgetToken
+    last_user_id: str | None = None  # whom the last chat run was for (None: anonymous)
+    _replies: dict[str, str] = field(default_factory=dict, repr=False)  # by sessionId
 
     def proxy_env(self, url: str) -> dict[str, str]:
         return {
@@ -36,39 +77,133 @@ class HissunoStandIn:
             "HISSUNO_SECRET_KEY": self.secret_key,
             "HISSUNO_PROJECT_ID": self.project_id,
             "HISSUNO_SCRIPT_URL": f"{url}/widget.js",
+            "HISSUNO_API_URL": f"{url}{API}/chat",
         }
 
     def app(self) -> Starlette:
         return Starlette(
             routes=[
-                Route("/api/widget/session", self._session, methods=["POST", "OPTIONS"]),
+                Route(f"{API}/chat", self._chat, methods=["POST", "OPTIONS"]),
+                Route(f"{API}/chat/stream", self._stream, methods=["GET", "OPTIONS"]),
+                Route(API, self._settings, methods=["GET", "OPTIONS"]),
                 Route("/widget.js", self._script, methods=["GET"]),
             ]
         )
 
-    async def _session(self, request: Request) -> Response:
-        origin = request.headers.get("origin", "")
-        # CORS lets every page read the answer, so a refused origin sees its 403.
-        cors = {
-            "access-control-allow-origin": origin or "*",
-            "access-control-allow-headers": "content-type",
-            "vary": "Origin",
-        }
+    async def _chat(self, request: Request) -> Response:
+        origin = _origin(request)
         if request.method == "OPTIONS":
-            return Response(status_code=204, headers=cors)
-        if not self.origin_allowed(origin):
-            return JSONResponse({"error": "Origin not allowed"}, status_code=403, headers=cors)
-        self.calls["session"] += 1
+            return _preflight(origin, "GET, POST, OPTIONS")
+        self.calls["chat"] += 1
+        cors = _cors(origin, "GET, POST, OPTIONS")
         try:
             body = await request.json()
-            token = str(body.get("widgetToken", ""))
-        except (ValueError, AttributeError):
-            token = ""
-        claims, problem = self.verify(token)
+        except ValueError:
+            return JSONResponse({"error": "Failed to process request"}, 500, headers=cors)
+        try:
+            session_id = self._start(body if isinstance(body, dict) else {}, origin)
+        except Refused as refused:
+            return JSONResponse({"error": refused.error}, refused.status, headers=cors)
+        answer = {
+            "message": "Chat started.",
+            "status": "processing",
+            "sessionId": session_id,
+            "runId": str(uuid.uuid4()),
+            "chatRunId": str(uuid.uuid4()),
+        }
+        return JSONResponse(answer, 201, headers=cors)
+
+    def _start(self, body: dict[str, Any], origin: str) -> str:
+        """The chat run's sessionId, its reply waiting for the stream; or Refused."""
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise Refused(400, "Messages array is required")
+        self._project(body.get("projectId"), origin)
+        if "widgetToken" in body:
+            self.tokens_seen.append(str(body["widgetToken"]))
+        user_id = self._user_id(body)
+        self.last_user_id = user_id
+        session_id = body.get("sessionId")
+        if not isinstance(session_id, str) or not session_id:
+            session_id = f"session_{int(time.time() * 1000):x}_{secrets.token_hex(4)}"
+        self._replies[session_id] = reply_for(user_id)
+        return session_id
+
+    def _project(self, project_id: object, origin: str) -> None:
+        """Refused unless `project_id` is this project and `origin` may use it."""
+        if not project_id:
+            raise Refused(400, "projectId is required")
+        if project_id != self.project_id:
+            raise Refused(401, "Invalid project ID")
+        if not self.origin_allowed(origin):
+            raise Refused(403, "Origin not allowed")
+
+    def _user_id(self, body: dict[str, Any]) -> str | None:
+        """Whom the chat is for: the token's user when the project requires a token."""
+        if not self.token_required:
+            # The body's word is all there is: the widget's userId prop, if any.
+            user_id = body.get("userId")
+            return user_id if isinstance(user_id, str) and user_id else None
+        token = body.get("widgetToken")
+        if not token:
+            raise Refused(401, "Widget token is required")
+        claims, problem = self.verify(str(token))
         if problem is not None:
-            return JSONResponse({"error": problem}, status_code=401, headers=cors)
-        answer = {"userId": claims["userId"], "userMetadata": claims.get("userMetadata", {})}
-        return JSONResponse(answer, headers=cors)
+            raise Refused(401, problem)
+        return str(claims["userId"])
+
+    async def _stream(self, request: Request) -> Response:
+        origin = _origin(request)
+        if request.method == "OPTIONS":
+            return _preflight(origin, "GET, OPTIONS")
+        self.calls["stream"] += 1
+        cors = _cors(origin, "GET, OPTIONS")
+        project_id = request.query_params.get("projectId")
+        session_id = request.query_params.get("sessionId", "")
+        try:
+            if not project_id:
+                raise Refused(400, "projectId is required")
+            if not session_id:
+                raise Refused(400, "sessionId is required")
+            self._project(project_id, origin)
+            reply = self._replies.pop(session_id, None)
+            if reply is None:
+                raise Refused(404, "No running chat found. Start a new chat first.")
+        except Refused as refused:
+            return JSONResponse({"error": refused.error}, refused.status, headers=cors)
+        headers = {**cors, **SSE_HEADERS}
+        return Response(self._events(reply), media_type="text/event-stream", headers=headers)
+
+    def _events(self, reply: str) -> bytes:
+        """The stream of one chat run, whole: the stand-in's agent has nothing to wait for."""
+        events = [_event("connected", message="Connected to chat stream")]
+        if self.agent_fails:
+            events.append(_event("error", message="Chat encountered an issue. Please try again."))
+            return b"".join(events)
+        events += [
+            _event("message-start", message="Starting response generation"),
+            _event("message-chunk", content=reply),
+            _event(
+                "message-complete", message="Response complete", data={"contentLength": len(reply)}
+            ),
+        ]
+        return b"".join(events)
+
+    async def _settings(self, request: Request) -> Response:
+        origin = _origin(request)
+        if request.method == "OPTIONS":
+            return _preflight(origin, "GET, OPTIONS")
+        self.calls["settings"] += 1
+        project_id = request.query_params.get("projectId")
+        # Hissuno sends CORS headers with the settings only: its refusals stay unreadable.
+        if not project_id:
+            return JSONResponse({"error": "Missing projectId parameter."}, 400)
+        if project_id != self.project_id:
+            return JSONResponse({"error": "Project not found."}, 404)
+        if not self.origin_allowed(origin):
+            return JSONResponse({"error": "Origin not allowed.", "blocked": True}, 403)
+        body = {**DEFAULT_SETTINGS, "tokenRequired": self.token_required}
+        return JSONResponse(body, headers={"access-control-allow-origin": origin})
 
     async def _script(self, request: Request) -> Response:
         return Response(_SCRIPT, media_type="text/javascript")
@@ -76,12 +211,13 @@ class HissunoStandIn:
     def verify(self, token: str) -> tuple[dict[str, object], str | None]:
         """The token's claims, or why Hissuno refuses it."""
         try:
-            claims = jwt.decode(token, self.secret_key, algorithms=["HS256"], leeway=LEEWAY)
+            claims = jwt.decode(token, self.secret_key, algorithms=["HS256"], leeway=self.leeway)
         except jwt.ExpiredSignatureError:
             return {}, "Token expired"
         except jwt.InvalidTokenError:
             return {}, "Invalid token"
-        if not claims.get("userId"):
+        user_id = claims.get("userId")
+        if not isinstance(user_id, str) or not user_id:
             return {}, "Token missing required userId field"
         return claims, None
 
@@ -99,3 +235,36 @@ class HissunoStandIn:
             elif host == (urlsplit(entry).hostname or entry):
                 return True
         return False
+
+
+def reply_for(user_id: str | None) -> str:
+    """The stand-in agent's answer to every message, by name when it knows the user."""
+    return f"Hi, {user_id}! How can we help?" if user_id else "Hi there! How can we help?"
+
+
+def _origin(request: Request) -> str:
+    # Hissuno judges a request without an Origin by its own origin, as Next.js sees it.
+    return request.headers.get("origin") or f"{request.url.scheme}://{request.url.netloc}"
+
+
+def _cors(origin: str, methods: str) -> dict[str, str]:
+    # Every answer, refusals too, is readable by the page: a refused origin sees its 403.
+    return {
+        "access-control-allow-origin": origin,
+        "access-control-allow-methods": methods,
+        "access-control-allow-headers": "Content-Type",
+        "vary": "Origin",
+    }
+
+
+def _preflight(origin: str, methods: str) -> Response:
+    return Response(
+        status_code=204, headers={**_cors(origin, methods), "access-control-max-age": "86400"}
+    )
+
+
+def _event(kind: str, **fields: object) -> bytes:
+    """One event as Hissuno frames it: the type in the data, timestamped."""
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    payload = json.dumps({"type": kind, **fields, "timestamp": stamp})
+    return f"event: message\ndata: {payload}\n\n".encode()

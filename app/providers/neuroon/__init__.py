@@ -21,11 +21,21 @@ class Neuroon:
     name: Final = "neuroon"
     settings: Final = NeuroonSettings
     check_email: Final = None  # one token for the whole shop: no user in it
+    anonymous: Final = "shared"
 
     def build(self, settings: NeuroonSettings, parts: Parts) -> Vendor:
         # The template's names are part of WIDGET_TEMPLATE's contract: keep them.
-        context = {"neuroon_script_url": settings.script_url, "neuroon_shop_id": settings.shop_id}
-        return Vendor(neuroon_tokens(settings, parts.http), parts.loader_pages(self.name, context))
+        context = {
+            "neuroon_script_url": settings.script_url,
+            "neuroon_script_integrity": settings.script_integrity,
+            "neuroon_shop_id": settings.shop_id,
+            "neuroon_api_url": settings.api_url,
+            "neuroon_theme": settings.theme,
+            "neuroon_locale": settings.locale,
+            "neuroon_position": settings.position,
+        }
+        tokens = neuroon_tokens(settings, parts.http, parts.metrics)
+        return Vendor(tokens, parts.loader_pages(self.name, context))
 
     def check(self, settings: NeuroonSettings, steps: Steps, email: str | None) -> Awaitable[None]:
         return check(settings, steps, email)

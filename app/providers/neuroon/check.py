@@ -4,7 +4,7 @@ and the loader script."""
 from __future__ import annotations
 
 from ...ops.checklist import Steps, utc
-from ...security.identity import Identity
+from ...security.identity import ANONYMOUS
 from .settings import NeuroonSettings
 from .tokens import neuroon_tokens
 
@@ -12,15 +12,20 @@ from .tokens import neuroon_tokens
 async def check(settings: NeuroonSettings, steps: Steps, email: str | None) -> None:
     remote = settings.token_mode == "remote"  # noqa: S105
     tokens = neuroon_tokens(settings, steps.http)
-    identity = Identity(email or "")  # one token for the whole shop: nobody in it
+    identity = ANONYMOUS  # one token for the whole shop: nobody in it
     fingerprint = steps.out.fingerprint
     if remote:
         await steps.connect(settings.api_url)
-        entry, ms = await steps.timed(
-            "token issue", tokens.issue(identity), rejected="check NEUROON_API_KEY"
+        await steps.each_key(
+            "token issue",
+            [
+                ("NEUROON_API_KEY", settings.api_key),
+                ("NEUROON_API_KEY_NEXT", settings.api_key_next),
+            ],
+            tokens.fetch,
+            lambda token, ms: f"{steps.status.text} in {ms} ms, opaque token {fingerprint(token)}",
+            rejected="check NEUROON_API_KEY",
         )
-        text = f"{steps.status.text} in {ms} ms, token {fingerprint(entry.token)}"
-        steps.out.ok("token issue", text)
     else:
         entry, _ = await steps.timed("token", tokens.issue(identity))
         steps.out.ok(

@@ -1,7 +1,11 @@
 """A stand-in for Neuroon's widget API, checking what Neuroon checks.
 
-`X-Widget-Token` is verified by recomputing its HMAC with the shop's key (in constant
-time) and requiring its timestamp within the last 24 h; the `Origin` must be blank or
+`POST /api/shops/{shop}/widget-token` (with `X-Shop-API-Key`) issues an opaque token,
+`wt_` and random characters, as Neuroon's newer pages describe it: nothing in it can be
+read, so a proxy that assumed a format would fail here. `X-Widget-Token` is accepted if
+it is such a token issued within the last 24 h, or a token signed locally with the
+shop's key (its HMAC recomputed in constant time, its timestamp within the last 24 h).
+The `Origin` must be blank or
 one of the allowed origins, the shop URL, or (by host suffix, any port) localhost,
 127.0.0.1 or neuroon.ai; each shop has a per-minute rate limit. Errors use Neuroon's
 envelope `{timestamp, status, error, message, path}`.
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
 from base64 import urlsafe_b64decode
 from collections import Counter
@@ -25,7 +30,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .settings import TOKEN_LIFETIME
-from .tokens import shop_token
 
 _SCRIPT = (Path(__file__).resolve().parent / "vendor" / "neuroon.js").read_bytes()
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "neuroon.ai")
@@ -41,6 +45,7 @@ class NeuroonStandIn:
     token_lifetime: float = TOKEN_LIFETIME
     rate_limit: int = 600  # per shop per minute
     calls: Counter[str] = field(default_factory=Counter)
+    issued: dict[str, float] = field(default_factory=dict)  # opaque token → issue time
     _window: tuple[int, int] = (0, 0)  # (minute, requests in it)
 
     def proxy_env(self, url: str) -> dict[str, str]:
@@ -68,7 +73,9 @@ class NeuroonStandIn:
             return _error(request, 404, "not_found", "Unknown shop")
         if not hmac.compare_digest(sent.encode(), self.api_key.encode()):
             return _error(request, 401, "unauthorized", "Invalid shop API key")
-        return JSONResponse({"token": shop_token(self.shop_id, self.api_key, int(time.time()))})
+        token = "wt_" + secrets.token_urlsafe(32)
+        self.issued[token] = time.time()
+        return JSONResponse({"token": token})
 
     async def _search(self, request: Request) -> Response:
         origin = request.headers.get("origin", "").strip()
@@ -104,6 +111,12 @@ class NeuroonStandIn:
         """Why Neuroon would refuse this widget token, or None if it accepts it."""
         if not token:
             return "Missing widget token"
+        if token in self.issued:
+            return (
+                None
+                if time.time() - self.issued[token] <= self.token_lifetime
+                else ("Widget token expired")
+            )
         try:
             decoded = urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
             shop, issued, signature = decoded.split(":")

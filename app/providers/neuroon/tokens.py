@@ -1,9 +1,11 @@
 """Neuroon: one shop-scoped widget token for every user of the shop.
 
-Local mode signs the token here, exactly as Neuroon defines it:
+Remote mode (the default) asks Neuroon's API for one and treats it as opaque: nothing
+about its format is assumed, only that it is a string, valid 24 h from its issue.
+Local mode signs it here, as Neuroon's signing recipe defines it:
 `base64url_nopad(f"{shop}:{ts}:{hex(HMAC_SHA256(api_key, f'{shop}:{ts}'))}")`.
-Remote mode asks Neuroon's API for one. Either way a token is valid 24 h and can't be
-renewed, so it is re-issued after `NEUROON_ROTATE_AFTER` (23 h): never served older.
+Either way a token can't be renewed, so it is re-issued after `NEUROON_ROTATE_AFTER`
+(23 h): never served older.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from collections.abc import Callable
 
 from ...cache.tokens import TokenEntry
 from ...errors import UpstreamBadResponse
+from ...ops.metrics import Metrics
 from ...options import Secret
 from ...security.identity import Identity
 from ...upstream.client import HttpClient
+from ...upstream.keyring import KeyRing
 from .settings import NeuroonSettings
 
 KEY_REFUSED = frozenset({401, 403})
@@ -37,7 +41,7 @@ class NeuroonTokens:
         http: HttpClient,
         *,
         shop_id: str,
-        api_key: Secret,
+        keys: KeyRing,
         api_url: str | None = None,  # remote mode: the token is asked for there
         rotate_after: float = 23 * 3600,
         clock: Callable[[], float] = time.time,
@@ -45,7 +49,7 @@ class NeuroonTokens:
         self._http = http
         self._clock = clock
         self._shop = shop_id
-        self._api_key = api_key
+        self.keys = keys
         self._url = None if api_url is None else f"{api_url}/api/shops/{shop_id}/widget-token"
         self._rotate_after = rotate_after
 
@@ -54,19 +58,21 @@ class NeuroonTokens:
 
     async def issue(self, identity: Identity) -> TokenEntry:
         if self._url is not None:
-            token = await self._fetch(self._url)
+            token = await self.keys.call(self.fetch)
             issued = self._clock()
         else:
             issued = float(int(self._clock()))
-            token = shop_token(self._shop, self._api_key.reveal(), int(issued))
+            token = shop_token(self._shop, self.keys.key.reveal(), int(issued))
         return TokenEntry(token, issued + self._rotate_after, issued)
 
-    async def _fetch(self, url: str) -> str:
+    async def fetch(self, key: Secret) -> str:
+        """A shop token from Neuroon's API under `key` (remote mode)."""
+        assert self._url is not None
         reply = await self._http.call(
             "token issue",
             "POST",
-            url,
-            headers={"x-shop-api-key": self._api_key.reveal(), "accept": "application/json"},
+            self._url,
+            headers={"x-shop-api-key": key.reveal(), "accept": "application/json"},
             key_statuses=KEY_REFUSED,
         )
         try:
@@ -74,17 +80,20 @@ class NeuroonTokens:
         except ValueError:
             raise UpstreamBadResponse("token issue answered with a body that is not JSON") from None
         token = data.get("token") if isinstance(data, dict) else None
-        if not isinstance(token, str) or not token:
+        if not isinstance(token, str) or not token.strip():
             raise UpstreamBadResponse("token issue answer has no token string")
         return token
 
 
-def neuroon_tokens(settings: NeuroonSettings, http: HttpClient) -> NeuroonTokens:
+def neuroon_tokens(
+    settings: NeuroonSettings, http: HttpClient, metrics: Metrics | None = None
+) -> NeuroonTokens:
     remote = settings.token_mode == "remote"  # noqa: S105
+    keys = KeyRing.of("NEUROON_API_KEY", settings.api_key, settings.api_key_next, metrics)
     return NeuroonTokens(
         http,
         shop_id=settings.shop_id,
-        api_key=settings.api_key,
+        keys=keys,
         api_url=settings.api_url if remote else None,
         rotate_after=settings.rotate_after,
     )

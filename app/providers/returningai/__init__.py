@@ -24,9 +24,10 @@ class ReturningAI:
     name: Final = "returningai"
     settings: Final = ReturningAISettings
     check_email: Final = "the signin and page steps sign this test user in at the vendor"
+    anonymous: Final = None
 
     def build(self, settings: ReturningAISettings, parts: Parts) -> Vendor:
-        api = returningai_api(settings, parts.http)
+        api = returningai_api(settings, parts.http, parts.metrics)
         tokens = ReturningAITokens(
             api, keys=parts.keys, community_id=settings.community_id, lifetime=parts.lifetime
         )

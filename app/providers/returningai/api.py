@@ -10,8 +10,10 @@ from ...cache.pages import PageFetch
 from ...delivery.inject import split_page
 from ...delivery.page import Color
 from ...errors import UpstreamBadResponse
+from ...ops.metrics import Metrics
 from ...options import Secret
 from ...upstream.client import HttpClient
+from ...upstream.keyring import KeyRing
 from .settings import ReturningAISettings
 
 # The signin answers these when it refuses our API key; they are never retried.
@@ -20,18 +22,22 @@ KEY_REFUSED: Final = frozenset({401, 403})
 
 class ReturningAIApi:
     def __init__(
-        self, http: HttpClient, *, base_url: str, community_id: str, api_key: Secret
+        self, http: HttpClient, *, base_url: str, community_id: str, keys: KeyRing
     ) -> None:
         self._http = http
         self._base = base_url.rstrip("/")
         self._signin_url = f"{self._base}/widget/{community_id}/signin"
-        self._api_key = api_key
+        self.keys = keys
 
     async def signin(self, email: str) -> str:
-        """Exchange the API key and the user's email for a widget token."""
+        """Exchange the API key in use (and the user's email) for a widget token."""
+        return await self.keys.call(lambda key: self.signin_with(key, email))
+
+    async def signin_with(self, key: Secret, email: str) -> str:
+        """A signin under this `key`, whichever key is in use (`check` tries each)."""
         headers = {
             "content-type": "application/json",
-            "returningai-api-key": self._api_key.reveal(),
+            "returningai-api-key": key.reveal(),
             "email": email,
         }
         reply = await self._http.call(
@@ -79,10 +85,10 @@ class ReturningAIApi:
         return PageFetch(page, *validators)
 
 
-def returningai_api(settings: ReturningAISettings, http: HttpClient) -> ReturningAIApi:
+def returningai_api(
+    settings: ReturningAISettings, http: HttpClient, metrics: Metrics | None = None
+) -> ReturningAIApi:
+    keys = KeyRing.of("WIDGET_API_KEY", settings.api_key, settings.api_key_next, metrics)
     return ReturningAIApi(
-        http,
-        base_url=settings.base_url,
-        community_id=settings.community_id,
-        api_key=settings.api_key,
+        http, base_url=settings.base_url, community_id=settings.community_id, keys=keys
     )

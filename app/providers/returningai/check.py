@@ -12,10 +12,13 @@ async def check(settings: ReturningAISettings, steps: Steps, email: str | None) 
         raise StepFailed("email", "missing")
     await steps.connect(settings.base_url)
     api = returningai_api(settings, steps.http)
-    token, ms = await steps.timed(
-        "signin", api.signin(email), rejected="check WIDGET_API_KEY and WIDGET_COMMUNITY_ID"
+    token = await steps.each_key(
+        "signin",
+        [("WIDGET_API_KEY", settings.api_key), ("WIDGET_API_KEY_NEXT", settings.api_key_next)],
+        lambda key: api.signin_with(key, email),
+        lambda token, ms: f"{steps.status.text} in {ms} ms, token {steps.out.fingerprint(token)}",
+        rejected="check WIDGET_API_KEY and WIDGET_COMMUNITY_ID",
     )
-    steps.out.ok("signin", f"{steps.status.text} in {ms} ms, token {steps.out.fingerprint(token)}")
     steps.token_exp(token)
 
     for widget in dict.fromkeys((settings.default_widget, *settings.widgets)):

@@ -18,6 +18,12 @@ class ReturningAISettings:
         "Server-only API key from the vendor; never sent to a browser",
         p.header_value,
     )
+    api_key_next: Secret | None = option(
+        "WIDGET_API_KEY_NEXT",
+        "",
+        "During a key rotation, the new key: tried once when the vendor refuses WIDGET_API_KEY",
+        p.optional(p.header_value, empty=None),
+    )
     community_id: str = option(
         "WIDGET_COMMUNITY_ID", None, "Community id used in the signin path", p.segment
     )
@@ -41,6 +47,9 @@ class ReturningAISettings:
     @property
     def key(self) -> tuple[str, Secret]:
         return "WIDGET_API_KEY", self.api_key
+
+    def session_needs(self) -> tuple[str, ...]:
+        return ()
 
     def problems(self) -> list[str]:
         return []

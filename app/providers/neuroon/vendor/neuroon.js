@@ -1,9 +1,12 @@
-// The Neuroon stand-in's loader: read data-token, call the search API with it.
+// The Neuroon stand-in's loader: read data-token, call the search API (data-api-url)
+// with it, as Neuroon's widget does.
 (function () {
   "use strict";
   var script = document.currentScript;
   var container = document.querySelector(script.dataset.container || "#neuroon-search");
-  var base = new URL(script.src).origin;
+  var base = (script.dataset.apiUrl || "https://api.neuroon.ai").replace(/\/+$/, "");
+  container.dataset.theme = script.dataset.theme || "auto";
+  container.dataset.position = script.dataset.position || "inline";
 
   function show(id, text) {
     container.textContent = "";

@@ -1,0 +1,390 @@
+"""Settings reloaded on SIGHUP: the whole app swapped for one built from the new settings.
+
+`widget-proxy serve` runs a `Reloading` app. It holds one *generation*: a `Settings`,
+the app `create_app` built from it, and a count of the requests that app is answering.
+On SIGHUP it reads the settings again (`.env` and the `*_FILE` secret files; the
+process environment itself can't change), builds and starts a new generation, and
+swaps it in with one assignment. A request keeps the generation it started with, so
+requests in flight finish with the old settings while new ones get the new; the old
+generation is closed (its upstream client and cache store) once its last request is
+done, or after its `SHUTDOWN_TIMEOUT`. Settings that don't validate are refused with
+their problems, and the running ones stay.
+
+With several workers, `ReloadingWorkers` (uvicorn's supervisor, but for SIGHUP) checks
+the new settings in the parent and passes the signal on to each worker, which swaps
+in-process as above; uvicorn's own SIGHUP would restart every worker instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Callable
+from socket import socket
+from typing import Any, Final
+
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
+from uvicorn.config import Config
+from uvicorn.supervisors.multiprocess import Multiprocess
+
+from .application import create_app
+from .ops.logs import RedactionFilter
+from .ops.metrics import Metrics
+from .settings import Option, Settings, SettingsError, all_options
+
+log = logging.getLogger("widget_proxy")
+
+REFUSED: Final = "settings reload refused, keeping the running settings: %s"
+# `serve` tells its workers (which inherit its environment) about its --proxy-headers.
+PROXY_HEADERS_FLAG: Final = "WIDGET_PROXY_SERVE_PROXY_HEADERS"
+# Logging is configured once, at start; these settings take effect at the next restart.
+RESTART_ONLY: Final = ("LOG_FORMAT", "LOG_LEVEL", "LOG_EMAILS")
+# The loggers `log_config` gives a handler (and the root): where redaction filters sit.
+_LOGGERS: Final = ("", "widget_proxy", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx2")
+
+
+class Generation:
+    """One settings object, the app built from it, and the requests it is answering."""
+
+    def __init__(self, number: int, settings: Settings, app: Starlette) -> None:
+        self.number = number
+        self.settings = settings
+        self.app = app
+        self.state: dict[str, Any] = {}  # what the app's lifespan yielded, if anything
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stop = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+
+    def enter(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+
+    async def idle(self) -> None:
+        """Wait until no request is in flight."""
+        await self._idle.wait()
+
+    async def start(self) -> None:
+        """Run the app's lifespan up to its startup, in a task of its own (so that it
+        ends in the task it began in, whoever stops it); raise if the startup fails."""
+        started = asyncio.get_running_loop().create_future()
+        self._runner = asyncio.create_task(self._run(started))
+        await started
+
+    async def stop(self) -> None:
+        """End the app's lifespan (idempotent); raise what its shutdown raised."""
+        self._stop.set()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner
+
+    async def _run(self, started: asyncio.Future[None]) -> None:
+        try:
+            async with self.app.router.lifespan_context(self.app) as state:
+                self.state = dict(state or {})
+                if not started.done():
+                    started.set_result(None)
+                await self._stop.wait()
+        except Exception as exc:
+            if started.done():
+                raise  # from the shutdown: for `stop` to report
+            started.set_exception(exc)
+        except BaseException:
+            started.cancel()
+            raise
+
+
+class Reloading:
+    """The proxy as `serve` runs it: one generation at a time, swapped by `reload()`.
+
+    `load` reads the settings (`Settings.load`); `build` turns them into an app
+    (`create_app`, sharing one `Metrics` so that counters carry over); `check` may refuse
+    settings that load fine (what `serve`'s own flags rule out). `handle_sighup` makes
+    SIGHUP call `reload()`, when the lifespan runs in a process's main thread.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], Settings],
+        build: Callable[[Settings], Starlette] | None = None,
+        *,
+        check: Callable[[Settings], list[str]] | None = None,
+        handle_sighup: bool = False,
+    ) -> None:
+        if build is None:
+            metrics = Metrics()
+
+            def build(settings: Settings) -> Starlette:
+                return create_app(settings, metrics=metrics)
+
+        self._load = load
+        self._build = build
+        self._check = check or (lambda settings: [])
+        self._handle_sighup = handle_sighup
+        settings = load()
+        if problems := self._check(settings):
+            raise SettingsError(problems)
+        self._current = Generation(1, settings, build(settings))
+        self._live: list[Generation] = []  # every generation whose lifespan was started
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[bool]] = set()
+        self._previous_handler: Any = None
+        self._sighup_installed = False
+
+    @property
+    def current(self) -> Starlette:
+        """The app new requests go to."""
+        return self._current.app
+
+    @property
+    def settings(self) -> Settings:
+        """The settings new requests are served with."""
+        return self._current.settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        generation = self._current  # this request's, to its end, whatever reloads meanwhile
+        generation.enter()
+        try:
+            if generation.state:
+                scope = {**scope, "state": {**scope.get("state", {}), **generation.state}}
+            await generation.app(scope, receive, send)
+        finally:
+            generation.leave()
+
+    async def reload(self) -> bool:
+        """Read the settings again and swap them in; False (and the running settings
+        kept) if they are invalid or the new app can't start. Returns once the previous
+        generation is closed."""
+        async with self._lock:
+            try:
+                settings = await asyncio.to_thread(self._load)
+                problems = self._check(settings)
+            except Exception as exc:
+                problems = unreadable(exc)
+            if problems:
+                log.error(REFUSED, "; ".join(problems))
+                return False
+            add_redaction(settings.secrets)  # before anything built from them may log
+            old = self._current
+            generation = await self._started(old.number + 1, settings)
+            if generation is None:
+                return False
+            self._current = generation  # the swap: one assignment, between two awaits
+            changed = changed_options(old.settings, settings)
+            log.info(
+                "settings reloaded (changed: %s)%s",
+                ", ".join(changed) or "nothing",
+                restart_note(changed),
+            )
+        await self._retire(old)
+        return True
+
+    async def _started(self, number: int, settings: Settings) -> Generation | None:
+        try:
+            generation = Generation(number, settings, self._build(settings))
+        except Exception as exc:
+            log.error(REFUSED, f"the new app could not be built ({type(exc).__name__})")
+            return None
+        self._live.append(generation)
+        try:
+            await generation.start()
+        except Exception as exc:
+            log.error(REFUSED, f"the new app did not start ({type(exc).__name__})")
+            await self._stopped(generation)
+            return None
+        return generation
+
+    async def _retire(self, old: Generation) -> None:
+        timeout = old.settings.shutdown_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await old.idle()
+        except TimeoutError:
+            log.warning(
+                "settings reload: %d requests with the previous settings still running"
+                " after SHUTDOWN_TIMEOUT (%ss); closing them",
+                old.in_flight,
+                timeout,
+            )
+        await self._stopped(old)
+
+    async def _stopped(self, generation: Generation) -> bool:
+        try:
+            await generation.stop()
+        except Exception:
+            log.exception("closing the app of settings generation %d failed", generation.number)
+            return False
+        finally:
+            if generation in self._live:
+                self._live.remove(generation)
+        return True
+
+    # --- the ASGI lifespan, and SIGHUP -----------------------------------------------
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self._startup()
+                except BaseException:
+                    failure = traceback.format_exc()
+                    await send({"type": "lifespan.startup.failed", "message": failure})
+                    raise
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if await self._shutdown():
+                    await send({"type": "lifespan.shutdown.complete"})
+                else:
+                    failure = "closing an app failed (logged)"
+                    await send({"type": "lifespan.shutdown.failed", "message": failure})
+                return
+
+    async def _startup(self) -> None:
+        generation = self._current
+        self._live.append(generation)
+        try:
+            await generation.start()
+        except BaseException:
+            self._live.remove(generation)
+            raise
+        if self._handle_sighup and threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.getsignal(signal.SIGHUP)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
+            self._sighup_installed = True
+
+    async def _shutdown(self) -> bool:
+        if self._sighup_installed:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            if self._previous_handler is not None:
+                signal.signal(signal.SIGHUP, self._previous_handler)
+            self._sighup_installed = False
+        for task in list(self._tasks):  # a reload under way: its generations are live
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        results = [await self._stopped(generation) for generation in list(self._live)]
+        return all(results)
+
+    def _on_sighup(self) -> None:
+        log.info("SIGHUP received: reloading the settings")
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._tasks.add(task)
+        task.add_done_callback(self._reloaded)
+
+    def _reloaded(self, task: asyncio.Task[bool]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("settings reload failed", exc_info=exc)
+
+
+class ReloadingWorkers(Multiprocess):
+    """uvicorn's supervisor of worker processes, with SIGHUP passed on to the workers.
+
+    uvicorn restarts every worker on SIGHUP; here the parent checks the new settings
+    first (refusing them with their problems, so no worker is disturbed), then sends
+    SIGHUP to each worker, which swaps its settings in-process (`Reloading`).
+    """
+
+    def __init__(
+        self, config: Config, sockets: list[socket], *, check: Callable[[Settings], list[str]]
+    ) -> None:
+        super().__init__(config, sockets)
+        self._check = check
+
+    def handle_hup(self) -> None:
+        try:
+            problems = self._check(Settings.load())
+        except Exception as exc:  # whatever it is, the supervisor must keep running
+            problems = unreadable(exc)
+        if problems:
+            log.error(REFUSED, "; ".join(problems))
+            return
+        log.info("SIGHUP received: passing it on to %d workers", len(self.processes))
+        for process in list(self.processes):
+            # A worker still starting has no SIGHUP handler yet (SIGHUP would end it),
+            # and may have read the old settings: it gets the signal once it serves.
+            timeout = self.config.timeout_worker_healthcheck
+            if self.should_exit.is_set():
+                return
+            if process.pid is None or not process.wait_until_ready(timeout, self.should_exit):
+                log.warning("worker [%s] is not serving; SIGHUP not passed on", process.pid)
+                continue
+            os.kill(process.pid, signal.SIGHUP)
+
+
+def unreadable(exc: Exception) -> list[str]:
+    """The problems to report for settings that failed to load (no values in them)."""
+    if isinstance(exc, SettingsError):
+        return exc.problems
+    return [f"the settings could not be read ({type(exc).__name__})"]
+
+
+def serve_problems(settings: Settings, *, proxy_headers: bool) -> list[str]:
+    """What `serve`'s flags rule out in settings that are otherwise valid."""
+    if proxy_headers and settings.identity_source == "header":
+        return [
+            "--proxy-headers hides the direct peer that IDENTITY_SOURCE=header"
+            " must check; list the proxy in IDENTITY_PROXIES and TRUSTED_PROXIES instead"
+        ]
+    return []
+
+
+def serve_app() -> Reloading:
+    """The app of `widget-proxy serve` (a uvicorn factory, run in each worker)."""
+    ignore_sighup_until_serving()  # the settings are read just below anyway
+    proxy_headers = os.environ.get(PROXY_HEADERS_FLAG) == "1"
+    return Reloading(
+        Settings.load,
+        check=lambda settings: serve_problems(settings, proxy_headers=proxy_headers),
+        handle_sighup=True,
+    )
+
+
+def ignore_sighup_until_serving() -> None:
+    """SIGHUP's default is to end the process: until `Reloading` handles it, ignore it."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def changed_options(old: Settings, new: Settings) -> list[str]:
+    """The variables whose values differ (secrets compared too; only names shown)."""
+    missing = object()
+
+    def value(settings: Settings, opt: Option) -> object:
+        if not opt.vendor:
+            return getattr(settings, opt.field, missing)
+        if settings.token_provider != opt.vendor:
+            return missing
+        return getattr(settings.vendor, opt.field, missing)
+
+    return [opt.name for opt in all_options() if value(old, opt) != value(new, opt)]
+
+
+def restart_note(changed: list[str]) -> str:
+    later = [name for name in changed if name in RESTART_ONLY]
+    return f"; {', '.join(later)} take effect at the next restart" if later else ""
+
+
+def add_redaction(secrets: tuple[str, ...]) -> None:
+    """Make every redaction filter of the configured loggers redact `secrets` too."""
+    found: dict[int, RedactionFilter] = {}
+    for name in _LOGGERS:
+        logger = logging.getLogger(name or None)
+        candidates = [*logger.filters, *(f for h in logger.handlers for f in h.filters)]
+        found.update({id(f): f for f in candidates if isinstance(f, RedactionFilter)})
+    for redaction in found.values():
+        redaction.add(secrets)

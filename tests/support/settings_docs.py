@@ -1,0 +1,83 @@
+"""The settings table of the README and `.env.example`, written from the settings code.
+
+    python -m tests.support.settings_docs     # rewrite both in place
+
+`tests/test_settings.py` checks both files against the code, so the code stays the
+one source of truth; this writes what that check expects.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from widget_proxy.options import Option
+from widget_proxy.providers import DEFAULT_PROVIDER
+from widget_proxy.settings import all_options
+
+ROOT = Path(__file__).resolve().parents[2]
+# What a merchant must replace in `.env.example` (the default vendor's required settings).
+PLACEHOLDERS = {
+    "SESSION_SECRET": "replace-with-at-least-32-random-characters-0123456789",
+    "WIDGET_BASE_URL": "https://prod-widgets.returning.ai",
+    "WIDGET_API_KEY": "replace-with-the-vendor-api-key",
+    "WIDGET_COMMUNITY_ID": "your-community-id",
+    "WIDGET_ID": "your-widget-id",
+}
+HEADER = """\
+# widget-proxy settings. Copy to .env (or set them in the environment; the environment wins).
+# Required settings are uncommented (for the default TOKEN_PROVIDER=returningai);
+# every other line shows its default. A secret may instead be read from a file,
+# e.g. WIDGET_API_KEY_FILE set to /run/secrets/widget_api_key (the lines marked "secret").
+"""
+
+
+def default_cell(option: Option) -> str:
+    if option.default is None:
+        return f"required for `{option.vendor}`" if option.vendor else "required"
+    return option.shown or (f"`{option.default}`" if option.default else "empty")
+
+
+def table() -> str:
+    rows = ["| name | meaning | default |", "|---|---|---|"]
+    rows += [f"| `{o.name}` | {o.help} | {default_cell(o)} |" for o in all_options()]
+    return "\n".join(rows) + "\n"
+
+
+def env_example() -> str:
+    lines = [HEADER]
+    vendor = ""
+    for option in all_options():
+        if option.vendor != vendor:
+            vendor = option.vendor
+            lines.append(f"# --- {vendor}: only read with TOKEN_PROVIDER={vendor} ---\n")
+        notes = []
+        if option.default is None:
+            notes.append(f"required with TOKEN_PROVIDER={vendor}" if vendor else "required")
+        if option.secret:
+            notes.append(f"secret: or {option.file_name}")
+        comment = option.help + (f" ({'; '.join(notes)})" if notes else "")
+        if option.default is None and vendor in ("", DEFAULT_PROVIDER):
+            assignment = f"{option.name}={PLACEHOLDERS[option.name]}"
+        else:
+            value = option.default or ""
+            assignment = (
+                f'# {option.name}="{value}"' if " " in value else f"# {option.name}={value}"
+            )
+        lines.append(f"# {comment}\n{assignment}\n")
+    return "\n".join(lines)
+
+
+def write() -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    block = re.compile(r"\| name \| meaning \| default \|\n(\|.*\|\n)+")
+    assert block.search(text), "the README has no settings table"
+    readme.write_text(block.sub(lambda _: table(), text, count=1))
+    (ROOT / ".env.example").write_text(env_example())
+
+
+if __name__ == "__main__":
+    write()
+    sys.exit(0)
