@@ -24,9 +24,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .cache import Keys, PageCache, TokenCache, open_store
+from .cache import Keys, MemoryStore, PageCache, TokenCache, open_store
+from .cache.counts import WindowCounters
 from .cache.pages import Fetch
 from .cache.store import Store
+from .fastpath import ProxyApp
 from .ops.health import MetricsEndpoint, Readiness, healthz
 from .ops.metrics import Metrics
 from .ops.requestlog import RequestLog
@@ -84,8 +86,13 @@ def create_app(
     )
     proxies = TrustedProxies(settings.trusted_proxies)
     policy = OriginPolicy(settings.allowed_origins)
+    counters = WindowCounters(
+        shared=None if isinstance(store, MemoryStore) else store,
+        sync_interval=settings.rate_limit_sync_interval,
+        max_keys=settings.cache_max_entries,
+    )
     limits = RateLimits(
-        store,
+        counters,
         keys=keys,
         per_user=settings.rate_limit_per_minute,
         per_ip=settings.rate_limit_ip_per_minute,
@@ -126,10 +133,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await counters.aclose()  # its last sync, before the store goes
         await http.aclose()
         await store.aclose()
 
-    app = Starlette(
+    app = ProxyApp(
         routes=routes,
         middleware=[
             Middleware(RequestLog, metrics=metrics, proxies=proxies),
@@ -138,6 +146,10 @@ def create_app(
         ],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _crash},
+        # The widget page's fixed path skips the router (the same middleware, the same
+        # crash page): a warm view is mostly what wraps it otherwise.
+        fast=[routes[0]] if "{" not in widget else [],
+        crash=_crash,
     )
     # `/widget/` would be answered with a redirect built from the request's Host.
     app.router.redirect_slashes = False

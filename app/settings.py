@@ -145,6 +145,13 @@ class Settings:
         p.optional(p.flag, empty=None),
         shown="`true` for `neuroon`, else `false`",
     )
+    rate_limit_sync_interval: float = option(
+        "RATE_LIMIT_SYNC_INTERVAL",
+        "1",
+        "With Redis: seconds between each process's batched sync of its rate counts (the"
+        " overshoot bound grows with it)",
+        p.positive(float),
+    )
     login_url: str | None = option(
         "LOGIN_URL",
         "",

@@ -42,7 +42,14 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Config, Path | None]:
     parser.add_argument("--page-delay", type=float, help="stand-in page latency, s (0.03)")
     parser.add_argument("--burst", type=int, help="concurrent first requests, cold burst (500)")
     parser.add_argument("--expiry-duration", type=float, help="token-expiry run, s (60)")
-    parser.add_argument("--redis-url", help="Redis for scenario 6 (redis://127.0.0.1:6379/15)")
+    parser.add_argument(
+        "--redis-url", help="Redis for scenarios 1b, 6, 7 (redis://127.0.0.1:6379/15)"
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        help="after the run, draw the compared req/s and latencies into this file (.svg, .png)",
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -55,7 +62,7 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Config, Path | None]:
         name: value
         for name in (
             "duration", "connections", "users", "threads", "loadgen", "signin_delay",
-            "page_delay", "burst", "expiry_duration", "redis_url", "profile",
+            "page_delay", "burst", "expiry_duration", "redis_url", "profile", "plot",
         )
         if (value := getattr(args, name)) is not None
     }  # fmt: skip
@@ -95,14 +102,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     config, out = parse(argv)
     with tempfile.TemporaryDirectory(prefix="widget-proxy-bench-") as workdir:
         try:
-            report, complete = asyncio.run(until_signalled(run(config, Path(workdir))))
+            finished = asyncio.run(until_signalled(run(config, Path(workdir))))
         except (KeyboardInterrupt, asyncio.CancelledError):
             print("bench: interrupted; every server it started has been stopped", file=sys.stderr)
             return 130
-    print(report)
+    print(finished.report)
     if out is not None:
-        out.write_text(report)
-    return 0 if complete else 1
+        out.write_text(finished.report)
+    if config.plot is not None:
+        from bench.plot import draw  # matplotlib only when a plot is asked for
+
+        draw(config.plot, finished.loads, finished.title, config.workers)
+    return 0 if finished.complete else 1
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
-SCENARIOS: Final = ("warm", "naive", "cold", "expiry", "memory", "workers")
+SCENARIOS: Final = ("warm", "redis", "naive", "cold", "expiry", "memory", "workers", "limits")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +27,10 @@ class Config:
     memory_counts: tuple[int, ...] = (10_000, 100_000)
     workers: int = 2
     redis_url: str = "redis://127.0.0.1:6379/15"
+    limits_duration: float = 60.0  # one user driving two processes against a shared limit
     quick: bool = False
     profile: Path | None = None  # py-spy the proxy in an extra warm run, into this folder
+    plot: Path | None = None  # an SVG (or PNG, …) of the comparisons, drawn after the run
 
 
 FULL: Final = Config()
@@ -46,5 +48,6 @@ QUICK: Final = replace(
     token_ttl=4,
     refresh_margin=1.0,
     memory_counts=(500, 2000),
+    limits_duration=4.0,
     quick=True,
 )

@@ -9,10 +9,18 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from bench.config import Config
 from bench.loadgen import LoadResult
 from bench.processes import REPO
+
+# The load runs the plot compares (bench.plot), by the part they played in the run.
+PROXY: Final = "proxy"  # scenario 1: one worker, memory store
+LIMIT: Final = "limit"
+NAIVE: Final = "naive"
+REDIS: Final = "redis"  # scenario 1b: one worker, Redis
+WORKERS: Final = "workers"  # scenario 6: several workers, Redis
 
 
 @dataclass(frozen=True, slots=True)

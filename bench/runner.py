@@ -6,17 +6,26 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.config import Config
-from bench.loadgen import pick_generator
-from bench.report import Row, render
+from bench.loadgen import LoadResult, pick_generator
+from bench.report import Row, cpu_model, render, revision
 from bench.scenarios import Outcome, Scenarios
 from bench.stack import Secrets, running_stack
 
 
-async def run(config: Config, workdir: Path) -> tuple[str, bool]:
-    """The Markdown report, and whether every scenario ran to the end."""
+@dataclass(frozen=True, slots=True)
+class Finished:
+    report: str  # the Markdown table
+    complete: bool  # every scenario ran to the end
+    loads: dict[str, LoadResult] = field(default_factory=dict)  # by part (bench.report)
+    title: str = ""  # the machine and the code, for the plot
+
+
+async def run(config: Config, workdir: Path) -> Finished:
+    """The Markdown report, whether every scenario ran to the end, and the load runs."""
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     generator = pick_generator(config.loadgen, config.threads, workdir)
@@ -37,10 +46,12 @@ async def run(config: Config, workdir: Path) -> tuple[str, bool]:
                 result = Outcome(rows=[Row(name, notes=f"FAILED: {type(exc).__name__}: {exc}")])
             outcome.rows += result.rows
             outcome.checks += result.checks
+            outcome.loads.update(result.loads)
             progress(f"{name} done in {time.monotonic() - began:.0f} s")
     report = render(config, generator.name, outcome.rows, outcome.checks,
                     time.monotonic() - started, load_before)  # fmt: skip
-    return report, complete
+    title = f"{os.cpu_count()} cores, {cpu_model()}; code {revision()}; {generator.name}"
+    return Finished(report, complete, outcome.loads, title)
 
 
 def progress(message: str) -> None:

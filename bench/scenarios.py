@@ -1,13 +1,17 @@
-"""The six scenarios of issue 7. Each starts the servers it needs, measures, stops them,
-and returns its table rows and the targets it can judge.
+"""The scenarios of issue 7 (and 1b, 7 of the warm-path issue). Each starts the servers
+it needs, measures, stops them, and returns its table rows, the targets it can judge and
+its load runs by the part they play in a comparison (for `--plot`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from typing import Final
 
@@ -16,14 +20,26 @@ from redis.exceptions import RedisError
 
 from bench import cpu, users
 from bench.config import Config
-from bench.http import Reply, burst, fetch
+from bench.http import Connection, Reply, burst, encode_request, fetch
 from bench.loadgen import LoadGenerator, LoadResult, Target, drive, percentile
 from bench.processes import Server
 from bench.profile import py_spy, record, write_summary
-from bench.report import Check, Row, ms, total_calls, upstream_calls
+from bench.report import (
+    LIMIT,
+    NAIVE,
+    PROXY,
+    REDIS,
+    WORKERS,
+    Check,
+    Row,
+    ms,
+    total_calls,
+    upstream_calls,
+)
 from bench.sampler import sample
 from bench.stack import Stack
 from widget_proxy.cache import redacted_url
+from widget_proxy.cache.counts import BUCKETS
 
 # Warm runs measure the warm path, so nothing may go stale during them: the stand-in
 # issues hour-long tokens and the page stays fresh as long (at the defaults a page
@@ -38,12 +54,20 @@ UVICORN_HEADERS: Final = frozenset({"date", "server", "content-length", "connect
 COLD_USERS: Final = 1_000_000
 EXPIRY_USERS: Final = 2_000_000
 MEMORY_USERS: Final = 3_000_000
+LIMITS_USER: Final = 4_000_000
+
+# Scenario 7: one user's limit, shared by two processes through Redis.
+RATE_LIMIT: Final = 60  # RATE_LIMIT_PER_MINUTE
+RATE_PERIOD: Final = 60.0  # the limit's window, seconds
+SYNC_INTERVAL: Final = 1.0  # RATE_LIMIT_SYNC_INTERVAL
+RETRY_AFTER: Final = (1, 65)  # seconds a 429's Retry-After may say
 
 
 @dataclass
 class Outcome:
     rows: list[Row] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
+    loads: dict[str, LoadResult] = field(default_factory=dict)  # by part (bench.report)
 
 
 def ratio(a: float, b: float) -> float:
@@ -60,15 +84,18 @@ class Scenarios:
         self.stack = stack
         self.loadgen = loadgen
         self.proxy_warm: LoadResult | None = None  # scenario 1's, for the other ratios
+        self.redis_warm: LoadResult | None = None  # scenario 1b's, for scenario 6
 
     def by_name(self, name: str) -> Callable[[], Awaitable[Outcome]]:
         scenarios: dict[str, Callable[[], Awaitable[Outcome]]] = {
             "warm": self.warm,
+            "redis": self.warm_redis,
             "naive": self.naive,
             "cold": self.cold,
             "expiry": self.expiry,
             "memory": self.memory,
             "workers": self.workers,
+            "limits": self.limits,
         }
         return scenarios[name]
 
@@ -178,6 +205,66 @@ class Scenarios:
                     warmed["signin"] == c.users,
                 ),
             ],
+            loads={PROXY: load, LIMIT: bound},
+        )
+
+    # --- 1b. the warm path with Redis as the store, one worker -----------------------
+
+    async def over_redis(
+        self, workers: int, label: str
+    ) -> tuple[LoadResult, Counter[str], LoadResult, Counter[str]] | str:
+        """The warm run with Redis as the store: (warm-up, its calls, load, its calls),
+        or why Redis can't be used."""
+        c = self.config
+        problem = await forget(c.redis_url)
+        if problem is not None:
+            return problem
+        await self.latency(LONG_TTL)
+        cookies = self.cookies(c.users)
+        try:
+            async with self.stack.proxy(
+                workers=workers, CACHE_URL=c.redis_url, PAGE_CACHE_TTL=str(LONG_TTL)
+            ) as proxy:
+                if workers > 1:
+                    await asyncio.sleep(1.0)  # uvicorn starts its workers one after the other
+                primed, warmed = await self.prime(proxy, cookies)
+                load, during = await self.measure(proxy, cookies, c.duration)
+                await self.profiled(proxy, cookies, label)
+        finally:
+            await forget(c.redis_url)
+        return primed, warmed, load, during
+
+    async def warm_redis(self) -> Outcome:
+        c = self.config
+        name = "1b. warm path: 1 worker + Redis"
+        run = await self.over_redis(1, "proxy-redis")
+        if isinstance(run, str):
+            return Outcome(rows=[Row(name, notes=f"skipped: {run}")])
+        primed, warmed, load, during = run
+        self.redis_warm = load
+        memory = self.proxy_warm
+        rps = None if memory is None else ratio(load.rps, memory.rps)
+        p99 = None if memory is None else ratio(load.p99, memory.p99)
+        if memory is None:
+            vs_memory = "n/a (run with the warm scenario)"
+            rps_text = p99_text = vs_memory
+        else:
+            vs_memory = f"{rps:.2f}x req/s, {p99:.2f}x p99"
+            rps_text = f"{rps:.2f}x ({load.rps:,.0f} vs {memory.rps:,.0f})"
+            p99_text = f"{p99:.2f}x ({ms(load.p99)} vs {ms(memory.p99)})"
+        notes = (
+            f"{c.users:,} users warmed first ({upstream_calls(warmed)}, {primed.errors} errors);"
+            f" Redis / memory store: {vs_memory}"
+        )
+        return Outcome(
+            rows=[Row.of(name, load, during, notes)],
+            checks=[
+                Check(
+                    "Redis / memory, req/s ≥ 0.9x", rps_text, None if rps is None else rps >= 0.9
+                ),
+                Check("Redis / memory, p99 ≤ 1.3x", p99_text, None if p99 is None else p99 <= 1.3),
+            ],
+            loads={REDIS: load},
         )
 
     # --- 2. the vendor's recipe on every request ------------------------------------
@@ -206,6 +293,7 @@ class Scenarios:
                     None if times is None else times >= 20,
                 )
             ],
+            loads={NAIVE: load},
         )
 
     # --- 3. cold bursts ---------------------------------------------------------------
@@ -352,27 +440,23 @@ class Scenarios:
     async def workers(self) -> Outcome:
         c = self.config
         name = f"6. warm path: {c.workers} workers + Redis"
-        problem = await forget(c.redis_url)
-        if problem is not None:
-            return Outcome(rows=[Row(name, notes=f"skipped: {problem}")])
-        await self.latency(LONG_TTL)
-        cookies = self.cookies(c.users)
-        try:
-            async with self.stack.proxy(
-                workers=c.workers, CACHE_URL=c.redis_url, PAGE_CACHE_TTL=str(LONG_TTL)
-            ) as proxy:
-                await asyncio.sleep(1.0)  # uvicorn starts its workers one after the other
-                primed, warmed = await self.prime(proxy, cookies)
-                load, during = await self.measure(proxy, cookies, c.duration)
-                await self.profiled(proxy, cookies, "proxy-workers-redis")
-        finally:
-            await forget(c.redis_url)
+        run = await self.over_redis(c.workers, "proxy-workers-redis")
+        if isinstance(run, str):
+            return Outcome(rows=[Row(name, notes=f"skipped: {run}")])
+        primed, warmed, load, during = run
         per_user = (warmed["signin"] + during["signin"]) / c.users
-        times = ratio(load.rps, self.proxy_warm.rps) if self.proxy_warm else None
-        vs_one = "n/a" if times is None else f"{times:.2f}x"
+        redis = ratio(load.rps, self.redis_warm.rps) if self.redis_warm else None
+        memory = ratio(load.rps, self.proxy_warm.rps) if self.proxy_warm else None
+        vs_redis = "n/a (run with the redis scenario)" if redis is None else f"{redis:.2f}x"
+        vs_memory = "n/a (run with the warm scenario)" if memory is None else f"{memory:.2f}x"
+        generator = "wrk" if self.loadgen.name.startswith("wrk") else "the load generator"
+        cores = os.cpu_count() or 1
         notes = (
             f"{c.users:,} users warmed first ({upstream_calls(warmed)}, {primed.errors} errors);"
-            f" {per_user:.2f} signins per user; / one worker: {vs_one} req/s"
+            f" {per_user:.2f} signins per user; / 1 worker + Redis: {vs_redis} req/s;"
+            f" / 1 worker, memory store: {vs_memory} req/s; {generator} and Redis share the"
+            f" {cores} cores with the {c.workers} workers, so the cores, not the number of"
+            " workers, bound req/s"
         )
         return Outcome(
             rows=[Row.of(name, load, during, notes)],
@@ -382,9 +466,183 @@ class Scenarios:
                     f"{per_user:.2f}",
                     per_user == 1,
                 ),
-                Check(f"{c.workers} workers + Redis / one worker, req/s", vs_one, None),
+                Check(
+                    f"{c.workers} workers + Redis ≥ 1 worker + Redis, req/s",
+                    vs_redis,
+                    None if redis is None else redis >= 1.0,
+                ),
+                Check(
+                    f"{c.workers} workers + Redis / 1 worker (memory store), req/s",
+                    vs_memory,
+                    None,
+                ),
             ],
+            loads={WORKERS: load},
         )
+
+    # --- 7. one user's rate limit, shared by two processes ----------------------------
+
+    async def limits(self) -> Outcome:
+        c = self.config
+        name = (
+            f"7. rate limit shared by 2 processes (limit {RATE_LIMIT}/min,"
+            f" sync {SYNC_INTERVAL:g} s)"
+        )
+        problem = await forget(c.redis_url)
+        if problem is not None:
+            return Outcome(rows=[Row(name, notes=f"skipped: {problem}")])
+        await self.latency(LONG_TTL)
+        cookie = self.cookies(1, LIMITS_USER)[0]
+
+        def proxy() -> AbstractAsyncContextManager[Server]:
+            # RATE_LIMIT_IP_PER_MINUTE stays unlimited, as the stack sets it.
+            return self.stack.proxy(
+                CACHE_URL=c.redis_url,
+                RATE_LIMIT_PER_MINUTE=str(RATE_LIMIT),
+                RATE_LIMIT_SYNC_INTERVAL=f"{SYNC_INTERVAL:g}",
+                PAGE_CACHE_TTL=str(LONG_TTL),
+            )
+
+        try:
+            async with proxy() as first, proxy() as second:
+                await aligned(c.limits_duration)
+                before = await self.stack.calls()
+                tallies = await asyncio.gather(
+                    *(hammer(p.port, cookie, c.limits_duration) for p in (first, second))
+                )
+                calls = await self.stack.calls() - before
+        finally:
+            await forget(c.redis_url)
+        return limits_outcome(name, list(tallies), calls, c.quick)
+
+
+@dataclass
+class Tally:
+    """What one process answered one user's back-to-back requests."""
+
+    admitted: int = 0  # 200
+    refused: int = 0  # 429
+    bad_retry_after: int = 0  # 429s whose Retry-After is missing or out of range
+    other: int = 0  # any other status, or a socket error
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        requests = self.admitted + self.refused + self.other
+        return requests / self.seconds if self.seconds > 0 else 0.0
+
+
+async def aligned(seconds: float) -> None:
+    """Start a run longer than the window minus one slot on a slot's boundary.
+
+    The limit counts in `BUCKETS` slots, the oldest one partly (as it slides out).
+    A run that starts inside a slot would see that slot start to slide out before a
+    full period has passed, and be admitted more than the limit within the run.
+    """
+    width = RATE_PERIOD / BUCKETS
+    if seconds <= RATE_PERIOD - width:
+        return
+    await asyncio.sleep(width - time.time() % width + 0.05)
+
+
+async def hammer(port: int, cookie: str, seconds: float) -> Tally:
+    """GET /widget for `seconds`, one request after the other on one keep-alive connection."""
+    raw = encode_request(port, "/widget", {"Cookie": cookie})
+    tally = Tally()
+    started = time.perf_counter()
+    deadline = started + seconds
+    connection: Connection | None = None
+    try:
+        while time.perf_counter() < deadline:
+            try:
+                if connection is None:
+                    connection = await Connection.open(port)
+                reply = await connection.send(raw)
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                tally.other += 1
+                if connection is not None:
+                    await connection.close()
+                connection = None
+                continue
+            tally.latencies.append(reply.elapsed)
+            headers = dict(reply.headers)
+            if reply.status == 200:
+                tally.admitted += 1
+            elif reply.status == 429:
+                tally.refused += 1
+                wait = headers.get("retry-after", "")
+                if not (wait.isdigit() and RETRY_AFTER[0] <= int(wait) <= RETRY_AFTER[1]):
+                    tally.bad_retry_after += 1
+            else:
+                tally.other += 1
+            if headers.get("connection", "").lower() == "close":
+                await connection.close()
+                connection = None
+    finally:
+        if connection is not None:
+            await connection.close()
+    tally.seconds = time.perf_counter() - started
+    return tally
+
+
+def limits_outcome(name: str, tallies: list[Tally], calls: Counter[str], quick: bool) -> Outcome:
+    """Scenario 7's row and checks: admitted against the limit and its documented bound.
+
+    Over a period each process admits at most what its view leaves, and the other, in
+    one sync interval, at most its request rate times the interval and never more than
+    the limit: the bound is the limit plus min(limit, faster rate x interval).
+    """
+    admitted = sum(t.admitted for t in tallies)
+    refused = sum(t.refused for t in tallies)
+    bad = sum(t.bad_retry_after for t in tallies)
+    other = sum(t.other for t in tallies)
+    seconds = max(t.seconds for t in tallies)
+    rates = [t.rate for t in tallies]
+    bound = RATE_LIMIT + min(RATE_LIMIT, math.ceil(max(rates) * SYNC_INTERVAL))
+    latencies = sorted(x for t in tallies for x in t.latencies)
+    within = RATE_LIMIT <= admitted <= bound
+    # A quick run may be too short (or its loops too slow) to reach the limit at all.
+    met = None if quick and admitted < RATE_LIMIT else within
+    per_process = " and ".join(f"{r:,.0f}" for r in rates)
+    split = " + ".join(f"{t.admitted:,}" for t in tallies)
+    notes = (
+        f"1 user, 2 processes sharing Redis, {seconds:.0f} s: {admitted:,} admitted (200;"
+        f" {split}), {refused:,} refused (429, {bad} without a Retry-After of"
+        f" {RETRY_AFTER[0]} to {RETRY_AFTER[1]} s); {per_process} req/s per process; bound"
+        f" {RATE_LIMIT} + min({RATE_LIMIT}, {max(rates):,.0f} req/s x {SYNC_INTERVAL:g} s)"
+        f" = {bound:,}"
+    )
+    return Outcome(
+        rows=[
+            Row(
+                name,
+                rps=f"{sum(rates):,.0f}",
+                p50=ms(percentile(latencies, 50)),
+                p99=ms(percentile(latencies, 99)),
+                errors=f"{other:,}",
+                upstream=upstream_calls(calls),
+                notes=notes,
+            )
+        ],
+        checks=[
+            Check(
+                "rate limit: admitted between the limit and the bound",
+                f"{admitted:,} admitted, limit {RATE_LIMIT}, bound {bound:,}",
+                met,
+            ),
+            Check(
+                f"rate limit: admitted in {seconds:.0f} s by 2 processes (limit {RATE_LIMIT})",
+                f"{admitted:,} ({split})",
+                None,
+            ),
+            Check(
+                f"Every 429 carries a Retry-After of {RETRY_AFTER[0]} to {RETRY_AFTER[1]} s",
+                f"{bad} of {refused:,} without",
+                bad == 0 if refused else None,
+            ),
+        ],
+    )
 
 
 async def forget(url: str) -> str | None:

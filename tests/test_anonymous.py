@@ -75,7 +75,7 @@ def test_anonymous_visitors_stay_behind_the_ip_limit_and_the_origin_guard(
 
     assert statuses == [200, 200, 429]
     assert limited.status_code == 429
-    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert 55 <= int(limited.headers["retry-after"]) <= 65  # when the first two leave
     assert foreign.status_code == 403
     assert foreign.json()["error"] == "origin_not_allowed"
     assert vendor.calls["token_issue"] == 1  # the refused requests never reached Neuroon

@@ -1,11 +1,12 @@
 """The benchmark's smoke run: `python -m bench --quick` works end to end, so it can't rot.
 
 No target is asserted here (a few seconds on a shared machine measure nothing); only
-that every scenario ran, printed numbers, and left no process behind.
+that every scenario ran, printed numbers, drew its plot, and left no process behind.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import secrets
@@ -23,12 +24,22 @@ MARKER = "WIDGET_PROXY_BENCH_TEST"
 ROWS = (
     "1. warm path: proxy",
     "1. warm path: limit",
+    "1b. warm path: 1 worker + Redis",
     "2. naive recipe",
     "3. cold burst: 1 user",
     "3. cold burst: 50 users",
     "4. token expiry under load",
     "5. memory",
     "6. warm path: 2 workers + Redis",
+    "7. rate limit shared by 2 processes",
+)
+REDIS_ROWS = ("1b.", "6.", "7.")
+# The plot's pairs: the first two need no Redis.
+PAIRS = (
+    "1. warm proxy vs limit",
+    "2. proxy vs naive recipe",
+    "1b. memory vs Redis (1 worker)",
+    "6. Redis: 1 worker vs 2 workers",
 )
 NUMBER = re.compile(r"\d")
 
@@ -72,7 +83,7 @@ def rows(table: str) -> dict[str, list[str]]:
     """The scenario table's rows by scenario name, as cells."""
     found = {}
     for line in table.splitlines():
-        if re.match(r"\| \d\. ", line):
+        if re.match(r"\| \d+b?\. ", line):
             cells = [c.strip() for c in line.strip("|").split("|")]
             found[cells[0]] = cells
     return found
@@ -86,7 +97,9 @@ def row(table: dict[str, list[str]], prefix: str) -> list[str]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_quick_run_prints_every_scenario_with_numbers(tmp_path: Path) -> None:
-    done, table = run_bench(tmp_path, "--quick")
+    plotting = importlib.util.find_spec("matplotlib") is not None  # the test extra's
+    plot = tmp_path / "bench.svg"
+    done, table = run_bench(tmp_path, "--quick", *(("--plot", str(plot)) if plotting else ()))
 
     assert "Cores: " in table
     assert "Load generator: " in table
@@ -97,7 +110,7 @@ def test_quick_run_prints_every_scenario_with_numbers(tmp_path: Path) -> None:
     for prefix in ROWS:
         cells = row(found, prefix)
         _, rps, p50, p99, errors, upstream, notes = cells
-        if prefix.startswith("6.") and notes.startswith("skipped: no Redis"):
+        if prefix.startswith(REDIS_ROWS) and notes.startswith("skipped: no Redis"):
             skipped.append(notes)
             continue
         assert NUMBER.search(rps), cells
@@ -107,12 +120,26 @@ def test_quick_run_prints_every_scenario_with_numbers(tmp_path: Path) -> None:
             assert p50.endswith(" ms"), cells
             assert p99.endswith(" ms"), cells
     assert "bytes per cached token" in row(found, "5.")[-1]
+    limits = row(found, "7.")[-1]
+    if not limits.startswith("skipped"):
+        assert re.search(r"\d[\d,]* admitted \(200; \d[\d,]* \+ \d[\d,]*\)", limits), limits
+        assert re.search(r"\d[\d,]* refused \(429", limits), limits
+        assert re.search(r"\| rate limit: admitted in \d+ s by 2 processes .*\| \d", table)
+        assert "| Every 429 carries a Retry-After of 1 to 65 s | 0 of" in table
     assert "| Target | measured | met |" in table
     assert re.search(r"\| Warm path ≥ 0\.8 x the limit's req/s \| [\d.]+x", table)
     assert "FAILED" not in table
     assert "bench: warm" in done.stderr  # progress goes to stderr, the table to stdout
+    if plotting:
+        assert plot.is_file(), "--plot wrote no file"
+        drawing = plot.read_text()
+        assert "<svg" in drawing
+        for caption in PAIRS[: 2 if skipped else 4]:
+            assert caption in drawing, caption
     if skipped:
         unavailable(f"the Redis rows were skipped: {skipped[0]}")
+    if not plotting:
+        unavailable("matplotlib is not installed (the test extra's), so --plot was not run")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

@@ -223,11 +223,18 @@ def test_a_token_shorter_than_the_margin_is_served_not_cached_and_said_so(
 def test_redis_keys_hold_no_email_and_no_address(
     make_proxy: Callable[..., Proxy], shared_redis: str
 ) -> None:
-    proxy = make_proxy(CACHE_URL=shared_redis, RATE_LIMIT_PER_MINUTE="100")
+    proxy = make_proxy(
+        CACHE_URL=shared_redis, RATE_LIMIT_PER_MINUTE="100", RATE_LIMIT_SYNC_INTERVAL="0.1"
+    )
     assert proxy.get("/widget", EMAIL).status_code == 200
 
-    with redis.Redis.from_url(shared_redis) as client:
-        keys = [k.decode() for k in client.scan_iter(match="widget-proxy:*")]
+    def stored() -> list[str]:
+        with redis.Redis.from_url(shared_redis) as client:
+            return [k.decode() for k in client.scan_iter(match="widget-proxy:*")]
+
+    # The rate counts arrive with the next sync, the user's and the client IP's.
+    wait_until(lambda: sum(":rate:" in key for key in stored()) == 2, timeout=10)
+    keys = stored()
     kinds = {key.split(":")[1] for key in keys}
     assert {"tok", "page", "rate"} <= kinds, keys
     for key in keys:

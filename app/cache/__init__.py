@@ -10,12 +10,11 @@ from .loader import Loader, SingleFlight
 from .memory import DEFAULT_MAX_ENTRIES, MemoryStore
 from .pages import PageCache, PageEntry, PageFetch
 from .redis import RedisStore
-from .store import Counters, Entries, Entry, Locks, SharedStore, Store
+from .store import Entries, Entry, Locks, SharedStore, Store
 from .tiered import TieredStore
 from .tokens import TokenCache, TokenEntry, TokenIssuer
 
 __all__ = [
-    "Counters",
     "Entries",
     "Entry",
     "Hasher",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from .store import E, Entry
@@ -23,7 +23,6 @@ class MemoryStore:
         self._clock = clock
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._locks: dict[str, tuple[str, float]] = {}
-        self._rates: OrderedDict[str, float] = OrderedDict()  # key → theoretical arrival time
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -67,18 +66,10 @@ class MemoryStore:
         if held is not None and held[0] == owner:
             del self._locks[key]
 
-    async def throttle(self, key: str, limit: int, period: float) -> float:
-        now = self._clock()
-        tat = max(self._rates.get(key, now), now)
-        new_tat = tat + period / limit
-        wait = new_tat - period - now
-        if wait > 0:
-            return wait
-        self._rates[key] = new_tat
-        self._rates.move_to_end(key)
-        while len(self._rates) > self._max:
-            self._rates.popitem(last=False)
-        return 0.0
+    async def add_counts(
+        self, batch: Sequence[tuple[str, dict[int, int]]], *, oldest: int, keep: float
+    ) -> None:
+        return None  # one process: its own counts are all there is
 
     async def ping(self) -> None:
         return None

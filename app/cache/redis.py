@@ -16,7 +16,7 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import redis.asyncio as aioredis
@@ -41,17 +41,35 @@ return 0
 
 
 # GCRA on the server's clock, so that every instance counts on the same time line.
-_THROTTLE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local interval, period = tonumber(ARGV[1]), tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval
-local wait = new_tat - period - now
-if wait > 0 then return tostring(wait) end
-redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000))
-return '0'
+# Add each key's pending counts per slot, drop slots that left the window, keep the hash
+# while it may still count, and answer the totals: one call for a whole batch, since
+# the sync's cost is mostly the client's, per command. Answer: per key, its number of
+# slots, then slot, count, slot, count ...
+_ADD_COUNTS = """
+local oldest, ttl, at = tonumber(ARGV[1]), ARGV[2], 3
+local out = {}
+for k = 1, #KEYS do
+  local pairs = tonumber(ARGV[at])
+  at = at + 1
+  for i = 1, pairs do
+    redis.call('HINCRBY', KEYS[k], ARGV[at], ARGV[at + 1])
+    at = at + 2
+  end
+  local all = redis.call('HGETALL', KEYS[k])
+  local kept = {}
+  for i = 1, #all, 2 do
+    if tonumber(all[i]) < oldest then
+      redis.call('HDEL', KEYS[k], all[i])
+    else
+      kept[#kept + 1] = tonumber(all[i])
+      kept[#kept + 1] = tonumber(all[i + 1])
+    end
+  end
+  if #kept > 0 then redis.call('PEXPIRE', KEYS[k], ttl) end
+  out[#out + 1] = #kept / 2
+  for i = 1, #kept do out[#out + 1] = kept[i] end
+end
+return out
 """
 
 
@@ -80,7 +98,7 @@ class RedisStore:
         self._prefix = prefix
         self._clock = clock
         self._release = self._redis.register_script(_RELEASE)
-        self._throttle = self._redis.register_script(_THROTTLE)
+        self._add_counts = self._redis.register_script(_ADD_COUNTS)
 
     async def get(self, key: str, kind: type[E], *, local: bool = True) -> E | None:
         stored = await self._redis.get(self._prefix + key)
@@ -131,11 +149,25 @@ class RedisStore:
     async def release(self, key: str, owner: str) -> None:
         await self._release(keys=[f"{self._prefix}lock:{key}"], args=[owner])
 
-    async def throttle(self, key: str, limit: int, period: float) -> float:
-        wait = await self._throttle(
-            keys=[f"{self._prefix}rate:{key}"], args=[period / limit, period]
+    async def add_counts(
+        self, batch: Sequence[tuple[str, dict[int, int]]], *, oldest: int, keep: float
+    ) -> list[dict[int, int]]:
+        if not batch:
+            return []
+        args: list[int] = [oldest, int(keep * 1000)]
+        for _, counts in batch:
+            args.append(len(counts))
+            args.extend(n for slot, count in counts.items() for n in (slot, count))
+        flat = await self._add_counts(
+            keys=[f"{self._prefix}rate:{key}" for key, _ in batch], args=args
         )
-        return float(wait)
+        totals: list[dict[int, int]] = []
+        at = 0
+        for _ in batch:
+            slots, at = int(flat[at]), at + 1
+            totals.append({int(flat[i]): int(flat[i + 1]) for i in range(at, at + 2 * slots, 2)})
+            at += 2 * slots
+        return totals
 
     async def ping(self) -> None:
         await self._redis.ping()

@@ -1,7 +1,8 @@
 """The store interfaces: cache entries, locks and rate counters shared by every process.
 
 Three narrow protocols, because not every user needs every part: the token and page
-caches keep `Entries` and take `Locks`; the rate limits only count (`Counters`).
+caches keep `Entries` and take `Locks`; the rate limits count in each process and add
+their counts to the shared store in the background (`counts.SharedCounts`).
 
     Store            what the app is given: all three, plus `peek` at this process's copy
     └── SharedStore  what Redis offers: all three, nothing held in this process
@@ -13,6 +14,7 @@ warm page view touches neither the network nor a decoder.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, Self, TypeVar
 
 
@@ -49,15 +51,12 @@ class Locks(Protocol):
         """Give the lock back, only if `owner` still holds it."""
 
 
-class Counters(Protocol):
-    async def throttle(self, key: str, limit: int, period: float) -> float:
-        """Count one event against `limit` per `period` seconds (GCRA).
+class SharedStore(Entries, Locks, Protocol):
+    async def add_counts(
+        self, batch: Sequence[tuple[str, dict[int, int]]], *, oldest: int, keep: float
+    ) -> list[dict[int, int]] | None:
+        """See `counts.SharedCounts`."""
 
-        0 when it is allowed; else the seconds until it would be (and it is not counted).
-        """
-
-
-class SharedStore(Entries, Locks, Counters, Protocol):
     async def ping(self) -> None:
         """Raise if the store can't be reached."""
 

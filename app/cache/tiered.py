@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, TypeVar
 
 from redis.exceptions import RedisError
@@ -78,13 +78,14 @@ class TieredStore:
         await self._local.release(key, owner)
         await self._try(lambda: self._shared.release(key, owner))
 
-    async def throttle(self, key: str, limit: int, period: float) -> float:
-        found, wait = await self._try(lambda: self._shared.throttle(key, limit, period))
-        if found and wait is not None:
-            return wait
-        return await self._local.throttle(
-            key, limit, period
-        )  # Redis is down: count in this process
+    async def add_counts(
+        self, batch: Sequence[tuple[str, dict[int, int]]], *, oldest: int, keep: float
+    ) -> list[dict[int, int]] | None:
+        """Redis's totals; None while it is down (the counts stay in this process)."""
+        found, totals = await self._try(
+            lambda: self._shared.add_counts(batch, oldest=oldest, keep=keep)
+        )
+        return totals if found else None
 
     async def ping(self) -> None:
         """Raise if Redis can't be reached; readiness asks, and it counts as a call."""

@@ -53,8 +53,7 @@ class RequestLog:
         self.metrics = metrics
         self.proxies = proxies
         # Metric children bound once per label set: labels() takes a lock each time.
-        self._counted: dict[tuple[str, int], Any] = {}
-        self._timed: dict[str, Any] = {}
+        self._bound: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope.setdefault("state", {}) if scope["type"] == "http" else None
@@ -62,10 +61,7 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        headers = Headers(scope=scope)
-        incoming = headers.get("x-request-id", "")
-        trusted = incoming and self.proxies.trusts(self.proxies.peer(scope))
-        rid = incoming if trusted and _REQUEST_ID.fullmatch(incoming) else new_request_id()
+        rid = self._incoming(scope) or new_request_id()
         state["request_id"] = rid
         status, logged = 500, False
 
@@ -74,12 +70,13 @@ class RequestLog:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 raw = message.setdefault("headers", [])
-                if not any(k.lower() == b"x-request-id" for k, _ in raw):
+                # ASGI apps send lower-case names (Starlette's responses and ours do).
+                if not any(k == b"x-request-id" for k, _ in raw):
                     message["headers"] = [*raw, (b"x-request-id", rid.encode())]
             elif message["type"] == "http.response.body" and not message.get("more_body"):
                 # Logged before the last byte leaves, so the line is written by the time
                 # the client has its answer.
-                self._record(scope, headers, state, status, time.perf_counter() - started)
+                self._record(scope, state, status, time.perf_counter() - started)
                 logged = True
             await send(message)
 
@@ -87,20 +84,28 @@ class RequestLog:
             await self.app(scope, receive, send_with_id)
         finally:
             if not logged:  # no complete answer: an error, or the client went away
-                self._record(scope, headers, state, status, time.perf_counter() - started)
+                self._record(scope, state, status, time.perf_counter() - started)
 
-    def _record(
-        self, scope: Scope, headers: Headers, state: dict[str, str], status: int, seconds: float
-    ) -> None:
+    def _incoming(self, scope: Scope) -> str | None:
+        """The `X-Request-ID` a trusted proxy sent, if it is a usable one."""
+        if not self.proxies.trusts(self.proxies.peer(scope)):
+            return None  # (asked first: with no trusted proxy it is one empty check)
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                incoming = value.decode("latin-1")
+                return incoming if _REQUEST_ID.fullmatch(incoming) else None
+        return None
+
+    def _record(self, scope: Scope, state: dict[str, str], status: int, seconds: float) -> None:
         route = getattr(scope.get("route"), "path", "unmatched")
-        counter = self._counted.get((route, status))
-        if counter is None:
-            counter = self._counted[route, status] = self.metrics.requests.labels(route, status)
-        timer = self._timed.get(route)
-        if timer is None:
-            timer = self._timed[route] = self.metrics.request_seconds.labels(route)
-        counter.inc()
-        timer.observe(seconds)
+        bound = self._bound.get((route, status))
+        if bound is None:
+            bound = self._bound[route, status] = (
+                self.metrics.requests.labels(route, status),
+                self.metrics.request_seconds.labels(route),
+            )
+        bound[0].inc()
+        bound[1].observe(seconds)
         level = logging.WARNING if status >= 500 else logging.INFO
         if not log.isEnabledFor(level):
             return
@@ -111,7 +116,8 @@ class RequestLog:
             "duration_ms": round(seconds * 1000, 2),
             "request_id": state["request_id"],
             "cache": state.get("cache", "-"),
-            "client_ip": state.get("client_ip") or self.proxies.client_ip(scope, headers),
+            "client_ip": state.get("client_ip")
+            or self.proxies.client_ip(scope, Headers(scope=scope)),
         }
         error = state.get("error")
         if error:

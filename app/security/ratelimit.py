@@ -1,8 +1,8 @@
-"""Rate limits per user and per client IP, counted in the cache store.
+"""Rate limits per user and per client IP, decided in this process (`cache.counts`).
 
-With Redis every worker and instance shares one count; with the memory store each
-process counts alone. Keys are HMACs, like the token cache's: no email or IP sits in
-Redis key names.
+With Redis every worker and instance shares one count, synced in the background every
+`RATE_LIMIT_SYNC_INTERVAL`; with the memory store each process counts alone. Keys are
+HMACs, like the token cache's: no email or IP sits in Redis key names.
 
 An IPv4 address is one client; an IPv6 client is a /64, the smallest network a
 site or ISP hands out (RFC 6177), so the billions of addresses of one /64 share
@@ -12,15 +12,13 @@ one count. An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is its IPv4 address.
 from __future__ import annotations
 
 import ipaddress
-import math
 from typing import Final
 
+from ..cache.counts import WindowCounters, retry_after
 from ..cache.keys import Keys
-from ..cache.store import Counters
 from ..errors import RateLimited
 from ..ops.metrics import Metrics
 
-PERIOD: Final = 60.0
 IPV6_PREFIX: Final = 64
 _IPV6_HOST_BITS: Final = (1 << (128 - IPV6_PREFIX)) - 1
 
@@ -47,7 +45,7 @@ def ip_client(ip: str) -> str:
 class RateLimits:
     def __init__(
         self,
-        counters: Counters,
+        counters: WindowCounters,
         *,
         keys: Keys,
         per_user: int = 60,
@@ -60,17 +58,17 @@ class RateLimits:
         self._per_ip = per_ip
         self._hash = keys.hasher(b"widget-proxy rate limit key")
 
-    async def check_ip(self, ip: str) -> None:
-        await self._check(f"ip:{self._hash(ip_client(ip))}", self._per_ip, "ip")
+    def check_ip(self, ip: str) -> None:
+        self._check(f"ip:{self._hash(ip_client(ip))}", self._per_ip, "ip")
 
-    async def check_user(self, email: str) -> None:
-        await self._check(f"user:{self._hash(email)}", self._per_user, "user")
+    def check_user(self, email: str) -> None:
+        self._check(f"user:{self._hash(email)}", self._per_user, "user")
 
-    async def _check(self, key: str, limit: int, who: str) -> None:
-        wait = await self._counters.throttle(key, limit, PERIOD)
+    def _check(self, key: str, limit: int, who: str) -> None:
+        wait = self._counters.throttle(key, limit)
         if wait > 0:
             self._refused.labels(who).inc()
             raise RateLimited(
                 f"more than {limit} requests a minute from this {who}",
-                retry_after=str(max(1, math.ceil(wait))),
+                retry_after=retry_after(wait),
             )

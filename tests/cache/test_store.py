@@ -207,24 +207,27 @@ async def test_a_damaged_redis_entry_is_a_miss(clock: Clock) -> None:
         forget(require_redis(), prefix)
 
 
-async def test_throttle_allows_the_limit_then_says_how_long_to_wait(store: SharedStore) -> None:
-    waits = [await store.throttle("user", limit=3, period=60) for _ in range(4)]
+async def test_counts_add_up_and_old_slots_drop_out(store: SharedStore) -> None:
+    first = await store.add_counts([("u", {10: 2, 11: 1}), ("v", {11: 5})], oldest=0, keep=120)
+    second = await store.add_counts([("u", {11: 3, 12: 1})], oldest=11, keep=120)
 
-    assert waits[:3] == [0.0, 0.0, 0.0]
-    assert 19 < waits[3] <= 20  # one more every 60 / 3 seconds
-    assert await store.throttle("other-user", limit=3, period=60) == 0.0
+    if isinstance(store, MemoryStore):  # one process: nothing is shared, nothing to add to
+        assert first is None
+        assert second is None
+        return
+    assert first == [{10: 2, 11: 1}, {11: 5}]
+    assert second == [{11: 4, 12: 1}]  # slot 10 left the window: dropped, not counted
 
 
-async def test_memory_throttle_refills_with_time(clock: Clock) -> None:
-    store = MemoryStore(10, clock=clock)
-    for _ in range(3):
-        await store.throttle("k", limit=3, period=60)
-    assert await store.throttle("k", limit=3, period=60) > 0
+async def test_counts_of_an_empty_batch_and_an_idle_key(store: SharedStore) -> None:
+    none = await store.add_counts([], oldest=0, keep=120)
+    idle = await store.add_counts([("nobody", {})], oldest=0, keep=120)
 
-    clock.now += 20
-
-    assert await store.throttle("k", limit=3, period=60) == 0.0
-    assert await store.throttle("k", limit=3, period=60) > 0
+    if isinstance(store, MemoryStore):
+        assert (none, idle) == (None, None)
+        return
+    assert none == []
+    assert idle == [{}]
 
 
 async def test_a_value_moved_to_another_key_or_forged_is_a_miss_and_said(

@@ -1,0 +1,234 @@
+"""Rate counts decided in this process, shared with every other one in the background.
+
+A page view must not wait for the network, so a limit is decided here, against this
+process's view of the shared count (the model of Kong's rate-limiting `sync_rate`, and
+of Envoy's local limit in front of its global one):
+
+- Each key counts events in `BUCKETS` slots of `period / BUCKETS` seconds, numbered
+  from the epoch so that every process agrees on them; the count over the last
+  `period` is the slots inside it plus the part of the oldest one still inside
+  (a sliding window).
+- Events admitted here since the last sync are *pending*. Every `sync_interval`
+  seconds the pending counts of every key touched since are added to the shared store
+  in one batch (`SharedCounts.add_counts`), which answers each key's totals over all
+  processes: those become this process's view, and the pending counts start again.
+- The view is what the other processes had admitted at the last sync. One event per
+  key per sync is always decided on it. Past that, a key is busy here: if its view is
+  older than two intervals it is synced at once (in the background); once this process
+  has admitted a quarter of the room its view leaves since the last sync, the key is
+  synced at once; at half, further events wait for that sync (a round trip; they are
+  refused with a one-interval `Retry-After`), since the other processes may be taking
+  the other half. So N processes admit at most the larger of the limit plus N - 1 and
+  N / 2 times the limit, plus what a process admits during one round trip to the store
+  on a view that was old. The worst case, a store that stops answering, is the interval
+  model's: the limit plus what the N - 1 others admit in one interval.
+- With a shared store that fails, or none (`memory://`), a sync changes nothing: each
+  process's own count is the limit, nothing waits for a sync, and no request fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Final, Protocol
+
+log = logging.getLogger("widget_proxy.cache")
+
+BUCKETS: Final = 12  # 5 s slots of a one-minute window
+SYNC_BATCH: Final = 500  # keys per round trip
+
+
+class SharedCounts(Protocol):
+    async def add_counts(
+        self, batch: Sequence[tuple[str, dict[int, int]]], *, oldest: int, keep: float
+    ) -> list[dict[int, int]] | None:
+        """Add each key's pending count per slot to the shared totals; each key's totals
+        per slot from `oldest` on, or None when nothing is shared (now)."""
+
+
+class WindowCounters:
+    def __init__(
+        self,
+        *,
+        period: float = 60.0,
+        shared: SharedCounts | None = None,
+        sync_interval: float = 1.0,
+        eager: bool = True,  # sync a busy key at once, and hold it at half its room (below)
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._period = period
+        self._width = period / BUCKETS
+        self._shared = shared
+        self._interval = sync_interval
+        self._eager = eager
+        self._max_keys = max_keys
+        self._clock = clock
+        # Per key, flat [slot, count, slot, count, ...], slots ascending: compact, since
+        # there is one per user and per client IP.
+        # A plain dict, in use order (re-inserted when used): ~50 bytes a key less than
+        # an OrderedDict, and there is one key per user.
+        self._pending: dict[str, list[int]] = {}
+        self._view: dict[str, list[int]] = {}  # the shared totals at the last sync
+        self._touched: set[str] = set()  # keys to sync: counted, or refused, since the last
+        self._task: asyncio.Task[None] | None = None
+        self._early: asyncio.Task[None] | None = None  # a sync ahead of the interval
+        self._fresh: dict[str, float] = {}  # key → until when its view is recent
+        self._answering = True  # the last sync reached the shared store
+
+    def throttle(self, key: str, limit: int) -> float:
+        """Count one event against `limit` per period: 0 when allowed, else the seconds
+        until it would be (and it is not counted)."""
+        now = self._clock()
+        slot = int(now // self._width)
+        oldest = slot - BUCKETS  # partly inside the window
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = []
+            if len(self._pending) > self._max_keys:
+                forgotten = next(iter(self._pending))  # the least recently used
+                del self._pending[forgotten]
+                self._view.pop(forgotten, None)
+                self._fresh.pop(forgotten, None)
+        else:
+            self._pending[key] = self._pending.pop(key)  # now the most recently used
+            if pending and pending[0] < oldest:
+                _prune(pending, oldest)
+        view = self._view.get(key)
+        shared = self._shared is not None
+        if shared:
+            self._touched.add(key)
+            self._start()
+        inside = 1.0 - (now / self._width - slot)  # of the oldest slot, still in the window
+        mine = _count(pending, oldest, inside)
+        seen = _count(view, oldest, inside) if view else 0.0
+        if mine + seen + 1 > limit:
+            return self._wait(pending, view, now, slot, mine + seen + 1 - limit)
+        if shared and self._eager and self._answering and mine >= 1:
+            # A second event here since the last sync: others may be counting this key too.
+            room = limit - seen
+            if self._fresh.get(key, 0.0) < now:
+                self._sync_soon()  # the view is old (or none): refresh it first
+            elif (mine + 1) * 2 > room:
+                # Half of the room the view leaves was taken here since the last sync, and
+                # the others may have taken the rest: wait for the sync (a round trip).
+                self._sync_soon()
+                return self._interval
+            elif (mine + 1) * 4 > room:
+                self._sync_soon()  # a quarter: sync early, so that the wait above is rare
+        if not pending:
+            # Made to measure (a list grown by += keeps room for four): one per user.
+            self._pending[key] = [slot, 1]
+        elif pending[-2] == slot:
+            pending[-1] += 1
+        else:
+            pending += (slot, 1)
+        return 0.0
+
+    def _sync_soon(self) -> None:
+        if self._early is None or self._early.done():
+            self._early = asyncio.get_running_loop().create_task(self.sync())
+
+    def _wait(
+        self, pending: list[int], view: list[int] | None, now: float, slot: int, excess: float
+    ) -> float:
+        """When `excess` events will have left the window, as the oldest slot slides out
+        (linearly, over its width) and then each next one."""
+        totals = dict.fromkeys(range(slot - BUCKETS, slot + 1), 0)
+        for counts in (pending, view or []):
+            for i in range(0, len(counts), 2):
+                if counts[i] in totals:
+                    totals[counts[i]] += counts[i + 1]
+        start = now
+        end = (slot - BUCKETS + 1) * self._width + self._period  # the oldest slot is gone
+        for oldest in range(slot - BUCKETS, slot + 1):
+            leaving = totals[oldest] * (end - start) / self._width  # what's left of it
+            if leaving >= excess:
+                return start - now + excess / totals[oldest] * self._width
+            excess -= leaving
+            start, end = end, end + self._width
+        return self._period  # not reached: the newest slot holds the excess
+
+    async def sync(self) -> None:
+        """Add this process's pending counts to the shared totals and read them back."""
+        if self._shared is None or not self._touched:
+            return
+        keys, self._touched = list(self._touched), set()
+        oldest = int(self._clock() // self._width) - BUCKETS
+        for start in range(0, len(keys), SYNC_BATCH):
+            chunk = keys[start : start + SYNC_BATCH]
+            # Taken now: what is admitted while the batch travels is pending for the next.
+            sent = [(key, _as_dict(self._pending.pop(key, []), oldest)) for key in chunk]
+            try:
+                totals = await self._shared.add_counts(sent, oldest=oldest, keep=self._period * 2)
+            except Exception:  # the store logs its own outage; a sync must never stop
+                log.debug("rate count sync failed", exc_info=True)
+                totals = None
+            if totals is None:  # nothing shared now: keep counting here
+                self._answering = False
+                for key, counts in sent:
+                    self._restore(key, counts)
+                continue
+            self._answering = True
+            fresh = self._clock() + 2 * self._interval
+            for (key, _), shared in zip(sent, totals, strict=True):
+                if key in self._pending or len(self._pending) < self._max_keys:
+                    self._pending.setdefault(key, [])
+                    self._view[key] = [n for slot in sorted(shared) for n in (slot, shared[slot])]
+                    self._fresh[key] = fresh
+
+    def _restore(self, key: str, counts: dict[int, int]) -> None:
+        merged = _as_dict(self._pending.get(key, []), 0)
+        for slot, n in counts.items():
+            merged[slot] = merged.get(slot, 0) + n
+        self._pending[key] = [n for slot in sorted(merged) for n in (slot, merged[slot])]
+        self._touched.add(key)
+
+    def _start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.sync()
+
+    async def aclose(self) -> None:
+        """Stop syncing, after one last sync of what is pending."""
+        for task in (self._task, self._early):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._early = None
+        with contextlib.suppress(Exception):
+            await self.sync()
+
+
+def _count(counts: list[int], oldest: int, inside: float) -> float:
+    total = 0.0
+    for i in range(0, len(counts), 2):
+        slot = counts[i]
+        if slot > oldest:
+            total += counts[i + 1]
+        elif slot == oldest:
+            total += counts[i + 1] * inside
+    return total
+
+
+def _prune(counts: list[int], oldest: int) -> None:
+    keep = next((i for i in range(0, len(counts), 2) if counts[i] >= oldest), len(counts))
+    del counts[:keep]
+
+
+def _as_dict(counts: list[int], oldest: int) -> dict[int, int]:
+    return {counts[i]: counts[i + 1] for i in range(0, len(counts), 2) if counts[i] >= oldest}
+
+
+def retry_after(wait: float) -> str:
+    """`Retry-After` for a wait: whole seconds, at least 1, never early."""
+    return str(max(1, math.ceil(wait)))

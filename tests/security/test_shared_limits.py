@@ -1,0 +1,113 @@
+"""Shared rate limits off the warm path, against a real Redis and real proxy processes.
+
+A page view decides its limits in its own process; every `RATE_LIMIT_SYNC_INTERVAL`
+each process adds its counts to Redis and reads back the total. So the limit is
+shared, overshoots by at most what the other processes admit in one interval, keeps
+working (per process) with Redis gone, and a warm page view sends Redis nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx2
+import redis
+
+from tests.support import EMAIL, LeakScanner, Proxy, scanning_client
+from tests.support.processes import serve
+from tests.support.redis import private_redis
+from widget_proxy.providers.returningai import ReturningAIStandIn
+
+LIMIT = 20
+INTERVAL = 0.5
+PACE = 0.05  # seconds between one user's requests to each process: 20 a second each
+
+
+def commands(client: redis.Redis) -> int:
+    """Commands Redis has processed (over one connection, so each call adds one: INFO)."""
+    return int(client.info("stats")["total_commands_processed"])
+
+
+def settled(client: redis.Redis) -> None:
+    """Until Redis sees nothing but our INFO for a quarter of a second."""
+    last = commands(client)
+    for _ in range(40):
+        time.sleep(0.25)
+        now = commands(client)
+        if now - last == 1:
+            return
+        last = now
+    raise AssertionError(f"Redis kept receiving commands: {client.info('commandstats')}")
+
+
+def test_two_processes_share_one_limit_within_the_documented_bound(
+    tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
+) -> None:
+    env = {
+        "RATE_LIMIT_PER_MINUTE": str(LIMIT),
+        "RATE_LIMIT_SYNC_INTERVAL": str(INTERVAL),
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with (
+        private_redis() as server,
+        serve(tmp_path / "a", vendor, upstream, leak_scanner, CACHE_URL=server.url, **env) as a,
+        serve(tmp_path / "b", vendor, upstream, leak_scanner, CACHE_URL=server.url, **env) as b,
+        scanning_client(leak_scanner, timeout=10) as client,
+    ):
+        answers: list[httpx2.Response] = []
+        deadline = time.monotonic() + 8  # well inside one minute: nothing leaves the window
+        while time.monotonic() < deadline:
+            for proxy in (a, b):
+                answers.append(client.get(f"{proxy.url}/widget", headers=proxy.cookie(EMAIL)))
+            time.sleep(PACE)
+        statuses = [r.status_code for r in answers]
+        refused = [r for r in answers if r.status_code == 429]
+
+        server.kill()  # Redis goes away: each process limits alone, and nothing fails
+        during_outage = [
+            client.get(f"{p.url}/widget", headers=p.cookie("new.user@example.com")).status_code
+            for p in (a, b)
+            for _ in range(3)
+        ]
+
+    admitted = statuses.count(200)
+    # The other process admits at most 1 / PACE requests a second, for one interval
+    # (plus one more on a view one sync old).
+    bound = LIMIT + int(INTERVAL / PACE) + 1
+    assert set(statuses) <= {200, 429}
+    assert LIMIT <= admitted <= bound, (admitted, bound)
+    assert len(answers) > 2 * bound  # the user kept asking well past the limit
+    for answer in refused:
+        # Held for a sync (1 s), or over the limit: counted within the last 8 s, the
+        # oldest leave the minute 52-65 s from now.
+        wait = int(answer.headers["retry-after"])
+        assert wait == 1 or 45 <= wait <= 65, wait
+    assert during_outage == [200] * 6
+
+
+def test_a_warm_page_view_sends_redis_nothing(
+    make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn
+) -> None:
+    with private_redis() as server, redis.Redis.from_url(server.url) as client:
+        proxy = make_proxy(
+            CACHE_URL=server.url,
+            RATE_LIMIT_SYNC_INTERVAL="3600",  # the sync doesn't come round during the count
+            PAGE_CACHE_TTL="3600",
+        )
+        users = [f"user{n}@example.com" for n in range(20)]
+        for _ in range(2):  # warm: every token and the page here, every count's view too
+            for email in users:
+                assert proxy.get("/widget", email).status_code == 200
+        settled(client)  # the fills' last writes (their lock releases) have landed
+        before = commands(client)
+
+        statuses = [proxy.get("/widget", email).status_code for _ in range(10) for email in users]
+
+        after = commands(client)
+
+    assert statuses == [200] * 200
+    assert after - before == 1  # the first INFO itself: no command came from 200 page views
+    assert vendor.calls["signin"] == 20  # (the warm-up's)

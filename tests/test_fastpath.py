@@ -1,0 +1,59 @@
+"""The widget page's short path (`app/fastpath.py`) behaves as the router's path does."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from tests.support import EMAIL, LeakScanner, Proxy, scanning_client
+from widget_proxy import create_app
+from widget_proxy.servers import BackgroundServer
+from widget_proxy.settings import Settings
+
+
+async def boom(scope: Scope, receive: Receive, send: Send) -> None:
+    raise RuntimeError("the endpoint broke")
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])  # GET: the short path; HEAD: the router
+def test_an_unexpected_error_is_the_crash_page_either_way(
+    make_settings: Callable[..., Settings],
+    leak_scanner: LeakScanner,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+) -> None:
+    settings = make_settings()
+    app = create_app(settings)
+    app.routes[0].app = boom  # type: ignore[attr-defined]  # before the stack is built
+    with (
+        BackgroundServer(app, timeout_graceful_shutdown=1) as server,
+        scanning_client(leak_scanner, base_url=server.url) as client,
+        caplog.at_level(logging.INFO, "widget_proxy"),
+    ):
+        cookie = Proxy(settings, server.url, leak_scanner).cookie({"email": EMAIL})
+        answer = client.request(method, "/widget", headers={**cookie, "accept": "application/json"})
+
+    assert answer.status_code == 500
+    request_id = answer.headers["x-request-id"]
+    if method == "GET":
+        assert answer.json()["error"] == "internal_error"
+        assert answer.json()["request_id"] == request_id
+    # (Starlette's router path re-raises for uvicorn to log too; the proxy's own line is one.)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR and r.name == "widget_proxy"]
+    assert [r.getMessage() for r in errors] == [f"unexpected error (request_id={request_id})"]
+    lines = [r for r in caplog.records if r.getMessage().startswith(f"{method} /widget 500")]
+    assert len(lines) == 1  # one request line, at WARNING for a 5xx
+    assert lines[0].levelno == logging.WARNING
+
+
+def test_the_short_path_counts_under_the_route(make_proxy: Callable[..., Proxy]) -> None:
+    proxy = make_proxy()
+    assert proxy.get("/widget", EMAIL).status_code == 200
+    assert proxy.get("/widget?color=dark", EMAIL).status_code == 200
+
+    metrics = proxy.client.get("/metrics").text
+
+    assert 'widget_proxy_requests_total{route="/widget",status="200"} 2.0' in metrics
