@@ -17,7 +17,7 @@ of Envoy's local limit in front of its global one):
   older than two intervals it is synced at once (in the background); once this process
   has admitted a quarter of the room its view leaves since the last sync, the key is
   synced at once; at half, further events wait for that sync (a round trip; they are
-  refused with a one-interval `Retry-After`), since the other processes may be taking
+  refused with `Retry-After: 1`), since the other processes may be taking
   the other half. So N processes admit at most the larger of the limit plus N - 1 and
   N / 2 times the limit, plus what a process admits during one round trip to the store
   on a view that was old. The worst case, a store that stops answering, is the interval
@@ -68,10 +68,9 @@ class WindowCounters:
         self._eager = eager
         self._max_keys = max_keys
         self._clock = clock
-        # Per key, flat [slot, count, slot, count, ...], slots ascending: compact, since
-        # there is one per user and per client IP.
-        # A plain dict, in use order (re-inserted when used): ~50 bytes a key less than
-        # an OrderedDict, and there is one key per user.
+        # Per key, flat [slot, count, slot, count, ...], slots ascending, in a plain dict
+        # kept in use order (re-inserted when used): compact, since there is one per user
+        # and per client IP (an OrderedDict costs ~50 bytes a key more).
         self._pending: dict[str, list[int]] = {}
         self._view: dict[str, list[int]] = {}  # the shared totals at the last sync
         self._touched: set[str] = set()  # keys to sync: counted, or refused, since the last
@@ -79,6 +78,7 @@ class WindowCounters:
         self._early: asyncio.Task[None] | None = None  # a sync ahead of the interval
         self._fresh: dict[str, float] = {}  # key → until when its view is recent
         self._answering = True  # the last sync reached the shared store
+        self._syncing = asyncio.Lock()  # one sync at a time: an older answer never wins
 
     def throttle(self, key: str, limit: int) -> float:
         """Count one event against `limit` per period: 0 when allowed, else the seconds
@@ -117,11 +117,10 @@ class WindowCounters:
                 # Half of the room the view leaves was taken here since the last sync, and
                 # the others may have taken the rest: wait for the sync (a round trip).
                 self._sync_soon()
-                return self._interval
+                return min(self._interval, 1.0)
             elif (mine + 1) * 4 > room:
                 self._sync_soon()  # a quarter: sync early, so that the wait above is rare
         if not pending:
-            # Made to measure (a list grown by += keeps room for four): one per user.
             self._pending[key] = [slot, 1]
         elif pending[-2] == slot:
             pending[-1] += 1
@@ -155,7 +154,13 @@ class WindowCounters:
 
     async def sync(self) -> None:
         """Add this process's pending counts to the shared totals and read them back."""
-        if self._shared is None or not self._touched:
+        if self._shared is None:
+            return
+        async with self._syncing:
+            await self._sync(self._shared)
+
+    async def _sync(self, store: SharedCounts) -> None:
+        if not self._touched:
             return
         keys, self._touched = list(self._touched), set()
         oldest = int(self._clock() // self._width) - BUCKETS
@@ -164,7 +169,7 @@ class WindowCounters:
             # Taken now: what is admitted while the batch travels is pending for the next.
             sent = [(key, _as_dict(self._pending.pop(key, []), oldest)) for key in chunk]
             try:
-                totals = await self._shared.add_counts(sent, oldest=oldest, keep=self._period * 2)
+                totals = await store.add_counts(sent, oldest=oldest, keep=self._period * 2)
             except Exception:  # the store logs its own outage; a sync must never stop
                 log.debug("rate count sync failed", exc_info=True)
                 totals = None
