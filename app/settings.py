@@ -235,7 +235,9 @@ class Settings:
     cache_url: Secret = option(
         "CACHE_URL",
         "memory://",
-        "Where tokens and pages are cached: memory:// (one process) or redis://host:port/db",
+        "Where tokens and pages are cached: memory:// (one process), redis://host:port/db,"
+        " redis+sentinel://host:port[,host:port…]/service[/db] (the master a Sentinel names)"
+        " or redis+cluster://host:port[,host:port…] (rediss+… for TLS)",
         p.cache_url,
     )
     cache_max_entries: int = option(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ..ops.metrics import Metrics
 from .keys import Hasher, Keys
@@ -46,7 +46,9 @@ def open_store(
     max_entries: int = DEFAULT_MAX_ENTRIES,
     metrics: Metrics | None = None,
 ) -> Store:
-    """`memory://` → one process's memory; a Redis URL → memory in front of Redis.
+    """`memory://` → one process's memory; a Redis URL → memory in front of Redis: one
+    server, the master a Sentinel names (`redis+sentinel://`), or a Cluster
+    (`redis+cluster://`); see `topology`.
 
     `secret` (SESSION_SECRET) keys the MACs that bind each shared value to its key.
     """
@@ -58,12 +60,14 @@ def open_store(
 
 
 def url_secrets(url: str) -> list[str]:
-    """Every credential a Redis URL can carry: the userinfo password, `?password=` and
-    any other `…password=` query parameter redis-py passes on."""
+    """Every credential a Redis URL can carry: the userinfo password (as written and
+    percent-decoded, as it is sent), `?password=`, `?sentinel_password=` and any other
+    `…password=` query parameter. The same for every scheme: a Sentinel's or a
+    Cluster's list of hosts is in the netloc, after the userinfo."""
     parts = urlsplit(url)
     found = [parts.password] if parts.password else []
     found += [v for k, v in parse_qsl(parts.query) if "password" in k.lower() and v]
-    return found
+    return list(dict.fromkeys([*found, *(unquote(v) for v in found)]))
 
 
 def redacted_url(url: str) -> str:

@@ -11,6 +11,7 @@ another user's key, or forge one. A value that fails the check is a miss, and sa
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -19,14 +20,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 
 from .store import E, Entry
+from .topology import MAX_CONNECTIONS, TIMEOUT, Client, describe, redis_client
 
-# A cache that answers slower than this is treated as down: a page view must not
-# wait on it longer than on a miss.
-TIMEOUT: Final = 1.0
-MAX_CONNECTIONS: Final = 64
+__all__ = ["MAX_CONNECTIONS", "TIMEOUT", "RedisStore"]
+
 MAC_BYTES: Final = 16
 QUIET: Final = 10.0  # seconds between two warnings about forged values
 
@@ -40,7 +41,8 @@ return 0
 """
 
 
-# GCRA on the server's clock, so that every instance counts on the same time line.
+# Every script and multi-key command here touches keys of one hash slot, or is split
+# per slot (`add_counts`), so that the same code runs on a Redis Cluster.
 # Add each key's pending counts per slot, drop slots that left the window, keep the hash
 # while it may still count, and answer the totals: one call for a whole batch, since
 # the sync's cost is mostly the client's, per command. Answer: per key, its number of
@@ -76,25 +78,19 @@ return out
 class RedisStore:
     def __init__(
         self,
-        url: str,
+        url: str | Client,
         *,
         secret: str,
         prefix: str = "widget-proxy:",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`secret` keys the values' MACs (SESSION_SECRET; every process shares it)."""
+        """`url` is a CACHE_URL (one server, a Sentinel's master or a Cluster) or a
+        client made by `topology.redis_client`; the store owns it: aclose() closes it.
+        `secret` keys the values' MACs (SESSION_SECRET; every process shares it)."""
         self._mac_key = hmac.new(secret.encode(), b"widget-proxy stored values", "sha256").digest()
         self._warned_at = -QUIET
-        # A blocking pool queues a burst instead of failing it: redis-py's default
-        # pool raises as soon as its connections are all in use.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=MAX_CONNECTIONS,
-            timeout=TIMEOUT,
-            socket_timeout=TIMEOUT,
-            socket_connect_timeout=TIMEOUT,
-        )
-        self._redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
+        self._redis: Client = redis_client(url) if isinstance(url, str) else url
+        self._cluster = isinstance(self._redis, RedisCluster)
         self._prefix = prefix
         self._clock = clock
         self._release = self._redis.register_script(_RELEASE)
@@ -154,13 +150,33 @@ class RedisStore:
     ) -> list[dict[int, int]]:
         if not batch:
             return []
+        if not self._cluster:
+            return await self._add_counts_of(batch, oldest, keep)
+        # A script's keys must share a hash slot: one call per slot, all at once.
+        by_slot: dict[int, list[int]] = {}
+        for at, (key, _) in enumerate(batch):
+            by_slot.setdefault(key_slot(self._rate_key(key).encode()), []).append(at)
+        groups = list(by_slot.values())
+        answers = await asyncio.gather(
+            *(self._add_counts_of([batch[at] for at in group], oldest, keep) for group in groups)
+        )
+        totals: list[dict[int, int]] = [{}] * len(batch)
+        for group, answer in zip(groups, answers, strict=True):
+            for at, total in zip(group, answer, strict=True):
+                totals[at] = total
+        return totals
+
+    def _rate_key(self, key: str) -> str:
+        return f"{self._prefix}rate:{key}"
+
+    async def _add_counts_of(
+        self, batch: Sequence[tuple[str, dict[int, int]]], oldest: int, keep: float
+    ) -> list[dict[int, int]]:
         args: list[int] = [oldest, int(keep * 1000)]
         for _, counts in batch:
             args.append(len(counts))
             args.extend(n for slot, count in counts.items() for n in (slot, count))
-        flat = await self._add_counts(
-            keys=[f"{self._prefix}rate:{key}" for key, _ in batch], args=args
-        )
+        flat = await self._add_counts(keys=[self._rate_key(key) for key, _ in batch], args=args)
         totals: list[dict[int, int]] = []
         at = 0
         for _ in batch:
@@ -171,6 +187,10 @@ class RedisStore:
 
     async def ping(self) -> None:
         await self._redis.ping()
+
+    def topology(self) -> dict[str, object]:
+        """Which kind of Redis this is, and where its master is or how many nodes."""
+        return describe(self._redis)
 
     async def aclose(self) -> None:
         await self._redis.aclose()

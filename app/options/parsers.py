@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..cache.topology import topology
 from ..delivery.page import COLORS, Color
 from ..security.forwarded import Network, parse_networks
 from ..security.origins import OriginRule
@@ -161,9 +162,10 @@ def allowed_origins(raw: str) -> tuple[OriginRule, ...]:
 
 def cache_url(raw: str) -> Secret:
     value = raw.strip()
+    if value == "memory://":
+        return Secret(value)
     scheme = urlsplit(value).scheme
-    if value != "memory://" and scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("must be memory:// or a redis://, rediss:// or unix:// URL")
+    topology(value)  # the scheme, and a Sentinel's or a Cluster's hosts, service and options
     if scheme in ("redis", "rediss") and not urlsplit(value).hostname:
         raise ValueError("a redis URL needs a host, e.g. redis://127.0.0.1:6379/0")
     return Secret(value)  # a Redis URL may carry a password

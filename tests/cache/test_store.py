@@ -5,16 +5,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import TypeVar
 
 import anyio
 import pytest
 import redis
 
 from tests.support import Clock
-from tests.support.redis import forget, private_redis, require_redis
+from tests.support.redis import (
+    forget,
+    private_cluster,
+    private_redis,
+    private_sentinel,
+    require_redis,
+)
 from widget_proxy.cache import (
     MemoryStore,
     RedisStore,
@@ -28,20 +33,18 @@ from widget_proxy.delivery.inject import SplitPage
 
 pytestmark = pytest.mark.anyio
 SECRET = "s" * 32  # keys the MACs of values in Redis
-S = TypeVar("S", bound=SharedStore)
 
 
-def memory(clock: Clock, prefix: str) -> Store:
+def memory(url: str, clock: Clock, prefix: str) -> Store:
     return MemoryStore(100, clock=clock)
 
 
-def shared(clock: Clock, prefix: str) -> SharedStore:
+def shared(url: str, clock: Clock, prefix: str) -> SharedStore:
     """Redis alone: a `SharedStore`, which holds nothing in this process (no `peek`)."""
-    return RedisStore(require_redis(), secret=SECRET, prefix=prefix, clock=clock)
+    return RedisStore(url, secret=SECRET, prefix=prefix, clock=clock)
 
 
-def tiered(clock: Clock, prefix: str) -> Store:
-    url = require_redis()
+def tiered(url: str, clock: Clock, prefix: str) -> Store:
     return TieredStore(
         MemoryStore(100, clock=clock),
         RedisStore(url, secret=SECRET, prefix=prefix, clock=clock),
@@ -49,29 +52,58 @@ def tiered(clock: Clock, prefix: str) -> Store:
     )
 
 
+# What each store runs on: `memory` on nothing, the others on one server (REDIS_URL),
+# the master of a Sentinel of their own or a Cluster of their own (module-scoped: the
+# servers are shared by this module's tests, each under a prefix of its own). Over
+# Sentinel and Cluster, RedisStore alone: a TieredStore would hide a failing Redis.
+STORES = {
+    "memory": (memory, None),
+    "shared": (shared, "single"),
+    "tiered": (tiered, "single"),
+    "sentinel": (shared, "sentinel_url"),
+    "cluster": (shared, "cluster_url"),
+}
+
+
+@pytest.fixture(scope="module")
+def sentinel_url() -> Iterator[str]:
+    with private_sentinel() as found:
+        yield found.url
+
+
+@pytest.fixture(scope="module")
+def cluster_url() -> Iterator[str]:
+    with private_cluster() as found:
+        yield found.url
+
+
 @asynccontextmanager
-async def opened(make: Callable[[Clock, str], S], clock: Clock) -> AsyncIterator[S]:
+async def opened(
+    request: pytest.FixtureRequest, name: str, clock: Clock
+) -> AsyncIterator[SharedStore]:
+    make, on = STORES[name]
+    url = "" if on is None else require_redis() if on == "single" else request.getfixturevalue(on)
     prefix = f"wp-test-{secrets.token_hex(4)}:"
-    store = make(clock, prefix)
+    store = make(url, clock, prefix)
     try:
         yield store
     finally:
         await store.aclose()
-        if make is not memory:
-            forget(require_redis(), prefix)
+        if on == "single":  # the servers of their own go at the module's end, keys and all
+            forget(url, prefix)
 
 
-@pytest.fixture(params=[memory, shared, tiered])
+@pytest.fixture(params=list(STORES))
 async def store(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[SharedStore]:
-    async with opened(request.param, clock) as opened_store:
+    async with opened(request, request.param, clock) as opened_store:
         yield opened_store
 
 
-@pytest.fixture(params=[memory, tiered])
+@pytest.fixture(params=["memory", "tiered"])
 async def local_store(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[Store]:
     """The stores that keep a copy in this process: only they have `peek`."""
-    async with opened(request.param, clock) as opened_store:
-        yield opened_store
+    async with opened(request, request.param, clock) as opened_store:
+        yield opened_store  # type: ignore[misc]
 
 
 async def test_set_then_get(store: SharedStore, clock: Clock) -> None:

@@ -1,0 +1,226 @@
+"""Which Redis a CACHE_URL names, and the one place its client is made.
+
+    redis://[user:password@]host:port/db, rediss://…, unix://…   one server
+    redis+sentinel://[user:password@]host:port[,host:port…]/service[/db]
+    rediss+sentinel://…                                          the master a Sentinel names
+    redis+cluster://[user:password@]host:port[,host:port…]
+    rediss+cluster://…                                           a Redis Cluster
+
+The credentials are the data nodes' (master, replicas, cluster nodes). Sentinels that
+want their own say so with `?sentinel_username=…&sentinel_password=…`. TLS options
+(`ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile`, `ssl_cert_reqs`) apply to every
+connection, sentinels included, for the `rediss+` schemes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+
+# A cache that answers slower than this is treated as down: a page view must not
+# wait on it longer than on a miss.
+TIMEOUT: Final = 1.0
+MAX_CONNECTIONS: Final = 64
+
+SENTINEL_SCHEMES: Final = {"redis+sentinel": False, "rediss+sentinel": True}  # → TLS
+CLUSTER_SCHEMES: Final = {"redis+cluster": False, "rediss+cluster": True}
+SINGLE_SCHEMES: Final = ("redis", "rediss", "unix")
+DEFAULT_PORTS: Final = {"sentinel": 26379, "cluster": 6379}
+TLS_OPTIONS: Final = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+SENTINEL_OPTIONS: Final = ("sentinel_username", "sentinel_password")
+
+Kind = Literal["single", "sentinel", "cluster"]
+Client = aioredis.Redis | RedisCluster
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A CACHE_URL, read: what kind of deployment, where, and with which credentials."""
+
+    kind: Kind
+    nodes: tuple[tuple[str, int], ...] = ()  # sentinels, or the cluster's startup nodes
+    service: str = ""  # the Sentinel's name for the master
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    options: tuple[tuple[str, str], ...] = ()  # the query's TLS and sentinel options
+
+    def option(self, name: str) -> str | None:
+        return dict(self.options).get(name)
+
+
+def topology(url: str) -> Topology:
+    """Read a CACHE_URL; ValueError with a reason a merchant can act on."""
+    scheme = urlsplit(url).scheme
+    if scheme in SINGLE_SCHEMES:
+        return Topology("single")
+    if scheme in SENTINEL_SCHEMES:
+        kind: Kind = "sentinel"
+        tls = SENTINEL_SCHEMES[scheme]
+    elif scheme in CLUSTER_SCHEMES:
+        kind, tls = "cluster", CLUSTER_SCHEMES[scheme]
+    else:
+        raise ValueError(
+            "must be memory:// or a redis://, rediss://, unix://, redis+sentinel://,"
+            " rediss+sentinel://, redis+cluster:// or rediss+cluster:// URL"
+        )
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    nodes = tuple(_node(h, kind) for h in hosts.split(",") if h.strip())
+    example = (
+        "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/0"
+        if kind == "sentinel"
+        else "redis+cluster://127.0.0.1:7000,127.0.0.1:7001"
+    )
+    if not nodes:
+        raise ValueError(f"a {scheme} URL needs at least one host:port, e.g. {example}")
+    service, db = "", 0
+    path = [unquote(p) for p in parts.path.split("/")[1:]]
+    if path and path[-1] == "":
+        path.pop()  # a trailing slash
+    if kind == "sentinel":
+        if not path or not path[0]:
+            raise ValueError(f"a {scheme} URL needs the master's service name, e.g. {example}")
+        service, rest = path[0], path[1:]
+        if len(rest) > 1 or (rest and not rest[0].isdigit()):
+            raise ValueError(f"after the service name only a database number may follow: {example}")
+        db = int(rest[0]) if rest else 0
+    elif path not in ([], ["0"]):
+        raise ValueError(f"a Redis Cluster has database 0 only: no path, e.g. {example}")
+    allowed = TLS_OPTIONS + (SENTINEL_OPTIONS if kind == "sentinel" else ())
+    options = tuple(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = sorted({k for k, _ in options} - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"unknown option {', '.join(unknown)} in a {scheme} URL (known: {', '.join(allowed)})"
+        )
+    if parts.fragment:
+        raise ValueError(f"a {scheme} URL must not carry a fragment")
+    return Topology(
+        kind,
+        nodes,
+        service,
+        db,
+        unquote(user) or None,
+        unquote(password) or None,
+        tls,
+        options,
+    )
+
+
+def _node(raw: str, kind: Kind) -> tuple[str, int]:
+    raw = raw.strip()
+    if raw.startswith("["):  # [::1]:port
+        host, _, rest = raw[1:].partition("]")
+        port = rest.removeprefix(":")
+    else:
+        host, _, port = raw.rpartition(":") if ":" in raw else (raw, "", "")
+    if not host:
+        raise ValueError(f"{raw!r} is not host:port")
+    if not port:
+        return host, DEFAULT_PORTS[kind]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{raw!r} has a bad port: {port!r} (1-65535)")
+    return host, int(port)
+
+
+def redis_client(url: str) -> Client:
+    """The asyncio client for a CACHE_URL: it owns its pools (and sentinels), so
+    `aclose()` closes everything it opened."""
+    where = topology(url)
+    timeouts: dict[str, Any] = {"socket_timeout": TIMEOUT, "socket_connect_timeout": TIMEOUT}
+    if where.kind == "single":
+        # A blocking pool queues a burst instead of failing it: redis-py's default
+        # pool raises as soon as its connections are all in use.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=MAX_CONNECTIONS, timeout=TIMEOUT, **timeouts
+        )
+        return aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
+    tls: dict[str, Any] = {}
+    if where.tls:
+        tls = {"ssl": True, **{k: v for k, v in where.options if k in TLS_OPTIONS}}
+    auth = {"username": where.username, "password": where.password}
+    if where.kind == "sentinel":
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(where.nodes),
+            sentinel_kwargs={
+                **timeouts,
+                **tls,
+                "username": where.option("sentinel_username"),
+                "password": where.option("sentinel_password"),
+            },
+            **timeouts,
+        )
+        client: SentinelRedis = sentinel.master_for(
+            where.service,
+            redis_class=SentinelRedis,
+            connection_pool_class=BlockingSentinelPool,
+            db=where.db,
+            max_connections=MAX_CONNECTIONS,
+            timeout=TIMEOUT,
+            **auth,
+            **tls,
+        )
+        client.manager = sentinel
+        return client
+    return QueuedCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in where.nodes],
+        max_connections=MAX_CONNECTIONS,
+        **timeouts,
+        **auth,
+        **tls,
+    )
+
+
+class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """The master's pool, queueing a burst as the single-server pool does."""
+
+
+class SentinelRedis(aioredis.Redis):
+    """The master's client; closing it closes the sentinels' connections too."""
+
+    manager: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.manager is not None:
+            await self.manager.aclose()
+
+
+class QueuedCluster(RedisCluster):
+    """A cluster client that queues a burst (redis-py's cluster pools raise
+    MaxConnectionsError as soon as a node's connections are all in use), and that
+    knows the nodes before it sends anything."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._queue = asyncio.Semaphore(int(kwargs.get("max_connections", MAX_CONNECTIONS)))
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        # redis-py 8 resolves a command's routing before it learns the nodes: the first
+        # commands of a fresh client, sent together, race each other's connections and
+        # are retried, and a retried script is run twice. Learn the nodes first, once.
+        if self._initialize:
+            await self.initialize()
+        async with self._queue:
+            return await super().execute_command(*args, **kwargs)
+
+
+def describe(client: Client) -> dict[str, object]:
+    """The topology, for readiness: which kind, and where the master is or how many nodes."""
+    if isinstance(client, RedisCluster):
+        return {"topology": "cluster", "nodes": len(client.get_nodes())}
+    pool = client.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        address = pool.master_address
+        master = f"{address[0]}:{address[1]}" if address else None
+        return {"topology": "sentinel", "service": pool.service_name, "master": master}
+    return {"topology": "single"}

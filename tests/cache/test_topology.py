@@ -1,0 +1,141 @@
+"""Redis Sentinel and Redis Cluster as the shared store, on servers the tests start.
+
+The behavioural suite (test_store.py) runs over both too; here is what only they have:
+a failover, and batches of keys in many hash slots.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import anyio
+import pytest
+from redis.crc import key_slot
+
+from tests.support import Clock
+from tests.support.redis import PrivateCluster, private_cluster, private_sentinel
+from widget_proxy.cache import MemoryStore, RedisStore, TieredStore, TokenEntry, open_store
+from widget_proxy.cache.counts import BUCKETS, WindowCounters
+
+pytestmark = pytest.mark.anyio
+SECRET = "s" * 32
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PrivateCluster]:
+    with private_cluster() as found:
+        yield found
+
+
+@pytest.fixture
+async def cluster_store(cluster: PrivateCluster, clock: Clock) -> AsyncIterator[RedisStore]:
+    store = RedisStore(cluster.url, secret=SECRET, prefix=f"wp-test-{secrets.token_hex(4)}:")
+    yield store
+    await store.aclose()
+
+
+async def test_a_sentinel_store_answers_again_after_a_failover() -> None:
+    with private_sentinel() as found:
+        store = open_store(found.url, secret=SECRET)  # memory in front of the master
+        assert isinstance(store, TieredStore)
+        check = RedisStore(found.url, secret=SECRET)  # reads Redis itself, not the memory
+        try:
+            now = time.time()
+            await store.set("before", TokenEntry("before", now + 60, now))
+            assert await check.get("before", TokenEntry) is not None
+            old_master = found.master.port
+
+            found.master.kill()  # SIGKILL: no goodbye to the replica or the clients
+            deadline = time.monotonic() + 30
+            while found.master_port() in (old_master, None):
+                assert time.monotonic() < deadline, "the sentinels promoted no replica"
+                await anyio.sleep(0.1)
+            assert found.master_port() == found.replica.port
+
+            # The same store, not rebuilt: once its retry pause is over, it asks the
+            # sentinels where the master is now, and answers from it.
+            while True:
+                try:
+                    await store.ping()
+                    break
+                except Exception:
+                    assert time.monotonic() < deadline, "the store never found the new master"
+                    await anyio.sleep(0.2)
+            now = time.time()
+            await store.set("after", TokenEntry("after", now + 60, now))
+            assert await check.get("after", TokenEntry) == TokenEntry("after", now + 60, now)
+            assert check.topology() == {
+                "topology": "sentinel",
+                "service": found.service,
+                "master": f"127.0.0.1:{found.replica.port}",
+            }
+            # "before" may be lost: replication is asynchronous, and a write the replica
+            # had not received when the master died is gone. Not asserted either way.
+        finally:
+            await store.aclose()
+            await check.aclose()
+
+
+async def test_counts_of_keys_in_many_slots_come_back_in_order(
+    cluster_store: RedisStore,
+) -> None:
+    keys = [f"user-{n}" for n in range(50)]
+    slots = {key_slot(f"{cluster_store._prefix}rate:{k}".encode()) for k in keys}
+    assert len(slots) > 10  # a batch over many slots, on every node: no CROSSSLOT
+
+    first = await cluster_store.add_counts(
+        [(k, {10: n + 1}) for n, k in enumerate(keys)], oldest=0, keep=120
+    )
+    second = await cluster_store.add_counts(
+        [(k, {10: 1, 11: n + 1}) for n, k in enumerate(reversed(keys))], oldest=0, keep=120
+    )
+
+    assert first == [{10: n + 1} for n in range(50)]
+    assert second == [{10: 51 - n, 11: n + 1} for n in range(50)]
+
+
+async def test_rate_counts_are_shared_through_the_cluster(cluster: PrivateCluster) -> None:
+    width = 60 / BUCKETS
+    clock = Clock(1_000_000.0 - 1_000_000.0 % width)
+    prefix = f"wp-test-{secrets.token_hex(4)}:"
+    stores = [
+        TieredStore(
+            MemoryStore(100),
+            RedisStore(cluster.url, secret=SECRET, prefix=prefix, clock=clock),
+            where=cluster.url,
+            clock=clock,
+        )
+        for _ in range(2)
+    ]
+    one, two = (
+        WindowCounters(shared=store, sync_interval=3600, eager=False, clock=clock)
+        for store in stores
+    )
+    try:
+        before_sync = admitted(one, 4) + admitted(two, 4)
+        await one.sync()  # one: its own 4
+        await two.sync()  # two: 4 + 4
+        stale = admitted(one, 5)  # one's view is one sync old
+        await one.sync()  # one: 4 + 4 + 1
+        after_sync = admitted(one, 5) + admitted(two, 5)
+
+        # As over one server (test_counts.py): once synced, both see 9 of 5, none more.
+        assert (before_sync, stale, after_sync) == (8, 1, 0)
+        assert stores[0].degraded() is None
+    finally:
+        await one.aclose()
+        await two.aclose()
+        for store in stores:
+            await store.aclose()
+
+
+def admitted(counters: WindowCounters, n: int) -> int:
+    return sum(counters.throttle("u", 5) == 0 for _ in range(n))
+
+
+async def test_a_cluster_store_says_its_topology(cluster_store: RedisStore) -> None:
+    await cluster_store.ping()  # the client learns the nodes on its first command
+
+    assert cluster_store.topology() == {"topology": "cluster", "nodes": 3}
