@@ -56,11 +56,16 @@ class PrivateRedis:
                            "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]  # fmt: skip
         self.extra = extra  # more redis-server arguments: --replicaof, --cluster-enabled ...
         self.process: subprocess.Popen[bytes] | None = None
+        self.folder: str | None = None
 
     def start(self) -> None:
         options = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *self.extra]
+        # Its own folder, as the working directory: a replica's full sync (and anything
+        # else it writes) lands there, never in the checkout.
+        self.folder = self.folder or tempfile.mkdtemp(prefix="wp-redis-")
         self.process = subprocess.Popen(
-            [self.binary, *self.listen, *options],
+            [self.binary, *self.listen, *options, "--dir", self.folder],
+            cwd=self.folder,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -78,6 +83,13 @@ class PrivateRedis:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
             self.process = None
+
+    def remove(self) -> None:
+        """Stopped for good: its folder goes too."""
+        self.kill()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
@@ -103,7 +115,7 @@ def private_redis(tls: Path | None = None) -> Iterator[PrivateRedis]:
     try:
         yield server
     finally:
-        server.kill()
+        server.remove()
 
 
 def _client(port: int) -> redis.Redis:
@@ -130,6 +142,7 @@ def _started(server: PrivateRedis) -> Iterator[PrivateRedis]:
         if server.process is not None:
             _stop(server.process)
             server.process = None
+        server.remove()
 
 
 @dataclass
