@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from .application import http_client
+from .cache import redacted_url
+from .cache.redis import RedisStore
 from .errors import InvalidEmail
 from .ops.checklist import Checklist, StepFailed, Steps
 from .providers import PROVIDERS, Provider
@@ -95,9 +97,31 @@ async def _check(
         color=settings.widget_color,
     )
     try:
+        await _cache(settings, out)
         await provider.check(settings.vendor, steps, email)
     finally:
         await http.aclose()
+
+
+async def _cache(settings: Settings, out: Checklist) -> None:
+    """The shared cache, if any: that it answers, and the topology it found."""
+    url = settings.cache_url.reveal()
+    if url.startswith("memory://"):
+        out.ok("cache", "memory:// (each process its own; use Redis with several)")
+        return
+    store = RedisStore(url, secret=settings.session_secret.reveal())
+    try:
+        try:
+            await store.ping()
+        except Exception as exc:
+            raise StepFailed(
+                "cache", f"{redacted_url(url)} does not answer ({type(exc).__name__})"
+            ) from None
+        found = store.topology()
+        where = ", ".join(f"{k} {v}" for k, v in found.items() if k != "topology")
+        out.ok("cache", f"{found['topology']} Redis answers{f' ({where})' if where else ''}")
+    finally:
+        await store.aclose()
 
 
 @contextmanager

@@ -71,6 +71,9 @@ class MemoryStore:
     ) -> None:
         return None  # one process: its own counts are all there is
 
+    def topology(self) -> dict[str, object]:
+        return {"topology": "memory"}
+
     async def ping(self) -> None:
         return None
 

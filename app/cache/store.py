@@ -60,6 +60,9 @@ class SharedStore(Entries, Locks, Protocol):
     async def ping(self) -> None:
         """Raise if the store can't be reached."""
 
+    def topology(self) -> dict[str, object]:
+        """What kind of store this is (memory, single, sentinel, cluster) and where."""
+
     async def aclose(self) -> None: ...
 
 

@@ -87,6 +87,9 @@ class TieredStore:
         )
         return totals if found else None
 
+    def topology(self) -> dict[str, object]:
+        return self._shared.topology()
+
     async def ping(self) -> None:
         """Raise if Redis can't be reached; readiness asks, and it counts as a call."""
         try:

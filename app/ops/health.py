@@ -41,7 +41,7 @@ class Readiness:
         for origin, breaker in self._http.breakers.items():
             if breaker.state != "closed":
                 degraded[f"upstream {origin}"] = f"circuit {breaker.state}: the vendor failed"
-        body = {"ready": True, "degraded": degraded}
+        body = {"ready": True, "degraded": degraded, "cache": self._store.topology()}
         return JSONResponse(body, headers={"cache-control": "no-store"})
 
 

@@ -6,18 +6,26 @@ a failover, and batches of keys in many hash slots.
 
 from __future__ import annotations
 
+import os
+import re
 import secrets
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
 
 import anyio
 import pytest
 from redis.crc import key_slot
 
-from tests.support import Clock
+from tests.support import Clock, LeakScanner, Proxy
 from tests.support.redis import PrivateCluster, private_cluster, private_sentinel
 from widget_proxy.cache import MemoryStore, RedisStore, TieredStore, TokenEntry, open_store
 from widget_proxy.cache.counts import BUCKETS, WindowCounters
+from widget_proxy.providers.returningai import ReturningAIStandIn
+from widget_proxy.settings import all_options
 
 pytestmark = pytest.mark.anyio
 SECRET = "s" * 32
@@ -139,3 +147,44 @@ async def test_a_cluster_store_says_its_topology(cluster_store: RedisStore) -> N
     await cluster_store.ping()  # the client learns the nodes on its first command
 
     assert cluster_store.topology() == {"topology": "cluster", "nodes": 3}
+
+
+@pytest.mark.parametrize("kind", ["sentinel", "cluster"])
+def test_readiness_and_check_say_the_topology(
+    kind: str,
+    cluster: PrivateCluster,
+    make_proxy: Callable[..., Proxy],
+    tmp_path: Path,
+    vendor: ReturningAIStandIn,
+    upstream: str,
+    leak_scanner: LeakScanner,
+) -> None:
+    with ExitStack() as stack:
+        url = cluster.url if kind == "cluster" else stack.enter_context(private_sentinel()).url
+        proxy = make_proxy(CACHE_URL=url)
+        ready = proxy.client.get("/readyz").json()
+        env = {**vendor.proxy_env(upstream), "SESSION_SECRET": "c" * 32, "CACHE_URL": url}
+        (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        keep = {k: v for k, v in os.environ.items() if k not in {o.name for o in all_options()}}
+        checked = subprocess.run(
+            [sys.executable, "-m", "widget_proxy", "check", "--email", "t@example.com"],
+            cwd=tmp_path,
+            env={**keep, "PYTHONIOENCODING": "utf-8"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert ready["cache"]["topology"] == kind
+    if kind == "sentinel":
+        assert ready["cache"]["master"].startswith("127.0.0.1:")
+        expected = (
+            r"^✔ cache: sentinel Redis answers \(service wp-master, master 127\.0\.0\.1:\d+\)$"
+        )
+    else:
+        assert ready["cache"]["nodes"] == 3
+        expected = r"^✔ cache: cluster Redis answers \(nodes 3\)$"
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert re.search(expected, checked.stdout, re.MULTILINE), checked.stdout
+    leak_scanner.check("the check's output", checked.stdout + checked.stderr)

@@ -65,7 +65,7 @@ def test_healthz_and_readyz(proxy: Proxy) -> None:
     assert proxy.client.get("/healthz").status_code == 200
     ready = proxy.client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"ready": True, "degraded": {}}
+    assert ready.json() == {"ready": True, "degraded": {}, "cache": {"topology": "memory"}}
 
 
 def degraded_gauge(proxy: Proxy) -> float:
@@ -75,7 +75,11 @@ def degraded_gauge(proxy: Proxy) -> float:
 def test_readyz_says_when_redis_stops_and_stays_ready(make_proxy: Callable[..., Proxy]) -> None:
     with private_redis() as redis:
         proxy = make_proxy(CACHE_URL=redis.url)
-        assert proxy.client.get("/readyz").json() == {"ready": True, "degraded": {}}
+        assert proxy.client.get("/readyz").json() == {
+            "ready": True,
+            "degraded": {},
+            "cache": {"topology": "single"},
+        }
 
         redis.kill()
         assert proxy.get("/widget", EMAIL).status_code == 200  # pages still flow
