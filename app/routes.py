@@ -68,7 +68,7 @@ class WidgetPage:
         try:
             widget = self._pages.select(scope["path_params"])
             color = self._color(scope["query_string"])
-            visitor = await self._admission.visitor(scope, headers)
+            visitor = self._admission.visitor(scope, headers)
             if visitor is None:
                 if self._login_url is not None and not prefers_json(headers.get("accept", "")):
                     await self._to_login(scope)(scope, receive, send)
@@ -185,7 +185,7 @@ class TokenEndpoint:
             await Response(status_code=204, headers=preflight)(scope, receive, send)
             return
         try:
-            visitor = await self._admission.visitor(scope, headers)
+            visitor = self._admission.visitor(scope, headers)
             if visitor is None:
                 raise NotAuthenticated("no signed-in session")
             body: dict[str, object] = {"token": None}  # anonymous: the widget runs without

@@ -71,8 +71,11 @@ class JwtLifetime:
     max_ttl: float = 3600.0
     default_ttl: float = 300.0
 
-    def entry(self, token: str, now: float) -> TokenEntry:
-        exp = jwt_exp(token)
+    def entry(self, token: str, now: float, expires_in: float | None = None) -> TokenEntry:
+        """`expires_in`: the lifetime the vendor stated beside the token, if it did; the
+        earlier of it and the JWT's `exp` is the token's end."""
+        stated = None if expires_in is None else now + expires_in
+        exp = min((t for t in (jwt_exp(token), stated) if t is not None), default=None)
         if exp is None:
             return TokenEntry(token, now + min(self.default_ttl, self.max_ttl), now)
         if exp <= now:

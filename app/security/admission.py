@@ -30,7 +30,7 @@ class Admission:
         self._limits = limits
         self._anonymous = anonymous
 
-    async def visitor(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
+    def visitor(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
         """The signed-in visitor, else `ANONYMOUS` if allowed, else None.
 
         Raises RateLimited or InvalidEmail. An anonymous visitor is counted by IP only:

@@ -205,3 +205,25 @@ def test_a_token_entry_travels_as_bytes_unchanged(token: str) -> None:
 def test_a_damaged_token_entry_is_refused(data: bytes) -> None:
     with pytest.raises(ValueError, match=r"."):
         TokenEntry.from_bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("exp_in", "stated", "served_for"),
+    [
+        (900, None, 840),  # the JWT's exp, minus the margin
+        (900, 300, 240),  # the vendor says it ends sooner than the JWT: the earlier end
+        (300, 900, 240),  # the JWT ends sooner than the vendor says: the earlier end
+        (None, 600, 540),  # not a JWT, but a stated lifetime
+        (None, None, 300),  # neither: TOKEN_DEFAULT_TTL
+        (9000, 9000, 3600),  # never longer than TOKEN_MAX_TTL
+    ],
+)
+def test_a_tokens_end_is_the_earlier_of_its_exp_and_its_stated_lifetime(
+    exp_in: int | None, stated: float | None, served_for: float
+) -> None:
+    now = 1_000_000.0
+    token = "opaque-token" if exp_in is None else jwt.encode({"exp": now + exp_in}, "k" * 32)
+
+    entry = JwtLifetime(margin=60).entry(token, now, stated)
+
+    assert entry.expires_at - now == served_for

@@ -6,11 +6,8 @@ a failover, and batches of keys in many hash slots.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
@@ -21,11 +18,11 @@ import pytest
 from redis.crc import key_slot
 
 from tests.support import Clock, LeakScanner, Proxy
+from tests.support.processes import run_check
 from tests.support.redis import PrivateCluster, private_cluster, private_sentinel
 from widget_proxy.cache import MemoryStore, RedisStore, TieredStore, TokenEntry, open_store
 from widget_proxy.cache.counts import BUCKETS, WindowCounters
 from widget_proxy.providers.returningai import ReturningAIStandIn
-from widget_proxy.settings import all_options
 
 pytestmark = pytest.mark.anyio
 SECRET = "s" * 32
@@ -164,17 +161,7 @@ def test_readiness_and_check_say_the_topology(
         proxy = make_proxy(CACHE_URL=url)
         ready = proxy.client.get("/readyz").json()
         env = {**vendor.proxy_env(upstream), "SESSION_SECRET": "c" * 32, "CACHE_URL": url}
-        (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-        keep = {k: v for k, v in os.environ.items() if k not in {o.name for o in all_options()}}
-        checked = subprocess.run(
-            [sys.executable, "-m", "widget_proxy", "check", "--email", "t@example.com"],
-            cwd=tmp_path,
-            env={**keep, "PYTHONIOENCODING": "utf-8"},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        checked = run_check(tmp_path, env, "t@example.com")
 
     assert ready["cache"]["topology"] == kind
     if kind == "sentinel":

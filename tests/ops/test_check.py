@@ -9,11 +9,8 @@ that neither a secret, a full token nor an upstream body reaches its output.
 from __future__ import annotations
 
 import io
-import os
 import re
 import secrets
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, suppress
@@ -24,6 +21,7 @@ from typing import Literal
 import pytest
 
 from tests.support import Fault, FaultyUpstream, Hang, LeakScanner, Respond
+from tests.support.processes import run_check
 from widget_proxy.demo import stand_in
 from widget_proxy.ops.checklist import Checklist
 from widget_proxy.providers.hissuno import HissunoStandIn
@@ -31,7 +29,7 @@ from widget_proxy.providers.neuroon import NeuroonStandIn
 from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.providers.returningai.sdk import ReturningAISdkStandIn
 from widget_proxy.servers import BackgroundServer
-from widget_proxy.settings import Settings, SettingsError, all_options
+from widget_proxy.settings import Settings, SettingsError
 
 EMAIL = "ann@example.com"
 SESSION = {"SESSION_SECRET": "check-session-secret-" + "s" * 32}
@@ -381,7 +379,7 @@ def test_check(
             vendor.token_ttl = case.token_ttl  # the `upstream` fixture puts it back
         calls.clear()
 
-        result = _run_check(tmp_path, settings, case.email)
+        result = run_check(tmp_path, settings, case.email)
 
     out = result.stdout
     # Scanned first: the assertions below print the output when they fail.
@@ -441,26 +439,6 @@ def _secrets(settings: dict[str, str]) -> Iterator[str]:
     ):
         if settings.get(name):
             yield settings[name]
-
-
-def _run_check(
-    cwd: Path, settings: dict[str, str], email: str | None
-) -> subprocess.CompletedProcess[str]:
-    (cwd / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
-    # Only the .env configures it: the environment would win over the file.
-    env = {k: v for k, v in os.environ.items() if k not in {o.name for o in all_options()}}
-    env["PYTHONIOENCODING"] = "utf-8"  # the check marks, whatever the runner's locale
-    args = [sys.executable, "-m", "widget_proxy", "check", *(["--email", email] if email else [])]
-    return subprocess.run(
-        args,
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import httpx2
 
 from tests.support import LeakScanner, free_port, session_cookie, wait_until
 from widget_proxy.providers.returningai import ReturningAIStandIn
+from widget_proxy.settings import all_options
 
 
 def answers(url: str) -> bool:
@@ -87,3 +89,24 @@ def serve(
     base = f"http://127.0.0.1:{port}"
     with running(["serve", "--port", str(port), *args], tmp_path, base, scanner) as process:
         yield Served(base, secret, tmp_path / "stderr.log", process)
+
+
+def run_check(
+    cwd: Path, settings: dict[str, str], email: str | None
+) -> subprocess.CompletedProcess[str]:
+    """`widget-proxy check` in `cwd`, configured by a `.env` of `settings` only."""
+    (cwd / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    # Only the .env configures it: the environment would win over the file.
+    env = {k: v for k, v in os.environ.items() if k not in {o.name for o in all_options()}}
+    env["PYTHONIOENCODING"] = "utf-8"  # the check marks, whatever the runner's locale
+    args = [sys.executable, "-m", "widget_proxy", "check", *(["--email", email] if email else [])]
+    return subprocess.run(
+        args,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        check=False,
+    )

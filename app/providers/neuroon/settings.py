@@ -17,6 +17,10 @@ _SRI = (
 )
 
 
+# Neuroon's key format, checked before a key is used.
+_KEY = p.secret_matching(r"sk_[0-9a-f]{32}", "sk_ followed by 32 lowercase hex digits")
+
+
 @settings_group
 class NeuroonSettings:
     shop_id: str = option("NEUROON_SHOP_ID", None, "Neuroon shop id", p.segment)
@@ -24,17 +28,14 @@ class NeuroonSettings:
         "NEUROON_API_KEY",
         None,
         "Neuroon shop API key: sk_ and 32 lowercase hex characters",
-        p.secret_matching(r"sk_[0-9a-f]{32}", "sk_ followed by 32 lowercase hex digits"),
+        _KEY,
     )
     api_key_next: Secret | None = option(
         "NEUROON_API_KEY_NEXT",
         "",
         "During a key rotation (remote mode), the new key: tried once when Neuroon refuses"
         " NEUROON_API_KEY",
-        p.optional(
-            p.secret_matching(r"sk_[0-9a-f]{32}", "sk_ followed by 32 lowercase hex digits"),
-            empty=None,
-        ),
+        p.optional(_KEY, empty=None),
     )
     token_mode: Literal["local", "remote"] = option(
         "NEUROON_TOKEN_MODE",

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Final
 
 from ....cache.keys import Keys
-from ....cache.tokens import JwtLifetime, TokenEntry, jwt_exp
+from ....cache.tokens import JwtLifetime, TokenEntry
 from ....errors import IncompleteSession, UpstreamBadResponse
 from ....ops.metrics import Metrics
 from ....options import Secret
@@ -72,21 +72,7 @@ class AccessKeyTokens:
     async def issue(self, identity: Identity) -> TokenEntry:
         identifiers = self.user_identifiers(identity)
         token, expires_in = await self.keys.call(lambda key: self.fetch(key, identifiers))
-        return self.entry(token, expires_in, self._clock())
-
-    def entry(self, token: str, expires_in: float | None, now: float) -> TokenEntry:
-        """Served until the earlier of the JWT's exp and `expiresIn`, minus the margin."""
-        if jwt_exp(token) is not None:
-            entry = self._lifetime.entry(token, now)  # raises if already expired
-            if expires_in is None:
-                return entry
-            return TokenEntry(
-                token, min(entry.expires_at, now + expires_in - self._lifetime.margin), now
-            )
-        if expires_in is None:
-            return self._lifetime.entry(token, now)
-        until = now + min(expires_in - self._lifetime.margin, self._lifetime.max_ttl)
-        return TokenEntry(token, until, now)
+        return self._lifetime.entry(token, self._clock(), expires_in)
 
     async def fetch(self, key: Secret, identifiers: dict[str, str]) -> tuple[str, float | None]:
         """An embed token under `key` (and its `expiresIn`), whichever key is in use."""
