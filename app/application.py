@@ -29,7 +29,7 @@ from .cache.counts import WindowCounters
 from .cache.pages import Fetch
 from .cache.store import Store
 from .fastpath import ProxyApp
-from .ops.health import MetricsEndpoint, Readiness, healthz
+from .ops.health import CacheCensus, MetricsEndpoint, Readiness, healthz
 from .ops.metrics import Metrics
 from .ops.requestlog import RequestLog
 from .options import canonical
@@ -113,6 +113,7 @@ def create_app(
         tokenless_anonymous=tokenless,
     )
     widget, *more = vendor.pages.paths
+    census = CacheCensus(store, metrics)  # the cache's nodes, counted off the page path
     routes = [
         Route(widget, page, methods=["GET"]),
         Route(
@@ -124,10 +125,10 @@ def create_app(
         ),
         *(Route(path, page, methods=["GET"]) for path in more),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", Readiness(store, http).respond, methods=["GET"]),
+        Route("/readyz", Readiness(store, http, census).respond, methods=["GET"]),
     ]
     if settings.metrics_enabled:
-        endpoint = MetricsEndpoint(metrics, settings.metrics_allow)
+        endpoint = MetricsEndpoint(metrics, settings.metrics_allow, census)
         routes.append(Route("/metrics", endpoint.respond, methods=["GET"]))
 
     @asynccontextmanager

@@ -1,8 +1,9 @@
 """`--plot FILE`: the compared load runs as grouped bars, req/s above, p50 and p99 below.
 
 Each pair is one comparison the table makes: the warm proxy against the limit and
-against the naive recipe, the memory store against Redis (one worker), and one worker
-against several (both on Redis). A pair is drawn when both of its runs took place.
+against the naive recipe, the memory store against Redis (one worker), one worker
+against several (both on Redis), and several workers on one Redis against the same
+on a Sentinel and on a Cluster. A pair is drawn when both of its runs took place.
 matplotlib is imported here only, so a run without `--plot` does not need it.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.loadgen import LoadResult
-from bench.report import LIMIT, NAIVE, PROXY, REDIS, WORKERS
+from bench.report import CLUSTER, LIMIT, NAIVE, PROXY, REDIS, SENTINEL, WORKERS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -40,6 +41,8 @@ def pairs(loads: Mapping[str, LoadResult], workers: int = 2) -> list[Pair]:
             (REDIS, "1 worker"),
             (WORKERS, f"{workers} workers"),
         ),
+        (f"6b. {workers} workers: Redis vs Sentinel", (WORKERS, "Redis"), (SENTINEL, "Sentinel")),
+        (f"6c. {workers} workers: Redis vs Cluster", (WORKERS, "Redis"), (CLUSTER, "Cluster")),
     ]
     return [
         Pair(caption, (a_label, loads[a]), (b_label, loads[b]))
@@ -57,7 +60,7 @@ def draw(path: Path, loads: Mapping[str, LoadResult], title: str = "", workers: 
     from matplotlib.patches import Patch
 
     found = pairs(loads, workers)
-    figure = Figure(figsize=(12, 9), layout="constrained")
+    figure = Figure(figsize=(max(12, 2.3 * len(found)), 9), layout="constrained")
     speed, latency = figure.subplots(2, 1)
     figure.suptitle("widget-proxy benchmark" + (f"\n{title}" if title else ""), fontsize=11)
     if not found:

@@ -125,7 +125,7 @@ class Server:
         self.process.wait(STOP_TIMEOUT)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: SIGTERM it when the benchmark dies, however it dies.
 
     The server leads a session of its own, so a terminal's Ctrl+C or a `timeout`
@@ -150,7 +150,7 @@ def start(
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
     return Server(name, process, port, log)
 

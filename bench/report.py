@@ -21,6 +21,8 @@ LIMIT: Final = "limit"
 NAIVE: Final = "naive"
 REDIS: Final = "redis"  # scenario 1b: one worker, Redis
 WORKERS: Final = "workers"  # scenario 6: several workers, Redis
+SENTINEL: Final = "sentinel"  # 6b: as many workers, a Redis Sentinel the bench starts
+CLUSTER: Final = "cluster"  # 6c: as many workers, a Redis Cluster the bench starts
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ async def run(config: Config, workdir: Path) -> Finished:
                 complete = False
                 traceback.print_exc(file=sys.stderr)
                 result = Outcome(rows=[Row(name, notes=f"FAILED: {type(exc).__name__}: {exc}")])
+            complete = complete and not result.failed
             outcome.rows += result.rows
             outcome.checks += result.checks
             outcome.loads.update(result.loads)

@@ -8,27 +8,32 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Final
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bench import cpu, users
+from bench import cpu, topologies, users
 from bench.config import Config
 from bench.http import Connection, Reply, burst, encode_request, fetch
 from bench.loadgen import LoadGenerator, LoadResult, Target, drive, percentile
 from bench.processes import Server
 from bench.profile import py_spy, record, write_summary
 from bench.report import (
+    CLUSTER,
     LIMIT,
     NAIVE,
     PROXY,
     REDIS,
+    SENTINEL,
     WORKERS,
     Check,
     Row,
@@ -68,6 +73,15 @@ class Outcome:
     rows: list[Row] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     loads: dict[str, LoadResult] = field(default_factory=dict)  # by part (bench.report)
+    failed: bool = False  # a part broke (its row says FAILED) though the others ran
+
+
+# Scenario 6's highly available deployments, measured beside its single Redis: the row's
+# number, what it is, and how the benchmark starts it (bench.topologies).
+TOPOLOGIES: Final = (
+    ("6b", "Redis Sentinel (master, replica, 3 sentinels)", SENTINEL, topologies.sentinel),
+    ("6c", "Redis Cluster (3 masters)", CLUSTER, topologies.cluster),
+)
 
 
 def ratio(a: float, b: float) -> float:
@@ -85,6 +99,7 @@ class Scenarios:
         self.loadgen = loadgen
         self.proxy_warm: LoadResult | None = None  # scenario 1's, for the other ratios
         self.redis_warm: LoadResult | None = None  # scenario 1b's, for scenario 6
+        self.workers_warm: LoadResult | None = None  # scenario 6's, for 6b and 6c
 
     def by_name(self, name: str) -> Callable[[], Awaitable[Outcome]]:
         scenarios: dict[str, Callable[[], Awaitable[Outcome]]] = {
@@ -211,19 +226,22 @@ class Scenarios:
     # --- 1b. the warm path with Redis as the store, one worker -----------------------
 
     async def over_redis(
-        self, workers: int, label: str
+        self, workers: int, label: str, url: str | None = None
     ) -> tuple[LoadResult, Counter[str], LoadResult, Counter[str]] | str:
         """The warm run with Redis as the store: (warm-up, its calls, load, its calls),
-        or why Redis can't be used."""
+        or why Redis can't be used. `url`: a deployment of the run's own (fresh, and
+        thrown away after), instead of the shared `--redis-url` (cleaned before and after)."""
         c = self.config
-        problem = await forget(c.redis_url)
+        shared = url is None
+        url = c.redis_url if url is None else url
+        problem = await forget(url) if shared else None
         if problem is not None:
             return problem
         await self.latency(LONG_TTL)
         cookies = self.cookies(c.users)
         try:
             async with self.stack.proxy(
-                workers=workers, CACHE_URL=c.redis_url, PAGE_CACHE_TTL=str(LONG_TTL)
+                workers=workers, CACHE_URL=url, PAGE_CACHE_TTL=str(LONG_TTL)
             ) as proxy:
                 if workers > 1:
                     await asyncio.sleep(1.0)  # uvicorn starts its workers one after the other
@@ -231,7 +249,8 @@ class Scenarios:
                 load, during = await self.measure(proxy, cookies, c.duration)
                 await self.profiled(proxy, cookies, label)
         finally:
-            await forget(c.redis_url)
+            if shared:
+                await forget(url)
         return primed, warmed, load, during
 
     async def warm_redis(self) -> Outcome:
@@ -438,12 +457,25 @@ class Scenarios:
     # --- 6. several workers sharing Redis ----------------------------------------------
 
     async def workers(self) -> Outcome:
+        """6 on the single Redis, then 6b on a Sentinel and 6c on a Cluster, side by side."""
+        outcome = await self.workers_single()
+        for number, what, part, start in TOPOLOGIES:
+            print(f"bench: workers over {what} …", file=sys.stderr, flush=True)
+            more = await self.workers_over(number, what, part, start)
+            outcome.rows += more.rows
+            outcome.checks += more.checks
+            outcome.loads.update(more.loads)
+            outcome.failed = outcome.failed or more.failed
+        return outcome
+
+    async def workers_single(self) -> Outcome:
         c = self.config
         name = f"6. warm path: {c.workers} workers + Redis"
         run = await self.over_redis(c.workers, "proxy-workers-redis")
         if isinstance(run, str):
             return Outcome(rows=[Row(name, notes=f"skipped: {run}")])
         primed, warmed, load, during = run
+        self.workers_warm = load
         per_user = (warmed["signin"] + during["signin"]) / c.users
         redis = ratio(load.rps, self.redis_warm.rps) if self.redis_warm else None
         memory = ratio(load.rps, self.proxy_warm.rps) if self.proxy_warm else None
@@ -478,6 +510,62 @@ class Scenarios:
                 ),
             ],
             loads={WORKERS: load},
+        )
+
+    async def workers_over(
+        self,
+        number: str,
+        what: str,
+        part: str,
+        start: Callable[[Path], AbstractAsyncContextManager[str]],
+    ) -> Outcome:
+        """The workers' warm run over a deployment the benchmark starts for it, against
+        scenario 6's single Redis of the same run."""
+        c = self.config
+        name = f"{number}. warm path: {c.workers} workers + {what}"
+        folder = self.stack.workdir / f"redis-{part}"
+        try:
+            async with start(folder) as url:
+                run = await self.over_redis(c.workers, f"proxy-workers-{part}", url)
+        except topologies.TopologyUnavailable as exc:
+            return Outcome(rows=[Row(name, notes=f"skipped: {exc}")])
+        except topologies.TopologyFailed as exc:
+            traceback.print_exc(file=sys.stderr)
+            return Outcome(rows=[Row(name, notes=f"FAILED: {exc}".splitlines()[0])], failed=True)
+        if isinstance(run, str):  # not from a deployment of our own: not expected
+            return Outcome(rows=[Row(name, notes=f"skipped: {run}")])
+        primed, warmed, load, during = run
+        per_user = (warmed["signin"] + during["signin"]) / c.users
+        single = self.workers_warm
+        if single is None:
+            versus = "n/a (row 6, one Redis, did not run)"
+            rps_text = versus
+        else:
+            rps = ratio(load.rps, single.rps)
+            versus = (
+                f"{rps:.2f}x req/s, {ratio(load.p50, single.p50):.2f}x p50,"
+                f" {ratio(load.p99, single.p99):.2f}x p99"
+            )
+            rps_text = f"{rps:.2f}x ({load.rps:,.0f} vs {single.rps:,.0f})"
+        servers = "5 redis-server processes" if part == SENTINEL else "3 redis-server processes"
+        notes = (
+            f"{c.users:,} users warmed first ({upstream_calls(warmed)}, {primed.errors} errors);"
+            f" {per_user:.2f} signins per user; / {c.workers} workers + one Redis (row 6,"
+            f" this run): {versus}; {servers} started by the benchmark on loopback, sharing"
+            " the cores"
+        )
+        short = what.partition(" (")[0]
+        return Outcome(
+            rows=[Row.of(name, load, during, notes)],
+            checks=[
+                Check(
+                    f"{c.workers} workers + {short}: signins per user = 1",
+                    f"{per_user:.2f}",
+                    per_user == 1,
+                ),
+                Check(f"{c.workers} workers: {short} / one Redis, req/s", rps_text, None),
+            ],
+            loads={part: load},
         )
 
     # --- 7. one user's rate limit, shared by two processes ----------------------------

@@ -1,7 +1,9 @@
 """The benchmark's smoke run: `python -m bench --quick` works end to end, so it can't rot.
 
 No target is asserted here (a few seconds on a shared machine measure nothing); only
-that every scenario ran, printed numbers, drew its plot, and left no process behind.
+that every scenario ran, printed numbers, drew its plot, and left no process behind:
+neither one carrying the run's marker in its environment, nor one working in the run's
+temporary folder (redis-server overwrites its environment with its process title).
 """
 
 from __future__ import annotations
@@ -31,15 +33,20 @@ ROWS = (
     "4. token expiry under load",
     "5. memory",
     "6. warm path: 2 workers + Redis",
+    "6b. warm path: 2 workers + Redis Sentinel",
+    "6c. warm path: 2 workers + Redis Cluster",
     "7. rate limit shared by 2 processes",
 )
-REDIS_ROWS = ("1b.", "6.", "7.")
+REDIS_ROWS = ("1b.", "6.", "7.")  # on the Redis at --redis-url
+OWN_REDIS_ROWS = ("6b.", "6c.")  # on redis-server processes the benchmark starts
 # The plot's pairs: the first two need no Redis.
 PAIRS = (
     "1. warm proxy vs limit",
     "2. proxy vs naive recipe",
     "1b. memory vs Redis (1 worker)",
     "6. Redis: 1 worker vs 2 workers",
+    "6b. 2 workers: Redis vs Sentinel",
+    "6c. 2 workers: Redis vs Cluster",
 )
 NUMBER = re.compile(r"\d")
 
@@ -48,33 +55,37 @@ def run_bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[s
     """Run the benchmark as users do; fail if anything it started outlives it."""
     tag = secrets.token_hex(8)
     out = tmp_path / "bench.md"
+    scratch = tmp_path / "tmp"  # the run's temporary folder goes here: servers work in it
+    scratch.mkdir()
     done = subprocess.run(
         [sys.executable, "-m", "bench", *args, "--out", str(out)],
         cwd=ROOT,
-        env={**os.environ, MARKER: tag},  # inherited by every process it starts
+        env={**os.environ, MARKER: tag, "TMPDIR": str(scratch)},  # inherited by all it starts
         capture_output=True,
         text=True,
-        timeout=150,
+        timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert not survivors(f"{MARKER}={tag}"), "the benchmark left processes running"
+    assert not survivors(f"{MARKER}={tag}", scratch), "the benchmark left processes running"
     assert "bench-key-" not in done.stdout + done.stderr, "the stand-in's API key was printed"
     table = out.read_text()
     assert table.strip() in done.stdout
     return done, table
 
 
-def survivors(tag: str) -> list[int]:
+def survivors(tag: str, folder: Path) -> list[int]:
+    """Processes with `tag` in their environment, or working in `folder` (even deleted)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             environ = (entry / "environ").read_bytes()
+            cwd = os.readlink(entry / "cwd")
         except OSError:  # gone already, or not ours to read
             continue
-        if tag.encode() in environ.split(b"\0"):
+        if tag.encode() in environ.split(b"\0") or cwd.startswith(str(folder)):
             found.append(int(entry.name))
     return found
 
@@ -83,7 +94,7 @@ def rows(table: str) -> dict[str, list[str]]:
     """The scenario table's rows by scenario name, as cells."""
     found = {}
     for line in table.splitlines():
-        if re.match(r"\| \d+b?\. ", line):
+        if re.match(r"\| \d+[a-z]?\. ", line):
             cells = [c.strip() for c in line.strip("|").split("|")]
             found[cells[0]] = cells
     return found
@@ -113,6 +124,9 @@ def test_quick_run_prints_every_scenario_with_numbers(tmp_path: Path) -> None:
         if prefix.startswith(REDIS_ROWS) and notes.startswith("skipped: no Redis"):
             skipped.append(notes)
             continue
+        if prefix.startswith(OWN_REDIS_ROWS) and notes.startswith("skipped: no redis-"):
+            skipped.append(notes)  # no redis-server or redis-cli to start
+            continue
         assert NUMBER.search(rps), cells
         assert errors.strip() == "0", cells  # a run with failed requests measured nothing
         assert NUMBER.search(upstream), cells
@@ -120,6 +134,12 @@ def test_quick_run_prints_every_scenario_with_numbers(tmp_path: Path) -> None:
             assert p50.endswith(" ms"), cells
             assert p99.endswith(" ms"), cells
     assert "bytes per cached token" in row(found, "5.")[-1]
+    single_ran = not row(found, "6.")[-1].startswith("skipped")
+    for prefix in OWN_REDIS_ROWS:  # each beside the single Redis, measured in this run
+        notes = row(found, prefix)[-1]
+        if single_ran and not notes.startswith("skipped"):
+            ratios = r"one Redis \(row 6, this run\): [\d.]+x req/s, [\d.]+x p50, [\d.]+x p99"
+            assert re.search(ratios, notes), notes
     limits = row(found, "7.")[-1]
     if not limits.startswith("skipped"):
         assert re.search(r"\d[\d,]* admitted \(200; \d[\d,]* \+ \d[\d,]*\)", limits), limits
@@ -134,7 +154,7 @@ def test_quick_run_prints_every_scenario_with_numbers(tmp_path: Path) -> None:
         assert plot.is_file(), "--plot wrote no file"
         drawing = plot.read_text()
         assert "<svg" in drawing
-        for caption in PAIRS[: 2 if skipped else 4]:
+        for caption in PAIRS[: 2 if skipped else len(PAIRS)]:
             assert caption in drawing, caption
     if skipped:
         unavailable(f"the Redis rows were skipped: {skipped[0]}")

@@ -35,6 +35,30 @@ from widget_proxy.settings import Settings, SettingsError
             Topology("cluster", (("n1", 7000), ("n2", 7001), ("n3", 7002)), password="pw"),
         ),
         ("rediss+cluster://n1:7000/", Topology("cluster", (("n1", 7000),), tls=True)),
+        (
+            "rediss+cluster://:pw@n1:7000,n2:7001?ssl_ca_certs=/etc/redis/ca.crt&ssl_cert_reqs=required",
+            Topology(
+                "cluster",
+                (("n1", 7000), ("n2", 7001)),
+                password="pw",
+                tls=True,
+                options=(("ssl_ca_certs", "/etc/redis/ca.crt"), ("ssl_cert_reqs", "required")),
+            ),
+        ),
+        (
+            "rediss+sentinel://s1:26379/m/0?ssl_ca_certs=/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem",
+            Topology(
+                "sentinel",
+                (("s1", 26379),),
+                "m",
+                tls=True,
+                options=(
+                    ("ssl_ca_certs", "/ca.pem"),
+                    ("ssl_certfile", "/c.pem"),
+                    ("ssl_keyfile", "/k.pem"),
+                ),
+            ),
+        ),
         ("redis://127.0.0.1:6379/0", Topology("single")),
     ],
 )
@@ -56,6 +80,7 @@ def test_the_forms_are_read(url: str, expected: Topology) -> None:
         ("redis+sentinel://h:1/m/x", "database number"),
         ("redis+cluster://h:7000/1", "database 0 only"),
         ("redis+cluster://h:7000?sentinel_password=x", "unknown option"),
+        ("rediss+cluster://h:7000?ssl_ca_cert=/ca.pem", "unknown option ssl_ca_cert"),
         ("redis+memcached://h:1", "redis+sentinel://"),
     ],
 )

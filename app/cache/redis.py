@@ -17,6 +17,7 @@ import hmac
 import logging
 import secrets
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -24,11 +25,12 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from .store import E, Entry
-from .topology import MAX_CONNECTIONS, TIMEOUT, Client, describe, redis_client
+from .topology import MAX_CONNECTIONS, TIMEOUT, Client, census, describe, redis_client
 
-__all__ = ["MAX_CONNECTIONS", "TIMEOUT", "RedisStore"]
+__all__ = ["MAX_CONNECTIONS", "RATE_GROUPS", "TIMEOUT", "RedisStore", "rate_key"]
 
 MAC_BYTES: Final = 16
+RATE_GROUPS: Final = 16  # hash slots the rate keys are spread over (`_rate_key`)
 QUIET: Final = 10.0  # seconds between two warnings about forged values
 
 log = logging.getLogger("widget_proxy.cache")
@@ -42,7 +44,8 @@ return 0
 
 
 # Every script and multi-key command here touches keys of one hash slot, or is split
-# per slot (`add_counts`), so that the same code runs on a Redis Cluster.
+# per slot (`add_counts`, over the RATE_GROUPS slots of the rate keys), so that the
+# same code runs on a Redis Cluster.
 # Add each key's pending counts per slot, drop slots that left the window, keep the hash
 # while it may still count, and answer the totals: one call for a whole batch, since
 # the sync's cost is mostly the client's, per command. Answer: per key, its number of
@@ -73,6 +76,15 @@ for k = 1, #KEYS do
 end
 return out
 """
+
+
+def rate_key(key: str, prefix: str = "widget-proxy:") -> str:
+    """Where a rate-limit key's counts are: `{prefix}rate:{g}:{key}`, `g` one of
+    RATE_GROUPS hash tags, so that a Cluster keeps the rate keys in that many slots and
+    a sync of any number of keys is at most that many script calls. The group is the
+    key's CRC-32, the same in every process (the keys are HMACs: they spread evenly)."""
+    group = zlib.crc32(key.encode()) % RATE_GROUPS
+    return f"{prefix}rate:{{{group:x}}}:{key}"
 
 
 class RedisStore:
@@ -150,15 +162,22 @@ class RedisStore:
     ) -> list[dict[int, int]]:
         if not batch:
             return []
+        keys = [self._rate_key(key) for key, _ in batch]
         if not self._cluster:
-            return await self._add_counts_of(batch, oldest, keep)
-        # A script's keys must share a hash slot: one call per slot, all at once.
+            return await self._add_counts_of(keys, [counts for _, counts in batch], oldest, keep)
+        # A script's keys must share a hash slot: one call per slot (at most RATE_GROUPS
+        # of them), all at once.
         by_slot: dict[int, list[int]] = {}
-        for at, (key, _) in enumerate(batch):
-            by_slot.setdefault(key_slot(self._rate_key(key).encode()), []).append(at)
+        for at, key in enumerate(keys):
+            by_slot.setdefault(key_slot(key.encode()), []).append(at)
         groups = list(by_slot.values())
         answers = await asyncio.gather(
-            *(self._add_counts_of([batch[at] for at in group], oldest, keep) for group in groups)
+            *(
+                self._add_counts_of(
+                    [keys[at] for at in group], [batch[at][1] for at in group], oldest, keep
+                )
+                for group in groups
+            )
         )
         totals: list[dict[int, int]] = [{}] * len(batch)
         for group, answer in zip(groups, answers, strict=True):
@@ -167,16 +186,16 @@ class RedisStore:
         return totals
 
     def _rate_key(self, key: str) -> str:
-        return f"{self._prefix}rate:{key}"
+        return rate_key(key, self._prefix)
 
     async def _add_counts_of(
-        self, batch: Sequence[tuple[str, dict[int, int]]], oldest: int, keep: float
+        self, keys: list[str], batch: Sequence[dict[int, int]], oldest: int, keep: float
     ) -> list[dict[int, int]]:
         args: list[int] = [oldest, int(keep * 1000)]
-        for _, counts in batch:
+        for counts in batch:
             args.append(len(counts))
             args.extend(n for slot, count in counts.items() for n in (slot, count))
-        flat = await self._add_counts(keys=[self._rate_key(key) for key, _ in batch], args=args)
+        flat = await self._add_counts(keys=keys, args=args)
         totals: list[dict[int, int]] = []
         at = 0
         for _ in batch:
@@ -191,6 +210,10 @@ class RedisStore:
     def topology(self) -> dict[str, object]:
         """Which kind of Redis this is, and where its master is or how many nodes."""
         return describe(self._redis)
+
+    async def nodes(self) -> dict[str, int]:
+        """Data nodes per role (`topology.census`); raises if that can't be known."""
+        return await census(self._redis)
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, TypeVar
+from typing import Final, Protocol, TypeVar, runtime_checkable
 
 from redis.exceptions import RedisError
 
@@ -26,6 +26,11 @@ log = logging.getLogger("widget_proxy.cache")
 RETRY_AFTER: Final = 1.0
 STABLE_AFTER: Final = 5.0
 T = TypeVar("T")
+
+
+@runtime_checkable
+class CountsNodes(Protocol):
+    async def nodes(self) -> dict[str, int]: ...
 
 
 class TieredStore:
@@ -89,6 +94,17 @@ class TieredStore:
 
     def topology(self) -> dict[str, object]:
         return self._shared.topology()
+
+    async def nodes(self) -> dict[str, int] | None:
+        """Redis's data nodes per role (`topology.census`), or None if it can't say now.
+        Asking the sentinels is not a call to the master: it neither starts nor ends
+        an outage."""
+        if not isinstance(self._shared, CountsNodes):
+            return None
+        try:
+            return await self._shared.nodes()
+        except (RedisError, OSError):
+            return None
 
     async def ping(self) -> None:
         """Raise if Redis can't be reached; readiness asks, and it counts as a call."""

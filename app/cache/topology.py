@@ -15,18 +15,24 @@ connection, sentinels included, for the `rediss+` schemes.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
+from redis.backoff import ConstantBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 
 # A cache that answers slower than this is treated as down: a page view must not
 # wait on it longer than on a miss.
 TIMEOUT: Final = 1.0
 MAX_CONNECTIONS: Final = 64
+RETRY_PAUSE: Final = 0.05  # before the one retry of a Sentinel's connection (below)
 
 SENTINEL_SCHEMES: Final = {"redis+sentinel": False, "rediss+sentinel": True}  # → TLS
 CLUSTER_SCHEMES: Final = {"redis+cluster": False, "rediss+cluster": True}
@@ -36,6 +42,7 @@ TLS_OPTIONS: Final = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_r
 SENTINEL_OPTIONS: Final = ("sentinel_username", "sentinel_password")
 
 Kind = Literal["single", "sentinel", "cluster"]
+T = TypeVar("T")
 Client = aioredis.Redis | RedisCluster
 
 
@@ -149,10 +156,17 @@ def redis_client(url: str) -> Client:
         tls = {"ssl": True, **{k: v for k, v in where.options if k in TLS_OPTIONS}}
     auth = {"username": where.username, "password": where.password}
     if where.kind == "sentinel":
+        # redis-py's default for a client it makes is 10 retries with a backoff up to
+        # 1 s: through three sentinels that refuse, 11-13 s before a call fails. Here
+        # each connection, to a sentinel or to the master, is tried once more after a
+        # refusal or a reset (a restarted node, or a master just demoted by a planned
+        # failover), never after a timeout: a failing call fails about as fast as one
+        # to a single server (one TIMEOUT per node that doesn't answer).
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
             list(where.nodes),
             sentinel_kwargs={
                 **timeouts,
+                "retry": OnceMore(),
                 **tls,
                 "username": where.option("sentinel_username"),
                 "password": where.option("sentinel_password"),
@@ -166,6 +180,7 @@ def redis_client(url: str) -> Client:
             db=where.db,
             max_connections=MAX_CONNECTIONS,
             timeout=TIMEOUT,
+            retry=OnceMore(),
             **auth,
             **tls,
         )
@@ -178,6 +193,31 @@ def redis_client(url: str) -> Client:
         **auth,
         **tls,
     )
+
+
+class OnceMore(Retry):
+    """One more try after a connection error (refused, reset), after `RETRY_PAUSE`.
+
+    Not after a timeout (the call has waited TIMEOUT already), and not when no sentinel
+    named a master: each was asked in turn, and asking them all again at once would
+    double the wait for the same answer (the store tries again after its pause)."""
+
+    def __init__(self) -> None:
+        super().__init__(ConstantBackoff(RETRY_PAUSE), 1, (RedisConnectionError,))
+
+    async def call_with_retry(
+        self,
+        do: Callable[[], Awaitable[T]],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        def retryable(error: Exception) -> bool:
+            if isinstance(error, MasterNotFoundError):
+                return False
+            return is_retryable is None or is_retryable(error)
+
+        return await super().call_with_retry(do, fail, retryable, with_failure_count)
 
 
 class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
@@ -204,14 +244,57 @@ class QueuedCluster(RedisCluster):
         super().__init__(*args, **kwargs)
         self._queue = asyncio.Semaphore(int(kwargs.get("max_connections", MAX_CONNECTIONS)))
 
+    async def learn(self) -> None:
+        """Learn the nodes, unless known (the census may ask before any command)."""
+        if self._initialize:
+            try:
+                await self.initialize()
+            except RedisClusterException as exc:
+                # No node answered (down, or refused: a plain client on TLS, a wrong CA).
+                # Not a RedisError in redis-py, so the callers' outage handling would miss
+                # it and a page would fail: say it as the connection error it is.
+                raise RedisConnectionError(str(exc)) from exc
+
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         # redis-py 8 resolves a command's routing before it learns the nodes: the first
         # commands of a fresh client, sent together, race each other's connections and
         # are retried, and a retried script is run twice. Learn the nodes first, once.
-        if self._initialize:
-            await self.initialize()
+        await self.learn()
         async with self._queue:
-            return await super().execute_command(*args, **kwargs)
+            try:
+                return await super().execute_command(*args, **kwargs)
+            except RedisClusterException as exc:  # no node serves the slot: as above
+                raise RedisConnectionError(str(exc)) from exc
+            except (RuntimeError, AttributeError) as exc:
+                # On CLUSTERDOWN redis-py closes every connection of every node, those
+                # other commands are using included: theirs then fail on the closed
+                # transport (uvloop's RuntimeError, or a writer already gone). A page
+                # would fail on it; it is the connection error it is.
+                raise RedisConnectionError("connection closed by a reset of the client") from exc
+
+
+async def census(client: Client) -> dict[str, int]:
+    """How many data nodes of each role the deployment has now, for the metrics.
+
+    A Sentinel's are what the sentinels say, asked now (network calls, never on a page
+    view): one master while they name one that is up (none while it is down and not yet
+    replaced, or no sentinel answers), and the replicas they don't hold for down. A
+    Cluster's are the client's map of its nodes; one server is one master."""
+    if isinstance(client, RedisCluster):
+        if isinstance(client, QueuedCluster):
+            await client.learn()  # asked before any command was: learn the nodes now
+        return {"master": len(client.get_primaries()), "replica": len(client.get_replicas())}
+    pool = client.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        manager = pool.sentinel_manager
+        try:
+            await manager.discover_master(pool.service_name)
+            master = 1
+        except MasterNotFoundError:
+            master = 0
+        replicas = await manager.discover_slaves(pool.service_name)
+        return {"master": master, "replica": len(replicas)}
+    return {"master": 1}
 
 
 def describe(client: Client) -> dict[str, object]:

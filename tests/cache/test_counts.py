@@ -7,7 +7,7 @@ worker, sharing a redis-server started for the test.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 import redis
@@ -16,7 +16,7 @@ from tests.support import Clock
 from tests.support.redis import PrivateRedis, private_redis
 from widget_proxy.cache import MemoryStore, TieredStore
 from widget_proxy.cache.counts import BUCKETS, WindowCounters, retry_after
-from widget_proxy.cache.redis import RedisStore
+from widget_proxy.cache.redis import RedisStore, rate_key
 
 pytestmark = pytest.mark.anyio
 
@@ -221,7 +221,7 @@ async def test_an_old_view_is_refreshed_on_a_second_event(
 def in_redis(server: PrivateRedis, key: str = "u") -> int:
     """Key `key`'s count across every process, as Redis holds it."""
     with redis.Redis.from_url(server.url) as client:
-        return sum(int(n) for n in client.hgetall(f"widget-proxy:rate:{key}").values())
+        return sum(int(n) for n in client.hgetall(rate_key(key)).values())
 
 
 async def test_with_redis_down_each_process_counts_alone_and_loses_nothing(
@@ -252,3 +252,81 @@ async def test_the_sync_never_raises(clock: Clock, redis_server: PrivateRedis) -
     a.throttle("u", 5)
     await a.sync()
     await a.aclose()  # its last sync fails too, quietly
+
+
+# (seconds after a slot's start, events tried, admitted, Retry-After of the first refused)
+# for one key at a limit of 10: events spread over several slots leave the window slot
+# by slot, each sliding out over its 5 s.
+SCHEDULE = [
+    (0.0, 4, 4, None),
+    (7.0, 3, 3, None),
+    (20.0, 4, 3, "42"),  # the 4 of 0 s leave over 60-65 s: one is out at 61.25 s
+    (61.0, 1, 0, "1"),  # 3.2 of them still in: 0.25 s to go
+    (61.25, 2, 1, "2"),
+    (70.0, 10, 6, "12"),  # those of 0 s and 7 s are out; those of 20 s leave at 80-85 s
+    (84.5, 3, 2, "1"),
+]
+
+
+async def test_events_leave_the_window_slot_by_slot(clock: Clock) -> None:
+    counters = process(clock)
+    start = clock.now
+
+    for at, tried, allowed, wait in SCHEDULE:
+        clock.now = start + at
+        waits = [counters.throttle("u", 10) for _ in range(tried)]
+        assert sum(w == 0 for w in waits) == allowed, at
+        refused = [retry_after(w) for w in waits if w > 0]
+        assert (refused[0] if refused else None) == wait, at
+
+
+class Flaky:
+    """A shared store that fails, then records what it is sent and shares nothing back."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.batches: list[tuple[list[tuple[str, dict[int, int]]], int, float]] = []
+
+    async def add_counts(
+        self, batch: Sequence[tuple[str, dict[int, int]]], *, oldest: int, keep: float
+    ) -> list[dict[int, int]] | None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("the store is down")
+        self.batches.append((list(batch), oldest, keep))
+        return [dict(counts) for _, counts in batch]  # as if no other process counted
+
+
+async def test_counts_a_failed_sync_could_not_send_are_sent_by_the_next(clock: Clock) -> None:
+    store = Flaky(failures=1)
+    counters = WindowCounters(shared=store, sync_interval=3600, eager=False, clock=clock)
+    _running.append(counters)
+    slot = int(clock.now // WIDTH)
+    admitted(counters, 3, limit=10)
+
+    await counters.sync()  # fails: the three stay pending here
+    clock.now += WIDTH
+    admitted(counters, 2, limit=10)
+    await counters.sync()
+
+    [(batch, oldest, keep)] = store.batches
+    assert batch == [("u", {slot: 3, slot + 1: 2})]
+    assert oldest == slot + 1 - BUCKETS
+    assert keep == 120  # the shared counts outlive two windows
+    assert counters.throttle("u", 10) == 0.0  # 5 + 5 of the view: the 11th is refused
+    assert admitted(counters, 5, limit=10) == 4
+
+
+async def test_a_sync_sends_at_most_100_keys_a_round_trip(clock: Clock) -> None:
+    store = Flaky(failures=0)
+    counters = WindowCounters(shared=store, sync_interval=3600, clock=clock)
+    _running.append(counters)
+    for n in range(250):
+        counters.throttle(f"u{n}", 10)
+
+    await counters.sync()
+
+    assert [len(batch) for batch, _, _ in store.batches] == [100, 100, 50]
+    assert sorted(key for batch, _, _ in store.batches for key, _ in batch) == sorted(
+        f"u{n}" for n in range(250)
+    )

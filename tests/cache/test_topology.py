@@ -1,7 +1,8 @@
 """Redis Sentinel and Redis Cluster as the shared store, on servers the tests start.
 
 The behavioural suite (test_store.py) runs over both too; here is what only they have:
-a failover, and batches of keys in many hash slots.
+a failover, a failing call bounded through sentinels that don't answer, and batches of
+keys in many hash slots.
 """
 
 from __future__ import annotations
@@ -12,16 +13,26 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Literal
 
 import anyio
 import pytest
 from redis.crc import key_slot
+from redis.exceptions import RedisError
 
 from tests.support import Clock, LeakScanner, Proxy
 from tests.support.processes import run_check
-from tests.support.redis import PrivateCluster, private_cluster, private_sentinel
+from tests.support.redis import (
+    PrivateCluster,
+    broken_nodes,
+    private_cluster,
+    private_sentinel,
+    script_calls,
+)
 from widget_proxy.cache import MemoryStore, RedisStore, TieredStore, TokenEntry, open_store
 from widget_proxy.cache.counts import BUCKETS, WindowCounters
+from widget_proxy.cache.redis import RATE_GROUPS, rate_key
+from widget_proxy.cache.topology import TIMEOUT
 from widget_proxy.providers.returningai import ReturningAIStandIn
 
 pytestmark = pytest.mark.anyio
@@ -83,22 +94,64 @@ async def test_a_sentinel_store_answers_again_after_a_failover() -> None:
             await check.aclose()
 
 
-async def test_counts_of_keys_in_many_slots_come_back_in_order(
-    cluster_store: RedisStore,
+async def test_a_failing_call_through_refusing_sentinels_fails_at_once() -> None:
+    async with broken_nodes("closing") as nodes:
+        ports = nodes.ports  # closed once the block ends: these ports then refuse
+    store = open_store(nodes.url(), secret=SECRET)
+    assert isinstance(store, TieredStore)
+    try:
+        started = time.monotonic()
+        await store.set("k", TokenEntry("v", time.time() + 60, time.time()))  # no raise
+        elapsed = time.monotonic() - started
+        assert store.degraded() is not None
+    finally:
+        await store.aclose()
+    # redis-py's default (10 retries, backoff up to 1 s, per sentinel) took 10.9 s here.
+    assert elapsed < 5, (ports, elapsed)
+
+
+@pytest.mark.parametrize("behaviour", ["closing", "silent"])
+async def test_a_failing_call_asks_each_sentinel_once_and_retries_a_reset_once(
+    behaviour: Literal["closing", "silent"],
 ) -> None:
-    keys = [f"user-{n}" for n in range(50)]
-    slots = {key_slot(f"{cluster_store._prefix}rate:{k}".encode()) for k in keys}
-    assert len(slots) > 10  # a batch over many slots, on every node: no CROSSSLOT
+    async with broken_nodes(behaviour) as nodes:
+        store = RedisStore(nodes.url(), secret=SECRET)
+        try:
+            started = time.monotonic()
+            with pytest.raises(RedisError):
+                await store.ping()
+            elapsed = time.monotonic() - started
+        finally:
+            await store.aclose()
+
+    if behaviour == "closing":  # a reset is tried once more, then the next sentinel
+        assert nodes.connections == [2, 2, 2]  # redis-py's default: 11 each
+    else:  # a sentinel that times out is not asked again: the next one is
+        assert nodes.connections == [1, 1, 1]  # redis-py's default: 11 each, ~35 s
+        assert elapsed < 3 * TIMEOUT + 2, elapsed  # one TIMEOUT each, and a margin
+
+
+async def test_counts_of_keys_in_many_slots_come_back_in_order(
+    cluster: PrivateCluster, cluster_store: RedisStore
+) -> None:
+    keys = [f"user-{n}" for n in range(200)]
+    plain = {key_slot(f"{cluster_store._prefix}rate:{k}".encode()) for k in keys}
+    grouped = {key_slot(rate_key(k, cluster_store._prefix).encode()) for k in keys}
+    assert len(plain) > 190  # ungrouped, these keys would be one script call each
+    assert len(grouped) == RATE_GROUPS  # on every node: no CROSSSLOT
 
     first = await cluster_store.add_counts(
         [(k, {10: n + 1}) for n, k in enumerate(keys)], oldest=0, keep=120
     )
+    before = script_calls(cluster.nodes)  # the script is loaded on every node now
     second = await cluster_store.add_counts(
         [(k, {10: 1, 11: n + 1}) for n, k in enumerate(reversed(keys))], oldest=0, keep=120
     )
+    calls = script_calls(cluster.nodes) - before
 
-    assert first == [{10: n + 1} for n in range(50)]
-    assert second == [{10: 51 - n, 11: n + 1} for n in range(50)]
+    assert first == [{10: n + 1} for n in range(200)]
+    assert second == [{10: 201 - n, 11: n + 1} for n in range(200)]
+    assert calls == RATE_GROUPS  # one per group, not one per slot (~200)
 
 
 async def test_rate_counts_are_shared_through_the_cluster(cluster: PrivateCluster) -> None:
