@@ -72,8 +72,9 @@ class BoundedMemo(Generic[K, V]):
 
     None is not a value it can hold: `get` answers None for "not remembered".
 
-    It is safe to share between threads (one lock, held for dictionary operations
-    only; `weigh` and a `get_or_compute` computation run outside it).
+    It is safe to share between threads (one lock, held for the changes that keep the
+    size bounded; `get` needs none; `weigh` and a `get_or_compute` computation run
+    outside it).
     """
 
     def __init__(
@@ -114,12 +115,16 @@ class BoundedMemo(Generic[K, V]):
 
     def get(self, key: K) -> V | None:
         """The value remembered under `key` (now the most recently used), or None."""
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                return None
+        # Without the lock: each OrderedDict call is atomic (the GIL), and `get` changes
+        # no size; a hit is the hot path of every page view (several memos each).
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        try:
             self._entries.move_to_end(key)
-            return found[0]
+        except KeyError:  # evicted by another thread between the two calls: still a hit
+            pass
+        return found[0]
 
     def put(self, key: K, value: V) -> None:
         """Remember `value` under `key`, evicting the least recently used to stay bounded."""

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Final
+from typing import Final, Protocol
 
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from .errors import WidgetProxyError
 from .ops.requestlog import note, request_id
@@ -21,6 +21,33 @@ BASE_HEADERS: Final = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
 }
+
+
+class Answer(Protocol):
+    """A response ready to send: a Starlette `Response`, or a `Prepared` one."""
+
+    status_code: int
+    raw_headers: list[tuple[bytes, bytes]]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+
+class Prepared:
+    """A status, raw headers and body, sent as they are: the warm page view's answer,
+    without what building a Starlette `Response` costs."""
+
+    __slots__ = ("body", "raw_headers", "status_code")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status_code = status
+        self.raw_headers = headers
+        self.body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await send({"type": "http.response.body", "body": self.body})
 
 
 def prefers_json(accept: str) -> bool:

@@ -21,7 +21,7 @@ from .cache.tokens import TokenCache
 from .delivery.page import Color, Page, PageSource
 from .errors import BadRequest, NotAuthenticated, WidgetProxyError
 from .ops.requestlog import note
-from .responses import BASE_HEADERS, error_response, prefers_json
+from .responses import BASE_HEADERS, Answer, Prepared, error_response, prefers_json
 from .security.admission import Admission
 from .security.identity import Identity
 from .security.origins import OriginPolicy, parse_origin
@@ -64,6 +64,11 @@ class WidgetPage:
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await (await self.answer(scope, receive))(scope, receive, send)
+
+    async def answer(self, scope: Scope, receive: Receive) -> Answer:
+        """What to send: the page, the login redirect or an error page (`fastpath`
+        sends it itself, with the request log's header)."""
         headers = Headers(scope=scope)
         try:
             widget = self._pages.select(scope["path_params"])
@@ -71,8 +76,7 @@ class WidgetPage:
             visitor = self._admission.visitor(scope, headers)
             if visitor is None:
                 if self._login_url is not None and not prefers_json(headers.get("accept", "")):
-                    await self._to_login(scope)(scope, receive, send)
-                    return
+                    return self._to_login(scope)
                 raise NotAuthenticated("no signed-in session")
             if visitor.anonymous and self._tokenless:
                 page = self._pages.cached(widget, color) or await self._pages.fetch(widget, color)
@@ -80,17 +84,8 @@ class WidgetPage:
             else:
                 body = await self._body(scope, visitor, widget, color)
         except WidgetProxyError as exc:
-            response = error_response(exc, scope, accept=headers.get("accept", ""))
-            await response(scope, receive, send)
-            return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [*self._headers, (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+            return error_response(exc, scope, accept=headers.get("accept", ""))
+        return Prepared(200, [*self._headers, (b"content-length", str(len(body)).encode())], body)
 
     async def _body(self, scope: Scope, visitor: Identity, widget: str, color: Color) -> bytes:
         key = self._tokens.key(visitor)

@@ -6,10 +6,11 @@ import logging
 from collections.abc import Callable
 
 import pytest
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.support import EMAIL, LeakScanner, Proxy, scanning_client
 from widget_proxy import create_app
+from widget_proxy.responses import Answer
 from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings
 
@@ -18,16 +19,30 @@ async def boom(scope: Scope, receive: Receive, send: Send) -> None:
     raise RuntimeError("the endpoint broke")
 
 
-@pytest.mark.parametrize("method", ["GET", "HEAD"])  # GET: the short path; HEAD: the router
+class Broken:
+    """An endpoint that says what it would send (as the widget page does), and breaks."""
+
+    async def answer(self, scope: Scope, receive: Receive) -> Answer:
+        raise RuntimeError("the endpoint broke")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await (await self.answer(scope, receive))(scope, receive, send)
+
+
+# GET: the short path (folded into one coroutine for an answering endpoint, else the
+# middleware chain); HEAD: the router.
+@pytest.mark.parametrize("endpoint", [boom, Broken()], ids=["asgi", "answering"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
 def test_an_unexpected_error_is_the_crash_page_either_way(
     make_settings: Callable[..., Settings],
     leak_scanner: LeakScanner,
     caplog: pytest.LogCaptureFixture,
     method: str,
+    endpoint: ASGIApp,
 ) -> None:
     settings = make_settings()
     app = create_app(settings)
-    app.routes[0].app = boom  # type: ignore[attr-defined]  # before the stack is built
+    app.routes[0].app = endpoint  # type: ignore[attr-defined]  # before the stack is built
     with (
         BackgroundServer(app, timeout_graceful_shutdown=1) as server,
         scanning_client(leak_scanner, base_url=server.url) as client,
@@ -57,3 +72,35 @@ def test_the_short_path_counts_under_the_route(make_proxy: Callable[..., Proxy])
     metrics = proxy.client.get("/metrics").text
 
     assert 'widget_proxy_requests_total{route="/widget",status="200"} 2.0' in metrics
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"origin": "https://elsewhere.example"}, 403),  # the origin guard
+        ({"x-padding": "p" * 40_000}, 431),  # the header limit
+        ({}, 200),
+    ],
+    ids=["origin", "header-limit", "page"],
+)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_each_check_answers_alike_on_either_path(
+    make_proxy: Callable[..., Proxy],
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    headers: dict[str, str],
+    status: int,
+) -> None:
+    proxy = make_proxy()
+    with caplog.at_level(logging.INFO, "widget_proxy"):
+        answer = proxy.client.request(
+            method, "/widget", headers={**proxy.cookie({"email": EMAIL}), **headers}
+        )
+
+    assert answer.status_code == status
+    request_id = answer.headers["x-request-id"]
+    assert len(answer.headers.get_list("x-request-id")) == 1
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(method)]
+    assert len(lines) == 1
+    assert lines[0].startswith(f"{method} /widget {status} ")
+    assert f"request_id={request_id}" in lines[0]

@@ -105,7 +105,8 @@ class PageCache:
         self._retry_at: dict[str, float] = {}
         observed = metrics or Metrics()
         self._hit, self._stale_hit, self._miss = (
-            observed.cache.labels("page", outcome) for outcome in ("hit", "stale", "miss")
+            observed.tally.counter(observed.cache.labels("page", outcome))
+            for outcome in ("hit", "stale", "miss")
         )
         self._loader = Loader(store, lease=lease, on_join=observed.coalesced.labels("page").inc)
         self.flight = self._loader.flight
@@ -124,7 +125,7 @@ class PageCache:
         page = self._serve(key, path, color, await self._store.get(key, PageEntry))
         if page is not None:
             return page
-        self._miss.inc()
+        self._miss()
         entry = await self._loader.load(
             key, lambda: self._read(key), lambda: self._download(key, path, color, None)
         )
@@ -139,10 +140,10 @@ class PageCache:
         if now >= entry.expires_at:
             return None
         if now >= entry.fresh_until:
-            self._stale_hit.inc()
+            self._stale_hit()
             self._refresh_soon(key, path, color, entry)
         else:
-            self._hit.inc()
+            self._hit()
         return entry.page
 
     async def _read(self, key: str) -> PageEntry | None:

@@ -112,7 +112,9 @@ class TokenCache(Generic[I]):
         self._clock = clock
         self._margin = margin  # only for the warning: the issuer applied it already
         observed = metrics or Metrics()
-        self._hit, self._miss = (observed.cache.labels("token", o) for o in ("hit", "miss"))
+        self._hit, self._miss = (
+            observed.tally.counter(observed.cache.labels("token", o)) for o in ("hit", "miss")
+        )
         self._loader = Loader(store, lease=lease, on_join=observed.coalesced.labels("token").inc)
 
     def key(self, identity: I) -> str:
@@ -123,7 +125,7 @@ class TokenCache(Generic[I]):
         entry = self._store.peek(key, TokenEntry)
         if entry is None or entry.expires_at <= self._clock():
             return None
-        self._hit.inc()
+        self._hit()
         return entry.token
 
     async def fetch(self, key: str, identity: I) -> str:
@@ -133,7 +135,7 @@ class TokenCache(Generic[I]):
     async def entry(self, key: str, identity: I) -> TokenEntry:
         """`fetch`, with until when the token is served (for a page that must renew it)."""
         entry = await self._read(key)
-        (self._hit if entry is not None else self._miss).inc()
+        (self._hit if entry is not None else self._miss)()
         if entry is None:
             entry = await self._loader.load(
                 key, lambda: self._read(key), lambda: self._issue(key, identity)

@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -71,8 +71,32 @@ class RedactionFilter(logging.Filter):
             text = EMAIL.sub(r"\1***\2", text)
         return text
 
+    def _clean(self, text: str) -> bool:
+        """True if neither `redact` nor `escape_controls` would change `text`.
+
+        A JWT always holds "eyJ" (a JSON header in base64url) and an email an "@";
+        `isprintable` is false for every character `CONTROL` matches (and for a few
+        more, which only send the text the long way)."""
+        if "eyJ" in text or not text.isprintable():
+            return False
+        if not self._log_emails and "@" in text:
+            return False
+        for secret in self._secrets:  # noqa: SIM110 (a loop is cheaper than any() here)
+            if secret in text:
+                return False
+        return True
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = escape_controls(self.redact(record.getMessage()))
+        message = record.getMessage()
+        fields = record.__dict__
+        # Most records (every request line) hold nothing to redact or escape: one look
+        # at all their text together says so, and the record goes on as it is.
+        if not (record.exc_info or record.exc_text or record.stack_info):
+            shown = [v for k, v in fields.items() if isinstance(v, str) and k != "msg"]
+            if self._clean(" ".join((message, *shown))):
+                record.msg, record.args = message, None
+                return True
+        record.msg = escape_controls(self.redact(message))
         record.args = None
         if record.exc_info:
             trace = logging.Formatter().formatException(record.exc_info)
@@ -83,17 +107,34 @@ class RedactionFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = escape_trace(self.redact(record.stack_info))
         for name in FIELDS:
-            value = record.__dict__.get(name)
+            value = fields.get(name)
             if isinstance(value, str):
-                record.__dict__[name] = self.redact(value)
+                fields[name] = self.redact(value)
         # Every other string a format may show (logger name, extra fields, …).
-        for name, value in list(record.__dict__.items()):
+        for name, value in list(fields.items()):
             if isinstance(value, str) and name not in _ESCAPED and CONTROL.search(value):
-                record.__dict__[name] = escape_controls(value)
+                fields[name] = escape_controls(value)
         return True
 
 
 _ESCAPED: Final = frozenset({"msg", "exc_text", "stack_info"})  # escaped above, their own way
+
+
+class Stamps:
+    """`time.strftime` of a record's second, remembered for the rest of that second:
+    a busy proxy writes hundreds of lines a second, all with the same stamp."""
+
+    def __init__(self, fmt: str, convert: Callable[[float | None], time.struct_time]) -> None:
+        self._fmt = fmt
+        self._convert = convert
+        self._last: tuple[int, str] = (-1, "")
+
+    def __call__(self, created: float) -> str:
+        second = int(created)
+        last = self._last
+        if last[0] != second:  # one tuple, swapped whole: a reader sees a matching pair
+            last = self._last = (second, time.strftime(self._fmt, self._convert(second)))
+        return last[1]
 
 
 class TextFormatter(logging.Formatter):
@@ -101,6 +142,12 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self, fmt: str = TEXT_FORMAT) -> None:
         super().__init__(fmt)
+        self._stamps = Stamps(self.default_time_format, self.converter)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        return f"{self._stamps(record.created)},{int(record.msecs):03d}"  # logging's own form
 
     def format(self, record: logging.LogRecord) -> str:
         return super().format(record).replace("\n", CONTINUATION)
@@ -109,10 +156,13 @@ class TextFormatter(logging.Formatter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and the request fields."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._stamps = Stamps("%Y-%m-%dT%H:%M:%S", time.gmtime)
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": f"{self._stamps(record.created)}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

@@ -13,6 +13,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 from starlette.datastructures import Headers
@@ -42,6 +43,14 @@ def request_id(scope: Scope) -> str:
     return found if isinstance(found, str) else new_request_id()
 
 
+def with_id(headers: list[tuple[bytes, bytes]], rid: str) -> list[tuple[bytes, bytes]]:
+    """`headers` with `X-Request-ID`, unless the app set one (the same list then)."""
+    for key, _ in headers:  # ASGI apps send lower-case names (Starlette's and ours do)
+        if key == b"x-request-id":
+            return headers
+    return [*headers, (b"x-request-id", rid.encode())]
+
+
 def note(scope: Scope, **fields: str) -> None:
     """Tell the request's log line something (its cache outcome, its error)."""
     scope.setdefault("state", {}).update(fields)
@@ -53,30 +62,26 @@ class RequestLog:
         self.metrics = metrics
         self.proxies = proxies
         # Metric children bound once per label set: labels() takes a lock each time.
-        self._bound: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._bound: dict[tuple[str, int], tuple[Callable[[], None], Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        state = scope.setdefault("state", {}) if scope["type"] == "http" else None
-        if state is None or "request_id" in state:  # not HTTP, or logged further out
+        started = time.perf_counter()
+        state = self.begin(scope) if scope["type"] == "http" else None
+        if state is None:  # not HTTP, or logged further out
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        rid = self._incoming(scope) or new_request_id()
-        state["request_id"] = rid
+        rid = state["request_id"]
         status, logged = 500, False
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, logged
             if message["type"] == "http.response.start":
                 status = message["status"]
-                raw = message.setdefault("headers", [])
-                # ASGI apps send lower-case names (Starlette's responses and ours do).
-                if not any(k == b"x-request-id" for k, _ in raw):
-                    message["headers"] = [*raw, (b"x-request-id", rid.encode())]
+                message["headers"] = with_id(message.setdefault("headers", []), rid)
             elif message["type"] == "http.response.body" and not message.get("more_body"):
                 # Logged before the last byte leaves, so the line is written by the time
                 # the client has its answer.
-                self._record(scope, state, status, time.perf_counter() - started)
+                self.record(scope, state, status, started)
                 logged = True
             await send(message)
 
@@ -84,7 +89,20 @@ class RequestLog:
             await self.app(scope, receive, send_with_id)
         finally:
             if not logged:  # no complete answer: an error, or the client went away
-                self._record(scope, state, status, time.perf_counter() - started)
+                self.record(scope, state, status, started)
+
+    def begin(self, scope: Scope) -> dict[str, str] | None:
+        """Give an HTTP request its id, in its state; None if a `RequestLog` further
+        out logs it (a proxy mounted in an app that logs its requests)."""
+        state: dict[str, str] = scope.setdefault("state", {})
+        if "request_id" in state:
+            return None
+        state["request_id"] = self._incoming(scope) or new_request_id()
+        return state
+
+    def record(self, scope: Scope, state: dict[str, str], status: int, started: float) -> None:
+        """The request's metrics and its one line (`started`: its `perf_counter`)."""
+        self._record(scope, state, status, time.perf_counter() - started)
 
     def _incoming(self, scope: Scope) -> str | None:
         """The `X-Request-ID` a trusted proxy sent, if it is a usable one."""
@@ -101,10 +119,10 @@ class RequestLog:
         bound = self._bound.get((route, status))
         if bound is None:
             bound = self._bound[route, status] = (
-                self.metrics.requests.labels(route, status),
+                self.metrics.tally.counter(self.metrics.requests.labels(route, status)),
                 self.metrics.request_seconds.labels(route),
             )
-        bound[0].inc()
+        bound[0]()
         bound[1].observe(seconds)
         level = logging.WARNING if status >= 500 else logging.INFO
         if not log.isEnabledFor(level):

@@ -9,6 +9,7 @@ scan of its headers.
 from __future__ import annotations
 
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import OriginNotAllowed
@@ -24,19 +25,24 @@ class OriginGuard:
         self.proxies = proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not any(k == b"origin" for k, _ in scope["headers"]):
-            await self.app(scope, receive, send)
+        refused = self.refusal(scope) if scope["type"] == "http" else None
+        if refused is not None:
+            await refused(scope, receive, send)
             return
+        await self.app(scope, receive, send)
+
+    def refusal(self, scope: Scope) -> Response | None:
+        """The error page for an HTTP request from an origin not allowed, else None."""
+        if not _sends_origin(scope):
+            return None
         headers = Headers(scope=scope)
         if self.allows(scope, headers, headers["origin"]):
-            await self.app(scope, receive, send)
-            return
-        response = error_response(
+            return None
+        return error_response(
             OriginNotAllowed(f"origin {headers['origin'][:100]!r} is not allowed"),
             scope,
             accept=headers.get("accept", ""),
         )
-        await response(scope, receive, send)
 
     def allows(self, scope: Scope, headers: Headers, value: str) -> bool:
         origin = parse_origin(value)
@@ -45,3 +51,11 @@ class OriginGuard:
         if self.policy.allows(origin):
             return True
         return origin == parse_origin(self.proxies.public_origin(scope, headers))
+
+
+def _sends_origin(scope: Scope) -> bool:
+    # A loop, not any() over a generator: this runs on every request.
+    for key, _ in scope["headers"]:  # noqa: SIM110
+        if key == b"origin":
+            return True
+    return False

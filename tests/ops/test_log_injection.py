@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.support import LeakScanner, scanning_client, wait_until
 from tests.support.processes import serve
-from widget_proxy.ops.logs import escape_controls, log_config
+from widget_proxy.ops.logs import RedactionFilter, escape_controls, log_config
 from widget_proxy.providers.returningai import ReturningAIStandIn
 
 MARK: Final = "FORGED"
@@ -137,3 +139,45 @@ def test_escape_controls() -> None:
     assert escape_controls("a\x00b\tc\x1fd\x7fe\x80f\x9fg\u2028h\u2029i") == (
         "a\\x00b\\x09c\\x1fd\\x7fe\\x80f\\x9fg\\u2028h\\u2029i"
     )
+
+
+# Pieces a record's text is made of, the dangerous ones included: parts of a secret,
+# a JWT's start, an email, control characters, the separators, plain text.
+SECRET: Final = "s3cr3t-value-0123456789"
+JWT: Final = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"
+PIECES: Final = [SECRET, SECRET[:8], SECRET[8:], JWT, "eyJhbGciOi", "eyJ", ".eyJzdWIi.", "x.yz",
+                 "a@example.com", "@", "\n", "\x1b[2J", "\x85", "\u2028", "\u00a0", " ", "GET",
+                 "/widget", "127.0.0.1", "é", "\t"]  # fmt: skip
+texts = st.lists(st.sampled_from(PIECES), max_size=6).map("".join)
+
+
+def filtered(log_emails: bool, message: str, path: str, client: str, extra: str) -> None:
+    """Whichever way the filter takes a record (most have nothing to redact or escape
+    and pass on as they are), what it carries is its text redacted, then escaped."""
+    redaction = RedactionFilter(secrets=[SECRET], log_emails=log_emails)
+    record = logging.LogRecord("widget_proxy", logging.INFO, __file__, 1, "%s", (message,), None)
+    record.__dict__.update(path=path, client_ip=client, status=200, custom=extra)
+
+    assert redaction.filter(record)
+
+    assert record.getMessage() == escape_controls(redaction.redact(message))
+    assert record.path == escape_controls(redaction.redact(path))
+    assert record.client_ip == escape_controls(redaction.redact(client))
+    assert record.custom == escape_controls(extra)  # shown by no format, escaped all the same
+    assert record.status == 200
+
+
+@pytest.mark.parametrize("log_emails", [False, True])
+@pytest.mark.parametrize("where", range(4))
+@pytest.mark.parametrize("piece", PIECES)
+def test_one_piece_anywhere_in_a_plain_record(piece: str, where: int, log_emails: bool) -> None:
+    fields = ["GET /widget 200", "/widget", "127.0.0.1", "plain"]
+    fields[where] = f"x {piece} y"
+    filtered(log_emails, *fields)
+
+
+@given(message=texts, path=texts, client=texts, extra=texts, log_emails=st.booleans())
+def test_any_mix_of_pieces(
+    message: str, path: str, client: str, extra: str, log_emails: bool
+) -> None:
+    filtered(log_emails, message, path, client, extra)

@@ -1,0 +1,167 @@
+"""`python -m bench.inprocess`: a warm page view's own cost, without the network.
+
+Calls the proxy's ASGI app directly (no uvicorn, no sockets, no load generator) with
+the scope uvicorn would build for a signed-in user's `GET /widget`, after warming
+every user, and prints µs per view for the whole app and for the limit's bare route,
+best of a few runs. Under `valgrind --tool=callgrind` (`--views` small) the
+instruction count per view is a figure the machine's noise doesn't move:
+
+    valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \\
+        .venv/bin/python -m bench.inprocess --views 2000 --runs 1 --only proxy
+
+The vendor is the Returning.AI stand-in, reached in process through httpx2's ASGI
+transport. Logging is as the server configures it (`LOG_LEVEL=INFO`, text lines),
+written to /dev/null, so the request line's cost is counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging.config
+import os
+import secrets
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx2
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bench.apps import StaticPage
+from bench.users import cookies
+from widget_proxy.application import create_app
+from widget_proxy.demo import demo_settings
+from widget_proxy.ops.logs import log_config
+from widget_proxy.providers.returningai import ReturningAIStandIn
+
+
+def scope_for(cookie: str) -> Scope:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "scheme": "http",
+        "method": "GET",
+        "root_path": "",
+        "path": "/widget",
+        "raw_path": b"/widget",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"user-agent", b"wrk"),
+            (b"accept", b"*/*"),
+            (b"cookie", cookie.encode()),
+        ],
+    }
+
+
+class Sink:
+    """The server's side of `send`: keeps the status, drops the bytes."""
+
+    def __init__(self) -> None:
+        self.status = 0
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+
+
+async def _receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def views(app: ASGIApp, cookie_values: Sequence[str], count: int) -> float:
+    """Seconds for `count` views, users in turn; every answer must be a 200."""
+    templates = [scope_for(c) for c in cookie_values]
+    sink = Sink()
+    receive: Receive = _receive
+    send: Send = sink
+    started = time.perf_counter()
+    for n in range(count):
+        template = templates[n % len(templates)]
+        scope = dict(template)  # uvicorn builds a new scope (and state) per request
+        scope["headers"] = list(template["headers"])
+        await app(scope, receive, send)
+        if sink.status != 200:
+            raise RuntimeError(f"view {n} answered {sink.status}")
+    return time.perf_counter() - started
+
+
+async def run(args: argparse.Namespace) -> dict[str, float]:
+    vendor = ReturningAIStandIn(
+        api_key="bench-key-" + secrets.token_hex(8),
+        community_id="bench",
+        signing_key=secrets.token_urlsafe(32),
+    )
+    settings = demo_settings(
+        vendor,
+        "http://127.0.0.1:9",
+        LOGIN_URL="",
+        RATE_LIMIT_PER_MINUTE="1000000000",
+        RATE_LIMIT_IP_PER_MINUTE="1000000000",
+        CACHE_URL="memory://",
+    )
+    if args.log:
+        sink = open(os.devnull, "w")  # noqa: SIM115, ASYNC230 (set-up, once)
+        config = log_config(level="INFO", secrets=settings.secrets)
+        config["handlers"]["stderr"]["stream"] = sink
+        logging.config.dictConfig(config)
+    else:
+        logging.getLogger("widget_proxy").setLevel(logging.WARNING)
+    app = create_app(settings, transport=httpx2.ASGITransport(app=vendor.app()))
+    users = cookies(settings.session_secret.reveal(), args.users)
+    results: dict[str, float] = {}
+    async with app.router.lifespan_context(app):
+        await views(app, users, len(users))  # warm: one signin per user, one page
+        body, headers = await _answer(app, users[0])
+        # The limit as the benchmark serves it (bench.apps.limit_app): one Starlette route.
+        limit_app = Starlette(routes=[Route("/widget", StaticPage(body, headers), methods=["GET"])])
+        limit: dict[str, ASGIApp] = {"limit": limit_app, "proxy": app}
+        for name, target in limit.items():
+            if args.only and name != args.only:
+                continue
+            best = min([await views(target, users, args.views) for _ in range(args.runs)])
+            results[name] = best / args.views * 1e6
+    return results
+
+
+async def _answer(app: ASGIApp, cookie: str) -> tuple[bytes, list[tuple[str, str]]]:
+    got: dict[str, Any] = {"body": b""}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            got["headers"] = [
+                (k.decode(), v.decode())
+                for k, v in message["headers"]
+                if k not in (b"content-length", b"x-request-id")
+            ]
+        else:
+            got["body"] += message.get("body", b"")
+
+    await app(scope_for(cookie), _receive, send)
+    return got["body"], got["headers"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.inprocess")
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--views", type=int, default=20000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", choices=("limit", "proxy"))
+    parser.add_argument("--no-log", dest="log", action="store_false", help="request lines off")
+    args = parser.parse_args(argv)
+    results = asyncio.run(run(args))
+    for name, micros in results.items():
+        print(f"{name:6} {micros:8.1f} µs per view")
+    if len(results) == 2:
+        print(f"ratio  {results['limit'] / results['proxy']:8.2f} x (limit time / proxy time)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
