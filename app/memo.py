@@ -120,7 +120,7 @@ class BoundedMemo(Generic[K, V]):
         found = self._entries.get(key)
         if found is None:
             return None
-        try:
+        try:  # noqa: SIM105 (suppress() costs a context manager on every hit)
             self._entries.move_to_end(key)
         except KeyError:  # evicted by another thread between the two calls: still a hit
             pass

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from typing import Any
 
 import jwt
 import pytest
 
 from tests.support import VALID, Clock
 from widget_proxy.cache import Keys, MemoryStore, TokenCache, TokenEntry
-from widget_proxy.cache.tokens import JwtLifetime, jwt_exp
+from widget_proxy.cache.tokens import MAX_TOKEN_LENGTH, JwtLifetime, jwt_exp
 from widget_proxy.errors import UpstreamBadResponse, UpstreamTimeout
+from widget_proxy.ops.metrics import Metrics
 from widget_proxy.providers.returningai.tokens import ReturningAITokens
 from widget_proxy.security.identity import Identity
 
@@ -128,15 +130,6 @@ async def test_a_token_shorter_than_the_margin_is_served_once_but_not_cached() -
     assert len(store) == 0
 
 
-async def test_an_already_expired_token_is_an_upstream_error() -> None:
-    clock = Clock()
-    vendor = Vendor(clock, lifetime=-5)
-    tokens, _ = cache(clock, vendor)
-
-    with pytest.raises(UpstreamBadResponse, match="already expired"):
-        await get(tokens)
-
-
 async def test_failed_signins_are_not_cached() -> None:
     clock = Clock()
     vendor = Vendor(clock)
@@ -227,3 +220,172 @@ def test_a_tokens_end_is_the_earlier_of_its_exp_and_its_stated_lifetime(
     entry = JwtLifetime(margin=60).entry(token, now, stated)
 
     assert entry.expires_at - now == served_for
+
+
+def events(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(f"widget_proxy_{name}_total", labels) or 0.0
+
+
+def counted_cache(
+    clock: Clock, vendor: Vendor, store: MemoryStore, **kw: Any
+) -> tuple[TokenCache[Identity], Metrics]:
+    """A token cache on `store` (another process's, when two share one), with its metrics."""
+    metrics = Metrics()
+    issuer = ReturningAITokens(
+        vendor,  # type: ignore[arg-type]  # only its signin is called
+        keys=Keys(VALID["SESSION_SECRET"]),
+        community_id=VALID["WIDGET_COMMUNITY_ID"],
+        clock=clock,
+    )
+    return TokenCache(store, issuer, metrics=metrics, clock=clock, **kw), metrics
+
+
+async def test_both_paths_serve_a_live_token_until_its_end_and_count_hits_and_misses() -> None:
+    clock = Clock()
+    vendor = Vendor(clock)  # 600 s: served for 540
+    tokens, metrics = counted_cache(clock, vendor, MemoryStore(100, clock=clock))
+    key = tokens.key(Identity("ann@example.com"))
+
+    assert tokens.cached(key) is None  # nothing yet, and no waiting for it
+    first = await tokens.fetch(key, Identity("ann@example.com"))
+    clock.now += 539
+    assert tokens.cached(key) == first
+    assert await tokens.fetch(key, Identity("ann@example.com")) == first
+    assert vendor.signins == 1
+    assert events(metrics, "cache_events", cache="token", outcome="hit") == 2
+    assert events(metrics, "cache_events", cache="token", outcome="miss") == 1
+
+    clock.now += 1  # its end: neither path serves it
+    assert tokens.cached(key) is None
+    assert await tokens.fetch(key, Identity("ann@example.com")) != first
+    assert vendor.signins == 2
+    assert events(metrics, "cache_events", cache="token", outcome="miss") == 2
+
+
+async def test_two_processes_on_one_store_sign_in_once() -> None:
+    clock = Clock()
+    vendor = Vendor(clock)
+    store = MemoryStore(100, clock=clock)
+    one, metrics = counted_cache(clock, vendor, store)
+    other, _ = counted_cache(clock, vendor, store)
+    key = one.key(Identity("ann@example.com"))
+
+    results = await asyncio.gather(
+        *(cache.fetch(key, Identity("ann@example.com")) for cache in (one, other, one, one))
+    )
+
+    assert len(set(results)) == 1
+    assert vendor.signins == 1
+    assert events(metrics, "coalesced_waiters", cache="token") == 2  # one's two joiners
+
+
+async def test_a_lock_is_held_for_the_lease_given() -> None:
+    clock = Clock()
+    vendor = Vendor(clock)
+    store = MemoryStore(100, clock=clock)
+    tokens, _ = counted_cache(clock, vendor, store, lease=3.0)
+    key = tokens.key(Identity("ann@example.com"))
+    vendor.fail = True
+    released = store.release
+
+    async def dies_holding_it(key: str, owner: str) -> None:  # the process died mid-issue
+        store.release = released  # type: ignore[method-assign]
+
+    store.release = dies_holding_it  # type: ignore[method-assign]
+    with pytest.raises(UpstreamTimeout):
+        await tokens.fetch(key, Identity("ann@example.com"))
+
+    clock.now += 2.9
+    assert await store.acquire(key, 1.0) is None  # still its lock
+    clock.now += 0.1
+    assert await store.acquire(key, 1.0) is not None  # its lease is over
+
+
+@pytest.mark.parametrize(("namespace", "prefix"), [("", "tok:"), ("cfg-2", "tok:cfg-2:")])
+def test_the_namespace_keeps_configurations_apart(namespace: str, prefix: str) -> None:
+    clock = Clock()
+    plain, _ = counted_cache(clock, Vendor(clock), MemoryStore(100, clock=clock))
+    spaced, _ = counted_cache(
+        clock, Vendor(clock), MemoryStore(100, clock=clock), namespace=namespace
+    )
+
+    key = spaced.key(Identity("ann@example.com"))
+
+    assert key == prefix + plain.key(Identity("ann@example.com")).removeprefix("tok:")
+
+
+@pytest.mark.parametrize(
+    ("length", "served"), [(MAX_TOKEN_LENGTH, True), (MAX_TOKEN_LENGTH + 1, False)]
+)
+async def test_a_token_longer_than_8192_characters_is_refused(length: int, served: bool) -> None:
+    clock = Clock()
+
+    class Long:
+        def cache_key(self, identity: Identity) -> str:
+            return "ann"
+
+        async def issue(self, identity: Identity) -> TokenEntry:
+            return TokenEntry("t" * length, clock.now + 300, clock.now)
+
+    tokens = TokenCache(MemoryStore(100, clock=clock), Long(), clock=clock)
+
+    if served:
+        assert len(await tokens.fetch("tok:ann", Identity("ann@example.com"))) == length
+        return
+    with pytest.raises(UpstreamBadResponse) as caught:
+        await tokens.fetch("tok:ann", Identity("ann@example.com"))
+    assert caught.value.detail == f"the issued token is {length} characters long (at most 8192)"
+
+
+async def test_a_token_that_ends_within_the_margin_is_served_not_cached_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    vendor = Vendor(clock, lifetime=60)  # exp exactly at the margin: ends now
+    store = MemoryStore(100, clock=clock)
+    tokens, _ = counted_cache(clock, vendor, store)  # the default margin, 60 s
+
+    with caplog.at_level("WARNING", logger="widget_proxy.cache"):
+        assert await get(tokens)
+
+    assert len(store) == 0
+    assert [r.getMessage() for r in caplog.records if r.name == "widget_proxy.cache"] == [
+        "the issued token lives less than TOKEN_REFRESH_MARGIN (60 s): not cached"
+    ]
+
+
+@pytest.mark.parametrize("lifetime", [0, -5])
+async def test_a_token_that_has_ended_is_an_upstream_error(lifetime: int) -> None:
+    clock = Clock()
+    tokens, _ = cache(clock, Vendor(clock, lifetime=lifetime))
+
+    with pytest.raises(UpstreamBadResponse, match=r"^the issued token is already expired$"):
+        await get(tokens)
+
+
+@pytest.mark.parametrize("exp_in", [None, 900])
+def test_an_issued_entry_travels_through_a_shared_store(exp_in: int | None) -> None:
+    now = 1_000_000.0
+    value = "opaque-token" if exp_in is None else jwt.encode({"exp": now + exp_in}, "k" * 32)
+    entry = JwtLifetime().entry(value, now)
+
+    assert TokenEntry.from_bytes(entry.to_bytes()) == entry
+    assert entry.issued_at == now
+
+
+async def test_a_token_is_never_served_past_its_end_whatever_the_stores_clock() -> None:
+    clock = Clock()
+    behind = Clock()
+    vendor = Vendor(clock)
+    # The shared store keeps entries by its own clock (Redis's), here 5 s behind ours.
+    store = MemoryStore(100, clock=lambda: behind.now)
+    tokens, _ = counted_cache(clock, vendor, store)
+    key = tokens.key(Identity("ann@example.com"))
+    first = await tokens.fetch(key, Identity("ann@example.com"))
+
+    clock.now += 540  # the token's end by our clock
+    behind.now = clock.now - 5
+
+    assert tokens.cached(key) is None
+    assert await tokens.fetch(key, Identity("ann@example.com")) != first
+    assert vendor.signins == 2

@@ -31,6 +31,8 @@ def page(script: str, *, head: str = "<head>") -> str:
         'window.__WIDGET_INIT__ = { s: "token: \\"\\"", list: [1, {token: ""}], token: "" };',
         'var other = { token: "" };\nwindow.__WIDGET_INIT__ = { token: "" };',
         'window . __WIDGET_INIT__ = { token: "", extra: `tpl ${1}` };',
+        'window.__WIDGET_INIT__ = { token: "", user: token };',  # a value named token
+        'window.__WIDGET_INIT__ = { token: "", b: f() || token };',
     ],
 )
 def test_finds_the_one_empty_token(script: str) -> None:
@@ -57,6 +59,8 @@ def test_finds_the_one_empty_token(script: str) -> None:
         (page('window.__OTHER__ = { token: "" };'), "placeholder missing"),
         (page('window.__WIDGET_INIT__ = { tokens: "" };'), "placeholder missing"),
         (page('window.__WIDGET_INIT__ = { token: "" ;'), "placeholder missing"),
+        (page('window.__WIDGET_INIT__ = { token: "", ...token };'), "placeholder missing"),
+        (page('window.__WIDGET_INIT__ = { token, "": 1 };'), "placeholder missing"),
         ('<script src="x.js">window.__WIDGET_INIT__ = { token: "" };</script>',
          "placeholder missing"),
         ('<script>window.__WIDGET_INIT__ = { token: "" }</script>'
@@ -159,8 +163,16 @@ DECOYS = {
     "<textarea>": f"<textarea><script>{DECOY}</script></textarea>",
     "<title>": f"<title><script>{DECOY}</script></title>",
     "<style>": f"<style><script>{DECOY}</script></style>",
+    "<style> not closed by a look-alike": f"<style></\u017ftyle><script>{DECOY}</script></style>",
+    "after <plaintext>": f"<plaintext><script>{DECOY}</script>",
+    "bogus comment <?…>": f"<?x <script>{DECOY}</script> ?>",
+    "bogus comment <!…>": f"<!x <script>{DECOY}</script> >",
+    "bogus comment </…>": f"</ <script>{DECOY}</script> >",
     "<noscript>": f"<noscript><script>{DECOY}</script></noscript>",
     "script data block": f'<script type="text/template">{DECOY}</script>',
+    "script in another language": f'<script language="vbscript">{DECOY}</script>',
+    "type after a space HTML keeps": f'<script type="\u00a0text/javascript">{DECOY}</script>',
+    "type that only begins like JavaScript": f'<script type="text/javascriptX">{DECOY}</script>',
     "external script": f'<script src="/x.js">{DECOY}</script>',
     "external script, src without a value": f"<script src>{DECOY}</script>",
     "script with a lookalike end tag": f'<script>s = "</\u017fcript><script>{DECOY}//";</script>',
@@ -222,21 +234,103 @@ def test_code_is_read_as_javascript_reads_it(script: str) -> None:
 @pytest.mark.parametrize(
     ("script", "reason"),
     [
-        ('x = function () {} / "/; ' + DECOY + '; //"; ' + REAL, "a `/` after `}`"),
-        ('x = await / "/; ' + DECOY + '; //"; ' + REAL, "a `/` after `await`"),
-        ('s = "unterminated\n' + REAL, "string literal never ends"),
-        ("t = `unterminated " + REAL, "template literal never ends"),
-        ("/* unterminated " + REAL, "comment never ends"),
-        ("r = /[/; " + REAL, "regex literal never ends"),
-        (REAL + " f(];", "closes nothing"),
-        (REAL + " f(", "`(` is never closed"),
+        ('x = function () {} / "/; ' + DECOY + '; //"; ' + REAL,
+         "a `/` after `}` may divide or start a regex"),
+        ('x = await / "/; ' + DECOY + '; //"; ' + REAL,
+         "a `/` after `await` may divide or start a regex"),
+        ('s = "unterminated\n' + REAL, "a string literal never ends"),
+        ("t = `unterminated " + REAL, "a template literal never ends"),
+        ("/* unterminated " + REAL, "a comment never ends"),
+        ("r = /[/; " + REAL, "a regex literal never ends"),
+        (REAL + " f(];", "a `]` closes nothing it opened"),
+        (REAL + " f(", "a `(` is never closed"),
     ],
-)
+)  # fmt: skip
 def test_a_script_read_with_doubt_has_no_placeholder(script: str, reason: str) -> None:
     with pytest.raises(UpstreamBadResponse, match="placeholder missing") as refused:
         split_page(page(script))
-    assert reason in str(refused.value)
-    assert "was not scanned" in str(refused.value)
+    assert str(refused.value).endswith(f"was not scanned: {reason}")
+
+
+# `/"/; <an assignment with ''>; //"` is a regular expression, code and a comment; read
+# as a division, everything from its `"` on is one string. Which one it is shows in
+# whether the page has a placeholder; where the tokens can't tell, the script is unread.
+SLASH = "/\"/; window.__WIDGET_INIT__ = { token: '' }; //\"\n"
+
+
+@pytest.mark.parametrize(
+    ("script", "module", "reads"),
+    [
+        ("SLASH", False, "regex"),  # the first token of the script
+        ("a SLASH", False, "division"),
+        ("a[0] SLASH", False, "division"),
+        ("(a) SLASH", False, "division"),  # a `(` that starts the script heads nothing
+        ("f(a) SLASH", False, "division"),
+        ("x = (a) SLASH", False, "division"),
+        ("if (a) SLASH", False, "regex"),
+        ("a.if(b) SLASH", False, "division"),  # a property named `if`
+        ("a?.if(b) SLASH", False, "division"),
+        ("a?.return SLASH", False, "division"),
+        ("'s' SLASH", False, "division"),
+        ("`t` SLASH", False, "division"),
+        ("/x/ SLASH", False, "division"),
+        ("a++ SLASH", False, "division"),
+        ("a-- SLASH", False, "division"),
+        ("a\n++SLASH", False, "regex"),  # a prefix `++` on the next line
+        ("async function f(ys) { if (a) b; else for await (const y of ys) SLASH}", False,
+         "regex"),
+        ("await SLASH", True, "regex"),  # a keyword in a module
+        ("await SLASH", False, "a `/` after `await` may divide or start a regex"),
+        ("for (const x of SLASH)", True, "a `/` after `of` may divide or start a regex"),
+    ],
+)  # fmt: skip
+def test_a_slash_is_read_by_the_token_before_it(script: str, module: bool, reads: str) -> None:
+    kind = ' type="module"' if module else ""
+    html = f"<script{kind}>{script.replace('SLASH', SLASH)}</script>"
+
+    if reads == "regex":
+        assert placeholder_at(html) == html.index("''")
+        return
+    with pytest.raises(UpstreamBadResponse, match="placeholder missing") as refused:
+        split_page(html)
+    if reads == "division":
+        assert "not scanned" not in str(refused.value)
+    else:
+        assert str(refused.value).endswith(f"was not scanned: {reads}")
+
+
+CODE = "window.__WIDGET_INIT__ = { token: '' }"  # a placeholder, where it is code
+
+
+@pytest.mark.parametrize(
+    ("script", "placeholders"),
+    [
+        ("--> " + CODE + "\n" + REAL, 1),  # the script's start is a line's start
+        ("x = 1 /* */ --> " + CODE + "\n", 1),  # no line break in the comment: code
+        ("x = 1 /*\n*/ --> " + CODE + "\n", 0),
+        ("x = 1 --> " + CODE, 1),
+        ("x = 1 /* " + CODE + " */; " + REAL, 1),
+        ('s = "*/"; /* ' + CODE + " */ " + REAL, 1),
+        ("/* one */ " + REAL + " /* two */", 1),
+        ("/**/ " + REAL + " /* x */", 1),
+        ("x = 2 */* " + CODE + " */ 3;\n" + REAL, 1),
+        ('/* c */"s"; ' + REAL, 1),
+        ("X = 1; " + REAL, 1),
+        ("x = `${/'/.source}`; " + REAL, 1),  # a `/` just inside `${` starts a regex
+        ("x = `${a}${b}` + " + REAL + "; y = `${ {} }`", 1),
+        (REAL + "; " + CODE, 2),
+    ],
+)
+def test_comments_and_line_starts(script: str, placeholders: int) -> None:
+    html = page(script)
+
+    if placeholders == 1:
+        assert placeholder_at(html) == html.rfind('""' if '""' in script else "''")
+        return
+    reason = "placeholder missing" if placeholders == 0 else f"{placeholders} token placeholders"
+    with pytest.raises(UpstreamBadResponse, match=reason) as refused:
+        split_page(html)
+    assert "not scanned" not in str(refused.value)
 
 
 def test_html_comments_are_code_in_a_module() -> None:
@@ -260,6 +354,9 @@ def test_html_comments_are_code_in_a_module() -> None:
         '<script language="JavaScript">',
         '<script type="module">',
         "<SCRIPT\tdefer>",
+        "<script type>",
+        "<script type='text/javascript'>",
+        "<script type=' module '>",
     ],
 )
 def test_an_inline_script_is_found_by_its_attributes(tag: str) -> None:
@@ -385,15 +482,31 @@ def test_the_served_page_has_exactly_one_token(token: str, decoys: list[tuple[st
     assert served.count(literal) == html.count(literal) + 1
 
 
-REAL = '<script>window.__WIDGET_INIT__ = { token: "" };</script>'
+SCRIPT = f"<script>{REAL}</script>"
 
 
 @pytest.mark.parametrize(
     ("html", "why"),
     [
-        (f"<!-- {REAL} --!> {REAL}", "`--!>` ends a comment too"),
-        (f"<!--> {REAL}", "`<!-->` is a whole, empty comment"),
-        (f"<!---> {REAL}", "and so is `<!--->`"),
+        (f"<!-- {SCRIPT} --!> {SCRIPT}", "`--!>` ends a comment too"),
+        (f"<!--> {SCRIPT}", "`<!-->` is a whole, empty comment"),
+        (f"<!---> {SCRIPT}", "and so is `<!--->`"),
+        (f"<!----!> {SCRIPT}", "and `<!----!>`"),
+        (f"{SCRIPT}<!-- never closed", "a comment may run to the end of the file"),
+        (f'{SCRIPT}<img src="x"', "and so may a tag"),
+        (f"<script>s = 'unterminated\n</script>{SCRIPT}", "an unread script hides no other"),
+        (
+            f"<script><!--<script></script>-->\n{REAL}</script>",
+            "`<!--<script>` hides a `</script>`, up to the `-->`",
+        ),
+        (f"<script><!-->s = '<script>';</script>{SCRIPT}", "`<!-->` hides nothing"),
+        (f"<script><!--\n-->\n{REAL}</script>", "a `-->` in a script ends its `<!--`"),
+        (f"<!doctype html>1 < 2 {SCRIPT}", "a `<` before a space is text"),
+        (f"<?x><script>{REAL}</script>", "a bogus comment ends at its `>`"),
+        (f"{SCRIPT}<?never closed", "or at the end of the file"),
+        (f"{SCRIPT}<textarea>never closed", "raw text may run to the end of the file"),
+        (f"{SCRIPT}<title>x</title ", "and an end tag may never close"),
+        (f"<title>x</TITLE>{SCRIPT}", "end tags are case-insensitive"),
         (
             '<script>if (a) /"/.test(b); window.__WIDGET_INIT__ = { token: "" };</script>',
             "after `if (…)` a slash starts a regular expression",
@@ -419,3 +532,41 @@ def test_the_scanner_reads_comments_and_slashes_as_the_browser_does(html: str, w
     rendered = page.render("T").decode()
     assert rendered.count('"T"') == 1, why
     assert rendered.index('"T"') > rendered.rindex("__WIDGET_INIT__") - 40, why
+
+
+def test_a_page_without_a_placeholder_is_named_in_the_log() -> None:
+    html = f"<script>s = '\n{REAL}</script><p><script>t = `{REAL}</script>"
+
+    with pytest.raises(UpstreamBadResponse) as refused:
+        split_page(html)
+
+    first, second = html.index("s = "), html.index("t = ")
+    assert str(refused.value) == (
+        "the widget page has no empty token in window.__WIDGET_INIT__ (placeholder missing)"
+        f"; the script at offset {first} was not scanned: a string literal never ends"
+        f"; the script at offset {second} was not scanned: a template literal never ends"
+    )
+
+
+@pytest.mark.parametrize("tag", ["svg", "math", "select"])
+def test_no_script_after_an_untracked_element_is_scanned(tag: str) -> None:
+    with pytest.raises(UpstreamBadResponse) as refused:
+        split_page(f"<{tag}></{tag}>{SCRIPT}")
+
+    assert str(refused.value).endswith(f"was not scanned: it comes after a <{tag}>")
+
+
+def test_base_href_is_escaped_as_an_attribute() -> None:
+    head = split_page(SCRIPT, base_href='https://w/?q="x"&a=<b>').head.decode()
+
+    assert head.startswith('<base href="https://w/?q=&quot;x&quot;&amp;a=&lt;b&gt;">')
+
+
+@given(token=st.text())
+def test_any_token_is_an_exact_inert_literal(token: str) -> None:
+    literal = js_string(token)
+
+    assert json.loads(literal) == token
+    assert literal.isascii()
+    assert not set(literal) & set("<>&`$/'\u2028\u2029")
+    assert literal[0] == literal[-1] == '"'

@@ -326,3 +326,113 @@ def test_the_identity_header_is_oauth2_proxys_unless_configured() -> None:
     assert HeaderIdentity(proxies=proxies).identity(scope, {}) == Identity(EMAIL)
     custom = HeaderIdentity(proxies=proxies, header="X-User")
     assert custom.identity(scope, {}) == Identity("b@example.com")
+
+
+# What the browser is told (a 400's message carries the reason) for each unusable email.
+REASONS = [
+    (7, "the session email is not a string"),
+    ("", "the session email is 0 characters long (1-254)"),
+    ("a@" + "b" * 253, "the session email is 255 characters long (1-254)"),
+    ("ann @example.com", "the session email has whitespace, control or non-ASCII characters"),
+    ("ann@exämple.com", "the session email has whitespace, control or non-ASCII characters"),
+    ("ann.example.com", "the session email must have exactly one '@'"),
+    ("a@b@example.com", "the session email must have exactly one '@'"),
+    ("@example.com", "the session email's local part must be 1-64 characters"),
+    ("a" * 65 + "@example.com", "the session email's local part must be 1-64 characters"),
+    ("a..b@example.com", "the session email's local part must be letters, digits,"
+     " !#$%&'*+-/=?^_`{|}~ and single dots between them"),
+    ("ann@-example.com", "the session email's domain is malformed"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("email", "reason"), REASONS)
+def test_an_unusable_email_is_refused_with_its_reason(email: object, reason: str) -> None:
+    with pytest.raises(InvalidEmail) as caught:
+        validate_email(email)
+
+    assert caught.value.detail == reason
+    assert caught.value.message == f"{InvalidEmail.public} ({reason})"
+
+
+def test_an_identity_without_a_user_id_is_known_by_its_email() -> None:
+    assert Identity("ann@example.com").user_id == "ann@example.com"
+    assert Identity("ann@example.com", user_id="u-7").user_id == "u-7"
+
+
+@pytest.mark.parametrize(
+    ("headers", "outcome"),
+    [
+        ([], None),  # none sent: anonymous
+        ([(b"x-auth-request-email", b"")], None),
+        ([(b"x-auth-request-email", EMAIL.encode())], EMAIL),
+        ([(b"x-auth-request-email", EMAIL.encode())] * 2, "x-auth-request-email was sent 2 times"),
+        ([(b"x-auth-request-email", EMAIL.encode())] * 3, "x-auth-request-email was sent 3 times"),
+    ],
+)
+def test_the_identity_header_is_read_once_or_refused(
+    headers: list[tuple[bytes, bytes]], outcome: str | None
+) -> None:
+    from widget_proxy.errors import BadRequest
+    from widget_proxy.security.forwarded import TrustedProxies, parse_networks
+    from widget_proxy.security.identity import HeaderIdentity
+
+    source = HeaderIdentity(proxies=TrustedProxies(parse_networks("127.0.0.1")))
+    scope = {"type": "http", "client": ("127.0.0.1", 50000), "headers": headers}
+
+    if outcome is None or "@" in outcome:
+        expected = None if outcome is None else Identity(outcome)
+        assert source.identity(scope, {}) == expected
+        return
+    with pytest.raises(BadRequest) as caught:
+        source.identity(scope, {})
+    assert caught.value.detail == outcome
+
+
+def session_of(data: object) -> str:
+    """A session cookie holding `data` as JSON, as Starlette's SessionMiddleware signs it."""
+    return signed(json.dumps(data).encode())
+
+
+@pytest.mark.parametrize(
+    ("session", "user_id", "metadata"),
+    [
+        ({"email": EMAIL, "user": {"id": 7}, "plan": "gold"}, "7", (("plan", "gold"),)),
+        ({"email": EMAIL, "user": {"id": "u-1"}}, "u-1", ()),
+        ({"email": EMAIL, "user": {"id": True}}, EMAIL, ()),  # not a bool: the email
+        ({"email": EMAIL, "user": {"id": [7]}}, EMAIL, ()),
+        ({"email": EMAIL, "user": "identity"}, EMAIL, ()),  # not an object to look in
+        ({"email": EMAIL, "plan": 3}, EMAIL, ()),  # a claim that isn't text is left out
+    ],
+)
+def test_the_user_id_and_claims_are_read_from_their_paths(
+    session: dict[str, object], user_id: str, metadata: tuple[tuple[str, str], ...]
+) -> None:
+    sessions = reader(user_id_key=("user", "id"), metadata_keys=(("plan",),))
+
+    identity = sessions.identity(SCOPE, {"cookie": f"session={session_of(session)}"})
+
+    assert identity == Identity(EMAIL, user_id=user_id, metadata=metadata)
+
+
+def test_without_a_user_id_path_the_email_is_the_user_id() -> None:
+    cookie = session_of({"email": EMAIL, "user": {"id": 7}})
+
+    assert reader().identity(SCOPE, {"cookie": f"session={cookie}"}) == Identity(EMAIL)
+
+
+@pytest.mark.parametrize("headers", [{}, {"cookie": "other=1"}, {"cookie": "session="}])
+def test_no_session_cookie_is_anonymous(headers: dict[str, str]) -> None:
+    assert reader().identity(SCOPE, headers) is None
+    assert reader().session(headers) is None
+
+
+@pytest.mark.parametrize("data", [{"email": ""}, {"email": None}, {"name": "ann"}])
+def test_a_session_without_an_email_is_anonymous(data: dict[str, object]) -> None:
+    assert reader().identity(SCOPE, {"cookie": f"session={session_of(data)}"}) is None
+
+
+def test_a_signed_session_that_is_not_an_object_is_no_session() -> None:
+    headers = {"cookie": f"session={session_of(['email', EMAIL])}"}
+
+    assert reader().session(headers) is None
+    assert reader().identity(SCOPE, headers) is None

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx2
 import pytest
 
-from tests.support import Clock
+from widget_proxy.__version__ import __version__
 from widget_proxy.errors import (
     CircuitOpen,
+    UpstreamBadResponse,
     UpstreamBadStatus,
     UpstreamBusy,
     UpstreamError,
     UpstreamRejectedKey,
+    UpstreamTimeout,
     UpstreamUnavailable,
 )
-from widget_proxy.upstream.breaker import Breaker, BreakerPolicy
-from widget_proxy.upstream.client import HttpClient, Retries
+from widget_proxy.ops.metrics import CIRCUIT_STATES, Metrics
+from widget_proxy.upstream.breaker import BreakerPolicy
+from widget_proxy.upstream.client import HttpClient, Limits, Reply, Retries, Timeouts
 
 URL = "https://widgets.example.com/store/w-1"
 
@@ -39,7 +44,7 @@ class Script:
 
 
 def client(
-    handler: Callable[[httpx2.Request], httpx2.Response],
+    handler: Callable[[httpx2.Request], httpx2.Response | Awaitable[httpx2.Response]],
     *,
     retries: int = 2,
     deadline: float = 8.0,
@@ -155,95 +160,6 @@ async def test_breakers_are_per_origin() -> None:
     assert http.breaker("https://other.example/x").state == "closed"
 
 
-def test_breaker_lifecycle() -> None:
-    clock = Clock()
-    breaker = Breaker("https://w.example", failures=3, cooldown=30, clock=clock)
-
-    for _ in range(2):
-        breaker.failed(breaker.before())
-    breaker.succeeded(breaker.before())  # a success resets the count
-    for _ in range(3):
-        breaker.failed(breaker.before())
-    assert breaker.state == "open"
-    with pytest.raises(CircuitOpen):
-        breaker.before()
-
-    clock.now += 30
-    assert breaker.state == "half-open"
-    probe = breaker.before()
-    assert probe.probe is True  # the probe
-    with pytest.raises(CircuitOpen):
-        breaker.before()  # everyone else waits for its verdict
-    breaker.failed(probe)
-    assert breaker.state == "open"  # the probe failed: open again
-
-    clock.now += 30
-    probe = breaker.before()
-    assert probe.probe is True
-    breaker.ended(probe)  # the probe was cancelled: another may go
-    probe = breaker.before()
-    assert probe.probe is True
-    breaker.succeeded(probe)
-    assert breaker.state == "closed"
-    assert breaker.before().probe is False
-
-
-def test_a_half_open_breaker_lets_the_whole_probing_request_through() -> None:
-    import contextvars
-
-    from widget_proxy.upstream.breaker import one_caller
-
-    clock = Clock()
-    breaker = Breaker("https://w.example", failures=1, cooldown=30, clock=clock)
-    breaker.failed(breaker.before())
-    clock.now += 30
-
-    def probing_request() -> tuple[bool, bool]:
-        one_caller()
-        signin, page = breaker.before(), breaker.before()  # two calls of one request
-        return signin.probe, page.probe
-
-    assert contextvars.copy_context().run(probing_request) == (True, False)
-    with pytest.raises(CircuitOpen):
-        contextvars.copy_context().run(probing_request)  # another request waits
-
-
-def test_one_caller_failing_again_and_again_opens_no_circuit() -> None:
-    import contextvars
-
-    from widget_proxy.upstream.breaker import one_caller
-
-    breaker = Breaker("https://w.example", failures=3, cooldown=30, clock=Clock())
-
-    def request(user: str) -> None:
-        one_caller(user)
-        breaker.failed(breaker.before())
-
-    for _ in range(10):  # one user whose signin the vendor keeps refusing with a 5xx
-        contextvars.copy_context().run(request, "tok:one-user")
-    assert breaker.state == "closed"  # everybody else is still served
-    for user in ("tok:two", "tok:three"):
-        contextvars.copy_context().run(request, user)
-    assert breaker.state == "open"  # three different callers failed in a row
-
-
-def test_only_the_probe_closes_an_open_circuit() -> None:
-    clock = Clock()
-    breaker = Breaker("https://w.example", failures=1, cooldown=30, clock=clock)
-    slow = breaker.before()  # begun while all was well
-    breaker.failed(breaker.before())
-    assert breaker.state == "open"
-
-    breaker.succeeded(slow)  # it answers now, but began before the circuit opened
-
-    assert breaker.state == "open"
-    clock.now += 30
-    breaker.failed(slow)  # and its late failure doesn't reopen a half-open circuit
-    assert breaker.state == "half-open"
-    breaker.succeeded(breaker.before())
-    assert breaker.state == "closed"
-
-
 @pytest.mark.anyio
 async def test_a_call_whose_own_retries_open_the_circuit_reports_its_own_failure() -> None:
     script = Script(REFUSED)
@@ -273,96 +189,357 @@ def test_the_backoff_doubles_up_to_its_cap(monkeypatch: pytest.MonkeyPatch) -> N
     assert http._retry_delay(UpstreamUnavailable("x"), 0, deadline) is None  # not retryable
 
 
+@pytest.mark.anyio
+async def test_by_default_five_failed_callers_open_the_circuit_for_thirty_seconds() -> None:
+    metrics = Metrics()
+    script = Script(REFUSED)
+    http = HttpClient(
+        retries=Retries(retries=0), metrics=metrics, transport=httpx2.MockTransport(script)
+    )
+
+    def gauge() -> float | None:
+        labels = {"origin": "https://widgets.example.com"}
+        return metrics.registry.get_sample_value("widget_proxy_circuit_state", labels)
+
+    for _ in range(4):
+        with pytest.raises(UpstreamUnavailable):
+            await call(http)
+    assert gauge() == CIRCUIT_STATES["closed"]
+    with pytest.raises(UpstreamUnavailable):
+        await call(http)
+    assert gauge() == CIRCUIT_STATES["open"]
+    with pytest.raises(CircuitOpen) as caught:
+        await call(http)
+    assert caught.value.retry_after == "30"
+    assert script.attempts == 5
+
+
+def not_gzip() -> httpx2.Response:
+    """A body that says it is gzip and isn't."""
+    gzip = {"content-encoding": "gzip"}
+    return httpx2.Response(200, headers=gzip, stream=httpx2.ByteStream(b"not gzip"))
+
+
+# Which answers say the upstream is unwell: they count against its circuit breaker.
+@pytest.mark.anyio
 @pytest.mark.parametrize(
-    ("value", "seconds"),
+    ("answer", "opens"),
     [
-        ("120", "120"),
-        (" 7 ", "7"),
-        ("999999999", "999999999"),  # nine digits: the longest taken as given
-        ("9999999999", None),  # ten: nonsense
-        ("-5", None),
-        ("soon", None),
-        (None, None),
-        ("Wed, 21 Oct 2015 07:28:00 GMT", "0"),  # a date in the past: come back now
+        pytest.param(httpx2.Response(500), True, id="500"),
+        pytest.param(httpx2.Response(502), True, id="502"),
+        pytest.param(httpx2.Response(503), True, id="503"),
+        pytest.param(REFUSED, True, id="refused"),
+        pytest.param(httpx2.ReadTimeout("slow"), True, id="timeout"),
+        pytest.param(httpx2.Response(400), False, id="400"),
+        pytest.param(httpx2.Response(401), False, id="401-the-key"),
+        pytest.param(httpx2.Response(429), False, id="429"),
+        pytest.param(not_gzip(), False, id="undecodable-body"),
     ],
 )
-def test_retry_after_is_read_as_delay_seconds_or_a_date(
-    value: str | None, seconds: str | None
+async def test_what_counts_against_the_breaker(
+    answer: httpx2.Response | Exception, opens: bool
 ) -> None:
-    from widget_proxy.upstream.answers import retry_after as _retry_after
+    http = client(Script(answer), failures=1, retries=0)
 
-    assert _retry_after(value) == seconds
+    with pytest.raises(UpstreamError):
+        await call(http)
 
-
-def test_retry_after_as_a_date_in_the_future() -> None:
-    import email.utils
-
-    from widget_proxy.upstream.answers import retry_after as _retry_after
-
-    when = email.utils.formatdate(time.time() + 90, usegmt=True)
-
-    assert _retry_after(when) in {"89", "90", "91"}
+    assert http.breaker(URL).state == ("open" if opens else "closed")
 
 
-def test_a_retry_goes_only_while_the_breaker_admits_the_call() -> None:
-    clock = Clock()
-    breaker = Breaker("https://w.example", failures=1, cooldown=30, clock=clock)
-    early = breaker.before()  # a call under way while all is well
-    breaker.failed(breaker.before())
-    clock.now += 30
-    probe = breaker.before()
-
-    assert breaker.admits(probe)
-    assert not breaker.admits(early)  # half-open, and not the probe: no more attempts
-    breaker.ended(early)  # its end says nothing about the probe
-    with pytest.raises(CircuitOpen):
-        breaker.before()  # still one probe at a time
-    breaker.succeeded(probe)
-    assert breaker.admits(early)  # closed again: anyone may retry
-
-
-def test_a_failure_from_before_the_last_opening_is_not_counted() -> None:
-    clock = Clock()
-    breaker = Breaker("https://w.example", failures=2, cooldown=30, clock=clock)
-    stale = breaker.before()
-    for _ in range(2):
-        breaker.failed(breaker.before())
-    clock.now += 30
-    breaker.succeeded(breaker.before())  # the probe closes it again
-    assert breaker.state == "closed"
-
-    breaker.failed(stale)  # began two breaker generations ago
-    breaker.failed(breaker.before())  # one fresh failure
-
-    assert breaker.state == "closed"  # one current failure is not two
-
-
-def test_an_open_circuit_says_when_to_come_back() -> None:
-    clock = Clock()
-    breaker = Breaker("https://w.example", failures=1, cooldown=30, clock=clock)
-    breaker.failed(breaker.before())
-
-    clock.now += 10
-    with pytest.raises(CircuitOpen) as caught:
-        breaker.before()
-    assert caught.value.retry_after == "20"
-    clock.now += 19.5
-    with pytest.raises(CircuitOpen) as caught:
-        breaker.before()
-    assert caught.value.retry_after == "1"  # half a second left: one, never zero
-
-
-def test_the_breaker_logs_which_origin_opened_and_closed(caplog: pytest.LogCaptureFixture) -> None:
-    clock = Clock()
-    breaker = Breaker("https://w.example", failures=2, cooldown=30, clock=clock)
-    with caplog.at_level("WARNING", logger="widget_proxy.upstream"):
-        for _ in range(2):
-            breaker.failed(breaker.before())
-        clock.now += 30
-        breaker.succeeded(breaker.before())
-
-    assert (
-        "circuit to https://w.example opened after failed calls from 2 callers in a row;"
-        " refusing calls for 30 s" in caplog.text
+@pytest.mark.anyio
+async def test_one_log_line_and_one_count_per_call_however_many_attempts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = Metrics()
+    script = Script(httpx2.Response(502), httpx2.Response(504), OK, REFUSED)
+    http = HttpClient(
+        retries=Retries(retries=2), metrics=metrics, transport=httpx2.MockTransport(script)
     )
-    assert "circuit to https://w.example closed: the upstream answers again" in caplog.text
+
+    with caplog.at_level("INFO", logger="widget_proxy.upstream"):
+        assert await call(http) == 200
+        with pytest.raises(UpstreamUnavailable):
+            await call(http)
+
+    def calls(outcome: str) -> float | None:
+        labels = {"kind": "signin", "outcome": outcome}
+        return metrics.registry.get_sample_value("widget_proxy_upstream_calls_total", labels)
+
+    assert (calls("ok"), calls("upstream_unavailable")) == (1, 1)
+    seconds = metrics.registry.get_sample_value(
+        "widget_proxy_upstream_duration_seconds_count", {"kind": "signin"}
+    )
+    assert seconds == 2
+    lines = [r.getMessage() for r in caplog.records if r.name == "widget_proxy.upstream"]
+    assert len(lines) == 2
+    assert re.fullmatch(r"upstream signin answered 200 in \d+ ms", lines[0])
+    assert re.fullmatch(
+        r"upstream signin failed after \d+ ms: signin connection failed \(ConnectError\)"
+        r" \(after 3 attempts\)",
+        lines[1],
+    )
+    assert [r.levelname for r in caplog.records if r.name == "widget_proxy.upstream"] == [
+        "INFO",
+        "WARNING",
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_retry_stops_when_others_opened_the_circuit_meanwhile() -> None:
+    attempts = 0
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        nonlocal attempts
+        attempts += 1
+        breaker = http.breaker(URL)
+        breaker.failed(breaker.before())  # another request's call fails meanwhile
+        return httpx2.Response(502)
+
+    http = client(answer, failures=1, retries=2)
+
+    with pytest.raises(UpstreamBadStatus) as caught:
+        await call(http)
+
+    assert caught.value.detail == "signin answered 502 (after 1 attempts; then the circuit opened)"
+    assert attempts == 1
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_probe_lets_the_next_call_probe() -> None:
+    mode = "refuse"
+    release, entered = asyncio.Event(), asyncio.Event()
+
+    async def upstream(request: httpx2.Request) -> httpx2.Response:
+        if mode == "refuse":
+            raise REFUSED
+        if mode == "hang":
+            entered.set()
+            await release.wait()
+        return OK
+
+    http = client(upstream, failures=1, retries=0, cooldown=0)
+    with pytest.raises(UpstreamUnavailable):
+        await call(http)  # opens the circuit; with no cooldown, the next call probes
+    mode = "hang"
+    probe = asyncio.ensure_future(call(http))
+    await entered.wait()
+    probe.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await probe
+
+    mode = "answer"
+    assert await call(http) == 200  # not refused: the cancelled probe let another go
+    assert http.breaker(URL).state == "closed"
+
+
+class Pages:
+    """An upstream of pages by path; records every request it receives."""
+
+    def __init__(self, pages: dict[str, httpx2.Response]) -> None:
+        self.pages = pages
+        self.requests: list[httpx2.Request] = []
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        self.requests.append(request)
+        return self.pages[request.url.path]
+
+
+def moved(to: str, status: int = 302) -> httpx2.Response:
+    return httpx2.Response(status, headers={"location": to})
+
+
+async def page(http: HttpClient, headers: dict[str, str] | None = None) -> Reply:
+    return await http.call("page", "GET", URL, headers=headers or {}, params={"color": "dark"})
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_page_follows_redirects_within_its_origin(status: int) -> None:
+    upstream = Pages({"/store/w-1": moved("/a", status), "/a": moved("b"), "/b": OK})
+    http = client(upstream)
+
+    reply = await page(http)
+
+    assert (reply.status, reply.text, reply.url) == (200, "{}", "https://widgets.example.com/b")
+    assert [str(r.url) for r in upstream.requests] == [
+        URL + "?color=dark",  # the query is the first URL's; a redirect names its own
+        "https://widgets.example.com/a",
+        "https://widgets.example.com/b",
+    ]
+
+
+@pytest.mark.anyio
+async def test_redirects_are_followed_three_times_at_most() -> None:
+    hops = {"/store/w-1": moved("/1"), "/1": moved("/2"), "/2": moved("/3")}
+    three = Pages({**hops, "/3": OK})
+    four = Pages({**hops, "/3": moved("/4"), "/4": OK})
+
+    assert (await page(client(three))).status == 200
+    with pytest.raises(UpstreamBadStatus) as caught:
+        await page(client(four))
+
+    assert caught.value.detail == "page redirected more than 3 times"
+    assert len(four.requests) == 4
+
+
+@pytest.mark.anyio
+async def test_a_post_is_not_redirected() -> None:
+    upstream = Pages({"/store/w-1": moved("/elsewhere")})
+
+    with pytest.raises(UpstreamBadStatus) as caught:
+        await call(client(upstream))
+
+    assert caught.value.detail == "signin answered 302"
+    assert len(upstream.requests) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("headers", "outcome"),
+    [
+        ({"if-none-match": '"v1"'}, 304),
+        ({"if-modified-since": "Wed, 21 Oct 2015 07:28:00 GMT"}, 304),
+        ({}, "page answered 304"),  # unasked for, a 304 is a bad answer
+    ],
+)
+async def test_not_modified_is_an_answer_only_to_a_conditional_request(
+    headers: dict[str, str], outcome: int | str
+) -> None:
+    http = client(Pages({"/store/w-1": httpx2.Response(304, headers={"etag": '"v1"'})}))
+
+    if isinstance(outcome, int):
+        reply = await page(http, headers)
+        assert (reply.status, reply.text, reply.headers["etag"]) == (304, "", '"v1"')
+        assert reply.url == URL
+        return
+    with pytest.raises(UpstreamBadStatus) as caught:
+        await page(http, headers)
+    assert caught.value.detail == outcome
+
+
+async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+def streamed(*parts: bytes) -> httpx2.Response:
+    """A body sent in chunks, with no Content-Length."""
+    return httpx2.Response(200, content=chunks(*parts))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("body", "fits"),
+    [
+        pytest.param(lambda: httpx2.Response(200, content=b"x" * 100), True, id="declared-100"),
+        pytest.param(lambda: httpx2.Response(200, content=b"x" * 101), False, id="declared-101"),
+        pytest.param(
+            lambda: httpx2.Response(200, headers={"content-length": "101"}, content=chunks(b"x")),
+            False,
+            id="declares-101-sends-1",
+        ),
+        pytest.param(
+            lambda: httpx2.Response(200, content=chunks(b"x" * 60, b"x" * 40)),
+            True,
+            id="chunked-100",
+        ),
+        pytest.param(
+            lambda: httpx2.Response(200, content=chunks(b"x" * 60, b"x" * 41)),
+            False,
+            id="chunked-101",
+        ),
+    ],
+)
+async def test_a_body_over_the_limit_is_refused(
+    body: Callable[[], httpx2.Response], fits: bool
+) -> None:
+    script = Script(body())
+    http = HttpClient(limits=Limits(max_bytes=100), transport=httpx2.MockTransport(script))
+
+    if fits:
+        assert (await page(http)).text == "x" * 100
+        return
+    with pytest.raises(UpstreamBadResponse) as caught:
+        await page(http)
+    assert caught.value.detail == "page body is larger than 100 bytes"
+    assert script.attempts == 1  # not retried
+
+
+@pytest.mark.anyio
+async def test_an_undecodable_body_is_a_bad_response() -> None:
+    with pytest.raises(UpstreamBadResponse) as caught:
+        await page(client(Script(not_gzip())))
+
+    assert caught.value.detail == "page body could not be decoded"
+
+
+@pytest.mark.anyio
+async def test_the_body_is_read_in_its_declared_charset() -> None:
+    latin = httpx2.Response(
+        200,
+        headers={"content-type": "text/html; charset=ISO-8859-1"},
+        content="é".encode("latin-1"),
+    )
+
+    assert (await page(client(Script(latin)))).text == "é"
+
+
+@pytest.mark.anyio
+async def test_what_the_upstream_receives() -> None:
+    upstream = Pages({"/store/w-1": OK})
+    http = client(upstream)
+
+    await http.call(
+        "signin", "POST", URL, headers={"x-api-key": "k"}, content=b'{"email": "a@b.c"}'
+    )
+
+    sent = upstream.requests[0]
+    assert (sent.method, sent.content) == ("POST", b'{"email": "a@b.c"}')
+    assert sent.headers["x-api-key"] == "k"
+    assert sent.headers["user-agent"] == f"widget-proxy/{__version__}"
+
+
+@pytest.mark.anyio
+async def test_a_call_waits_for_a_free_connection_no_longer_than_the_pool_timeout() -> None:
+    release, entered = asyncio.Event(), asyncio.Event()
+
+    async def busy(request: httpx2.Request) -> httpx2.Response:
+        entered.set()
+        await release.wait()
+        return OK
+
+    http = HttpClient(
+        timeouts=Timeouts(pool=0.05),
+        limits=Limits(max_connections=1),
+        breaker=BreakerPolicy(failures=1),
+        transport=httpx2.MockTransport(busy),
+    )
+    first = asyncio.ensure_future(page(http))
+    await entered.wait()
+
+    with pytest.raises(UpstreamTimeout) as caught:
+        await page(http)  # the one connection is taken
+
+    assert caught.value.detail == "page found no free connection within 0.05 s"
+    release.set()
+    assert (await first).status == 200
+    assert http.breaker(URL).state == "closed"  # a wait of ours says nothing of the vendor
+    assert (await page(http)).status == 200  # the slot was given back
+
+
+@pytest.mark.anyio
+async def test_a_response_hook_hears_every_answer_retries_and_redirects_included() -> None:
+    heard: list[int] = []
+
+    async def hook(response: httpx2.Response) -> None:
+        heard.append(response.status_code)
+
+    upstream = Pages({"/store/w-1": moved("/a"), "/a": httpx2.Response(502)})
+    http = client(upstream, retries=1)
+    http.on_response(hook)
+
+    with pytest.raises(UpstreamBadStatus):
+        await page(http)
+
+    assert heard == [302, 502, 302, 502]
