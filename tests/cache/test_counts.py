@@ -7,7 +7,9 @@ worker, sharing a redis-server started for the test.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 import redis
@@ -330,3 +332,288 @@ async def test_a_sync_sends_at_most_100_keys_a_round_trip(clock: Clock) -> None:
     assert sorted(key for batch, _, _ in store.batches for key, _ in batch) == sorted(
         f"u{n}" for n in range(250)
     )
+
+
+# --- against a shared store the test controls ------------------------------------------
+
+
+class Others:
+    """A shared store where the other processes counted `others` (slot → events) on every
+    key: it adds what it is sent, answers the totals, and can fail or hold a round trip."""
+
+    def __init__(self, others: dict[int, int] | None = None) -> None:
+        self.others = others or {}
+        self.totals: dict[str, dict[int, int]] = {}
+        self.batches: list[list[tuple[str, dict[int, int]]]] = []
+        self.failures = 0
+        self.hold: asyncio.Event | None = None
+
+    async def add_counts(
+        self, batch: Sequence[tuple[str, dict[int, int]]], *, oldest: int, keep: float
+    ) -> list[dict[int, int]] | None:
+        self.batches.append(list(batch))
+        if self.hold is not None:
+            await self.hold.wait()
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("the store is down")
+        answer = []
+        for key, counts in batch:
+            totals = self.totals.setdefault(key, dict(self.others))
+            for slot, n in counts.items():
+                totals[slot] = totals.get(slot, 0) + n
+            answer.append({slot: n for slot, n in totals.items() if slot >= oldest})
+        return answer
+
+
+def counting(clock: Clock, store: Others, **kw: Any) -> WindowCounters:
+    counters = WindowCounters(shared=store, clock=clock, **kw)
+    _running.append(counters)
+    return counters
+
+
+async def started(counters: WindowCounters) -> asyncio.Task[None]:
+    """A sync, under way: its batch has left (and waits on the store's `hold`)."""
+    task = asyncio.ensure_future(counters.sync())
+    for _ in range(3):
+        await asyncio.sleep(0)
+    return task
+
+
+# (seconds after the sync, admitted of 10 at a limit of 10, then the wait at a limit of 8)
+# for a view synced at 0 s holding 3 events of the slot 0-5 s, 4 of 5-10 s, 1 of 10-15 s:
+# each leaves the window a minute after its slot, sliding out over the slot's 5 s.
+MOVED = [
+    (62.5, 3, 3.75),  # half of the first slot still in: 6.5 seen
+    (67.5, 7, 7.5),  # the first gone, half of the second in: 3 seen
+    (72.5, 9, 57.5 + 10 / 9),  # half of the third in; the 9 just admitted leave last
+    (80.0, 10, 60.0 + 3 / 10 * WIDTH),  # all gone
+]
+
+
+@pytest.mark.parametrize(("at", "allowed", "wait"), MOVED)
+async def test_a_view_synced_before_the_window_moved(
+    clock: Clock, at: float, allowed: int, wait: float
+) -> None:
+    slot = int(clock.now // WIDTH)
+    store = Others({slot: 2, slot + 1: 4, slot + 2: 1})
+    counters = counting(clock, store, sync_interval=3600, eager=False)
+    start = clock.now
+    counters.throttle("u", 10)  # the third of the first slot
+    await counters.sync()
+
+    clock.now = start + at
+
+    assert admitted(counters, 10, limit=10) == allowed
+    assert counters.throttle("u", 8) == pytest.approx(wait)
+
+
+async def test_own_counts_of_a_slot_partly_out_of_the_window_still_count(clock: Clock) -> None:
+    counters = process(clock)
+    start = clock.now
+    admitted(counters, 3, limit=10)
+    clock.now += WIDTH
+    admitted(counters, 4, limit=10)
+
+    clock.now = start + 60 + WIDTH + WIDTH / 2  # the 3 are out, half of the 4 still in
+
+    assert admitted(counters, 10, limit=10) == 8
+
+
+async def test_counts_since_a_sync_and_the_view_leave_the_window_together(clock: Clock) -> None:
+    counters = counting(clock, Others(), sync_interval=3600, eager=False)
+    admitted(counters, 3, limit=10)
+    await counters.sync()  # the view: the 3
+    admitted(counters, 2, limit=10)  # pending: 2 more in the same slot
+
+    # 2 of the 5 must leave: 2/5 of the slot's width after the minute.
+    assert counters.throttle("u", 4) == pytest.approx(60 + 2 / 5 * WIDTH)
+
+
+# (limit, admitted, the first refusal's wait) after a sync whose view holds 1 event: by
+# default a busy key is held at half the room its view leaves until the next sync.
+@pytest.mark.parametrize(("limit", "allowed", "wait"), [(11, 5, 1.0), (12, 5, 1.0), (13, 6, 1.0)])
+async def test_by_default_a_busy_key_waits_for_a_sync_at_half_its_room(
+    clock: Clock, limit: int, allowed: int, wait: float
+) -> None:
+    counters = counting(clock, Others())
+    counters.throttle("u", limit)
+    await counters.sync()
+
+    waits = [counters.throttle("u", limit) for _ in range(limit)]
+
+    assert waits.count(0.0) == allowed
+    assert waits[allowed] == wait
+
+
+# (sync interval, limit, seconds since the last sync, events then, synced early?)
+EARLY = [
+    (None, 1000, 1.9, 2, False),  # by default a view is recent for 2 s (two intervals)
+    (None, 1000, 2.0, 2, False),
+    (None, 1000, 2.1, 2, True),  # older: the key's second event syncs it
+    (0.5, 1000, 0.9, 2, False),
+    (0.5, 1000, 1.1, 2, True),
+    (None, 13, 0.0, 3, False),  # a quarter of the room (12) not yet taken here
+    (None, 13, 0.0, 4, True),  # a quarter taken: synced ahead of the interval
+]
+
+
+@pytest.mark.parametrize(("interval", "limit", "age", "events", "early"), EARLY)
+async def test_when_a_key_is_synced_ahead_of_the_interval(
+    clock: Clock, interval: float | None, limit: int, age: float, events: int, early: bool
+) -> None:
+    store = Others()
+    counters = counting(clock, store, **({} if interval is None else {"sync_interval": interval}))
+    counters.throttle("u", limit)
+    await counters.sync()
+    clock.now += age
+
+    assert admitted(counters, events, limit) == events
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+    assert len(store.batches) == (2 if early else 1)
+
+
+async def test_with_the_store_down_a_busy_key_gets_all_its_room(clock: Clock) -> None:
+    store = Others()
+    counters = counting(clock, store)
+    counters.throttle("u", 11)
+    await counters.sync()  # answered: the view holds the 1
+    store.failures = 1
+    counters.throttle("u", 11)
+    await counters.sync()  # failed: nothing waits for a sync that can't come
+
+    assert admitted(counters, 11, limit=11) == 9  # 11, less the 2 counted before
+
+
+async def test_events_admitted_during_a_failed_sync_are_sent_with_its_counts(
+    clock: Clock,
+) -> None:
+    store = Others()
+    counters = counting(clock, store, sync_interval=3600, eager=False)
+    slot = int(clock.now // WIDTH)
+    admitted(counters, 3, limit=10)
+    store.hold, store.failures = asyncio.Event(), 1
+    failing = await started(counters)
+    admitted(counters, 2, limit=10)  # while the batch travels
+    store.hold.set()
+    await failing
+    store.hold = None
+
+    await counters.sync()
+
+    assert store.batches == [[("u", {slot: 3})], [("u", {slot: 5})]]  # the 3 failed
+
+
+async def test_a_failed_sync_is_logged_with_its_cause(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Others()
+    store.failures = 1
+    counters = counting(clock, store, sync_interval=3600)
+    counters.throttle("u", 10)
+
+    with caplog.at_level(logging.DEBUG, logger="widget_proxy.cache"):
+        await counters.sync()
+
+    [record] = [r for r in caplog.records if r.name == "widget_proxy.cache"]
+    assert record.getMessage() == "rate count sync failed"
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], ConnectionError)
+
+
+async def test_a_failed_batch_does_not_stop_the_next(clock: Clock) -> None:
+    store = Others()
+    store.failures = 1
+    counters = counting(clock, store, sync_interval=3600)
+    for n in range(150):
+        counters.throttle(f"u{n}", 10)
+
+    await counters.sync()
+    assert [len(batch) for batch in store.batches] == [100, 50]  # the first failed
+    await counters.sync()
+
+    assert [len(batch) for batch in store.batches] == [100, 50, 100]
+    assert sorted(store.totals) == sorted(f"u{n}" for n in range(150))
+
+
+async def test_the_oldest_slot_still_partly_in_the_window_is_sent(clock: Clock) -> None:
+    store = Others()
+    counters = counting(clock, store, sync_interval=3600, eager=False)
+    slot = int(clock.now // WIDTH)
+    admitted(counters, 3, limit=10)
+    clock.now += 60  # the slot leaves the window over the next 5 s
+
+    await counters.sync()
+
+    assert store.batches == [[("u", {slot: 3})]]
+
+
+async def test_the_least_recently_used_key_is_forgotten(clock: Clock) -> None:
+    counters = WindowCounters(max_keys=2, clock=clock)
+    steps = [("a", True), ("b", True), ("a", False), ("c", True), ("b", True), ("c", False)]
+
+    # b was least recently used when c came; then a, when b came back.
+    assert [(key, counters.throttle(key, 1) == 0) for key, _ in steps] == steps
+    assert counters.throttle("a", 1) == 0
+
+
+async def test_a_forgotten_key_forgets_its_shared_view_too(clock: Clock) -> None:
+    slot = int(clock.now // WIDTH)
+    counters = counting(clock, Others({slot: 2}), max_keys=1)
+    assert counters.throttle("a", 3) == 0
+    await counters.sync()  # the view: 3, a's limit
+    assert counters.throttle("b", 3) == 0  # a is forgotten
+
+    # a starts afresh: neither its old view nor its view's age count.
+    assert [counters.throttle("a", 3) for _ in range(2)] == [0.0, 0.0]
+
+
+async def test_a_key_forgotten_before_its_sync_is_sent_empty(clock: Clock) -> None:
+    store = Others()
+    counters = counting(clock, store, max_keys=1, sync_interval=3600, eager=False)
+    slot = int(clock.now // WIDTH)
+    counters.throttle("a", 10)
+    counters.throttle("b", 10)  # a is forgotten, counts and all
+
+    await counters.sync()
+
+    assert sorted(store.batches[0]) == [("a", {}), ("b", {slot: 1})]
+
+
+async def test_a_sync_answered_while_the_keys_are_full_remembers_no_more(clock: Clock) -> None:
+    slot = int(clock.now // WIDTH)
+    store = Others({slot: 5})
+    counters = counting(clock, store, max_keys=1, sync_interval=3600, eager=False)
+    counters.throttle("a", 6)
+    store.hold = asyncio.Event()
+    syncing = await started(counters)
+    counters.throttle("b", 6)  # the one key this process may hold, while a's batch travels
+    store.hold.set()
+    await syncing
+
+    assert counters.throttle("a", 6) == 0.0  # a's answer (6: its limit) was not kept
+
+
+async def test_the_background_sync_sends_what_was_counted(clock: Clock) -> None:
+    store = Others()
+    counters = counting(clock, store, sync_interval=0)
+    slot = int(clock.now // WIDTH)
+    counters.throttle("u", 10)
+
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+    assert store.batches == [[("u", {slot: 1})]]
+
+
+async def test_a_key_used_after_its_sync_is_the_most_recently_used(clock: Clock) -> None:
+    counters = counting(clock, Others(), max_keys=2, sync_interval=3600, eager=False)
+    counters.throttle("a", 10)
+    await counters.sync()  # a's counts are in its view now, none pending
+    assert counters.throttle("b", 1) == 0.0
+    assert counters.throttle("a", 10) == 0.0  # a, used again: b is the least recently used
+
+    assert counters.throttle("c", 10) == 0.0  # b is forgotten
+    assert counters.throttle("b", 1) == 0.0
