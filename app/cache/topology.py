@@ -139,16 +139,17 @@ def _node(raw: str, kind: Kind) -> tuple[str, int]:
     return host, int(port)
 
 
-def redis_client(url: str) -> Client:
+def redis_client(url: str, *, timeout: float = TIMEOUT) -> Client:
     """The asyncio client for a CACHE_URL: it owns its pools (and sentinels), so
-    `aclose()` closes everything it opened."""
+    `aclose()` closes everything it opened. (`timeout`: the proxy's is TIMEOUT; a
+    test of what a topology does, not of how fast, may give a loaded machine more.)"""
     where = topology(url)
-    timeouts: dict[str, Any] = {"socket_timeout": TIMEOUT, "socket_connect_timeout": TIMEOUT}
+    timeouts: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
     if where.kind == "single":
         # A blocking pool queues a burst instead of failing it: redis-py's default
         # pool raises as soon as its connections are all in use.
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=MAX_CONNECTIONS, timeout=TIMEOUT, **timeouts
+            url, max_connections=MAX_CONNECTIONS, timeout=timeout, **timeouts
         )
         return aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
     tls: dict[str, Any] = {}
@@ -179,7 +180,7 @@ def redis_client(url: str) -> Client:
             connection_pool_class=BlockingSentinelPool,
             db=where.db,
             max_connections=MAX_CONNECTIONS,
-            timeout=TIMEOUT,
+            timeout=timeout,
             retry=OnceMore(),
             **auth,
             **tls,
