@@ -113,16 +113,20 @@ class Server:
                 return
 
     def stop(self) -> None:
-        """SIGTERM for a graceful stop, then SIGKILL for anything left in its session."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            with suppress(subprocess.TimeoutExpired):
-                self.process.wait(STOP_TIMEOUT)
-        # The server leads its own process group (start_new_session), so the group
-        # id is its pid: this reaches forked workers, and nothing of anyone else's.
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        self.process.wait(STOP_TIMEOUT)
+        stop_session(self.process)
+
+
+def stop_session(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM for a graceful stop, then SIGKILL for anything left in its session."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(STOP_TIMEOUT)
+    # The process leads its own process group (start_new_session), so the group id is
+    # its pid: this reaches what it forked (workers, a sync), and nothing of anyone else's.
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(STOP_TIMEOUT)
 
 
 def die_with_parent() -> None:

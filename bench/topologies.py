@@ -15,14 +15,12 @@ then SIGKILL for anything left in its session. Nothing here imports from tests/.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Final
 
@@ -30,7 +28,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bench.http import HOST
-from bench.processes import STOP_TIMEOUT, die_with_parent, free_port
+from bench.processes import die_with_parent, free_port, stop_session
 
 START_TIMEOUT: Final = 30.0
 SERVICE: Final = "bench-master"
@@ -84,15 +82,7 @@ class RedisProcess:
                               socket_timeout=2)  # fmt: skip
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL for anything left in its session (a fork for a sync)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            with suppress(subprocess.TimeoutExpired):
-                self.process.wait(STOP_TIMEOUT)
-        # It leads its own process group (start_new_session): its id is the pid.
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(STOP_TIMEOUT)
+        stop_session(self.process)
 
 
 async def until(

@@ -263,6 +263,22 @@ def warm(a: Served, b: Served, vendor: ReturningAIStandIn, scanner: LeakScanner)
                 assert view(client, proxy, email, vendor) == ""
 
 
+def rode_it_out(
+    load: Load, probe_failures: list[str], counter: SigninCounter, proxies: tuple[Served, ...]
+) -> None:
+    """What an outage under load must leave: no failed page view or probe, one warning
+    and one recovery line per process, and no warm user signed in again (their tokens
+    stayed in each process)."""
+    probes = [n for email, n in counter.signins.items() if email.startswith("probe")]
+    fresh = sum(n for email, n in counter.signins.items() if email.startswith("fresh"))
+    print(f"{load.views} page views, {fresh} of new users; probes' signins: {probes}")
+    assert load.failures == []
+    assert probe_failures == []
+    for proxy in proxies:
+        assert (lines(proxy, UNREACHABLE), lines(proxy, REACHABLE)) == (1, 1), proxy.url
+    assert all(counter.signins[email] == 1 for email in USERS)
+
+
 def test_a_sentinel_failover_under_load_fails_no_page_view(
     tmp_path: Path,
     vendor: ReturningAIStandIn,
@@ -295,16 +311,8 @@ def test_a_sentinel_failover_under_load_fails_no_page_view(
 
         degraded = [ready(client, proxy)["degraded"] for proxy in (a, b)]
 
-    probes = [n for email, n in counter.signins.items() if email.startswith("probe")]
-    fresh = sum(n for email, n in counter.signins.items() if email.startswith("fresh"))
-    print(f"{load.views} page views, {fresh} of new users; probes' signins: {probes}")
-    assert load.failures == []
-    assert probe_failures == []
+    rode_it_out(load, probe_failures, counter, (a, b))
     assert degraded == [{}, {}]
-    for proxy in (a, b):
-        assert (lines(proxy, UNREACHABLE), lines(proxy, REACHABLE)) == (1, 1), proxy.url
-    # Warm users were never signed in again: their tokens stayed in each process.
-    assert all(counter.signins[email] == 1 for email in USERS)
 
 
 def test_a_cluster_node_restart_under_load_fails_no_page_view(
@@ -334,17 +342,10 @@ def test_a_cluster_node_restart_under_load_fails_no_page_view(
 
         answers = [ready(client, proxy) for proxy in (a, b)]
 
-    probes = [n for email, n in counter.signins.items() if email.startswith("probe")]
-    fresh = sum(n for email, n in counter.signins.items() if email.startswith("fresh"))
-    print(f"{load.views} page views, {fresh} of new users; probes' signins: {probes}")
-    assert load.failures == []
-    assert probe_failures == []
+    rode_it_out(load, probe_failures, counter, (a, b))
     for answer in answers:
         assert answer["degraded"] == {}
         assert answer["cache"] == {"topology": "cluster", "nodes": 3}
-    for proxy in (a, b):
-        assert (lines(proxy, UNREACHABLE), lines(proxy, REACHABLE)) == (1, 1), proxy.url
-    assert all(counter.signins[email] == 1 for email in USERS)
 
 
 LIMIT = 20
