@@ -163,7 +163,7 @@ def redis_client(url: str, *, timeout: float = TIMEOUT) -> Client:
         # refusal or a reset (a restarted node, or a master just demoted by a planned
         # failover), never after a timeout: a failing call fails about as fast as one
         # to a single server (one TIMEOUT per node that doesn't answer).
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(
             list(where.nodes),
             sentinel_kwargs={
                 **timeouts,
