@@ -29,7 +29,7 @@ from .cache.counts import WindowCounters
 from .cache.pages import Fetch
 from .cache.store import Store
 from .fastpath import ProxyApp
-from .ops.health import CacheCensus, MetricsEndpoint, Readiness, healthz
+from .health import CacheCensus, MetricsEndpoint, Readiness, healthz
 from .ops.metrics import Metrics
 from .ops.requestlog import RequestLog
 from .options import canonical

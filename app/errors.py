@@ -1,4 +1,5 @@
-"""Every way a widget request can fail, and what the browser is told.
+"""Every way a widget request can fail, and what the browser is told; and the two
+errors of the command line.
 
     WidgetProxyError                 status  what the browser sees
     ├── RequestError                 4xx     the request itself is wrong
@@ -6,6 +7,7 @@
     │   ├── InvalidEmail             400     the session's email can't be sent upstream
     │   ├── NotAuthenticated         401     no session (or a redirect to LOGIN_URL)
     │   ├── OriginNotAllowed         403     an Origin header outside ALLOWED_ORIGINS
+    │   ├── IncompleteSession        403     the session lacks a value the vendor's token needs
     │   ├── UnknownWidget            404     a widget this proxy does not serve
     │   ├── RateLimited              429     too many requests from this user or IP
     │   └── HeadersTooLarge          431     the request's headers are over MAX_HEADER_BYTES
@@ -22,6 +24,12 @@
 (the detail is built from our own checks); for an upstream error it stays generic.
 `detail` is for the log line. Neither ever holds an upstream body, the API key or a
 token.
+
+Outside the request path (nothing a browser sees):
+
+    SettingsError                    the configuration is unusable: every problem at once
+                                     (start-up, a reload, `widget-proxy check`)
+    StepFailed                       a step of `widget-proxy check` failed; the check stops
 """
 
 from __future__ import annotations
@@ -149,3 +157,24 @@ class UpstreamTimeout(UpstreamError):
     status = 504
     public = "The widget service took too long to answer. Please try again later."
     code = "upstream_timeout"
+
+
+class SettingsError(Exception):
+    """Raised when the configuration is unusable; lists every problem at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class StepFailed(Exception):
+    """A step of `widget-proxy check` failed; the check stops here.
+
+    `reason` is printed as it is: it names no secret and no token (at most a fingerprint).
+    """
+
+    def __init__(self, step: str, reason: str, hint: str = "") -> None:
+        super().__init__(reason)
+        self.step = step
+        self.reason = reason
+        self.hint = hint

@@ -20,10 +20,9 @@ from dotenv import dotenv_values
 
 from .cache import url_secrets
 from .delivery.page import Color
+from .errors import SettingsError
 from .options import (
     Option,
-    Secret,
-    SettingsError,
     option,
     options_of,
     parse_options,
@@ -32,6 +31,7 @@ from .options import (
 )
 from .options import parsers as p
 from .providers import DEFAULT_PROVIDER, PROVIDERS, Provider, VendorSettings
+from .secret import Secret
 from .security.forwarded import Network
 from .security.origins import OriginPolicy, OriginRule
 

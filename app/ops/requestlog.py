@@ -13,13 +13,12 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Protocol
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..security.forwarded import TrustedProxies
 from .metrics import Metrics
 
 log = logging.getLogger("widget_proxy")
@@ -56,8 +55,19 @@ def note(scope: Scope, **fields: str) -> None:
     scope.setdefault("state", {}).update(fields)
 
 
+class Proxies(Protocol):
+    """Which peers are trusted proxies, and the client behind them
+    (`security.forwarded.TrustedProxies`, handed in by `create_app`)."""
+
+    def peer(self, scope: Scope) -> str: ...
+
+    def trusts(self, address: str) -> bool: ...
+
+    def client_ip(self, scope: Scope, headers: Mapping[str, str]) -> str: ...
+
+
 class RequestLog:
-    def __init__(self, app: ASGIApp, metrics: Metrics, proxies: TrustedProxies) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, proxies: Proxies) -> None:
         self.app = app
         self.metrics = metrics
         self.proxies = proxies

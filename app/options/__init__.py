@@ -16,41 +16,13 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Final, TypeVar, dataclass_transform
 
+# Re-exported: a settings group declares its secret fields with it.
+from ..secret import Secret as Secret
+
 T = TypeVar("T")
 
 # A secret file holds one key or password; anything much larger is the wrong file.
 MAX_SECRET_FILE: Final = 64 * 1024
-
-
-class Secret:
-    """A string that never shows itself in a repr, str, log line or traceback."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-class SettingsError(Exception):
-    """Raised when the configuration is unusable; lists every problem at once."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 @dataclass(frozen=True, slots=True)

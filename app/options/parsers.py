@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 
 from ..cache.topology import topology
 from ..delivery.page import COLORS, Color
+from ..secret import Secret
 from ..security.forwarded import Network, parse_networks
 from ..security.origins import OriginRule
-from . import Secret
 
 # A single path segment: no slash, no dot-segment, nothing that needs escaping.
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._~-]{0,127}")

@@ -26,22 +26,21 @@ from ..cache.pages import Fetch, PageCache
 from ..cache.tokens import JwtLifetime, TokenIssuer
 from ..delivery.loader import TemplatePages, loader_pages
 from ..delivery.page import PageSource
-from ..ops.checklist import Steps
 from ..ops.metrics import Metrics
-from ..options import Secret
+from ..secret import Secret
 from ..security.identity import Identity
 from ..upstream.client import HttpClient
+from .checking import Steps
 
 # What a visitor who is not signed in gets (with ALLOW_ANONYMOUS): the same token as
 # everyone ("shared": the token names no user), or the widget without one ("tokenless").
 Anonymous = Literal["shared", "tokenless"] | None
 
 S = TypeVar("S", bound="VendorSettings")
-S_contra = TypeVar("S_contra", bound="VendorSettings", contravariant=True)
 
 
 class VendorSettings(Protocol):
-    """A vendor's group of settings: fields declared with `settings.fields.option`."""
+    """A vendor's group of settings: fields declared with `options.option`."""
 
     def problems(self) -> list[str]:
         """What no single setting of the group shows (e.g. one needed only in one mode)."""

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from ..errors import UpstreamRejectedKey
 from ..ops.metrics import Metrics
-from ..options import Secret
+from ..secret import Secret
 
 log = logging.getLogger("widget_proxy.upstream")
 
@@ -48,11 +48,6 @@ class KeyRing:
     def key(self) -> Secret:
         """The key in use."""
         return self._keys[self._in_use][1]
-
-    @property
-    def in_use(self) -> str:
-        """The setting whose key is used first, e.g. WIDGET_API_KEY_NEXT."""
-        return self._keys[self._in_use][0]
 
     @property
     def rotating(self) -> bool:

@@ -36,7 +36,7 @@ from tests.support.redis import (
     restart_node,
 )
 from widget_proxy.cache import MemoryStore, TieredStore
-from widget_proxy.ops.health import CacheCensus
+from widget_proxy.health import CacheCensus
 from widget_proxy.ops.metrics import Metrics
 from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.servers import BackgroundServer

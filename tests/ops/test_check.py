@@ -22,8 +22,8 @@ import pytest
 
 from tests.support import Fault, FaultyUpstream, Hang, LeakScanner, Respond
 from tests.support.processes import run_check
+from widget_proxy.check.checklist import Checklist
 from widget_proxy.demo import stand_in
-from widget_proxy.ops.checklist import Checklist
 from widget_proxy.providers.hissuno import HissunoStandIn
 from widget_proxy.providers.neuroon import NeuroonStandIn
 from widget_proxy.providers.returningai import ReturningAIStandIn

@@ -22,9 +22,9 @@ from tests.support import EMAIL, UNLIMITED, LeakScanner, Proxy
 from widget_proxy import create_app
 from widget_proxy.cache import Keys, MemoryStore, PageCache
 from widget_proxy.cache.tokens import JwtLifetime
+from widget_proxy.check.checklist import Checklist, Steps
 from widget_proxy.demo import demo_settings
 from widget_proxy.errors import UpstreamRejectedKey
-from widget_proxy.ops.checklist import Checklist, Steps
 from widget_proxy.options import Secret, options_of
 from widget_proxy.providers import PROVIDERS, Parts, Provider, StandIn, Vendor
 from widget_proxy.security.identity import Identity

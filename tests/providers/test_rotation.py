@@ -21,9 +21,9 @@ from tests.support import EMAIL, UNLIMITED, LeakScanner
 from widget_proxy.application import vendor_namespace
 from widget_proxy.cache import Keys, MemoryStore, PageCache
 from widget_proxy.cache.tokens import JwtLifetime
+from widget_proxy.check.checklist import Checklist, Steps
 from widget_proxy.demo import demo_settings
-from widget_proxy.errors import UpstreamRejectedKey
-from widget_proxy.ops.checklist import Checklist, StepFailed, Steps
+from widget_proxy.errors import StepFailed, UpstreamRejectedKey
 from widget_proxy.ops.metrics import Metrics
 from widget_proxy.providers import PROVIDERS, Parts, StandIn
 from widget_proxy.security.identity import Identity

@@ -7,8 +7,8 @@ import secrets
 from collections.abc import Awaitable
 from typing import Final
 
-from ...ops.checklist import Steps
 from ..base import Parts, Vendor
+from ..checking import Steps
 from .check import check
 from .settings import HissunoSettings
 from .standin import HissunoStandIn

@@ -6,8 +6,9 @@ from __future__ import annotations
 import jwt
 
 from ...cache.keys import Keys
-from ...ops.checklist import StepFailed, Steps
+from ...errors import StepFailed
 from ...security.identity import Identity
+from ..checking import Steps
 from .settings import HissunoSettings
 from .tokens import HissunoTokens
 

@@ -3,8 +3,9 @@ widget's bundle and chat API are."""
 
 from __future__ import annotations
 
-from ...options import Secret, option, settings_group
+from ...options import option, settings_group
 from ...options import parsers as p
+from ...secret import Secret
 
 
 @settings_group

@@ -10,7 +10,7 @@ import jwt
 
 from ...cache.keys import Keys
 from ...cache.tokens import TokenEntry
-from ...options import Secret
+from ...secret import Secret
 from ...security.identity import Identity
 
 

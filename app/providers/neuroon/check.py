@@ -3,8 +3,8 @@ and the loader script."""
 
 from __future__ import annotations
 
-from ...ops.checklist import Steps, utc
 from ...security.identity import ANONYMOUS
+from ..checking import Steps, utc
 from .settings import NeuroonSettings
 from .tokens import neuroon_tokens
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from ...options import Secret, option, settings_group
+from ...options import option, settings_group
 from ...options import parsers as p
+from ...secret import Secret
 
 # Neuroon accepts a shop token for 24 h after its timestamp, and it can't be renewed.
 TOKEN_LIFETIME: Final = 24 * 3600

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from ...cache.tokens import TokenEntry
 from ...errors import UpstreamBadResponse
 from ...ops.metrics import Metrics
-from ...options import Secret
+from ...secret import Secret
 from ...security.identity import Identity
 from ...upstream.client import HttpClient
 from ...upstream.keyring import KeyRing

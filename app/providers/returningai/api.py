@@ -11,7 +11,7 @@ from ...delivery.inject import split_page
 from ...delivery.page import Color
 from ...errors import UpstreamBadResponse
 from ...ops.metrics import Metrics
-from ...options import Secret
+from ...secret import Secret
 from ...upstream.client import HttpClient
 from ...upstream.keyring import KeyRing
 from .settings import ReturningAISettings

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ...ops.checklist import StepFailed, Steps
+from ...errors import StepFailed
+from ..checking import Steps
 from .api import returningai_api
 from .settings import ReturningAISettings
 

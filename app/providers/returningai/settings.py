@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ...options import Secret, option, settings_group
+from ...options import option, settings_group
 from ...options import parsers as p
+from ...secret import Secret
 from .widgets import WIDGET_TYPES, Widget, widget_list, widget_type
 
 

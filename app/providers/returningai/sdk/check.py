@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from ....cache.keys import Keys
-from ....ops.checklist import StepFailed, Steps
+from ....errors import StepFailed
 from ....security.identity import Identity
 from ....upstream.client import HttpClient
+from ...checking import Steps
 from .settings import ReturningAISdkSettings
 from .tokens import access_key_tokens
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from ....options import Secret, option, settings_group
+from ....options import option, settings_group
 from ....options import parsers as p
+from ....secret import Secret
 
 # The widget types of the SDK, each with its own element (`<rai-{element}-widget>`).
 ELEMENTS: Final = {

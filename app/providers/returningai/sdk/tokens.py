@@ -17,7 +17,7 @@ from ....cache.keys import Keys
 from ....cache.tokens import JwtLifetime, TokenEntry
 from ....errors import IncompleteSession, UpstreamBadResponse
 from ....ops.metrics import Metrics
-from ....options import Secret
+from ....secret import Secret
 from ....security.identity import Identity
 from ....upstream.client import HttpClient
 from ....upstream.keyring import KeyRing

@@ -1,8 +1,9 @@
 """The tools of `widget-proxy check`'s steps: the checklist a merchant reads, and the
 steps every vendor shares (connect, time a call, judge a JWT's exp, fetch a script).
 
-A vendor's own steps (`providers/*/check.py`) are written with these; `ops.check`
-runs them. No secret and no token is ever printed: at most a fingerprint.
+`Steps` is the kit a vendor's own steps (`providers/*/check.py`) are written against
+(`providers.checking.Steps`); the command (`check/__init__.py`) runs them. No secret
+and no token is ever printed: at most a fingerprint.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
-from datetime import UTC, datetime
 from typing import TextIO, TypeVar
 from urllib.parse import urlsplit
 
@@ -22,21 +22,12 @@ import httpx2
 
 from ..cache.tokens import jwt_exp
 from ..delivery.page import Color
-from ..errors import UpstreamError, UpstreamRejectedKey
-from ..options import Secret
+from ..errors import StepFailed, UpstreamError, UpstreamRejectedKey
+from ..providers.checking import utc
+from ..secret import Secret
 from ..upstream.client import HttpClient
 
 T = TypeVar("T")
-
-
-class StepFailed(Exception):
-    """A step failed; the check stops here."""
-
-    def __init__(self, step: str, reason: str, hint: str = "") -> None:
-        super().__init__(reason)
-        self.step = step
-        self.reason = reason
-        self.hint = hint
 
 
 class Checklist:
@@ -300,13 +291,6 @@ def _env_proxy(scheme: str, host: str) -> str | None:
 
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def utc(timestamp: float) -> str:
-    try:
-        return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    except (OverflowError, OSError, ValueError):
-        return f"{timestamp:g} (not a date)"
 
 
 def _can_encode(stream: TextIO, text: str) -> bool:

@@ -6,7 +6,7 @@ real what the first page view would do (connect, sign in or sign a token, fetch
 the page or the loader script) through the proxy's own client, so timeouts,
 retries and redirects behave as in production. Each step prints one checklist
 line; the first failure stops the check and names the reason in plain words. The
-steps are the vendor's (`providers/*/check.py`), built from `ops.checklist`.
+steps are the vendor's (`providers/*/check.py`), given the kit in `check.checklist`.
 
 Exit codes: 0 every check passed, 1 a check failed, 2 the settings or the command
 line are unusable (nothing was tried), 130 interrupted.
@@ -22,14 +22,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .application import http_client
-from .cache import redacted_url
-from .cache.redis import RedisStore
-from .errors import InvalidEmail
-from .ops.checklist import Checklist, StepFailed, Steps
-from .providers import PROVIDERS, Provider
-from .security.identity import validate_email
-from .settings import Settings, SettingsError
+from ..application import http_client
+from ..cache import redacted_url
+from ..cache.redis import RedisStore
+from ..errors import InvalidEmail, SettingsError, StepFailed
+from ..providers import PROVIDERS, Provider
+from ..security.identity import validate_email
+from ..settings import Settings
+from .checklist import Checklist, Steps
 
 
 def run_check(email: str | None) -> int:

@@ -11,10 +11,10 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from ..cache import Store, TieredStore
-from ..security.forwarded import Network, TrustedProxies
-from ..upstream.client import HttpClient
-from .metrics import CONTENT_TYPE, Metrics
+from .cache import Store, TieredStore
+from .ops.metrics import CONTENT_TYPE, Metrics
+from .security.forwarded import Network, TrustedProxies
+from .upstream.client import HttpClient
 
 log = logging.getLogger("widget_proxy.cache")
 
