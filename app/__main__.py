@@ -9,22 +9,20 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from .errors import SettingsError
 from .ops.logs import log_config
 from .providers import DEFAULT_PROVIDER, PROVIDERS
-from .reload import (
-    PROXY_HEADERS_FLAG,
-    ReloadingWorkers,
-    ignore_sighup_until_serving,
-    serve_problems,
-)
+from .serve import ignore_sighup_until_serving, serve_app, serve_problems
 from .servers import BackgroundServer, bind
-from .settings import Settings, SettingsError
+from .settings import Settings
+from .workers import ReloadingWorkers
 
 log = logging.getLogger("widget_proxy")
 
@@ -92,12 +90,11 @@ def run_serve(args: argparse.Namespace) -> int:
     if problems := serve_problems(settings, proxy_headers=args.proxy_headers):
         print("\n".join(f"widget-proxy: {problem}" for problem in problems), file=sys.stderr)
         return 2
-    # Each worker (spawned: it inherits the environment) checks its reloads the same way.
-    os.environ[PROXY_HEADERS_FLAG] = "1" if args.proxy_headers else "0"
-    if args.workers > 1:
-        prepare_multiprocess_metrics()
+    metrics_dir = prepare_multiprocess_metrics() if args.workers > 1 else None
     config = uvicorn.Config(
-        "widget_proxy.reload:serve_app",  # `Reloading`: SIGHUP swaps the settings in-process
+        # `Reloading`: SIGHUP swaps the settings in-process. Each worker (spawned) gets
+        # this factory pickled, with serve's flags: it checks its reloads the same way.
+        partial(serve_app, proxy_headers=args.proxy_headers, metrics_dir=metrics_dir),
         factory=True,
         host=args.host,
         port=args.port,
@@ -135,8 +132,10 @@ def logging_for(settings: Settings, default_format: str) -> dict[str, Any]:
     )
 
 
-def prepare_multiprocess_metrics() -> None:
-    """An empty directory where each worker's metrics live; set before workers start."""
+def prepare_multiprocess_metrics() -> str:
+    """An empty directory where each worker's metrics live (the operator's
+    `PROMETHEUS_MULTIPROC_DIR`, or a new one); set before workers start, since
+    prometheus-client reads it from the environment as each worker imports it."""
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if folder:
         path = Path(folder)
@@ -144,7 +143,10 @@ def prepare_multiprocess_metrics() -> None:
         for stale in path.glob("*.db"):  # left by an earlier run: its counts are not ours
             stale.unlink()
     else:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="widget-proxy-metrics-")
+        folder = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+            prefix="widget-proxy-metrics-"
+        )
+    return folder
 
 
 def run_demo(port: int, provider: str) -> int:

@@ -10,42 +10,34 @@ generation is closed (its upstream client and cache store) once its last request
 done, or after its `SHUTDOWN_TIMEOUT`. Settings that don't validate are refused with
 their problems, and the running ones stay.
 
-With several workers, `ReloadingWorkers` (uvicorn's supervisor, but for SIGHUP) checks
-the new settings in the parent and passes the signal on to each worker, which swaps
-in-process as above; uvicorn's own SIGHUP would restart every worker instead.
+With several workers, `workers.ReloadingWorkers` passes SIGHUP on to each worker, which
+swaps in-process as above; `serve.serve_app` is what each process runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import threading
 import traceback
 from collections.abc import Callable
-from socket import socket
 from typing import Any, Final
 
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
-from uvicorn.config import Config
-from uvicorn.supervisors.multiprocess import Multiprocess
 
 from .application import create_app
-from .ops.logs import RedactionFilter
+from .errors import SettingsError
+from .ops.logs import add_redaction
 from .ops.metrics import Metrics
-from .settings import Option, Settings, SettingsError, all_options
+from .settings import Option, Settings, all_options
 
 log = logging.getLogger("widget_proxy")
 
 REFUSED: Final = "settings reload refused, keeping the running settings: %s"
-# `serve` tells its workers (which inherit its environment) about its --proxy-headers.
-PROXY_HEADERS_FLAG: Final = "WIDGET_PROXY_SERVE_PROXY_HEADERS"
 # Logging is configured once, at start; these settings take effect at the next restart.
 RESTART_ONLY: Final = ("LOG_FORMAT", "LOG_LEVEL", "LOG_EMAILS")
-# The loggers `log_config` gives a handler (and the root): where redaction filters sit.
-_LOGGERS: Final = ("", "widget_proxy", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx2")
 
 
 class Generation:
@@ -291,73 +283,11 @@ class Reloading:
             log.error("settings reload failed", exc_info=exc)
 
 
-class ReloadingWorkers(Multiprocess):
-    """uvicorn's supervisor of worker processes, with SIGHUP passed on to the workers.
-
-    uvicorn restarts every worker on SIGHUP; here the parent checks the new settings
-    first (refusing them with their problems, so no worker is disturbed), then sends
-    SIGHUP to each worker, which swaps its settings in-process (`Reloading`).
-    """
-
-    def __init__(
-        self, config: Config, sockets: list[socket], *, check: Callable[[Settings], list[str]]
-    ) -> None:
-        super().__init__(config, sockets)
-        self._check = check
-
-    def handle_hup(self) -> None:
-        try:
-            problems = self._check(Settings.load())
-        except Exception as exc:  # whatever it is, the supervisor must keep running
-            problems = unreadable(exc)
-        if problems:
-            log.error(REFUSED, "; ".join(problems))
-            return
-        log.info("SIGHUP received: passing it on to %d workers", len(self.processes))
-        for process in list(self.processes):
-            # A worker still starting has no SIGHUP handler yet (SIGHUP would end it),
-            # and may have read the old settings: it gets the signal once it serves.
-            timeout = self.config.timeout_worker_healthcheck
-            if self.should_exit.is_set():
-                return
-            if process.pid is None or not process.wait_until_ready(timeout, self.should_exit):
-                log.warning("worker [%s] is not serving; SIGHUP not passed on", process.pid)
-                continue
-            os.kill(process.pid, signal.SIGHUP)
-
-
 def unreadable(exc: Exception) -> list[str]:
     """The problems to report for settings that failed to load (no values in them)."""
     if isinstance(exc, SettingsError):
         return exc.problems
     return [f"the settings could not be read ({type(exc).__name__})"]
-
-
-def serve_problems(settings: Settings, *, proxy_headers: bool) -> list[str]:
-    """What `serve`'s flags rule out in settings that are otherwise valid."""
-    if proxy_headers and settings.identity_source == "header":
-        return [
-            "--proxy-headers hides the direct peer that IDENTITY_SOURCE=header"
-            " must check; list the proxy in IDENTITY_PROXIES and TRUSTED_PROXIES instead"
-        ]
-    return []
-
-
-def serve_app() -> Reloading:
-    """The app of `widget-proxy serve` (a uvicorn factory, run in each worker)."""
-    ignore_sighup_until_serving()  # the settings are read just below anyway
-    proxy_headers = os.environ.get(PROXY_HEADERS_FLAG) == "1"
-    return Reloading(
-        Settings.load,
-        check=lambda settings: serve_problems(settings, proxy_headers=proxy_headers),
-        handle_sighup=True,
-    )
-
-
-def ignore_sighup_until_serving() -> None:
-    """SIGHUP's default is to end the process: until `Reloading` handles it, ignore it."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 def changed_options(old: Settings, new: Settings) -> list[str]:
@@ -377,14 +307,3 @@ def changed_options(old: Settings, new: Settings) -> list[str]:
 def restart_note(changed: list[str]) -> str:
     later = [name for name in changed if name in RESTART_ONLY]
     return f"; {', '.join(later)} take effect at the next restart" if later else ""
-
-
-def add_redaction(secrets: tuple[str, ...]) -> None:
-    """Make every redaction filter of the configured loggers redact `secrets` too."""
-    found: dict[int, RedactionFilter] = {}
-    for name in _LOGGERS:
-        logger = logging.getLogger(name or None)
-        candidates = [*logger.filters, *(f for h in logger.handlers for f in h.filters)]
-        found.update({id(f): f for f in candidates if isinstance(f, RedactionFilter)})
-    for redaction in found.values():
-        redaction.add(secrets)

@@ -3,7 +3,8 @@
 The filter removes every configured secret (API keys, the session secret, the Redis
 password) and anything shaped like a JWT from every record, exception traces
 included, and masks emails (`a***@example.com`) unless `LOG_EMAILS=true`. The
-configuration is a dict handed to uvicorn, so every worker process gets the same.
+configuration is a dict handed to uvicorn, so every worker process gets the same; a
+settings reload adds its new secrets to every filter (`add_redaction`).
 
 The filter also escapes control characters in every string a format can show, so
 that text from a request (a path with `%0a` or `%1b` in it) can neither start a
@@ -34,6 +35,8 @@ FIELDS: Final = (
 CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 TRACE_CONTROL: Final = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")  # not \n
 CONTINUATION: Final = "\n    "  # how the text format starts a record's further lines
+# The loggers `log_config` gives the handler (and its redaction filter), besides the root.
+LOGGERS: Final = ("widget_proxy", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx2")
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -190,7 +193,6 @@ def log_config(
         "filters": ["redact"],
         "stream": "ext://sys.stderr",
     }
-    loggers = ("widget_proxy", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx2")
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -204,7 +206,19 @@ def log_config(
         "formatters": {"main": formatter},
         "handlers": {"stderr": handler},
         "loggers": {
-            name: {"handlers": ["stderr"], "level": level, "propagate": False} for name in loggers
+            name: {"handlers": ["stderr"], "level": level, "propagate": False} for name in LOGGERS
         },
         "root": {"handlers": ["stderr"], "level": "WARNING"},
     }
+
+
+def add_redaction(secrets: tuple[str, ...]) -> None:
+    """Make every redaction filter of the configured loggers redact `secrets` too
+    (a settings reload's new secrets, before anything built from them may log)."""
+    found: dict[int, RedactionFilter] = {}
+    for name in ("", *LOGGERS):
+        logger = logging.getLogger(name or None)
+        candidates = [*logger.filters, *(f for h in logger.handlers for f in h.filters)]
+        found.update({id(f): f for f in candidates if isinstance(f, RedactionFilter)})
+    for redaction in found.values():
+        redaction.add(secrets)

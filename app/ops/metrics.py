@@ -1,14 +1,14 @@
 """Prometheus metrics, one set per app, exposed at `/metrics`.
 
-With several worker processes (`PROMETHEUS_MULTIPROC_DIR` set by `widget-proxy serve`
-before the workers start) prometheus-client keeps each process's values in files
-there, and `/metrics` adds them up across workers.
+With several worker processes, `widget-proxy serve` makes a folder for prometheus-client
+to keep each process's values in (its `PROMETHEUS_MULTIPROC_DIR`, set before the
+workers start) and hands it to each worker's `Metrics(multiprocess_dir=…)`, whose
+`/metrics` then adds them up across workers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Iterable
 from typing import Final, Protocol
 
@@ -84,7 +84,8 @@ class _Flush:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, *, multiprocess_dir: str | None = None) -> None:
+        self._multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry()
         r = self.registry
         self.tally = Tally()
@@ -140,8 +141,8 @@ class Metrics:
 
     def exposition(self) -> bytes:
         self.tally.flush()  # (the multiprocess collector reads files, not the registry)
-        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        if self._multiprocess_dir is not None:
             merged = CollectorRegistry()
-            multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            multiprocess.MultiProcessCollector(merged, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]
             return generate_latest(merged)
         return generate_latest(self.registry)

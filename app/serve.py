@@ -1,0 +1,54 @@
+"""What `widget-proxy serve` runs in each process: the app, and what its flags rule out.
+
+`serve_app` is the uvicorn factory (in each worker, with several): the command line
+hands it its own flags as arguments (a pickled `functools.partial` reaches spawned
+workers), so nothing is passed through the environment.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from starlette.applications import Starlette
+
+from .application import create_app
+from .ops.metrics import Metrics
+from .reload import Reloading
+from .settings import Settings
+
+
+def serve_problems(settings: Settings, *, proxy_headers: bool) -> list[str]:
+    """What `serve`'s flags rule out in settings that are otherwise valid."""
+    if proxy_headers and settings.identity_source == "header":
+        return [
+            "--proxy-headers hides the direct peer that IDENTITY_SOURCE=header"
+            " must check; list the proxy in IDENTITY_PROXIES and TRUSTED_PROXIES instead"
+        ]
+    return []
+
+
+def serve_app(*, proxy_headers: bool, metrics_dir: str | None = None) -> Reloading:
+    """The app of `widget-proxy serve` (a uvicorn factory, run in each worker).
+
+    `proxy_headers`: serve's --proxy-headers; `metrics_dir`: where the workers keep their
+    metrics (with several), which a scrape adds up.
+    """
+    ignore_sighup_until_serving()  # the settings are read just below anyway
+    metrics = Metrics(multiprocess_dir=metrics_dir)  # one for every generation
+
+    def build(settings: Settings) -> Starlette:
+        return create_app(settings, metrics=metrics)
+
+    return Reloading(
+        Settings.load,
+        build,
+        check=lambda settings: serve_problems(settings, proxy_headers=proxy_headers),
+        handle_sighup=True,
+    )
+
+
+def ignore_sighup_until_serving() -> None:
+    """SIGHUP's default is to end the process: until `Reloading` handles it, ignore it."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
