@@ -10,9 +10,10 @@ endpoint, with an unexpected error answered by the app's own crash page, as the
 router's path would.
 
 When the endpoint can say what it would send (`answer`) and the middleware are the
-request log and checks (`refusal`), the whole chain is one coroutine (`Direct`): the
-same steps in the same order, but no layer awaits the next and no `send` is wrapped,
-which is most of what a warm view costs beyond its own work.
+request log and gates (`refusal`: the header limit, the origin guard), the whole chain
+is one coroutine (`Direct`): the same steps in the same order, but no layer awaits the
+next and no `send` is wrapped, which is most of what a warm view costs beyond its own
+work.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class ProxyApp(Starlette):
             return stack
         shortcuts: dict[str, tuple[Route, ASGIApp]] = {}
         for route in self._fast:
-            endpoint: ASGIApp = Answered(route.app, self._crash)
+            endpoint: ASGIApp = CrashPage(route.app, self._crash)
             for middleware in reversed(self.user_middleware):
                 factory, args, kwargs = middleware  # Starlette's own (cls, args, kwargs)
                 endpoint = factory(endpoint, *args, **kwargs)
@@ -59,7 +60,7 @@ class Answering(Protocol):
 
 
 @runtime_checkable
-class Check(Protocol):
+class Gate(Protocol):
     def refusal(self, scope: Scope) -> Answer | None: ...
 
 
@@ -84,8 +85,9 @@ class Shortcut:
         await self.app(scope, receive, send)
 
 
-class Answered:
-    """An unexpected error becomes the app's crash page, if nothing was sent yet."""
+class CrashPage:
+    """The crash wrapper: an unexpected error becomes the app's crash page, if nothing
+    was sent yet."""
 
     def __init__(self, app: ASGIApp, crash: Crash) -> None:
         self.app = app
@@ -109,19 +111,19 @@ class Answered:
 
 
 class Direct:
-    """The request log, its checks and an answering endpoint, as one coroutine.
+    """The request log, its gates and an answering endpoint, as one coroutine.
 
-    The same steps as the middleware chain: the request id, each check in the chain's
+    The same steps as the middleware chain: the request id, each gate in the chain's
     order (the first refusal is the answer), the endpoint's answer, the crash page for
     an unexpected error before anything was sent, the request's one line logged
     before its bytes leave, `X-Request-ID` on the answer.
     """
 
     def __init__(
-        self, log: RequestLog, checks: tuple[Check, ...], endpoint: Answering, crash: Crash
+        self, log: RequestLog, gates: tuple[Gate, ...], endpoint: Answering, crash: Crash
     ) -> None:
         self.log = log
-        self.checks = checks
+        self.gates = gates
         self.endpoint = endpoint
         self.crash = crash
 
@@ -130,14 +132,14 @@ class Direct:
         """`chain` folded into one `Direct`, if its layers allow it; else `chain`."""
         if not isinstance(chain, RequestLog) or not isinstance(endpoint, Answering):
             return chain
-        checks: list[Check] = []
+        gates: list[Gate] = []
         layer = chain.app
-        while not isinstance(layer, Answered):
-            if not isinstance(layer, Check):
+        while not isinstance(layer, CrashPage):
+            if not isinstance(layer, Gate):
                 return chain  # a layer that only wraps: the chain it is
-            checks.append(layer)
+            gates.append(layer)
             layer = layer.app
-        return cls(chain, tuple(checks), endpoint, crash)
+        return cls(chain, tuple(gates), endpoint, crash)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -155,8 +157,8 @@ class Direct:
 
     async def _answer(self, scope: Scope, receive: Receive) -> Answer:
         try:
-            for check in self.checks:
-                refused = check.refusal(scope)
+            for gate in self.gates:
+                refused = gate.refusal(scope)
                 if refused is not None:
                     return refused
             return await self.endpoint.answer(scope, receive)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ..ops.metrics import Metrics
+from .flight import Coalescer, SingleFlight
 from .keys import Hasher, Keys
-from .loader import Loader, SingleFlight
 from .memory import DEFAULT_MAX_ENTRIES, MemoryStore
 from .pages import PageCache, PageEntry, PageFetch
 from .redis import RedisStore
@@ -15,11 +15,11 @@ from .tiered import TieredStore
 from .tokens import TokenCache, TokenEntry, TokenIssuer
 
 __all__ = [
+    "Coalescer",
     "Entries",
     "Entry",
     "Hasher",
     "Keys",
-    "Loader",
     "Locks",
     "MemoryStore",
     "PageCache",

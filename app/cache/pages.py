@@ -22,7 +22,7 @@ from ..delivery.inject import SplitPage
 from ..delivery.page import Color
 from ..errors import UpstreamError
 from ..ops.metrics import Metrics
-from .loader import DEFAULT_LEASE, Loader
+from .flight import DEFAULT_LEASE, Coalescer
 from .store import Store
 
 log = logging.getLogger("widget_proxy.cache")
@@ -108,8 +108,10 @@ class PageCache:
             observed.tally.counter(observed.cache.labels("page", outcome))
             for outcome in ("hit", "stale", "miss")
         )
-        self._loader = Loader(store, lease=lease, on_join=observed.coalesced.labels("page").inc)
-        self.flight = self._loader.flight
+        self._coalescer = Coalescer(
+            store, lease=lease, on_join=observed.coalesced.labels("page").inc
+        )
+        self.flight = self._coalescer.flight
 
     def key(self, path: str, color: Color) -> str:
         return f"page:{self._scope}:{path}:{color}"
@@ -126,7 +128,7 @@ class PageCache:
         if page is not None:
             return page
         self._miss()
-        entry = await self._loader.load(
+        entry = await self._coalescer.load(
             key, lambda: self._read(key), lambda: self._download(key, path, color, None)
         )
         return entry.page

@@ -17,7 +17,7 @@ from typing import Final, Generic, Protocol, Self, TypeVar
 
 from ..errors import UpstreamBadResponse
 from ..ops.metrics import Metrics
-from .loader import DEFAULT_LEASE, Loader
+from .flight import DEFAULT_LEASE, Coalescer
 from .store import Store
 
 log = logging.getLogger("widget_proxy.cache")
@@ -115,7 +115,9 @@ class TokenCache(Generic[I]):
         self._hit, self._miss = (
             observed.tally.counter(observed.cache.labels("token", o)) for o in ("hit", "miss")
         )
-        self._loader = Loader(store, lease=lease, on_join=observed.coalesced.labels("token").inc)
+        self._coalescer = Coalescer(
+            store, lease=lease, on_join=observed.coalesced.labels("token").inc
+        )
 
     def key(self, identity: I) -> str:
         return self._prefix + self._issuer.cache_key(identity)
@@ -137,7 +139,7 @@ class TokenCache(Generic[I]):
         entry = await self._read(key)
         (self._hit if entry is not None else self._miss)()
         if entry is None:
-            entry = await self._loader.load(
+            entry = await self._coalescer.load(
                 key, lambda: self._read(key), lambda: self._issue(key, identity)
             )
         return entry

@@ -38,9 +38,9 @@ class Admission:
         """
         ip = self._proxies.client_ip(scope, headers)
         note(scope, client_ip=ip)  # the request's log line shows the same address
-        self._limits.check_ip(ip)
+        self._limits.count_ip(ip)
         identity = self._identities.identity(scope, headers)
         if identity is not None:
-            self._limits.check_user(identity.email)
+            self._limits.count_user(identity.email)
             return identity
         return ANONYMOUS if self._anonymous else None

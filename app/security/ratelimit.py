@@ -58,13 +58,15 @@ class RateLimits:
         self._per_ip = per_ip
         self._hash = keys.hasher(b"widget-proxy rate limit key")
 
-    def check_ip(self, ip: str) -> None:
-        self._check(f"ip:{self._hash(ip_client(ip))}", self._per_ip, "ip")
+    def count_ip(self, ip: str) -> None:
+        """Count a request from `ip` (its /64 for IPv6); RateLimited past the limit."""
+        self._count(f"ip:{self._hash(ip_client(ip))}", self._per_ip, "ip")
 
-    def check_user(self, email: str) -> None:
-        self._check(f"user:{self._hash(email)}", self._per_user, "user")
+    def count_user(self, email: str) -> None:
+        """Count a request by this user; RateLimited past the limit."""
+        self._count(f"user:{self._hash(email)}", self._per_user, "user")
 
-    def _check(self, key: str, limit: int, who: str) -> None:
+    def _count(self, key: str, limit: int, who: str) -> None:
         wait = self._counters.throttle(key, limit)
         if wait > 0:
             self._refused.labels(who).inc()

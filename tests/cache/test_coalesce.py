@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from widget_proxy.cache.loader import SingleFlight, fill
+from widget_proxy.cache.flight import SingleFlight, fill
 from widget_proxy.cache.memory import MemoryStore
 from widget_proxy.errors import UpstreamTimeout
 

@@ -48,11 +48,11 @@ def refused(metrics: Metrics, limit: str) -> float:
 @pytest.mark.parametrize(
     ("who", "kw", "allowed", "check", "wait"),
     [
-        ("user", {}, 60, lambda r, n: r.check_user("ann@example.com"), "61"),  # the defaults
-        ("ip", {}, 120, lambda r, n: r.check_ip("203.0.113.5"), "61"),
-        ("user", {"per_user": 3}, 3, lambda r, n: r.check_user("ann@example.com"), "62"),
+        ("user", {}, 60, lambda r, n: r.count_user("ann@example.com"), "61"),  # the defaults
+        ("ip", {}, 120, lambda r, n: r.count_ip("203.0.113.5"), "61"),
+        ("user", {"per_user": 3}, 3, lambda r, n: r.count_user("ann@example.com"), "62"),
         # every address of one IPv6 /64 is one client
-        ("ip", {"per_ip": 3}, 3, lambda r, n: r.check_ip(f"2001:db8:1:2::{n:x}"), "62"),
+        ("ip", {"per_ip": 3}, 3, lambda r, n: r.count_ip(f"2001:db8:1:2::{n:x}"), "62"),
     ],
 )
 def test_a_client_over_its_limit_is_refused_until_the_window_moves(
@@ -80,16 +80,16 @@ def test_users_and_addresses_are_counted_apart() -> None:
     metrics = Metrics()
     rate = limits(metrics, per_user=1, per_ip=1)
 
-    rate.check_user("ann@example.com")
-    rate.check_user("bob@example.com")
-    rate.check_ip("203.0.113.5")
-    rate.check_ip("203.0.113.6")
-    rate.check_ip("2001:db8:1:3::1")  # another /64
+    rate.count_user("ann@example.com")
+    rate.count_user("bob@example.com")
+    rate.count_ip("203.0.113.5")
+    rate.count_ip("203.0.113.6")
+    rate.count_ip("2001:db8:1:3::1")  # another /64
 
     with pytest.raises(RateLimited):
-        rate.check_user("ann@example.com")
+        rate.count_user("ann@example.com")
     with pytest.raises(RateLimited):
-        rate.check_ip("2001:db8:1:3::2")
+        rate.count_ip("2001:db8:1:3::2")
 
 
 class Shared:
@@ -112,8 +112,8 @@ async def test_the_shared_store_sees_no_email_or_address() -> None:
         shared = Shared()
         counters = WindowCounters(shared=shared, clock=Clock())
         rate = RateLimits(counters, keys=Keys(secret))
-        rate.check_user("ann@example.com")
-        rate.check_ip("203.0.113.5")
+        rate.count_user("ann@example.com")
+        rate.count_ip("203.0.113.5")
         await counters.aclose()
         keys += sorted(shared.keys)
 
@@ -125,11 +125,11 @@ async def test_the_shared_store_sees_no_email_or_address() -> None:
 def test_a_refusal_holds_to_the_end_of_the_wait_even_under_a_second() -> None:
     clock = Clock()
     rate = RateLimits(WindowCounters(clock=clock), keys=Keys(SECRET), per_user=1)
-    rate.check_user("ann@example.com")
+    rate.count_user("ann@example.com")
 
     clock.now += 64.5  # its 5 s slot has all but half a second slid out of the window
     with pytest.raises(RateLimited) as caught:
-        rate.check_user("ann@example.com")
+        rate.count_user("ann@example.com")
     assert caught.value.retry_after == "1"
     clock.now += 0.5
-    rate.check_user("ann@example.com")  # gone: admitted
+    rate.count_user("ann@example.com")  # gone: admitted

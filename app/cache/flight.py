@@ -2,7 +2,7 @@
 
 `SingleFlight` makes concurrent callers in one process share one call; `fill`
 adds a lock in the store so that across processes only the lock holder calls
-upstream while the others wait for what it writes. `Loader.load` is the two
+upstream while the others wait for what it writes. `Coalescer.load` is the two
 together: what both the token and the page cache do on a miss.
 """
 
@@ -81,7 +81,7 @@ async def fill(
             return found
 
 
-class Loader:
+class Coalescer:
     """read → single-flight → fill under the store's lock: one `produce()` per key."""
 
     def __init__(
