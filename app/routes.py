@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from .cache.tokens import TokenCache
-from .delivery.page import Color, Page, PageSource
+from .delivery.page import DEFAULT_COLOR, Color, Page, PageSource
 from .errors import BadRequest, NotAuthenticated, WidgetProxyError
 from .ops.requestlog import note
 from .responses import BASE_HEADERS, Answer, Prepared, error_response, prefers_json
@@ -40,7 +40,7 @@ class WidgetPage:
         admission: Admission,
         tokens: TokenCache[Identity],
         pages: PageSource,
-        default_color: Color = "light",
+        default_color: Color = DEFAULT_COLOR,
         login_url: str | None = None,
         frame_ancestors: tuple[str, ...] = ("'self'",),
         sandbox: bool = False,

@@ -6,34 +6,54 @@ below; each vendor's own settings are a group in its folder (`providers/*/settin
 nested as `Settings.vendor` for the chosen `TOKEN_PROVIDER`. Only `create_app` and
 the command line read a `Settings`; every component gets keyword arguments.
 
+A setting that configures a component takes its default from the component's own
+(`DEFAULT_TIMEOUTS.connect`, `DEFAULT_MAX_ENTRIES`, …), so each default is declared
+once; `tests/test_defaults.py` ties the two. What no single setting shows is
+`consistency`'s.
+
 (Over 300 lines because it is the table of the core settings, one field each.)
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from dotenv import dotenv_values
-
+from . import consistency
 from .cache import url_secrets
-from .delivery.page import Color
+from .cache.counts import DEFAULT_SYNC_INTERVAL
+from .cache.memory import DEFAULT_MAX_ENTRIES
+from .cache.pages import DEFAULT_PAGE_TTL, DEFAULT_STALE_IF_ERROR
+from .cache.tokens import DEFAULT_LIFETIME
+from .delivery.page import DEFAULT_COLOR, Color
 from .errors import SettingsError
+from .ops.logs import DEFAULT_LOG_LEVEL
 from .options import (
     Option,
     option,
     options_of,
     parse_options,
+    read_environ,
     secrets_in,
     settings_group,
+    text,
 )
 from .options import parsers as p
-from .providers import DEFAULT_PROVIDER, PROVIDERS, Provider, VendorSettings
+from .providers import DEFAULT_PROVIDER, PROVIDERS, SHARED_ANONYMOUS, VendorSettings
 from .secret import Secret
 from .security.forwarded import Network
+from .security.headers import DEFAULT_MAX_HEADER_BYTES
+from .security.identity import (
+    DEFAULT_COOKIE,
+    DEFAULT_EMAIL_KEY,
+    DEFAULT_IDENTITY_HEADER,
+    DEFAULT_MAX_AGE,
+)
 from .security.origins import OriginPolicy, OriginRule
+from .security.ratelimit import DEFAULT_PER_IP, DEFAULT_PER_USER
+from .upstream.breaker import DEFAULT_BREAKER
+from .upstream.client import DEFAULT_LIMITS, DEFAULT_RETRIES, DEFAULT_TIMEOUTS
 
 __all__ = ["Option", "Secret", "Settings", "SettingsError", "all_options", "read_environ"]
 
@@ -47,7 +67,7 @@ class Settings:
         p.choice(*PROVIDERS),
     )
     widget_color: Color = option(
-        "WIDGET_COLOR", "light", "Default `color` query value: light or dark", p.color
+        "WIDGET_COLOR", DEFAULT_COLOR, "Default `color` query value: light or dark", p.color
     )
     session_secret: Secret = option(
         "SESSION_SECRET",
@@ -55,16 +75,18 @@ class Settings:
         "Secret that signs the session cookie; at least 32 characters",
         p.session_secret,
     )
-    session_cookie: str = option("SESSION_COOKIE", "session", "Session cookie name", p.cookie_name)
+    session_cookie: str = option(
+        "SESSION_COOKIE", DEFAULT_COOKIE, "Session cookie name", p.cookie_name
+    )
     session_email_key: tuple[str, ...] = option(
         "SESSION_EMAIL_KEY",
-        "email",
+        ".".join(DEFAULT_EMAIL_KEY),
         "Where the email sits in the session; dotted paths such as user.email allowed",
         p.dotted_path,
     )
     session_max_age: int = option(
         "SESSION_MAX_AGE",
-        "1209600",
+        text(DEFAULT_MAX_AGE),
         "Oldest session cookie accepted, in seconds (Starlette's default, 14 days)",
         p.positive(int),
     )
@@ -101,7 +123,7 @@ class Settings:
     )
     identity_header: str = option(
         "IDENTITY_HEADER",
-        "X-Auth-Request-Email",
+        DEFAULT_IDENTITY_HEADER,
         "With IDENTITY_SOURCE=header: the header a trusted proxy sets (oauth2-proxy's default)",
         p.header_name,
     )
@@ -120,20 +142,20 @@ class Settings:
     )
     max_header_bytes: int = option(
         "MAX_HEADER_BYTES",
-        "32768",
+        text(DEFAULT_MAX_HEADER_BYTES),
         "Largest request header block accepted, in bytes (what nginx allows by default);"
         " larger is a 431",
         p.positive(int),
     )
     rate_limit_per_minute: int = option(
         "RATE_LIMIT_PER_MINUTE",
-        "60",
+        text(DEFAULT_PER_USER),
         "Widget and token requests a user may make per minute",
         p.positive(int),
     )
     rate_limit_ip_per_minute: int = option(
         "RATE_LIMIT_IP_PER_MINUTE",
-        "120",
+        text(DEFAULT_PER_IP),
         "Widget and token requests one client IP may make per minute",
         p.positive(int),
     )
@@ -143,11 +165,11 @@ class Settings:
         "Serve the widget to visitors who are not signed in (only for a vendor with an"
         " anonymous mode: one shop token, or a widget without a token)",
         p.optional(p.flag, empty=None),
-        shown="`true` for `neuroon`, else `false`",
+        shown=f"`true` for {', '.join(f'`{name}`' for name in SHARED_ANONYMOUS)}, else `false`",
     )
     rate_limit_sync_interval: float = option(
         "RATE_LIMIT_SYNC_INTERVAL",
-        "1",
+        text(DEFAULT_SYNC_INTERVAL),
         "With Redis: seconds between each process's batched sync of its rate counts (the"
         " overshoot bound grows with it)",
         p.positive(float),
@@ -186,52 +208,64 @@ class Settings:
     )
     upstream_connect_timeout: float = option(
         "UPSTREAM_CONNECT_TIMEOUT",
-        "2",
+        text(DEFAULT_TIMEOUTS.connect),
         "Seconds to open a connection to the upstream",
         p.positive(float),
     )
     upstream_read_timeout: float = option(
-        "UPSTREAM_READ_TIMEOUT", "5", "Seconds to wait for each read from the upstream",
+        "UPSTREAM_READ_TIMEOUT",
+        text(DEFAULT_TIMEOUTS.read),
+        "Seconds to wait for each read from the upstream",
         p.positive(float),
-    )  # fmt: skip
+    )
     upstream_pool_timeout: float = option(
-        "UPSTREAM_POOL_TIMEOUT", "2", "Seconds to wait for a free connection in the pool",
+        "UPSTREAM_POOL_TIMEOUT",
+        text(DEFAULT_TIMEOUTS.pool),
+        "Seconds to wait for a free connection in the pool",
         p.positive(float),
-    )  # fmt: skip
+    )
     upstream_max_connections: int = option(
-        "UPSTREAM_MAX_CONNECTIONS", "100", "Connections to the upstream kept open at most",
+        "UPSTREAM_MAX_CONNECTIONS",
+        text(DEFAULT_LIMITS.max_connections),
+        "Connections to the upstream kept open at most",
         p.positive(int),
-    )  # fmt: skip
+    )
     upstream_max_bytes: int = option(
-        "UPSTREAM_MAX_BYTES", "2097152", "Largest upstream body read, in bytes; larger is a 502",
+        "UPSTREAM_MAX_BYTES",
+        text(DEFAULT_LIMITS.max_bytes),
+        "Largest upstream body read, in bytes; larger is a 502",
         p.positive(int),
-    )  # fmt: skip
+    )
     upstream_deadline: float = option(
         "UPSTREAM_DEADLINE",
-        "8",
+        text(DEFAULT_RETRIES.deadline),
         "Seconds one page request may spend on the upstream, retries included",
         p.positive(float),
     )
     upstream_retries: int = option(
         "UPSTREAM_RETRIES",
-        "2",
+        text(DEFAULT_RETRIES.retries),
         "Retries after a connection error, timeout, 502, 503 or 504, within the deadline",
         p.not_negative(int),
     )
     breaker_failures: int = option(
-        "BREAKER_FAILURES", "5", "Consecutive upstream failures that open the circuit",
+        "BREAKER_FAILURES",
+        text(DEFAULT_BREAKER.failures),
+        "Consecutive upstream failures that open the circuit",
         p.positive(int),
-    )  # fmt: skip
+    )
     breaker_cooldown: float = option(
         "BREAKER_COOLDOWN",
-        "30",
+        text(DEFAULT_BREAKER.cooldown),
         "Seconds an open circuit refuses calls before one probe is let through",
         p.positive(float),
     )
     shutdown_timeout: int = option(
-        "SHUTDOWN_TIMEOUT", "10", "Seconds requests in flight may take to finish after SIGTERM",
+        "SHUTDOWN_TIMEOUT",
+        "10",
+        "Seconds requests in flight may take to finish after SIGTERM",
         p.positive(int),
-    )  # fmt: skip
+    )
     cache_url: Secret = option(
         "CACHE_URL",
         "memory://",
@@ -242,37 +276,37 @@ class Settings:
     )
     cache_max_entries: int = option(
         "CACHE_MAX_ENTRIES",
-        "100000",
+        text(DEFAULT_MAX_ENTRIES),
         "Entries kept in each process's memory cache; least recently used go first",
         p.positive(int),
     )
     token_refresh_margin: float = option(
         "TOKEN_REFRESH_MARGIN",
-        "60",
+        text(DEFAULT_LIFETIME.margin),
         "Seconds before a token's exp at which it is no longer served",
         p.not_negative(float),
     )
     token_max_ttl: float = option(
         "TOKEN_MAX_TTL",
-        "3600",
+        text(DEFAULT_LIFETIME.max_ttl),
         "Longest a token is cached, in seconds, whatever its exp says",
         p.positive(float),
     )
     token_default_ttl: float = option(
         "TOKEN_DEFAULT_TTL",
-        "300",
+        text(DEFAULT_LIFETIME.default_ttl),
         "How long a token with no readable exp is cached, in seconds",
         p.positive(float),
     )
     page_cache_ttl: float = option(
         "PAGE_CACHE_TTL",
-        "60",
+        text(DEFAULT_PAGE_TTL),
         "Seconds a fetched widget page is served before it is revalidated",
         p.positive(float),
     )
     page_stale_if_error: float = option(
         "PAGE_STALE_IF_ERROR",
-        "600",
+        text(DEFAULT_STALE_IF_ERROR),
         "Seconds past its TTL a page is still served while the upstream fails",
         p.not_negative(float),
     )
@@ -291,7 +325,10 @@ class Settings:
         shown="`json` for `serve`, `text` for `demo`",
     )
     log_level: str = option(
-        "LOG_LEVEL", "INFO", "Lowest level logged: DEBUG, INFO, WARNING or ERROR", p.log_level
+        "LOG_LEVEL",
+        DEFAULT_LOG_LEVEL,
+        "Lowest level logged: DEBUG, INFO, WARNING or ERROR",
+        p.log_level,
     )
     log_emails: bool = option(
         "LOG_EMAILS", "false", "Log emails in full instead of masked (a***@example.com)", p.flag
@@ -329,15 +366,8 @@ class Settings:
             )
             if not group_problems:
                 group = provider.settings(**fields)
-                group_problems += group.problems()
-                if not values.get("upstream_allow_http"):
-                    group_problems += _in_clear(group, provider.name)
             problems += group_problems
-        problems += _cross_check(values)
-        if provider is not None:
-            problems += _anonymous(values, provider)
-        if group is not None:
-            problems += _session_needs(values, group)
+        problems += consistency.problems(values, provider, group)
         if problems:
             raise SettingsError(problems)
         assert group is not None  # TOKEN_PROVIDER parsed, so its group did too
@@ -365,67 +395,3 @@ def all_options() -> tuple[Option, ...]:
         for provider in PROVIDERS.values()
         for opt in options_of(provider.settings, provider.name)
     )
-
-
-def _cross_check(values: dict[str, Any]) -> list[str]:
-    """Problems no single setting shows (among the settings that parsed)."""
-    problems = []
-    get = values.get
-    if get("session_same_site") == "none" and get("session_https_only") is False:
-        problems.append(
-            "SESSION_SAME_SITE: none is only accepted by browsers with a Secure cookie;"
-            " set SESSION_HTTPS_ONLY=true"
-        )
-    if get("identity_source") == "header" and get("identity_proxies") == ():
-        problems.append(
-            "IDENTITY_PROXIES: IDENTITY_SOURCE=header needs the CIDRs of the proxy that sets"
-            f" {get('identity_header')}; without them nobody is ever signed in"
-        )
-    return problems
-
-
-def _anonymous(values: dict[str, Any], provider: Provider[Any]) -> list[str]:
-    if values.get("allow_anonymous") and provider.anonymous is None:
-        return [
-            f"ALLOW_ANONYMOUS: {provider.name} issues a token per signed-in user and has no"
-            " anonymous mode; a visitor who is not signed in can't be given a widget"
-        ]
-    return []
-
-
-def _session_needs(values: dict[str, Any], group: VendorSettings) -> list[str]:
-    """A vendor's token made from session values needs the session to provide them."""
-    needs = group.session_needs()
-    if not needs:
-        return []
-    if values.get("identity_source") == "header":
-        return [
-            f"IDENTITY_SOURCE: header gives only the email, but the vendor's token needs"
-            f" {', '.join(needs)} from the session"
-        ]
-    listed = {path[-1] for path in values.get("session_metadata_keys", ())}
-    return [
-        f"SESSION_METADATA_KEYS: must list {name}, which the vendor's token is made from"
-        for name in needs
-        if name not in listed
-    ]
-
-
-def _in_clear(group: VendorSettings, vendor: str) -> list[str]:
-    """A vendor URL on plain http beyond this machine would carry keys or tokens in clear."""
-    return [
-        f"{opt.name}: {value} is plain http beyond loopback, so the key or tokens would"
-        " travel in clear; use https:// (or UPSTREAM_ALLOW_HTTP=true to accept it)"
-        for opt in options_of(type(group), vendor)
-        if isinstance(value := getattr(group, opt.field), str)
-        and value.startswith("http://")
-        and not p.is_loopback(value)
-    ]
-
-
-def read_environ(env_file: Path | None = Path(".env")) -> dict[str, str]:
-    merged: dict[str, str] = {}
-    if env_file is not None and env_file.is_file():
-        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    merged.update(os.environ)
-    return merged

@@ -36,8 +36,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
+from .memory import DEFAULT_MAX_ENTRIES
+
 log = logging.getLogger("widget_proxy.cache")
 
+DEFAULT_SYNC_INTERVAL: Final = 1.0  # seconds between two syncs of a process's counts
 BUCKETS: Final = 12  # 5 s slots of a one-minute window
 SYNC_BATCH: Final = 100  # keys per round trip: each costs the event loop ~1.5 ms to build and read
 
@@ -56,9 +59,9 @@ class WindowCounters:
         *,
         period: float = 60.0,
         shared: SharedCounts | None = None,
-        sync_interval: float = 1.0,
+        sync_interval: float = DEFAULT_SYNC_INTERVAL,
         eager: bool = True,  # sync a busy key at once, and hold it at half its room (below)
-        max_keys: int = 100_000,
+        max_keys: int = DEFAULT_MAX_ENTRIES,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._period = period

@@ -29,6 +29,8 @@ log = logging.getLogger("widget_proxy.cache")
 
 # After a failed background refresh, wait this long (or the TTL, if shorter) before
 # the next one, so a failing upstream is not hammered by every page view.
+DEFAULT_PAGE_TTL: Final = 60.0  # seconds a page is served before it is revalidated
+DEFAULT_STALE_IF_ERROR: Final = 600.0  # and past that, while the upstream fails
 REFRESH_BACKOFF: Final = 5.0
 
 
@@ -88,8 +90,8 @@ class PageCache:
         fetch: Fetch,
         *,
         scope: str,
-        ttl: float = 60.0,
-        stale_if_error: float = 600.0,
+        ttl: float = DEFAULT_PAGE_TTL,
+        stale_if_error: float = DEFAULT_STALE_IF_ERROR,
         lease: float = DEFAULT_LEASE,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,

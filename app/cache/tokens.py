@@ -83,6 +83,9 @@ class JwtLifetime:
         return TokenEntry(token, min(exp - self.margin, now + self.max_ttl), now)
 
 
+DEFAULT_LIFETIME: Final = JwtLifetime()
+
+
 class TokenIssuer(Protocol[I_contra]):
     def cache_key(self, identity: I_contra) -> str:
         """Whose token this request needs, as a key that holds no personal data.
@@ -101,7 +104,7 @@ class TokenCache(Generic[I]):
         issuer: TokenIssuer[I],
         *,
         namespace: str = "",
-        margin: float = 60.0,
+        margin: float = DEFAULT_LIFETIME.margin,
         lease: float = DEFAULT_LEASE,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,

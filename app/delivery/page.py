@@ -14,6 +14,7 @@ from typing import Final, Literal, Protocol
 
 COLORS: Final = ("light", "dark")
 Color = Literal["light", "dark"]
+DEFAULT_COLOR: Final[Color] = "light"
 
 
 class Page(Protocol):

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+DEFAULT_LOG_LEVEL: Final = "INFO"
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 JWT: Final = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 EMAIL: Final = re.compile(r"([A-Za-z0-9._%+'-])[A-Za-z0-9._%+'-]*(@[A-Za-z0-9.-]+\.[A-Za-z]{2,})")
@@ -181,7 +182,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def log_config(
-    level: str = "INFO",
+    level: str = DEFAULT_LOG_LEVEL,
     fmt: str = "text",
     secrets: Iterable[str] = (),
     log_emails: bool = False,

@@ -11,10 +11,13 @@ parsing, for `.env.example` and for the README's settings table.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Final, TypeVar, dataclass_transform
+
+from dotenv import dotenv_values
 
 # Re-exported: a settings group declares its secret fields with it.
 from ..secret import Secret as Secret
@@ -39,6 +42,16 @@ class Option:
     @property
     def file_name(self) -> str:
         return f"{self.name}_FILE"
+
+
+def text(value: float | str | bool) -> str:
+    """A component's default as a setting's default is written (README, `.env.example`):
+    `2`, not `2.0`; `true`/`false`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}" if value.is_integer() and abs(value) < 1e15 else repr(value)
+    return str(value)
 
 
 def option(
@@ -137,3 +150,12 @@ def secrets_in(obj: object, skip: tuple[str, ...] = ()) -> list[str]:
     """The revealed values of every non-empty `Secret` field of a settings object."""
     found = (getattr(obj, f.name) for f in fields(obj) if f.name not in skip)  # type: ignore[arg-type]
     return [value.reveal() for value in found if isinstance(value, Secret) and value.reveal()]
+
+
+def read_environ(env_file: Path | None = Path(".env")) -> dict[str, str]:
+    """The process environment over an optional `.env` file; the environment wins."""
+    merged: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ)
+    return merged

@@ -16,6 +16,7 @@ from .returningai import sdk as returningai_sdk
 __all__ = [
     "DEFAULT_PROVIDER",
     "PROVIDERS",
+    "SHARED_ANONYMOUS",
     "JwtLifetime",
     "Parts",
     "Provider",
@@ -30,3 +31,5 @@ PROVIDERS: Final[dict[str, Provider[Any]]] = {
     for p in (returningai.PROVIDER, returningai_sdk.PROVIDER, neuroon.PROVIDER, hissuno.PROVIDER)
 }
 DEFAULT_PROVIDER: Final = next(iter(PROVIDERS))  # TOKEN_PROVIDER when unset
+# Whose anonymous visitors are served by default (ALLOW_ANONYMOUS unset): one shop token.
+SHARED_ANONYMOUS: Final = tuple(name for name, p in PROVIDERS.items() if p.anonymous == "shared")

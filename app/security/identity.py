@@ -27,6 +27,10 @@ from ..memo import BoundedMemo
 from .forwarded import TrustedProxies
 
 # RFC 5321: a path is at most 256 octets including the angle brackets.
+DEFAULT_COOKIE: Final = "session"
+DEFAULT_MAX_AGE: Final = 14 * 24 * 60 * 60  # Starlette's SessionMiddleware's default
+DEFAULT_EMAIL_KEY: Final = ("email",)
+DEFAULT_IDENTITY_HEADER: Final = "X-Auth-Request-Email"  # oauth2-proxy's
 MAX_EMAIL = 254
 MAX_LOCAL = 64
 # RFC 5322 atext: what a dot-atom local part is made of (no quoting, no comments).
@@ -114,9 +118,9 @@ class SessionReader:
         self,
         *,
         secret: str,
-        cookie: str = "session",
-        max_age: int = 14 * 24 * 60 * 60,
-        email_key: tuple[str, ...] = ("email",),
+        cookie: str = DEFAULT_COOKIE,
+        max_age: int = DEFAULT_MAX_AGE,
+        email_key: tuple[str, ...] = DEFAULT_EMAIL_KEY,
         user_id_key: tuple[str, ...] = (),
         metadata_keys: tuple[tuple[str, ...], ...] = (),
         clock: Callable[[], float] = time.time,
@@ -208,7 +212,7 @@ class HeaderIdentity:
     proxy set can't be known.
     """
 
-    def __init__(self, *, proxies: TrustedProxies, header: str = "x-auth-request-email") -> None:
+    def __init__(self, *, proxies: TrustedProxies, header: str = DEFAULT_IDENTITY_HEADER) -> None:
         self._header = header.lower()
         self._raw_header = self._header.encode("latin-1")
         self._proxies = proxies

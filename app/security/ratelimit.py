@@ -19,6 +19,8 @@ from ..cache.keys import Keys
 from ..errors import RateLimited
 from ..ops.metrics import Metrics
 
+DEFAULT_PER_USER: Final = 60  # requests a minute
+DEFAULT_PER_IP: Final = 120  # (a shop's office or a school shares one address)
 IPV6_PREFIX: Final = 64
 _IPV6_HOST_BITS: Final = (1 << (128 - IPV6_PREFIX)) - 1
 
@@ -48,8 +50,8 @@ class RateLimits:
         counters: WindowCounters,
         *,
         keys: Keys,
-        per_user: int = 60,
-        per_ip: int = 120,
+        per_user: int = DEFAULT_PER_USER,
+        per_ip: int = DEFAULT_PER_IP,
         metrics: Metrics | None = None,
     ) -> None:
         self._counters = counters

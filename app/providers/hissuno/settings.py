@@ -3,9 +3,10 @@ widget's bundle and chat API are."""
 
 from __future__ import annotations
 
-from ...options import option, settings_group
+from ...options import option, settings_group, text
 from ...options import parsers as p
 from ...secret import Secret
+from .tokens import DEFAULT_TTL
 
 
 @settings_group
@@ -35,7 +36,7 @@ class HissunoSettings:
     )
     token_ttl: int = option(
         "HISSUNO_TOKEN_TTL",
-        "86400",
+        text(DEFAULT_TTL),
         "Lifetime of the user JWTs the proxy signs for Hissuno, in seconds",
         p.positive(int),
     )

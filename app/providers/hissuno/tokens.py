@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from typing import Final
 
 import jwt
 
 from ...cache.keys import Keys
-from ...cache.tokens import TokenEntry
+from ...cache.tokens import DEFAULT_LIFETIME, TokenEntry
 from ...secret import Secret
 from ...security.identity import Identity
+
+DEFAULT_TTL: Final = 86400  # a day: a user JWT outlives any widget session
 
 
 class HissunoTokens:
@@ -20,8 +23,8 @@ class HissunoTokens:
         *,
         secret: Secret,
         keys: Keys,
-        ttl: int = 86400,
-        margin: float = 60.0,
+        ttl: int = DEFAULT_TTL,
+        margin: float = DEFAULT_LIFETIME.margin,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = secret

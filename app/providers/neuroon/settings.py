@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from ...options import option, settings_group
+from ...options import option, settings_group, text
 from ...options import parsers as p
 from ...secret import Secret
 
 # Neuroon accepts a shop token for 24 h after its timestamp, and it can't be renewed.
 TOKEN_LIFETIME: Final = 24 * 3600
+# An hour before that. Declared beside its setting: the token issuer, which reads this
+# group, takes it as its own default too.
+DEFAULT_ROTATE_AFTER: Final = TOKEN_LIFETIME - 3600
 
 
 # Subresource Integrity: one or more `sha256-`/`sha384-`/`sha512-` base64 digests.
@@ -53,7 +56,7 @@ class NeuroonSettings:
     )
     rotate_after: float = option(
         "NEUROON_ROTATE_AFTER",
-        "82800",
+        text(DEFAULT_ROTATE_AFTER),
         "Seconds after which a shop token (valid 24 h) is re-issued",
         p.positive(float),
     )

@@ -24,7 +24,7 @@ from ...secret import Secret
 from ...security.identity import Identity
 from ...upstream.client import HttpClient
 from ...upstream.keyring import KeyRing
-from .settings import NeuroonSettings
+from .settings import DEFAULT_ROTATE_AFTER, NeuroonSettings
 
 KEY_REFUSED = frozenset({401, 403})
 
@@ -43,7 +43,7 @@ class NeuroonTokens:
         shop_id: str,
         keys: KeyRing,
         api_url: str | None = None,  # remote mode: the token is asked for there
-        rotate_after: float = 23 * 3600,
+        rotate_after: float = DEFAULT_ROTATE_AFTER,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._http = http
