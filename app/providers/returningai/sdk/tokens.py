@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Final
 
 from ....cache.keys import Keys
-from ....cache.tokens import JwtLifetime, TokenEntry
+from ....cache.tokens import DEFAULT_LIFETIME, JwtLifetime, TokenEntry
 from ....errors import IncompleteSession, UpstreamBadResponse
 from ....ops.metrics import Metrics
 from ....secret import Secret
@@ -37,7 +37,7 @@ class AccessKeyTokens:
         keys: KeyRing,
         identifiers: tuple[tuple[str, str], ...] = (("data-email", "email"),),
         hashes: Keys,
-        lifetime: JwtLifetime = JwtLifetime(),  # noqa: B008 - frozen value
+        lifetime: JwtLifetime = DEFAULT_LIFETIME,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._http = http
@@ -116,7 +116,7 @@ def access_key_tokens(
     http: HttpClient,
     *,
     hashes: Keys,
-    lifetime: JwtLifetime = JwtLifetime(),  # noqa: B008 - frozen value
+    lifetime: JwtLifetime = DEFAULT_LIFETIME,
     metrics: Metrics | None = None,
 ) -> AccessKeyTokens:
     keys = KeyRing.of(
