@@ -7,8 +7,9 @@ process environment itself can't change), builds and starts a new generation, an
 swaps it in with one assignment. A request keeps the generation it started with, so
 requests in flight finish with the old settings while new ones get the new; the old
 generation is closed (its upstream client and cache store) once its last request is
-done, or after its `SHUTDOWN_TIMEOUT`. Settings that don't validate are refused with
-their problems, and the running ones stay.
+done, or after its `SHUTDOWN_TIMEOUT`, and `CLOSED` is logged: from then on nothing
+in the process uses the old settings (an old vendor key may be revoked). Settings
+that don't validate are refused with their problems, and the running ones stay.
 
 With several workers, `ReloadingWorkers` (uvicorn's supervisor, but for SIGHUP) checks
 the new settings in the parent and passes the signal on to each worker, which swaps
@@ -40,6 +41,7 @@ from .settings import Option, Settings, SettingsError, all_options
 log = logging.getLogger("widget_proxy")
 
 REFUSED: Final = "settings reload refused, keeping the running settings: %s"
+CLOSED: Final = "previous settings closed: no request uses them any more"
 # `serve` tells its workers (which inherit its environment) about its --proxy-headers.
 PROXY_HEADERS_FLAG: Final = "WIDGET_PROXY_SERVE_PROXY_HEADERS"
 # Logging is configured once, at start; these settings take effect at the next restart.
@@ -221,6 +223,9 @@ class Reloading:
                 timeout,
             )
         await self._stopped(old)
+        # Until here a request of the old settings may still sign in with the old key:
+        # a vendor key is revoked safely only once every process has logged this.
+        log.info(CLOSED)
 
     async def _stopped(self, generation: Generation) -> bool:
         try:
