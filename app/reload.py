@@ -7,8 +7,9 @@ process environment itself can't change), builds and starts a new generation, an
 swaps it in with one assignment. A request keeps the generation it started with, so
 requests in flight finish with the old settings while new ones get the new; the old
 generation is closed (its upstream client and cache store) once its last request is
-done, or after its `SHUTDOWN_TIMEOUT`. Settings that don't validate are refused with
-their problems, and the running ones stay.
+done, or after its `SHUTDOWN_TIMEOUT`, and `CLOSED` is logged: from then on nothing
+in the process uses the old settings (an old vendor key may be revoked). Settings
+that don't validate are refused with their problems, and the running ones stay.
 
 With several workers, `workers.ReloadingWorkers` passes SIGHUP on to each worker, which
 swaps in-process as above; `serve.serve_app` is what each process runs.
@@ -36,6 +37,9 @@ from .settings import Option, Settings, all_options
 log = logging.getLogger("widget_proxy")
 
 REFUSED: Final = "settings reload refused, keeping the running settings: %s"
+# Logged by each process once no request uses the previous settings: from then on
+# its old vendor key is unused (a rotation may revoke it once every process says so).
+CLOSED: Final = "previous settings closed: no request uses them any more"
 # Logging is configured once, at start; these settings take effect at the next restart.
 RESTART_ONLY: Final = ("LOG_FORMAT", "LOG_LEVEL", "LOG_EMAILS")
 
@@ -213,6 +217,9 @@ class Reloading:
                 timeout,
             )
         await self._stopped(old)
+        # Until here a request of the old settings may still sign in with the old key:
+        # a vendor key is revoked safely only once every process has logged this.
+        log.info(CLOSED)
 
     async def _stopped(self, generation: Generation) -> bool:
         try:

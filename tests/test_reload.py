@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from tests.support import (
     EMAIL,
@@ -38,7 +38,7 @@ from tests.support.processes import running
 from widget_proxy import create_app
 from widget_proxy.ops.logs import RedactionFilter
 from widget_proxy.providers.returningai import ReturningAISettings, ReturningAIStandIn
-from widget_proxy.reload import Reloading
+from widget_proxy.reload import CLOSED, Reloading
 from widget_proxy.servers import BackgroundServer, bind
 from widget_proxy.settings import Settings
 
@@ -149,6 +149,40 @@ async def test_a_request_in_flight_finishes_with_the_old_settings(
 
 
 @pytest.mark.anyio
+async def test_the_old_settings_are_reported_closed_only_after_their_last_signin(
+    make_settings: Callable[..., Settings],
+    vendor: ReturningAIStandIn,
+    leak_scanner: LeakScanner,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The signal a key rotation waits for before revoking the old key at the vendor:
+    a user the old app held no token for is signing in with the old key when the
+    reload swaps, and may still reach the vendor after `settings reloaded`."""
+    proxy = Reloading(lambda: make_settings(SESSION_SECRET=SECRET))
+    async with (
+        serving(proxy) as url,
+        async_scanning_client(leak_scanner, base_url=url, timeout=30) as client,
+    ):
+        vendor.signin_delay = 1.0
+        cold = asyncio.create_task(client.get("/widget", headers=cookie("cold@example.com")))
+        await until(lambda: vendor.calls["signin"] == 1)  # at the vendor, with the old key
+
+        def logged(text: str) -> bool:
+            return any(r.getMessage().startswith(text) for r in caplog.records)
+
+        with caplog.at_level(logging.INFO, logger="widget_proxy"):
+            reload = asyncio.create_task(proxy.reload())
+            await until(lambda: logged("settings reloaded"))
+            await asyncio.sleep(0.3)
+            assert not cold.done()
+            assert not logged(CLOSED), "reported closed while its signin is at the vendor"
+
+            assert (await cold).status_code == 200
+            assert await reload is True
+            assert logged(CLOSED)
+
+
+@pytest.mark.anyio
 async def test_concurrent_reloads_take_turns_and_close_every_old_app(
     make_settings: Callable[..., Settings], leak_scanner: LeakScanner
 ) -> None:
@@ -248,14 +282,27 @@ async def test_a_reload_keeps_the_metrics_and_redacts_the_new_secrets(
 
 @dataclass
 class KeyCheckingStandIn(ReturningAIStandIn):
-    """The stand-in, noting which of the keys it has had each signin carried."""
+    """The stand-in, noting which of the keys it has had each signin carried, and
+    accepting a previous key beside `api_key` until it is revoked (a rotation's overlap)."""
 
     signins: list[str] = field(default_factory=list)  # "old", "new" or "unknown"
     known: dict[str, str] = field(default_factory=dict)
+    previous: str | None = None
+
+    def rotate(self, new_key: str) -> None:
+        """A new key, and the current one still accepted until `revoke()`."""
+        self.known[new_key] = "new"
+        self.previous, self.api_key = self.api_key, new_key
+
+    def revoke(self) -> None:
+        self.previous = None
 
     async def _signin(self, request: Request) -> Response:
         sent = request.headers.get("returningai-api-key", "")
         self.signins.append(self.known.get(sent, "unknown"))
+        if self.previous is not None and sent == self.previous:
+            self.calls["signin"] += 1
+            return JSONResponse({"token": self.issue(request.headers.get("email", ""))})
         return await super()._signin(request)
 
 
@@ -353,10 +400,14 @@ def test_sighup_under_load_drops_nothing(
             wait_until(lambda: count(log, "Application startup complete") == workers, 60)
 
             def reload(*, expect: str = "settings reloaded") -> None:
-                before = count(log, expect)
+                """SIGHUP; returns once every worker swapped and closed its old settings."""
+                before, closed = count(log, expect), count(log, CLOSED)
                 process.send_signal(signal.SIGHUP)
-                lines = 1 if expect.startswith("settings reload refused") else workers
-                wait_until(lambda: count(log, expect) == before + lines, timeout=30)
+                if expect.startswith("settings reload refused"):
+                    wait_until(lambda: count(log, expect) == before + 1, timeout=30)
+                    return
+                wait_until(lambda: count(log, expect) == before + workers, timeout=30)
+                wait_until(lambda: count(log, CLOSED) == closed + workers, timeout=30)
 
             with Load(url, leak_scanner) as load:
                 load.wait_for(40)
@@ -364,16 +415,25 @@ def test_sighup_under_load_drops_nothing(
                     reload()
                     load.wait_for(40)
 
-                # A rotated key, which the vendor now wants (the old one no longer works).
+                # A rotated key, the way the README rotates one: the vendor takes both
+                # keys until every process has closed its old settings, then the old key
+                # is revoked. Revoked any sooner, a user the running app holds no token
+                # for is refused (502): a newcomer, or on a loaded machine a user whose
+                # worker was off the CPU since its last swap.
+                signins_before = len(vendor.signins)
                 new_key = "wp-reload-key-" + secrets.token_hex(16)
                 leak_scanner.add(new_key)
-                vendor.known[new_key] = "new"
-                signins_before = len(vendor.signins)
+                vendor.rotate(new_key)
                 key_file.write_text(new_key + "\n")
-                vendor.api_key = new_key
+                with scanning_client(leak_scanner, base_url=url, timeout=30) as client:
+                    newcomer = client.get("/widget", headers=cookie("newcomer@example.com"))
+                    assert newcomer.status_code == 200, "signed in with the key the app has"
                 reload()
+                vendor.revoke()
+                revoked_at = len(vendor.signins)
                 load.wait_for(40)
                 after_rotation = vendor.signins[signins_before:]
+                after_revoking = vendor.signins[revoked_at:]
 
                 # An invalid edit: refused, and the running settings keep serving.
                 write_env(tmp_path / ".env", {**values, "WIDGET_COLOR": "blue"})
@@ -388,9 +448,9 @@ def test_sighup_under_load_drops_nothing(
         print(f"\n{workers} worker(s): {sent} requests during 5 SIGHUPs, {failed} failed")
     assert load.failures == []
     assert set(load.statuses) == {200}
-    assert after_rotation, "the fresh app signed its users in again"
-    assert set(after_rotation) == {"new"}  # and with the new key only
     assert "unknown" not in vendor.signins
+    assert "new" in after_rotation, "the fresh app signed its users in again"
+    assert set(after_revoking) <= {"new"}  # no app of the old key left to use it
     assert sum(m == "settings reloaded (changed: WIDGET_API_KEY)" for m in stderr) == workers
     refused = [m for m in stderr if m.startswith("settings reload refused")]
     assert len(refused) == 1
