@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.config import QUICK
 from bench.profile import summarize
 from tests.support import unavailable, under_ci
 
@@ -29,7 +30,7 @@ ROWS = (
     "1b. warm path: 1 worker + Redis",
     "2. naive recipe",
     "3. cold burst: 1 user",
-    "3. cold burst: 50 users",
+    f"3. cold burst: {QUICK.burst} users",
     "4. token expiry under load",
     "5. memory",
     "6. warm path: 2 workers + Redis",
