@@ -107,6 +107,7 @@ def row(table: dict[str, list[str]], prefix: str) -> list[str]:
     return matches[0]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_quick_run_prints_every_scenario_with_numbers(tmp_path: Path) -> None:
     plotting = importlib.util.find_spec("matplotlib") is not None  # the test extra's
@@ -163,6 +164,7 @@ def test_quick_run_prints_every_scenario_with_numbers(tmp_path: Path) -> None:
         unavailable("matplotlib is not installed (the test extra's), so --plot was not run")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_the_built_in_load_generator_stands_in_for_wrk(tmp_path: Path) -> None:
     _, table = run_bench(tmp_path, "--quick", "--loadgen", "asyncio", "--scenarios", "warm,cold")

@@ -285,6 +285,7 @@ def rode_it_out(
     assert all(counter.signins[email] == 1 for email in USERS)
 
 
+@pytest.mark.slow
 def test_a_sentinel_failover_under_load_fails_no_page_view(
     tmp_path: Path,
     vendor: ReturningAIStandIn,
@@ -321,6 +322,7 @@ def test_a_sentinel_failover_under_load_fails_no_page_view(
     assert degraded == [{}, {}]
 
 
+@pytest.mark.slow
 def test_a_cluster_node_restart_under_load_fails_no_page_view(
     tmp_path: Path,
     vendor: ReturningAIStandIn,
@@ -354,6 +356,7 @@ def test_a_cluster_node_restart_under_load_fails_no_page_view(
         assert answer["cache"] == {"topology": "cluster", "nodes": 3}
 
 
+@pytest.mark.slow
 def test_two_processes_share_a_user_limit_through_the_cluster(
     tmp_path: Path,
     vendor: ReturningAIStandIn,
@@ -389,6 +392,7 @@ def scraped_nodes(proxy: Proxy) -> dict[tuple[str, str], float]:
     return parse_nodes(proxy.client.get("/metrics").text)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["memory", "single", "sentinel", "cluster"])
 def test_the_metrics_count_the_cache_nodes_by_topology_and_role(
     kind: str, cluster: PrivateCluster, make_proxy: Callable[..., Proxy]

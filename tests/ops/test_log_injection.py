@@ -44,6 +44,7 @@ def physical_lines(log: Path) -> list[str]:
     return log.read_bytes().decode("utf-8").split("\n")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_a_hostile_path_is_one_inert_log_line(
     tmp_path: Path,

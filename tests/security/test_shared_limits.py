@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.support import LeakScanner, Proxy, scanning_client
@@ -37,6 +38,7 @@ def settled(client: redis.Redis) -> None:
     raise AssertionError(f"Redis kept receiving commands: {client.info('commandstats')}")
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_limit_within_the_documented_bound(
     tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:
@@ -63,6 +65,7 @@ def test_two_processes_share_one_limit_within_the_documented_bound(
     assert during_outage == [200] * 6
 
 
+@pytest.mark.slow
 def test_a_warm_page_view_sends_redis_nothing(
     make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn
 ) -> None:
