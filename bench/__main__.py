@@ -23,7 +23,7 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Config, Path | None]:
         prog="python -m bench",
         description="Benchmark widget-proxy on loopback against its limit and the naive recipe.",
     )
-    parser.add_argument("--quick", action="store_true", help="a few-second smoke run")
+    parser.add_argument("--quick", action="store_true", help="a half-minute smoke run")
     parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
     parser.add_argument(
         "--scenarios",

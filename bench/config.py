@@ -35,19 +35,19 @@ class Config:
 
 FULL: Final = Config()
 
-# A smoke run: every scenario, a few seconds each, so the suite can run it. Its
+# A smoke run: every scenario at its smallest, about a second each, so the suite can run it. Its
 # numbers show that the benchmark works, not how fast the proxy is.
 QUICK: Final = replace(
     FULL,
-    duration=1.0,
-    connections=16,
-    users=100,
-    burst=50,
-    expiry_users=10,
-    expiry_duration=4.0,
-    token_ttl=4,
+    duration=0.5,
+    connections=8,
+    users=20,
+    burst=20,
+    expiry_users=5,
+    expiry_duration=2.0,
+    token_ttl=2,
     refresh_margin=1.0,
-    memory_counts=(500, 2000),
-    limits_duration=4.0,
+    memory_counts=(100, 400),
+    limits_duration=2.0,
     quick=True,
 )

@@ -33,7 +33,9 @@ from bench.processes import die_with_parent, free_port, stop_session
 START_TIMEOUT: Final = 30.0
 SERVICE: Final = "bench-master"
 DB: Final = 15  # as the single Redis's default URL
-OPTIONS: Final = ("--bind", HOST, "--save", "", "--appendonly", "no")
+# A replica syncs at once (diskless sync waits 5 s by default for more replicas).
+OPTIONS: Final = ("--bind", HOST, "--save", "", "--appendonly", "no",
+                  "--repl-diskless-sync-delay", "0")  # fmt: skip
 
 
 class TopologyUnavailable(RuntimeError):

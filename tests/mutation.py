@@ -97,6 +97,8 @@ def prepare(workspace: Path, modules: tuple[str, ...]) -> None:
             'source_paths = ["widget_proxy"]',
             f"only_mutate = {json.dumps([f'widget_proxy/{m}' for m in modules])}",
             f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
+            # mutmut records in this process which tests reach which function: no workers.
+            'pytest_add_cli_args = ["-n", "0"]',
             'also_copy = ["bench", "templates"]',
             # A mutant that loops is stopped after 4x (not 15x) its tests' CPU time.
             "timeout_multiplier = 4.0",

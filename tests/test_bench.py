@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.config import QUICK
 from bench.profile import summarize
 from tests.support import unavailable, under_ci
 
@@ -29,7 +30,7 @@ ROWS = (
     "1b. warm path: 1 worker + Redis",
     "2. naive recipe",
     "3. cold burst: 1 user",
-    "3. cold burst: 50 users",
+    f"3. cold burst: {QUICK.burst} users",
     "4. token expiry under load",
     "5. memory",
     "6. warm path: 2 workers + Redis",
@@ -106,6 +107,7 @@ def row(table: dict[str, list[str]], prefix: str) -> list[str]:
     return matches[0]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_quick_run_prints_every_scenario_with_numbers(tmp_path: Path) -> None:
     plotting = importlib.util.find_spec("matplotlib") is not None  # the test extra's
@@ -162,6 +164,7 @@ def test_quick_run_prints_every_scenario_with_numbers(tmp_path: Path) -> None:
         unavailable("matplotlib is not installed (the test extra's), so --plot was not run")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_the_built_in_load_generator_stands_in_for_wrk(tmp_path: Path) -> None:
     _, table = run_bench(tmp_path, "--quick", "--loadgen", "asyncio", "--scenarios", "warm,cold")

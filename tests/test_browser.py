@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 EMAIL = "browser.user@example.com"
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 EMAIL = "browser.user@example.com"
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def sign_in(page: Page, site: str, path: str = "/widget") -> None:

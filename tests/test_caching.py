@@ -40,6 +40,7 @@ async def burst(proxy: Proxy, emails: list[str], url: str | None = None) -> list
         )
 
 
+@pytest.mark.slow
 def test_one_signin_and_one_page_fetch_for_a_cold_burst_then_none(
     proxy: Proxy, vendor: ReturningAIStandIn
 ) -> None:
@@ -57,6 +58,7 @@ def test_one_signin_and_one_page_fetch_for_a_cold_burst_then_none(
     assert vendor.calls == {"signin": 1, "page": 1}
 
 
+@pytest.mark.slow
 def test_each_user_gets_their_own_token_under_concurrency(
     proxy: Proxy, vendor: ReturningAIStandIn
 ) -> None:
@@ -72,6 +74,7 @@ def test_each_user_gets_their_own_token_under_concurrency(
     assert vendor.calls["page"] == 1
 
 
+@pytest.mark.slow
 def test_a_short_lived_token_is_renewed_before_it_expires(
     make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn
 ) -> None:
@@ -91,6 +94,7 @@ def test_a_short_lived_token_is_renewed_before_it_expires(
     assert 2 <= vendor.calls["signin"] <= 4  # renewed about every 2 s, not per request
 
 
+@pytest.mark.slow
 def test_an_expired_page_is_revalidated_with_its_etag(
     make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn
 ) -> None:
@@ -110,6 +114,7 @@ def test_an_expired_page_is_revalidated_with_its_etag(
     assert vendor.calls["signin"] == 1
 
 
+@pytest.mark.slow
 def test_two_proxies_sharing_redis_sign_each_user_in_once(
     make_proxy: Callable[..., Proxy], make_settings: Callable[..., object],
     vendor: ReturningAIStandIn, shared_redis: str,
@@ -130,6 +135,7 @@ def test_two_proxies_sharing_redis_sign_each_user_in_once(
     assert vendor.calls["page"] == 1
 
 
+@pytest.mark.slow
 def test_pages_survive_a_redis_outage(
     make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -162,6 +168,7 @@ def test_pages_survive_a_redis_outage(
             assert any(k.startswith(b"widget-proxy:tok:") for k in client.scan_iter())
 
 
+@pytest.mark.slow
 def test_serve_with_two_workers_and_redis(
     tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, shared_redis: str,
     leak_scanner: LeakScanner,
@@ -243,6 +250,7 @@ def test_redis_keys_hold_no_email_and_no_address(
         assert "127.0.0.1" not in key
 
 
+@pytest.mark.slow
 def test_rediss_urls_reach_redis_over_tls(
     make_proxy: Callable[..., Proxy],
     make_settings: Callable[..., Settings],
@@ -262,6 +270,7 @@ def test_rediss_urls_reach_redis_over_tls(
             assert any(k.startswith(b"widget-proxy:tok:") for k in client.scan_iter())
 
 
+@pytest.mark.slow
 def test_a_rotated_vendor_key_retires_every_token_made_with_the_old_one(
     make_proxy: Callable[..., Proxy],
     make_settings: Callable[..., Settings],
@@ -292,6 +301,7 @@ def test_a_rotated_vendor_key_retires_every_token_made_with_the_old_one(
     assert rotated.calls["signin"] == 1  # signed in afresh: the old token was not served
 
 
+@pytest.mark.slow
 def test_proxies_for_different_vendors_share_a_redis_without_sharing_tokens(
     make_proxy: Callable[..., Proxy],
     make_settings: Callable[..., Settings],

@@ -9,12 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx2
+import pytest
 
 from tests.support import LeakScanner, free_port, scanning_client, wait_until
 from tests.support.processes import running, serve
 from widget_proxy.providers.returningai import ReturningAIStandIn
 
 
+@pytest.mark.slow
 def test_demo_runs_with_no_configuration(tmp_path: Path, leak_scanner: LeakScanner) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -38,6 +40,7 @@ def test_demo_runs_with_no_configuration(tmp_path: Path, leak_scanner: LeakScann
     assert re.search(r'token: "[\w-]+\.[\w-]+\.[\w-]+"', widget.text)
 
 
+@pytest.mark.slow
 def test_serve_reads_a_dotenv_file(
     tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:
@@ -52,6 +55,7 @@ def test_serve_reads_a_dotenv_file(
     assert vendor.api_key not in response.text
 
 
+@pytest.mark.slow
 def test_sigterm_lets_requests_in_flight_finish(
     tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:
@@ -71,6 +75,7 @@ def test_sigterm_lets_requests_in_flight_finish(
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.slow
 def test_shutdown_timeout_bounds_the_wait(
     tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:

@@ -24,7 +24,7 @@ from widget_proxy.servers import BackgroundServer
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 EMAIL = "shopper@example.com"
 # A widget page with the token placeholder and a script that goes after the shop.

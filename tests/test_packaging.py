@@ -127,6 +127,7 @@ def merchant_project(
         process.wait(timeout=15)
 
 
+@pytest.mark.slow
 def test_a_merchant_package_named_app_keeps_its_name(
     merchant_project: str, leak_scanner: LeakScanner
 ) -> None:
@@ -136,6 +137,7 @@ def test_a_merchant_package_named_app_keeps_its_name(
     assert answer.text == "merchant=True proxy=widget_proxy"
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_the_widget_works_mounted_in_a_merchant_app_package(merchant_project: str) -> None:
     with chromium() as browser:
@@ -150,6 +152,7 @@ def test_the_widget_works_mounted_in_a_merchant_app_package(merchant_project: st
         assert greeting.text_content(timeout=10_000) == f"Hello, {EMAIL}!"
 
 
+@pytest.mark.slow
 def test_the_wheel_carries_widget_proxy_and_no_app(tmp_path: Path) -> None:
     built = subprocess.run(
         [

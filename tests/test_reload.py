@@ -108,6 +108,7 @@ def widget_id(response: httpx2.Response) -> str:
     raise AssertionError("no known widget id in the page")
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_request_in_flight_finishes_with_the_old_settings(
     make_settings: Callable[..., Settings],
@@ -374,6 +375,7 @@ def stand_in(leak_scanner: LeakScanner) -> Iterator[tuple[KeyCheckingStandIn, st
         yield vendor, server.url
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2], ids=["one-worker", "two-workers"])
 def test_sighup_under_load_drops_nothing(
     tmp_path: Path, leak_scanner: LeakScanner, workers: int, capsys: pytest.CaptureFixture[str]

@@ -63,8 +63,14 @@ async def page(pages: PageCache) -> bytes:
 
 
 async def settle(pages: PageCache) -> None:
-    for _ in range(20):
-        await asyncio.sleep(0.01)
+    """Until the refreshes running in the background have ended: the cache keeps each
+    one's task while it runs, and each ends on its own (the origin answers or fails)."""
+    for _ in range(100):
+        running = list(pages._refreshing.values())
+        if not running:
+            return
+        await asyncio.wait(running, timeout=10)
+    raise AssertionError("a background refresh never ended")
 
 
 async def test_fetched_once_while_fresh() -> None:

@@ -93,7 +93,13 @@ async def opened(
             forget(url, prefix)
 
 
-@pytest.fixture(params=list(STORES))
+# The stores on topologies of their own start redis-server processes: slow.
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=pytest.mark.slow) if name in ("sentinel", "cluster") else name
+        for name in STORES
+    ]
+)
 async def store(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[SharedStore]:
     async with opened(request, request.param, clock) as opened_store:
         yield opened_store

@@ -32,7 +32,7 @@ from widget_proxy.cache import RedisStore, TieredStore, TokenEntry, open_store, 
 from widget_proxy.cache.topology import redis_client
 from widget_proxy.providers.returningai import ReturningAIStandIn
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # Sentinels and Clusters of their own
 SECRET = "s" * 32
 PASSWORD = "hunter2-tls-pw"
 KINDS = ["sentinel", "cluster"]

@@ -35,7 +35,7 @@ from widget_proxy.cache.redis import RATE_GROUPS, rate_key
 from widget_proxy.cache.topology import TIMEOUT
 from widget_proxy.providers.returningai import ReturningAIStandIn
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # Sentinels and Clusters of their own
 SECRET = "s" * 32
 
 

@@ -452,6 +452,7 @@ NOT_CODE = {
 }
 
 
+@pytest.mark.slow
 @given(where=st.sampled_from(sorted(NOT_CODE)), text=TEXT)
 @example(where="`…`", text=DECOY_DQ)
 @example(where="<!-- … -->", text=f"<script>{REAL}</script>")

@@ -24,7 +24,7 @@ from widget_proxy.servers import BackgroundServer
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REAL = '<script>window.__WIDGET_INIT__ = { token: "", widgetId: "w1" };</script>'
 DECOY = "window.__WIDGET_INIT__ = { token: '' }"  # in "…", `…`, /…/ and comments

@@ -24,6 +24,7 @@ def request_lines(log: Path) -> list[dict[str, object]]:
     return [line for line in lines(log) if line.get("path") == "/widget"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("level", "ok_logged"), [("INFO", True), ("WARNING", False)], ids=["info", "warning"]
 )

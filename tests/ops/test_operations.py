@@ -72,6 +72,7 @@ def degraded_gauge(proxy: Proxy) -> float:
     return value(samples(proxy.client.get("/metrics").text), "widget_proxy_degraded", part="cache")
 
 
+@pytest.mark.slow
 def test_readyz_says_when_redis_stops_and_stays_ready(make_proxy: Callable[..., Proxy]) -> None:
     with private_redis() as redis:
         proxy = make_proxy(CACHE_URL=redis.url)
@@ -118,6 +119,7 @@ def test_readyz_reports_an_open_circuit_and_a_late_success_does_not_close_it(
     assert 2.0 in {v for (name, _), v in circuit.items() if name == "widget_proxy_circuit_state"}
 
 
+@pytest.mark.slow
 def test_one_users_failing_signin_does_not_open_the_circuit_for_everybody(
     make_proxy: Callable[..., Proxy], faulty: FaultyUpstream
 ) -> None:
@@ -173,6 +175,7 @@ def test_metrics_access(make_proxy: Callable[..., Proxy], env: dict[str, str], s
     assert make_proxy(**env).client.get("/metrics").status_code == status
 
 
+@pytest.mark.slow
 def test_metrics_add_up_across_workers(
     tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:
@@ -225,6 +228,7 @@ def test_one_log_line_per_request(proxy: Proxy, caplog: pytest.LogCaptureFixture
     assert all(r.levelno == logging.INFO for r in upstream)
 
 
+@pytest.mark.slow
 def test_serve_logs_json_lines(
     tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:
@@ -326,6 +330,7 @@ def nginx(tmp_path: Path, block: str, backend: str) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_behind_nginx_with_the_readme_config(
     tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:
@@ -360,6 +365,7 @@ def test_behind_nginx_with_the_readme_config(
     assert seen["client_ip"] == "203.0.113.7"  # the client, not nginx, nor a spoof
 
 
+@pytest.mark.slow
 def test_the_forwarding_sample_never_passes_on_a_clients_identity_header(
     tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:
@@ -392,6 +398,7 @@ def oauth2_proxy_stand_in(sessions: dict[str, str]) -> Starlette:
     return Starlette(routes=[Route("/oauth2/auth", auth, methods=["GET"])])
 
 
+@pytest.mark.slow
 def test_the_oauth2_proxy_sample_sets_the_identity_itself(
     tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:

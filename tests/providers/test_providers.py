@@ -210,67 +210,26 @@ def search(url: str, token: str | None, origin: str | None = None) -> httpx2.Res
     return httpx2.get(f"{url}/api/widget/search", params={"q": "shoes"}, headers=headers)
 
 
-def test_neuroon_stand_in_checks_tokens(neuroon: tuple[NeuroonStandIn, str]) -> None:
-    _vendor, url = neuroon
-    now = int(time.time())
-    good = shop_token("shop-1", SHOP_KEY, now)
-    cases = {
-        "good": (good, 200),
-        "missing": (None, 401),
-        "tampered": (shop_token("shop-1", "sk_" + "f" * 32, now), 401),
-        "other shop": (shop_token("shop-2", SHOP_KEY, now), 401),
-        "older than 24 h": (shop_token("shop-1", SHOP_KEY, now - 24 * 3600 - 5), 401),
-        "garbage": ("bm90IGEgdG9rZW4", 401),
-    }
-    for name, (token, status) in cases.items():
-        response = search(url, token)
-        assert response.status_code == status, name
-        if status == 401:
-            assert set(response.json()) == {"timestamp", "status", "error", "message", "path"}
-
-
-@pytest.mark.parametrize(
-    ("origin", "status"),
-    [
-        (None, 200),
-        ("", 200),
-        ("http://localhost:5173", 200),
-        ("https://app.localhost", 200),
-        ("http://127.0.0.1:8000", 200),
-        ("https://shop.neuroon.ai", 200),
-        ("https://shop.example", 200),  # the shop URL
-        ("https://partner.example", 200),  # an allowed origin
-        ("https://evil.example", 403),
-        ("https://neuroon.ai.evil.example", 403),
-    ],
-)
-def test_neuroon_stand_in_checks_origins(
-    neuroon: tuple[NeuroonStandIn, str], origin: str | None, status: int
-) -> None:
+def test_neuroon_stand_in(neuroon: tuple[NeuroonStandIn, str]) -> None:
+    """The stand-in itself, once: what the proxy's Neuroon tests lean on."""
     vendor, url = neuroon
     vendor.shop_url, vendor.allowed_origins = "https://shop.example", ("https://partner.example",)
+    now = int(time.time())
+    good = shop_token("shop-1", SHOP_KEY, now)
 
-    response = search(url, shop_token("shop-1", SHOP_KEY, int(time.time())), origin)
+    served = search(url, good, "https://partner.example")
+    tampered = search(url, shop_token("shop-1", "sk_" + "f" * 32, now))
+    old = search(url, shop_token("shop-1", SHOP_KEY, now - 24 * 3600 - 5))
+    elsewhere = search(url, good, "https://evil.example")
+    vendor.rate_limit = 0  # the next request is over it, whichever minute it falls in
+    limited = search(url, good)
 
-    assert response.status_code == status
-
-
-def test_neuroon_stand_in_rate_limits_the_shop(neuroon: tuple[NeuroonStandIn, str]) -> None:
-    vendor, url = neuroon
-    vendor.rate_limit = 2
-    token = shop_token("shop-1", SHOP_KEY, int(time.time()))
-    if time.time() % 60 > 57:
-        time.sleep(3)  # keep the three requests inside one minute
-
-    statuses = [search(url, token).status_code for _ in range(2)]
-    limited = search(url, token)
-
-    assert statuses == [200, 200]
+    assert served.status_code == 200
+    assert (tampered.status_code, old.status_code, elsewhere.status_code) == (401, 401, 403)
+    assert set(tampered.json()) == {"timestamp", "status", "error", "message", "path"}
     assert limited.status_code == 429
     body = limited.json()
-    assert body["error"] == "rate_limit_exceeded"
-    assert body["limit"] == 2
-    assert body["remaining"] == 0
+    assert (body["error"], body["limit"], body["remaining"]) == ("rate_limit_exceeded", 0, 0)
     assert int(limited.headers["retry-after"]) == body["retryAfter"] > 0
 
 
@@ -431,52 +390,12 @@ def test_hissuno_leeway(past_exp: int, accepted: bool) -> None:
         assert problem == "Token expired"
 
 
-@pytest.mark.parametrize(
-    ("token", "problem"),
-    [
-        (jwt.encode({"exp": time.time() + 24 * 3600}, HISSUNO_KEY, algorithm="HS256"),
-         "Token missing required userId field"),
-        (jwt.encode({"userId": "u", "exp": time.time() + 24 * 3600}, "sk_live_" + "z" * 32,
-                    algorithm="HS256"), "Invalid token"),
-        ("not.a.jwt", "Invalid token"),
-    ],
-)  # fmt: skip
-def test_hissuno_stand_in_refusals(token: str, problem: str) -> None:
-    vendor = HissunoStandIn(project_id="proj-1", secret_key=HISSUNO_KEY)
-
-    assert vendor.verify(token)[1] == problem
-
-
-@pytest.mark.parametrize(
-    ("allowed", "origin", "ok"),
-    [
-        ((), "https://anything.example", True),  # empty list: development mode
-        (("https://shop.example",), "https://SHOP.example:8443", True),  # host only
-        (("*.example.org",), "https://a.b.example.org", True),
-        (("*.example.org",), "https://example.org", True),  # the wildcard takes the bare domain
-        (("*.example.org",), "https://example.org.evil.io", False),
-        (("*.example.org",), "https://evilexample.org", False),
-        (("shop.example",), "https://evil.example", False),
-    ],
-)
-def test_hissuno_origin_rules(allowed: tuple[str, ...], origin: str, ok: bool) -> None:
-    vendor = HissunoStandIn(project_id="p", secret_key=HISSUNO_KEY, allowed_origins=allowed)
-
-    assert vendor.origin_allowed(origin) is ok
-
-
 CHAT = "/api/integrations/widget/chat"
 HELLO = [{"role": "user", "content": "hello"}]
 
 
 def user_jwt(claims: dict[str, object], key: str = HISSUNO_KEY) -> str:
     return jwt.encode({"exp": int(time.time()) + 3600, **claims}, key, algorithm="HS256")
-
-
-def chat(vendor: HissunoStandIn, body: object, origin: str | None = None) -> httpx2.Response:
-    headers = {"origin": origin} if origin else {}
-    with TestClient(vendor.app()) as client:
-        return client.post(CHAT, json=body, headers=headers)
 
 
 def sse_events(text: str) -> list[dict[str, Any]]:
@@ -492,203 +411,36 @@ def sse_events(text: str) -> list[dict[str, Any]]:
 ORIGIN = "https://shop.example"
 
 
-@pytest.mark.parametrize(
-    ("body", "origin", "status", "error"),
-    [
-        ({"projectId": "proj-1"}, ORIGIN, 400, "Messages array is required"),
-        ({"messages": [], "projectId": "proj-1"}, ORIGIN, 400, "Messages array is required"),
-        ({"messages": "hello", "projectId": "proj-1"}, ORIGIN, 400, "Messages array is required"),
-        ({"projectId": "nope"}, "https://evil.example", 400,
-         "Messages array is required"),  # the messages before all else
-        ({"messages": HELLO}, ORIGIN, 400, "projectId is required"),
-        ({"messages": HELLO, "projectId": "nope"}, "https://evil.example", 401,
-         "Invalid project ID"),  # the project before the origin
-        ({"messages": HELLO, "projectId": "proj-1"}, "https://evil.example", 403,
-         "Origin not allowed"),  # the origin before the token
-        ({"messages": HELLO, "projectId": "proj-1"}, ORIGIN, 401, "Widget token is required"),
-        ({"messages": HELLO, "projectId": "proj-1", "widgetToken": ""}, ORIGIN, 401,
-         "Widget token is required"),
-        ({"messages": HELLO, "projectId": "proj-1",
-          "widgetToken": user_jwt({"userId": "u", "exp": int(time.time()) - 61})}, ORIGIN, 401,
-         "Token expired"),
-        ({"messages": HELLO, "projectId": "proj-1",
-          "widgetToken": user_jwt({"userId": "u"}, "sk_live_" + "z" * 32)}, ORIGIN, 401,
-         "Invalid token"),
-        ({"messages": HELLO, "projectId": "proj-1", "widgetToken": user_jwt({"userId": 42})},
-         ORIGIN, 401, "Token missing required userId field"),
-        ({"messages": HELLO, "projectId": "proj-1", "widgetToken": user_jwt({"userId": ""})},
-         ORIGIN, 401, "Token missing required userId field"),
-    ],
-)  # fmt: skip
-def test_hissuno_chat_refusals(
-    body: dict[str, object], origin: str, status: int, error: str
-) -> None:
+def test_hissuno_stand_in() -> None:
+    """The stand-in itself, once: what the proxy's Hissuno tests lean on."""
     vendor = HissunoStandIn(
         project_id="proj-1", secret_key=HISSUNO_KEY, allowed_origins=("shop.example",)
     )
-
-    response = chat(vendor, body, origin)
-
-    assert (response.status_code, response.json()) == (status, {"error": error})
-    # Readable by the page, refusals too.
-    assert response.headers["access-control-allow-origin"] == origin
-    assert vendor.calls["chat"] == 1
-    assert vendor.last_user_id is None
-
-
-def test_hissuno_chat_then_stream() -> None:
-    vendor = HissunoStandIn(project_id="proj-1", secret_key=HISSUNO_KEY)
     token = user_jwt({"userId": "u-42"})
     body = {"messages": HELLO, "projectId": "proj-1", "userId": "someone-else",
-            "widgetToken": token, "pageUrl": "https://shop.example/help"}  # fmt: skip
+            "widgetToken": token}  # fmt: skip
+    here = {"origin": ORIGIN}
 
     with TestClient(vendor.app()) as client:
-        started = client.post(CHAT, json=body, headers={"origin": ORIGIN})
-        session = started.json()["sessionId"]
-        query = {"projectId": "proj-1", "sessionId": session}
-        stream = client.get(f"{CHAT}/stream", params=query, headers={"origin": ORIGIN})
-        again = client.get(f"{CHAT}/stream", params=query, headers={"origin": ORIGIN})
+        settings = client.get("/api/integrations/widget?projectId=proj-1", headers=here)
+        elsewhere = client.post(CHAT, json=body, headers={"origin": "https://evil.example"})
+        tokenless = client.post(CHAT, json={**body, "widgetToken": ""}, headers=here)
+        started = client.post(CHAT, json=body, headers=here)
+        query = {"projectId": "proj-1", "sessionId": started.json()["sessionId"]}
+        stream = client.get(f"{CHAT}/stream", params=query, headers=here)
 
+    assert settings.json()["tokenRequired"] is True
+    assert (elsewhere.status_code, elsewhere.json()) == (403, {"error": "Origin not allowed"})
+    assert (tokenless.status_code, tokenless.json()) == (401, {"error": "Widget token is required"})
     assert started.status_code == 201
-    assert started.json()["message"] == "Chat started."
-    assert started.json()["status"] == "processing"
-    assert {"runId", "chatRunId"} <= set(started.json())
-    assert vendor.tokens_seen == [token]
     assert vendor.last_user_id == "u-42"  # the token's user, not the body's
-    assert stream.headers["content-type"].startswith("text/event-stream")
-    assert stream.headers["access-control-allow-origin"] == ORIGIN
     events = sse_events(stream.text)
     assert [e["type"] for e in events] == [
         "connected", "message-start", "message-chunk", "message-complete",
     ]  # fmt: skip
     assert events[2]["content"] == "Hi, u-42! How can we help?"
-    assert events[3]["data"] == {"contentLength": len(events[2]["content"])}
-    # The run's reply is streamed once; the widget sends again to get another.
-    assert (again.status_code, again.json()["error"]) == (
-        404, "No running chat found. Start a new chat first.",
-    )  # fmt: skip
-    assert vendor.calls == {"chat": 1, "stream": 2}
-
-
-def test_hissuno_a_session_continues() -> None:
-    vendor = HissunoStandIn(project_id="proj-1", secret_key=HISSUNO_KEY)
-    body = {"messages": HELLO, "projectId": "proj-1", "widgetToken": user_jwt({"userId": "u"})}
-
-    first = chat(vendor, body).json()["sessionId"]
-    second = chat(vendor, {**body, "sessionId": first}).json()["sessionId"]
-
-    assert second == first
-
-
-@pytest.mark.parametrize(
-    ("body", "reply"),
-    [
-        ({"userId": "guest-1", "widgetToken": "not.a.jwt"}, "Hi, guest-1! How can we help?"),
-        ({}, "Hi there! How can we help?"),  # anonymous
-    ],
-)
-def test_hissuno_tokenless_project_takes_the_body_user(body: dict[str, object], reply: str) -> None:
-    vendor = HissunoStandIn(project_id="proj-1", secret_key=HISSUNO_KEY, token_required=False)
-
-    with TestClient(vendor.app()) as client:
-        started = client.post(CHAT, json={"messages": HELLO, "projectId": "proj-1", **body})
-        query = {"projectId": "proj-1", "sessionId": started.json()["sessionId"]}
-        events = sse_events(client.get(f"{CHAT}/stream", params=query).text)
-
-    assert started.status_code == 201  # a token, even a bad one, is ignored
-    assert (events[2]["type"], events[2]["content"]) == ("message-chunk", reply)
-    assert vendor.last_user_id == body.get("userId")
-
-
-@pytest.mark.parametrize(
-    ("query", "origin", "status", "error"),
-    [
-        ({"sessionId": "s"}, ORIGIN, 400, "projectId is required"),
-        ({"projectId": "proj-1"}, ORIGIN, 400, "sessionId is required"),
-        ({"projectId": "nope", "sessionId": "s"}, ORIGIN, 401, "Invalid project ID"),
-        ({"projectId": "proj-1", "sessionId": "s"}, "https://evil.example", 403,
-         "Origin not allowed"),
-        ({"projectId": "proj-1", "sessionId": "s"}, ORIGIN, 404,
-         "No running chat found. Start a new chat first."),
-    ],
-)  # fmt: skip
-def test_hissuno_stream_refusals(
-    query: dict[str, str], origin: str, status: int, error: str
-) -> None:
-    vendor = HissunoStandIn(
-        project_id="proj-1", secret_key=HISSUNO_KEY, allowed_origins=("shop.example",)
-    )
-
-    with TestClient(vendor.app()) as client:
-        response = client.get(f"{CHAT}/stream", params=query, headers={"origin": origin})
-
-    assert (response.status_code, response.json()) == (status, {"error": error})
-
-
-def test_hissuno_agent_failure_ends_the_stream_in_an_error() -> None:
-    vendor = HissunoStandIn(project_id="p", secret_key=HISSUNO_KEY, agent_fails=True)
-    body = {"messages": HELLO, "projectId": "p", "widgetToken": user_jwt({"userId": "u"})}
-
-    with TestClient(vendor.app()) as client:
-        session = client.post(CHAT, json=body).json()["sessionId"]
-        stream = client.get(f"{CHAT}/stream", params={"projectId": "p", "sessionId": session})
-
-    events = sse_events(stream.text)
-    assert [e["type"] for e in events] == ["connected", "error"]
-    assert events[1]["message"] == "Chat encountered an issue. Please try again."
-
-
-@pytest.mark.parametrize("required", [True, False])
-def test_hissuno_widget_settings(required: bool) -> None:
-    vendor = HissunoStandIn(
-        project_id="p",
-        secret_key=HISSUNO_KEY,
-        allowed_origins=("shop.example",),
-        token_required=required,
-    )
-
-    with TestClient(vendor.app()) as client:
-        ok = client.get("/api/integrations/widget?projectId=p", headers={"origin": ORIGIN})
-        evil = {"origin": "https://evil.example"}
-        blocked = client.get("/api/integrations/widget?projectId=p", headers=evil)
-        unknown = client.get("/api/integrations/widget?projectId=q", headers={"origin": ORIGIN})
-        missing = client.get("/api/integrations/widget", headers={"origin": ORIGIN})
-
-    assert ok.status_code == 200
-    assert ok.json()["tokenRequired"] is required
-    assert ok.headers["access-control-allow-origin"] == ORIGIN
-    assert (blocked.status_code, blocked.json()) == (
-        403, {"error": "Origin not allowed.", "blocked": True},
-    )  # fmt: skip
-    assert "access-control-allow-origin" not in blocked.headers  # as Hissuno: unreadable
-    assert (unknown.status_code, missing.status_code) == (404, 400)
-
-
-@pytest.mark.parametrize("path", [CHAT, f"{CHAT}/stream", "/api/integrations/widget"])
-def test_hissuno_preflight(path: str) -> None:
-    vendor = HissunoStandIn(project_id="p", secret_key=HISSUNO_KEY)
-    headers = {
-        "origin": ORIGIN,
-        "access-control-request-method": "POST",
-        "access-control-request-headers": "content-type",
-    }
-
-    with TestClient(vendor.app()) as client:
-        response = client.options(path, headers=headers)
-
-    assert response.status_code == 204
-    assert response.headers["access-control-allow-origin"] == ORIGIN
-    assert response.headers["access-control-allow-headers"] == "Content-Type"
-    assert vendor.calls == {}
-
-
-def test_hissuno_stand_in_leeway_is_settable() -> None:
-    token = user_jwt({"userId": "u", "exp": int(time.time()) - 2})
-    vendor = HissunoStandIn(project_id="p", secret_key=HISSUNO_KEY)
-
-    assert vendor.token_problem(token) is None  # 60 s of tolerance, as Hissuno
-    vendor.leeway = 0
-    assert vendor.token_problem(token) == "Token expired"
+    expired = user_jwt({"userId": "u", "exp": int(time.time()) - 61})  # past the 60 s leeway
+    assert vendor.token_problem(expired) == "Token expired"
 
 
 def test_hissuno_stand_in_points_the_proxy_at_itself() -> None:

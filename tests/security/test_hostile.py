@@ -8,6 +8,7 @@ from pathlib import Path
 
 import h11
 import httpx2
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -96,6 +97,7 @@ def test_through_the_proxy_an_email_is_served_or_refused_before_upstream(
         seen.add(expected)
 
 
+@pytest.mark.slow
 def test_oversized_request_headers_are_a_431_and_memory_stays_flat(
     tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:

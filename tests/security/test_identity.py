@@ -159,6 +159,7 @@ def test_invalid_emails(email: object) -> None:
         validate_email(email)
 
 
+@pytest.mark.slow
 def test_a_remembered_session_still_ages_out() -> None:
     max_age = 2
     sessions = reader(max_age=max_age)

@@ -355,6 +355,7 @@ def test_per_ip_rate_limit_counts_an_ipv6_client_per_64(make_proxy: Callable[...
     assert mapped == [200, 200, 429]  # IPv4-mapped or not, one IPv4 client
 
 
+@pytest.mark.slow
 def test_rate_limits_are_shared_through_redis(
     make_proxy: Callable[..., Proxy], make_settings: Callable[..., Settings], shared_redis: str
 ) -> None:
@@ -378,6 +379,7 @@ def test_rate_limits_are_shared_through_redis(
 # --- one user never gets another's token ----------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store", ["memory", "redis"])
 def test_no_user_ever_receives_another_users_token(
     make_proxy: Callable[..., Proxy],

@@ -12,17 +12,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx2
+import pytest
 import redis
 
-from tests.support import EMAIL, LeakScanner, Proxy, scanning_client
-from tests.support.processes import serve
+from tests.support import LeakScanner, Proxy, scanning_client
+from tests.support.processes import SHARED_LIMIT, assert_shared, paced_past_the_limit, serve
 from tests.support.redis import private_redis
 from widget_proxy.providers.returningai import ReturningAIStandIn
-
-LIMIT = 20
-INTERVAL = 0.5
-PACE = 0.05  # seconds between one user's requests to each process: 20 a second each
 
 
 def commands(client: redis.Redis) -> int:
@@ -42,29 +38,21 @@ def settled(client: redis.Redis) -> None:
     raise AssertionError(f"Redis kept receiving commands: {client.info('commandstats')}")
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_limit_within_the_documented_bound(
     tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:
-    env = {
-        "RATE_LIMIT_PER_MINUTE": str(LIMIT),
-        "RATE_LIMIT_SYNC_INTERVAL": str(INTERVAL),
-    }
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     with (
         private_redis() as server,
-        serve(tmp_path / "a", vendor, upstream, leak_scanner, CACHE_URL=server.url, **env) as a,
-        serve(tmp_path / "b", vendor, upstream, leak_scanner, CACHE_URL=server.url, **env) as b,
+        serve(tmp_path / "a", vendor, upstream, leak_scanner, CACHE_URL=server.url,
+              **SHARED_LIMIT) as a,
+        serve(tmp_path / "b", vendor, upstream, leak_scanner, CACHE_URL=server.url,
+              **SHARED_LIMIT) as b,
         scanning_client(leak_scanner, timeout=10) as client,
-    ):
-        answers: list[httpx2.Response] = []
-        deadline = time.monotonic() + 8  # well inside one minute: nothing leaves the window
-        while time.monotonic() < deadline:
-            for proxy in (a, b):
-                answers.append(client.get(f"{proxy.url}/widget", headers=proxy.cookie(EMAIL)))
-            time.sleep(PACE)
-        statuses = [r.status_code for r in answers]
-        refused = [r for r in answers if r.status_code == 429]
+    ):  # fmt: skip
+        answers = paced_past_the_limit(client, [a, b])
 
         server.kill()  # Redis goes away: each process limits alone, and nothing fails
         during_outage = [
@@ -73,21 +61,11 @@ def test_two_processes_share_one_limit_within_the_documented_bound(
             for _ in range(3)
         ]
 
-    admitted = statuses.count(200)
-    # The other process admits at most 1 / PACE requests a second, for one interval
-    # (plus one more on a view one sync old).
-    bound = LIMIT + int(INTERVAL / PACE) + 1
-    assert set(statuses) <= {200, 429}
-    assert LIMIT <= admitted <= bound, (admitted, bound)
-    assert len(answers) > 2 * bound  # the user kept asking well past the limit
-    for answer in refused:
-        # Held for a sync (1 s), or over the limit: counted within the last 8 s, the
-        # oldest leave the minute 52-65 s from now.
-        wait = int(answer.headers["retry-after"])
-        assert wait == 1 or 45 <= wait <= 65, wait
+    assert_shared(answers)
     assert during_outage == [200] * 6
 
 
+@pytest.mark.slow
 def test_a_warm_page_view_sends_redis_nothing(
     make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn
 ) -> None:

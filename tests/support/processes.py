@@ -1,4 +1,5 @@
-"""The proxy as a real process: `python -m widget_proxy …`, stopped with SIGTERM."""
+"""The proxy as a real process: `python -m widget_proxy …`, stopped with SIGTERM; and
+one user's paced page views at processes that share a rate limit."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import httpx2
 
-from tests.support import LeakScanner, free_port, session_cookie, wait_until
+from tests.support import EMAIL, LeakScanner, free_port, session_cookie, wait_until
 from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.settings import all_options
 
@@ -110,3 +112,42 @@ def run_check(
         timeout=60,
         check=False,
     )
+
+
+# --- one user's limit, shared by processes ----------------------------------------
+
+LIMIT = 20  # RATE_LIMIT_PER_MINUTE
+INTERVAL = 0.5  # RATE_LIMIT_SYNC_INTERVAL
+PACE = 0.05  # seconds between one user's requests to each process: 20 a second each
+# README, Rate limits: at worst (a view one sync old, a slow round trip) the other
+# process admits what it is asked in one interval, plus one.
+BOUND = LIMIT + int(INTERVAL / PACE) + 1
+SHARED_LIMIT = {"RATE_LIMIT_PER_MINUTE": str(LIMIT), "RATE_LIMIT_SYNC_INTERVAL": str(INTERVAL)}
+
+
+def paced_past_the_limit(client: httpx2.Client, proxies: list[Served]) -> list[httpx2.Response]:
+    """One user's page views, in turn from each process, `PACE` apart, until twice the
+    bound have been answered: the limit is reached within the first interval or two,
+    and the rest are asked well past it. A count, not a duration: it takes 2-3 s."""
+    answers: list[httpx2.Response] = []
+    while len(answers) <= 2 * BOUND:
+        for proxy in proxies:
+            answers.append(client.get(f"{proxy.url}/widget", headers=proxy.cookie(EMAIL)))
+        time.sleep(PACE)
+    return answers
+
+
+def assert_shared(answers: list[httpx2.Response]) -> None:
+    """Admitted at least the limit and at most the bound; every refusal says when to
+    come back: held for a sync (1 s), or over the limit (counted within the last few
+    seconds, the oldest leave the minute 52-65 s from now)."""
+    statuses = [r.status_code for r in answers]
+    admitted = statuses.count(200)
+    print(f"admitted {admitted} of {len(answers)} (limit {LIMIT}, bound {BOUND})")
+    assert set(statuses) <= {200, 429}
+    assert LIMIT <= admitted <= BOUND, (admitted, BOUND)
+    assert len(answers) > 2 * BOUND  # the user kept asking well past the limit
+    for answer in answers:
+        if answer.status_code == 429:
+            wait = int(answer.headers["retry-after"])
+            assert wait == 1 or 45 <= wait <= 65, wait

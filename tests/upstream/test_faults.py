@@ -142,6 +142,7 @@ FAULTS = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "fault", "status", "logged", "hits"), FAULTS)
 def test_fault(
     make_proxy: Callable[..., Proxy],
@@ -207,6 +208,7 @@ def test_fault(
     assert token_in(healed.text)
 
 
+@pytest.mark.slow
 def test_a_burst_during_an_outage_ends_within_the_deadline_and_leaks_nothing(
     tmp_path: Path, faulty: FaultyUpstream, vendor: ReturningAIStandIn, leak_scanner: LeakScanner
 ) -> None:
@@ -271,6 +273,7 @@ def test_an_open_circuit_answers_at_once_but_cached_pages_still_work(
     assert faulty.seen() == (1 + 3, 1)
 
 
+@pytest.mark.slow
 def test_a_stale_page_is_served_while_the_vendor_fails(
     make_proxy: Callable[..., Proxy], faulty: FaultyUpstream
 ) -> None:
@@ -289,6 +292,7 @@ def test_a_stale_page_is_served_while_the_vendor_fails(
     assert LEAK.decode() not in stale.text
 
 
+@pytest.mark.slow
 def test_signin_and_page_run_side_by_side_and_the_first_failure_ends_both(
     make_proxy: Callable[..., Proxy], faulty: FaultyUpstream, vendor: ReturningAIStandIn
 ) -> None:
@@ -306,6 +310,7 @@ def test_signin_and_page_run_side_by_side_and_the_first_failure_ends_both(
     assert elapsed < 4.0  # not the signin's 6 s: the failure cancelled it (generous bound)
 
 
+@pytest.mark.slow
 def test_the_connection_pool_bounds_calls_to_the_vendor(
     make_proxy: Callable[..., Proxy], faulty: FaultyUpstream
 ) -> None:
