@@ -11,8 +11,9 @@ from pathlib import Path
 
 from bench.config import Config
 from bench.loadgen import LoadResult, pick_generator
+from bench.outcome import Outcome
 from bench.report import Row, cpu_model, render, revision
-from bench.scenarios import Outcome, Scenarios
+from bench.scenarios import Scenarios
 from bench.stack import Secrets, running_stack
 
 

@@ -1,0 +1,144 @@
+"""Scenarios 1, 1b and 2: the warm path (every token and the page cached, one worker)
+measured against what bounds it. Above, the limit: a bare Starlette route sending the
+same bytes. Beside it, the same run with Redis as the store instead of memory. Below,
+the vendor's naive recipe, a signin and a page fetch on every request. The warm run
+recorded here is the baseline the later ratios divide by.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from bench.harness import DEFAULT_TTL, LONG_TTL, Harness, ratio
+from bench.http import fetch
+from bench.outcome import Outcome
+from bench.redis_runs import over_redis
+from bench.report import LIMIT, NAIVE, PROXY, REDIS, Check, Row, ms, total_calls, upstream_calls
+
+UVICORN_HEADERS: Final = frozenset({"date", "server", "content-length", "connection"})
+
+
+# --- 1. warm path, side by side with the limit --------------------------------
+
+
+async def warm(harness: Harness) -> Outcome:
+    c = harness.config
+    await harness.latency(LONG_TTL)
+    cookies = harness.cookies(c.users)
+    async with harness.stack.proxy(PAGE_CACHE_TTL=str(LONG_TTL)) as proxy:
+        primed, warmed = await harness.prime(proxy, cookies)
+        page = await fetch(proxy.port, "/widget", {"Cookie": cookies[0]})
+        load, during = await harness.measure(proxy, cookies, c.duration)
+        await harness.profiled(proxy, cookies, "proxy-warm")
+    harness.proxy_warm = load
+    # The limit sends what the proxy sent, minus what uvicorn adds by itself and the
+    # `connection: close` it echoed to our one-shot request.
+    headers = [(k, v) for k, v in page.headers if k not in UVICORN_HEADERS]
+    async with harness.stack.limit(page.body, headers) as limit:
+        bound, bound_calls = await harness.measure(limit, cookies, c.duration)
+        await harness.profiled(limit, cookies, "limit-warm")
+    rps, p99 = ratio(load.rps, bound.rps), ratio(load.p99, bound.p99)
+    warm_notes = (
+        f"{c.users:,} users warmed first ({upstream_calls(warmed)},"
+        f" {primed.errors} errors); page {len(page.body):,} bytes, status {page.status}"
+    )
+    return Outcome(
+        rows=[
+            Row.of(f"1. warm path: proxy ({c.users:,} users)", load, during, warm_notes),
+            Row.of(
+                "1. warm path: limit (bare Starlette route, same bytes)",
+                bound,
+                bound_calls,
+                f"proxy / limit: {rps:.2f}x req/s, {p99:.2f}x p99",
+            ),
+        ],
+        checks=[
+            Check(
+                "Warm path ≥ 0.8 x the limit's req/s",
+                f"{rps:.2f}x ({load.rps:,.0f} vs {bound.rps:,.0f})",
+                rps >= 0.8,
+            ),
+            Check(
+                "Warm path p99 ≤ 2 x the limit's p99",
+                f"{p99:.2f}x ({ms(load.p99)} vs {ms(bound.p99)})",
+                p99 <= 2.0,
+            ),
+            Check(
+                "Zero upstream calls during the warm run",
+                upstream_calls(during),
+                total_calls(during) == 0,
+            ),
+            Check(
+                f"Exactly U signins for U users (warm-up, U = {c.users:,})",
+                f"{warmed['signin']:,} signins",
+                warmed["signin"] == c.users,
+            ),
+        ],
+        loads={PROXY: load, LIMIT: bound},
+    )
+
+
+# --- 1b. the warm path with Redis as the store, one worker -----------------------
+
+
+async def warm_redis(harness: Harness) -> Outcome:
+    c = harness.config
+    name = "1b. warm path: 1 worker + Redis"
+    run = await over_redis(harness, 1, "proxy-redis")
+    if isinstance(run, str):
+        return Outcome(rows=[Row(name, notes=f"skipped: {run}")])
+    primed, warmed, load, during = run
+    harness.redis_warm = load
+    memory = harness.proxy_warm
+    rps = None if memory is None else ratio(load.rps, memory.rps)
+    p99 = None if memory is None else ratio(load.p99, memory.p99)
+    if memory is None:
+        vs_memory = "n/a (run with the warm scenario)"
+        rps_text = p99_text = vs_memory
+    else:
+        vs_memory = f"{rps:.2f}x req/s, {p99:.2f}x p99"
+        rps_text = f"{rps:.2f}x ({load.rps:,.0f} vs {memory.rps:,.0f})"
+        p99_text = f"{p99:.2f}x ({ms(load.p99)} vs {ms(memory.p99)})"
+    notes = (
+        f"{c.users:,} users warmed first ({upstream_calls(warmed)}, {primed.errors} errors);"
+        f" Redis / memory store: {vs_memory}"
+    )
+    return Outcome(
+        rows=[Row.of(name, load, during, notes)],
+        checks=[
+            Check("Redis / memory, req/s ≥ 0.9x", rps_text, None if rps is None else rps >= 0.9),
+            Check("Redis / memory, p99 ≤ 1.3x", p99_text, None if p99 is None else p99 <= 1.3),
+        ],
+        loads={REDIS: load},
+    )
+
+
+# --- 2. the vendor's recipe on every request ------------------------------------
+
+
+async def naive(harness: Harness) -> Outcome:
+    c = harness.config
+    await harness.latency(DEFAULT_TTL)
+    cookies = harness.cookies(c.users)
+    async with harness.stack.naive() as naive:
+        load, during = await harness.measure(naive, cookies, c.duration)
+    times = ratio(harness.proxy_warm.rps, load.rps) if harness.proxy_warm else None
+    measured = "n/a (run with the warm scenario)" if times is None else f"{times:,.1f}x"
+    return Outcome(
+        rows=[
+            Row.of(
+                "2. naive recipe (signin + page per request)",
+                load,
+                during,
+                f"proxy / naive: {measured} req/s",
+            )
+        ],
+        checks=[
+            Check(
+                "≥ 20 x the naive recipe's req/s",
+                measured,
+                None if times is None else times >= 20,
+            )
+        ],
+        loads={NAIVE: load},
+    )
