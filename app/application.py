@@ -11,7 +11,8 @@ issuer and page source, and wires the request's path:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import fields, replace
 from typing import Any
@@ -55,11 +56,14 @@ def create_app(
     *,
     transport: httpx2.AsyncBaseTransport | None = None,
     metrics: Metrics | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The proxy as an ASGI app; settings come from the environment when not given.
 
     `transport` replaces the network under the upstream client (unit tests only);
-    `metrics` carries the counters over from an earlier app (a settings reload).
+    `metrics` carries the counters over from an earlier app (a settings reload);
+    `clock` is the wall clock the caches and rate limits read (tests move it by hand
+    instead of sleeping past an expiry).
     """
     settings = settings if settings is not None else Settings.load()
     metrics = metrics if metrics is not None else Metrics()
@@ -69,12 +73,13 @@ def create_app(
         secret=settings.session_secret.reveal(),
         max_entries=settings.cache_max_entries,
         metrics=metrics,
+        clock=clock,
     )
     keys = Keys(settings.session_secret.reveal())
     lease = settings.upstream_deadline + 1  # a fill's lock outlives one upstream call
     provider: Provider[Any] = PROVIDERS[settings.token_provider]
     namespace = vendor_namespace(settings, keys)
-    parts = _parts(settings, http, store, keys, metrics, lease, namespace)
+    parts = _parts(settings, http, store, keys, metrics, lease, namespace, clock)
     vendor = provider.build(settings.vendor, parts)
     tokens = TokenCache(
         store,
@@ -83,6 +88,7 @@ def create_app(
         margin=settings.token_refresh_margin,
         lease=lease,
         metrics=metrics,
+        clock=clock,
     )
     proxies = TrustedProxies(settings.trusted_proxies)
     policy = OriginPolicy(settings.allowed_origins)
@@ -90,6 +96,7 @@ def create_app(
         shared=None if isinstance(store, MemoryStore) else store,
         sync_interval=settings.rate_limit_sync_interval,
         max_keys=settings.cache_max_entries,
+        clock=clock,
     )
     limits = RateLimits(
         counters,
@@ -119,7 +126,11 @@ def create_app(
         Route(
             "/widget/token",
             TokenEndpoint(
-                admission=admission, tokens=tokens, policy=policy, tokenless_anonymous=tokenless
+                admission=admission,
+                tokens=tokens,
+                policy=policy,
+                tokenless_anonymous=tokenless,
+                clock=clock,
             ),
             methods=["POST", "OPTIONS"],
         ),
@@ -205,6 +216,7 @@ def _parts(
     metrics: Metrics,
     lease: float,
     namespace: str,
+    clock: Callable[[], float],
 ) -> Parts:
     def page_cache(origin: str, fetch: Fetch) -> PageCache:
         return PageCache(
@@ -215,6 +227,7 @@ def _parts(
             stale_if_error=settings.page_stale_if_error,
             lease=lease,
             metrics=metrics,
+            clock=clock,
         )
 
     lifetime = JwtLifetime(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from tests.support import UNLIMITED, FaultyUpstream, LeakScanner, Proxy
+from tests.support import UNLIMITED, Clock, FaultyUpstream, LeakScanner, Proxy
 from tests.support.browser import chromium
 from tests.support.redis import private_redis
 from widget_proxy import create_app
@@ -116,9 +116,12 @@ def make_proxy(
 ) -> Iterator[Callable[..., Proxy]]:
     servers: list[tuple[BackgroundServer, Proxy]] = []
 
-    def make(settings: Settings | None = None, **overrides: str) -> Proxy:
+    def make(
+        settings: Settings | None = None, clock: Clock | None = None, **overrides: str
+    ) -> Proxy:
         settings = settings or make_settings(**overrides)
-        server = BackgroundServer(create_app(settings), timeout_graceful_shutdown=1).__enter__()
+        app = create_app(settings) if clock is None else create_app(settings, clock=clock)
+        server = BackgroundServer(app, timeout_graceful_shutdown=1).__enter__()
         proxy = Proxy(settings, server.url, leak_scanner)
         servers.append((server, proxy))
         return proxy

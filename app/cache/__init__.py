@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ..ops.metrics import Metrics
@@ -45,6 +47,7 @@ def open_store(
     secret: str,
     max_entries: int = DEFAULT_MAX_ENTRIES,
     metrics: Metrics | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Store:
     """`memory://` → one process's memory; a Redis URL → memory in front of Redis: one
     server, the master a Sentinel names (`redis+sentinel://`), or a Cluster
@@ -52,10 +55,10 @@ def open_store(
 
     `secret` (SESSION_SECRET) keys the MACs that bind each shared value to its key.
     """
-    local = MemoryStore(max_entries)
+    local = MemoryStore(max_entries, clock=clock)
     if url == "memory://":
         return local
-    shared = RedisStore(url, secret=secret)
+    shared = RedisStore(url, secret=secret, clock=clock)
     return TieredStore(local, shared, where=redacted_url(url), metrics=metrics)
 
 
