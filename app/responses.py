@@ -6,7 +6,7 @@ import logging
 from typing import Final, Protocol
 
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import WidgetProxyError
 from .ops.requestlog import note, request_id
@@ -30,6 +30,24 @@ class Answer(Protocol):
     raw_headers: list[tuple[bytes, bytes]]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+
+class Refusing:
+    """A pure ASGI middleware that answers what `refusal` refuses with its error page,
+    and passes every other request on: one way in, one way out."""
+
+    app: ASGIApp
+
+    def refusal(self, scope: Scope) -> Response | None:
+        """The answer to an HTTP request this middleware refuses, else None."""
+        raise NotImplementedError
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = self.refusal(scope) if scope["type"] == "http" else None
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class Prepared:

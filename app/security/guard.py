@@ -10,26 +10,19 @@ from __future__ import annotations
 
 from starlette.datastructures import Headers
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from ..errors import OriginNotAllowed
-from ..responses import error_response
+from ..responses import Refusing, error_response
 from .forwarded import TrustedProxies
 from .origins import OriginPolicy, parse_origin
 
 
-class OriginGuard:
+class OriginGuard(Refusing):
     def __init__(self, app: ASGIApp, policy: OriginPolicy, proxies: TrustedProxies) -> None:
         self.app = app
         self.policy = policy
         self.proxies = proxies
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refused = self.refusal(scope) if scope["type"] == "http" else None
-        if refused is not None:
-            await refused(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
     def refusal(self, scope: Scope) -> Response | None:
         """The error page for an HTTP request from an origin not allowed, else None."""

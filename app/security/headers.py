@@ -11,25 +11,18 @@ from itertools import chain
 from typing import Final
 
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from ..errors import HeadersTooLarge
-from ..responses import error_response
+from ..responses import Refusing, error_response
 
 DEFAULT_MAX_HEADER_BYTES: Final = 32 * 1024  # nginx: large_client_header_buffers 4 8k
 
 
-class HeaderLimit:
+class HeaderLimit(Refusing):
     def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_HEADER_BYTES) -> None:
         self.app = app
         self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refused = self.refusal(scope) if scope["type"] == "http" else None
-        if refused is not None:
-            await refused(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
     def refusal(self, scope: Scope) -> Response | None:
         """The error page for an HTTP request with too many header bytes, else None."""
