@@ -8,7 +8,7 @@ the command line read a `Settings`; every component gets keyword arguments.
 
 A setting that configures a component takes its default from the component's own
 (`DEFAULT_TIMEOUTS.connect`, `DEFAULT_MAX_ENTRIES`, …), so each default is declared
-once; `tests/test_defaults.py` ties the two. What no single setting shows is
+once; `tests/test_settings_defaults.py` ties the two. What no single setting shows is
 `consistency`'s.
 
 (Over 300 lines because it is the table of the core settings, one field each.)

@@ -7,7 +7,7 @@
 commands and contributors install `requirements/*.txt` instead, with pip's
 `--require-hashes`, so a release upstream can't change what a fresh machine gets. Each
 lock names, in its first line, a digest of the `pyproject.toml` tables it was made
-from; `tests/test_lock.py` fails when they no longer match.
+from; `tests/suites/test_lock.py` fails when they no longer match.
 
 - `requirements/test.txt`: the package, its `test` extra (pytest, linters, pip-tools)
   and the build backend (installed with `--no-build-isolation`, so hatchling is locked

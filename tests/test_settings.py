@@ -12,7 +12,10 @@ import pytest
 from dotenv import dotenv_values
 
 from tests.support import VALID
+from tests.support.vendors import HISSUNO_KEY, SHOP_KEY, hissuno_env, neuroon_env
 from widget_proxy.options import Secret
+from widget_proxy.providers.hissuno import HissunoSettings
+from widget_proxy.providers.neuroon import NeuroonSettings
 from widget_proxy.providers.returningai import Widget
 from widget_proxy.settings import Settings, SettingsError, all_options, read_environ
 
@@ -199,12 +202,47 @@ def test_serve_refuses_to_start_with_bad_settings(tmp_path: Path) -> None:
     assert "tiny" not in result.stderr
 
 
-def test_plain_http_vendor_urls_only_on_loopback_or_when_allowed() -> None:
-    remote = {**VALID, "WIDGET_BASE_URL": "http://widgets.example.com"}
-    with pytest.raises(SettingsError, match=r"WIDGET_BASE_URL: .* plain http beyond loopback"):
-        Settings.from_env(remote)
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        (neuroon_env(NEUROON_API_KEY="sk_0123"), "NEUROON_API_KEY: must be sk_ followed by 32"),
+        (neuroon_env(NEUROON_API_KEY="sk_" + "0123456789ABCDEF" * 2), "NEUROON_API_KEY"),
+        (neuroon_env(NEUROON_API_KEY=""), "NEUROON_API_KEY: required with TOKEN_PROVIDER=neuroon"),
+        (neuroon_env(NEUROON_API_URL="http://api.example.com"), "NEUROON_API_URL: http://api"),
+        (neuroon_env(NEUROON_ROTATE_AFTER="90000"), "NEUROON_ROTATE_AFTER: 90000 s is not less"),
+        (neuroon_env(NEUROON_ROTATE_AFTER="86400"), "expired tokens would be served"),
+        (neuroon_env(NEUROON_SCRIPT_URL="http://cdn.neuroon.example/w.js"), "plain http"),
+        (
+            neuroon_env(NEUROON_TOKEN_MODE="remote", NEUROON_API_URL="http://api.neuroon.example"),
+            "NEUROON_API_URL: http://api.neuroon.example is plain http",
+        ),
+        (hissuno_env(HISSUNO_SECRET_KEY="sk_test_" + "a" * 32), "HISSUNO_SECRET_KEY: must be"),
+        (hissuno_env(HISSUNO_SECRET_KEY="sk_live_" + "a" * 31), "HISSUNO_SECRET_KEY: must be"),
+        (hissuno_env(HISSUNO_SCRIPT_URL=""), "HISSUNO_SCRIPT_URL: required"),
+        ({**VALID, "TOKEN_PROVIDER": "acme"}, "TOKEN_PROVIDER: must be one of"),
+    ],
+)
+def test_provider_settings_are_checked(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(SettingsError, match=problem):
+        Settings.from_env(env)
 
-    allowed = Settings.from_env({**remote, "UPSTREAM_ALLOW_HTTP": "true"})
-    assert allowed.vendor.base_url == "http://widgets.example.com"
-    for local in ("http://127.0.0.1:8081", "http://localhost:8081", "http://[::1]:8081"):
-        assert Settings.from_env({**VALID, "WIDGET_BASE_URL": local}).vendor.base_url == local
+
+def test_other_providers_need_no_returningai_settings() -> None:
+    # Only the chosen vendor's group is parsed: Returning.AI's variables, even
+    # invalid ones, are neither required nor read, and none of its values is kept.
+    stray = {"WIDGET_BASE_URL": "ftp://not-read", "WIDGET_API_KEY": "stray-returningai-key"}
+    neuroon = Settings.from_env({**neuroon_env(), **stray})
+    hissuno = Settings.from_env({**hissuno_env(), **stray})
+
+    assert isinstance(neuroon.vendor, NeuroonSettings)
+    assert isinstance(hissuno.vendor, HissunoSettings)
+    for settings in (neuroon, hissuno):
+        assert not hasattr(settings.vendor, "base_url")
+        assert "stray-returningai-key" not in settings.secrets
+
+
+def test_provider_keys_are_secrets() -> None:
+    for env, key in ((neuroon_env(), SHOP_KEY), (hissuno_env(), HISSUNO_KEY)):
+        settings = Settings.from_env(env)
+        assert key not in repr(settings)
+        assert key in settings.secrets

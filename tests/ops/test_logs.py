@@ -1,14 +1,22 @@
-"""The formatters' time stamps: remembered per second, always the record's own."""
+"""The log formatters and the redaction filter: time stamps remembered per second and
+always the record's own; no secret, token or whole email on any handler."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from pathlib import Path
 
 import pytest
 
-from widget_proxy.ops.logs import TEXT_FORMAT, JsonFormatter, TextFormatter
+from widget_proxy.ops.logs import (
+    TEXT_FORMAT,
+    JsonFormatter,
+    RedactionFilter,
+    TextFormatter,
+    log_config,
+)
 
 # Within one second, across a second, back in time (a clock set back), far apart.
 CREATED = [1_700_000_000.0, 1_700_000_000.999, 1_700_000_001.0005, 1_699_999_999.5, 1.25]
@@ -39,3 +47,48 @@ def test_a_date_format_asked_for_is_used(datefmt: str) -> None:
     made = record(CREATED[0])
     expected = logging.Formatter().formatTime(made, datefmt)
     assert TextFormatter().formatTime(made, datefmt) == expected
+
+
+SECRET_KEY = "live-api-key-0123456789"
+
+
+JWT_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbm4ifQ.c2lnbmF0dXJlLWJ5dGVz"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_redaction_on_every_handler(fmt: str, tmp_path: Path) -> None:
+    config = log_config(fmt=fmt, secrets=[SECRET_KEY, "session-secret-abc"])
+    out = tmp_path / "log.txt"
+    handler = logging.FileHandler(out)
+    handler.addFilter(config["filters"]["redact"]["()"](**{
+        k: v for k, v in config["filters"]["redact"].items() if k != "()"
+    }))  # fmt: skip
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(message)s"))
+    logger = logging.getLogger("widget_proxy.redaction_test")
+    logger.addHandler(handler)
+    try:
+        logger.warning("key %s secret %s token %s for %s", SECRET_KEY, "session-secret-abc",
+                       JWT_TOKEN, "ann.smith@example.com")  # fmt: skip
+        try:
+            raise RuntimeError(f"upstream refused {SECRET_KEY} with {JWT_TOKEN}")
+        except RuntimeError:
+            logger.exception("with a trace")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+    text = out.read_text()
+    for leaked in (SECRET_KEY, "session-secret-abc", JWT_TOKEN, "ann.smith@example.com"):
+        assert leaked not in text
+    assert "a***@example.com" in text
+    assert "[redacted]" in text
+    assert "[jwt]" in text
+    assert "RuntimeError" in text  # the trace is kept, only cleaned
+
+
+def test_log_emails_keeps_them_whole() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "for %s", ("ann@example.com",), None)
+
+    RedactionFilter(log_emails=True).filter(record)
+
+    assert record.getMessage() == "for ann@example.com"

@@ -1,11 +1,15 @@
 """The page path's counters (`ops.metrics.Tally`): counted as plain numbers, never lost
-or late for whoever reads the metrics."""
+or late for whoever reads the metrics; what a few requests through the proxy count."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
+from tests.support import EMAIL, Proxy
+from tests.support.metrics import at_once, samples, value
 from widget_proxy.ops.metrics import Metrics
+from widget_proxy.providers.returningai import ReturningAIStandIn
 
 
 def hits(metrics: Metrics) -> float | None:
@@ -54,3 +58,36 @@ def test_the_exposition_shows_every_count() -> None:
         return metrics.exposition()
 
     assert b'widget_proxy_requests_total{route="/widget",status="200"} 5.0' in asyncio.run(run())
+
+
+def test_metrics_after_a_few_requests(make_proxy: Callable[..., Proxy]) -> None:
+    proxy = make_proxy(RATE_LIMIT_PER_MINUTE="3")
+    for _ in range(4):
+        proxy.get("/widget", EMAIL)  # 1 miss, 2 hits, then rate limited
+    proxy.get("/widget?color=purple", EMAIL)  # refused before it is counted
+
+    found = samples(proxy.client.get("/metrics").text)
+
+    assert value(found, "widget_proxy_requests_total", route="/widget", status="200") == 3
+    assert value(found, "widget_proxy_requests_total", route="/widget", status="429") == 1
+    assert value(found, "widget_proxy_requests_total", route="/widget", status="400") == 1
+    assert value(found, "widget_proxy_request_duration_seconds_count", route="/widget") == 5
+    assert value(found, "widget_proxy_upstream_calls_total", kind="signin", outcome="ok") == 1
+    assert value(found, "widget_proxy_upstream_calls_total", kind="page", outcome="ok") == 1
+    assert value(found, "widget_proxy_upstream_duration_seconds_count", kind="signin") == 1
+    assert value(found, "widget_proxy_cache_events_total", cache="token", outcome="hit") == 2
+    assert value(found, "widget_proxy_cache_events_total", cache="token", outcome="miss") == 1
+    assert value(found, "widget_proxy_cache_events_total", cache="page", outcome="miss") == 1
+    assert value(found, "widget_proxy_rate_limited_total", limit="user") == 1
+    assert value(found, "widget_proxy_circuit_state", origin=proxy.settings.vendor.base_url) == 0
+
+
+def test_coalesced_waiters_are_counted(proxy: Proxy, vendor: ReturningAIStandIn) -> None:
+    vendor.signin_delay = vendor.page_delay = 0.2
+
+    statuses = at_once(proxy.client, "/widget", [proxy.cookie({"email": EMAIL})] * 20)
+    found = samples(proxy.client.get("/metrics").text)
+
+    assert value(found, "widget_proxy_coalesced_waiters_total", cache="token") >= 10
+    assert vendor.calls["signin"] == 1
+    assert statuses == [200] * 20

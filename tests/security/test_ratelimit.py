@@ -133,3 +133,20 @@ def test_a_refusal_holds_to_the_end_of_the_wait_even_under_a_second() -> None:
     assert caught.value.retry_after == "1"
     clock.now += 0.5
     rate.count_user("ann@example.com")  # gone: admitted
+
+
+@pytest.mark.parametrize(
+    ("address", "client"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),  # IPv4-mapped: the IPv4 address
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("", ""),  # no peer: counted as itself
+        ("garbage", "garbage"),
+    ],
+)
+def test_rate_limits_count_ipv4_addresses_and_ipv6_64s(address: str, client: str) -> None:
+    assert ip_client(address) == client

@@ -3,7 +3,9 @@
 Here: session cookies, the settings every test starts from, an injectable clock, the
 leak scanner, a fault-injecting wrapper for the stand-in vendor, and the proxy under
 test with its scanning client. Beside it: `support.processes` (the proxy as a real
-process) and `support.redis` (a real Redis, found or started).
+process), `support.redis` (a real Redis, found or started), `support.vendors` (the
+other vendors' keys and environments), `support.metrics` (Prometheus text read back),
+`support.browser` (Chromium) and `support.settings_docs` (the settings' docs, written).
 """
 
 from __future__ import annotations

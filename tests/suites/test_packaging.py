@@ -25,7 +25,7 @@ from tests.support import EMAIL, LeakScanner, free_port, scanning_client, wait_u
 from tests.support.browser import chromium
 from widget_proxy.providers.returningai import ReturningAIStandIn
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # The merchant's own package, named as FastAPI's "bigger applications" layout names it.
 MERCHANT_INIT = '''\

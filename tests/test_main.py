@@ -1,7 +1,10 @@
-"""The two commands a merchant runs, as real processes."""
+"""The two commands a merchant runs, as real processes: the demo, and `serve` with its
+.env file, its shutdown, its log level and its metrics folder."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import signal
 import time
@@ -11,8 +14,16 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.support import LeakScanner, free_port, scanning_client, wait_until
+from tests.support import (
+    FaultyUpstream,
+    LeakScanner,
+    Respond,
+    free_port,
+    scanning_client,
+    wait_until,
+)
 from tests.support.processes import running, serve
+from widget_proxy.__main__ import prepare_multiprocess_metrics
 from widget_proxy.providers.returningai import ReturningAIStandIn
 
 
@@ -100,3 +111,63 @@ def test_shutdown_timeout_bounds_the_wait(
 
     assert exited < 5  # 1 s of grace, not the 20 s the request wanted
     assert status is None or status >= 500
+
+
+def lines(log: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+
+
+def request_lines(log: Path) -> list[dict[str, object]]:
+    return [line for line in lines(log) if line.get("path") == "/widget"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("level", "ok_logged"), [("INFO", True), ("WARNING", False)], ids=["info", "warning"]
+)
+def test_log_level_and_5xx_request_lines_at_warning(
+    tmp_path: Path,
+    vendor: ReturningAIStandIn,
+    faulty: FaultyUpstream,
+    leak_scanner: LeakScanner,
+    level: str,
+    ok_logged: bool,
+) -> None:
+    with (
+        serve(tmp_path, vendor, faulty.url, leak_scanner, LOG_LEVEL=level) as proxy,
+        scanning_client(leak_scanner, base_url=proxy.url) as client,
+    ):
+        assert client.get("/widget", headers=proxy.cookie("ok@example.com")).status_code == 200
+        faulty.faults.active["signin"] = Respond(500)
+        failed = client.get("/widget", headers=proxy.cookie("failed@example.com"))
+        assert failed.status_code == 502
+        wait_until(lambda: any(line["status"] == 502 for line in request_lines(proxy.log)))
+        logged = request_lines(proxy.log)
+
+    statuses = {line["status"]: line["level"] for line in logged}
+    assert statuses[502] == "warning"  # a 5xx answer is worth a look, whatever LOG_LEVEL
+    assert (200 in statuses) is ok_logged  # a 200 is INFO: below LOG_LEVEL=WARNING
+    if ok_logged:
+        assert statuses[200] == "info"
+
+
+def test_the_metrics_folder_is_emptied_before_workers_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    stale = folder / "counter_1234.db"
+    stale.write_bytes(b"an earlier run's counts")
+    kept = folder / "notes.txt"
+    kept.write_text("not ours")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+
+    prepare_multiprocess_metrics()
+
+    assert not stale.exists()  # an earlier run's counts are not this run's
+    assert kept.exists()  # only prometheus-client's files are removed
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    prepare_multiprocess_metrics()  # unset: a fresh folder of its own
+    made = Path(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"))
+    assert made.is_dir()
+    assert not list(made.iterdir())

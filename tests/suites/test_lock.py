@@ -15,7 +15,7 @@ from types import ModuleType
 import pytest
 from packaging.requirements import Requirement
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEST_LOCK = ROOT / "requirements" / "test.txt"
 DEMO_LOCK = ROOT / "requirements" / "demo.txt"
 

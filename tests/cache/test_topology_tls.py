@@ -3,7 +3,7 @@
 Every node and sentinel the tests start listens with TLS alone (`--port 0`), replicates
 and runs its cluster bus over TLS, and presents one self-signed certificate for
 127.0.0.1; the URLs trust it with `?ssl_ca_certs=`, as the rediss:// test does
-(tests/test_caching.py). A plain client, or one trusting another certificate, is refused.
+(tests/suites/test_caching.py). A plain client, or one trusting another certificate, is refused.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ async def test_a_store_works_over_tls(servers: Servers) -> None:
     assert servers.url.startswith(("rediss+sentinel://", "rediss+cluster://"))
     # What TLS changes, not how fast: on a machine this loaded, a TLS command past the
     # proxy's 1 s makes redis-py's cluster client reset every connection (an outage the
-    # proxy rides out in memory, tests/cache/test_failover.py; here it would fail the test).
+    # proxy rides out in memory, tests/suites/test_redis_failover.py; here it would fail the test).
     client = redis_client(servers.url, timeout=10)
     store = RedisStore(client, secret=SECRET, prefix=f"wp-test-{secrets.token_hex(4)}:")
     try:

@@ -22,7 +22,7 @@ from bench.config import QUICK
 from bench.profile import summarize
 from tests.support import unavailable, under_ci
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MARKER = "WIDGET_PROXY_BENCH_TEST"
 ROWS = (
     "1. warm path: proxy",

@@ -1,0 +1,48 @@
+"""Each request's id and its one log line."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+
+from tests.support import EMAIL, Proxy
+
+
+@pytest.mark.parametrize(
+    ("trusted", "sent", "echoed"),
+    [("127.0.0.1", "edge-req-42", True), ("10.0.0.0/8", "edge-req-42", False),
+     ("127.0.0.1", "bad id with spaces", False)],
+)  # fmt: skip
+def test_request_id(
+    make_proxy: Callable[..., Proxy], trusted: str, sent: str, echoed: bool
+) -> None:
+    proxy = make_proxy(TRUSTED_PROXIES=trusted)
+
+    ok = proxy.get("/widget", EMAIL, headers={"x-request-id": sent})
+    error = proxy.get("/widget?color=x", EMAIL, headers={"x-request-id": sent})
+
+    assert (ok.headers["x-request-id"] == sent) is echoed
+    assert len(ok.headers["x-request-id"]) >= 8
+    assert error.headers["x-request-id"] in error.text
+
+
+def test_one_log_line_per_request(proxy: Proxy, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="widget_proxy"):
+        first = proxy.get("/widget?color=dark", EMAIL)
+        proxy.get("/widget?color=dark", EMAIL)
+
+    lines = [r for r in caplog.records if r.name == "widget_proxy"]
+    assert len(lines) == 2
+    record = lines[0]
+    assert record.__dict__["method"] == "GET"
+    assert record.__dict__["path"] == "/widget"  # without the query
+    assert record.__dict__["status"] == 200
+    assert record.__dict__["duration_ms"] > 0
+    assert record.__dict__["request_id"] == first.headers["x-request-id"]
+    assert record.__dict__["client_ip"] == "127.0.0.1"
+    assert [r.__dict__["cache"] for r in lines] == ["miss", "hit"]
+    upstream = [r for r in caplog.records if r.name == "widget_proxy.upstream"]
+    assert len(upstream) == 2  # one line per upstream call: signin and page
+    assert all(r.levelno == logging.INFO for r in upstream)

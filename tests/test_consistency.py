@@ -1,0 +1,61 @@
+"""What no single setting shows: settings that contradict each other, or the vendor's needs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import VALID
+from tests.support.vendors import HISSUNO, NEUROON, SDK, problems
+from widget_proxy.settings import Settings, SettingsError
+
+
+@pytest.mark.parametrize(
+    ("env", "allowed"),
+    [
+        (NEUROON, True),  # one shop token: nobody to sign in
+        ({**NEUROON, "ALLOW_ANONYMOUS": "false"}, False),
+        (HISSUNO, False),  # per-user by default, tokenless anonymous when asked
+        ({**HISSUNO, "ALLOW_ANONYMOUS": "true"}, True),
+        (VALID, False),
+        (SDK, False),
+    ],
+)
+def test_allow_anonymous_defaults_by_vendor(env: dict[str, str], allowed: bool) -> None:
+    assert Settings.from_env(env).allow_anonymous is allowed
+
+
+@pytest.mark.parametrize("env", [VALID, SDK], ids=["returningai", "returningai-sdk"])
+def test_a_per_user_vendor_refuses_anonymous_visitors(env: dict[str, str]) -> None:
+    found = problems({**env, "ALLOW_ANONYMOUS": "true"})
+
+    assert len(found) == 1
+    assert found[0].startswith(f"ALLOW_ANONYMOUS: {env.get('TOKEN_PROVIDER', 'returningai')}")
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"IDENTITY_SOURCE": "header"}, "IDENTITY_PROXIES: IDENTITY_SOURCE=header needs"),
+        ({"IDENTITY_SOURCE": "header", "TRUSTED_PROXIES": "127.0.0.1"}, "IDENTITY_PROXIES"),
+        ({"TRUSTED_PROXIES": "0.0.0.0/0"}, "TRUSTED_PROXIES: 0.0.0.0/0 trusts every address"),
+        ({"IDENTITY_PROXIES": "::/0"}, "IDENTITY_PROXIES: ::/0 trusts every address"),
+        ({"METRICS_ALLOW": "0.0.0.0/0"}, "METRICS_ALLOW: 0.0.0.0/0 trusts every address"),
+        ({"WIDGET_BASE_URL": "http://widgets.example.com"}, "WIDGET_BASE_URL: .* plain http"),
+        ({"WIDGET_API_KEY": "k\u00e9y"}, "WIDGET_API_KEY: must be visible ASCII"),
+        ({"SESSION_SAME_SITE": "none", "SESSION_HTTPS_ONLY": "false"}, "SESSION_SAME_SITE"),
+    ],
+)
+def test_settings_refuse_unsafe_combinations(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(SettingsError, match=problem):
+        Settings.from_env({**VALID, **env})
+
+
+def test_plain_http_vendor_urls_only_on_loopback_or_when_allowed() -> None:
+    remote = {**VALID, "WIDGET_BASE_URL": "http://widgets.example.com"}
+    with pytest.raises(SettingsError, match=r"WIDGET_BASE_URL: .* plain http beyond loopback"):
+        Settings.from_env(remote)
+
+    allowed = Settings.from_env({**remote, "UPSTREAM_ALLOW_HTTP": "true"})
+    assert allowed.vendor.base_url == "http://widgets.example.com"
+    for local in ("http://127.0.0.1:8081", "http://localhost:8081", "http://[::1]:8081"):
+        assert Settings.from_env({**VALID, "WIDGET_BASE_URL": local}).vendor.base_url == local

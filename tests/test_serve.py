@@ -1,0 +1,33 @@
+"""What `serve`'s own flags rule out (`serve_problems`), as the command says it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_serve_refuses_proxy_headers_with_header_identity(tmp_path: Path) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "WIDGET_BASE_URL": "https://widgets.example.com",
+        "WIDGET_API_KEY": "k",
+        "WIDGET_COMMUNITY_ID": "c",
+        "WIDGET_ID": "w",
+        "SESSION_SECRET": "s" * 32,
+        "IDENTITY_SOURCE": "header",
+        "IDENTITY_PROXIES": "127.0.0.1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "widget_proxy", "serve", "--port", "0", "--proxy-headers"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert "--proxy-headers hides the direct peer that IDENTITY_SOURCE=header" in result.stderr

@@ -1,0 +1,99 @@
+"""Secrets from files: every secret setting has a `_FILE` form, read, refused with a
+reason that never shows the content, and named in the README."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.support import VALID
+from tests.support.vendors import problems
+from widget_proxy.options import MAX_SECRET_FILE
+from widget_proxy.settings import Settings, all_options
+
+
+def test_every_secret_setting_has_a_file_form() -> None:
+    secret = [o for o in all_options() if o.secret]
+
+    assert {o.name for o in secret} >= {
+        "SESSION_SECRET",
+        "CACHE_URL",
+        "WIDGET_API_KEY",
+        "WIDGET_API_KEY_NEXT",
+        "RETURNINGAI_ACCESS_KEY",
+        "RETURNINGAI_ACCESS_KEY_NEXT",
+        "NEUROON_API_KEY",
+        "NEUROON_API_KEY_NEXT",
+        "HISSUNO_SECRET_KEY",
+    }
+    assert all(o.file_name == o.name + "_FILE" for o in secret)
+    assert {"WIDGET_ID", "TOKEN_PROVIDER"}.isdisjoint(o.name for o in secret)
+
+
+def test_a_secret_is_read_from_its_file_with_whitespace_trimmed(tmp_path: Path) -> None:
+    key, secret = tmp_path / "api_key", tmp_path / "session_secret"
+    key.write_text("  key-from-a-file\n")
+    secret.write_text("s" * 40 + "\n")
+    env = {k: v for k, v in VALID.items() if k not in ("WIDGET_API_KEY", "SESSION_SECRET")}
+
+    settings = Settings.from_env(
+        {**env, "WIDGET_API_KEY_FILE": str(key), "SESSION_SECRET_FILE": str(secret)}
+    )
+
+    assert settings.vendor.api_key.reveal() == "key-from-a-file"
+    assert settings.session_secret.reveal() == "s" * 40
+    assert "key-from-a-file" in settings.secrets
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "WIDGET_API_KEY_FILE: cannot read {path}: No such file or directory"),
+        (b"   \n", "WIDGET_API_KEY_FILE: {path} is empty"),
+        (b"\xff\xfe", "WIDGET_API_KEY_FILE: {path} is not UTF-8 text"),
+        (b"x" * (MAX_SECRET_FILE + 1), "WIDGET_API_KEY_FILE: {path} is larger than"),
+        (b"has a space", "WIDGET_API_KEY: must be visible ASCII"),  # then parsed as usual
+    ],
+)
+def test_an_unusable_secret_file_is_named(
+    tmp_path: Path, content: bytes | None, expected: str
+) -> None:
+    path = tmp_path / "api_key"
+    if content is not None:
+        path.write_bytes(content)
+    env = {k: v for k, v in VALID.items() if k != "WIDGET_API_KEY"}
+
+    found = problems({**env, "WIDGET_API_KEY_FILE": str(path)})
+
+    assert len(found) == 1
+    assert found[0].startswith(expected.format(path=path))
+    if content:
+        assert content.decode("latin-1") not in found[0]  # never the file's content
+
+
+def test_both_forms_of_a_secret_are_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "api_key"
+    path.write_text("from-the-file")
+
+    found = problems({**VALID, "WIDGET_API_KEY_FILE": str(path)})
+
+    assert found == ["WIDGET_API_KEY: set either WIDGET_API_KEY or WIDGET_API_KEY_FILE, not both"]
+
+
+def test_a_required_secret_may_come_from_its_file_only(tmp_path: Path) -> None:
+    env = {k: v for k, v in VALID.items() if k != "WIDGET_API_KEY"}
+
+    found = problems(env)
+
+    assert [p.split(":")[0] for p in found] == ["WIDGET_API_KEY"]
+
+
+def test_the_readme_names_every_secret_with_a_file_form() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    paragraph = readme[readme.index("**Secrets from files.**") :].split("\n\n", 1)[0]
+
+    named = re.findall(r"`([A-Z_]+)`", paragraph.split("can instead", 1)[0])
+
+    assert named == [o.name for o in all_options() if o.secret]
