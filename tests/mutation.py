@@ -1,6 +1,6 @@
 """Mutation testing (mutmut) of the modules where a silent bug costs most. Not part of CI.
 
-    .venv/bin/pip install mutmut
+    .venv/bin/pip install mutmut==3.8.1
     .venv/bin/python tests/mutation.py [--module M ...] [--max-children N] [--workspace DIR]
     .venv/bin/python tests/mutation.py --module upstream/breaker.py --workspace DIR --recheck
 
