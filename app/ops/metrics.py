@@ -34,19 +34,26 @@ class Incrementable(Protocol):
 class Tally:
     """Counter increments of the page path, added up as plain numbers and handed to
     prometheus-client in bulk: when anything reads the metrics, and at the end of the
-    event loop's turn otherwise (so that, with several workers, each one's counts are
-    in the shared files by the time any other request is answered).
+    event loop's turn otherwise.
 
     A warm view increments three counters; each prometheus `inc` takes a lock and a
     few checks, a dozen times what adding to a dictionary costs.
+
+    With several workers (`immediate`), each count goes to prometheus-client at once:
+    another worker answers `/metrics` from the shared files, and a count still pending
+    here at the end of this turn would be missing from a scrape that a client sends
+    as soon as it has its answer (the answer's bytes leave before the turn ends).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, immediate: bool = False) -> None:
         self._pending: dict[Incrementable, int] = {}
         self._soon = False
+        self._immediate = immediate
 
     def counter(self, child: Incrementable) -> Callable[[], None]:
         """A function that counts one for `child` (a labelled counter)."""
+        if self._immediate:
+            return child.inc
 
         def count() -> None:
             pending = self._pending
@@ -88,7 +95,7 @@ class Metrics:
         self._multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry()
         r = self.registry
-        self.tally = Tally()
+        self.tally = Tally(immediate=multiprocess_dir is not None)
         r.register(_Flush(self.tally))  # type: ignore[arg-type]  # a collector of nothing
         self.requests = Counter(
             "widget_proxy_requests", "Requests answered, by route and status",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.support import EMAIL, Proxy
 from tests.support.metrics import at_once, samples, value
@@ -46,6 +47,22 @@ def test_in_an_event_loop_counts_reach_prometheus_by_the_end_of_the_turn() -> No
     assert pending == 0  # three counts were one dictionary entry, not three locked incs
     assert read == 3
     assert after == 4
+
+
+def test_with_several_workers_a_count_reaches_prometheus_before_the_turn_ends(
+    tmp_path: Path,
+) -> None:
+    # Another worker answers /metrics from the shared files: a count pending here until
+    # the turn ends could miss a scrape sent as soon as this answer arrived.
+    metrics = Metrics(multiprocess_dir=str(tmp_path))
+    child = metrics.cache.labels("token", "hit")
+    count = metrics.tally.counter(child)
+
+    async def run() -> float:
+        count()
+        return child._value.get()  # within the turn: nothing has flushed
+
+    assert asyncio.run(run()) == 1
 
 
 def test_the_exposition_shows_every_count() -> None:
