@@ -6,6 +6,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 
 import httpx2
 import pytest
@@ -221,25 +222,27 @@ def not_gzip() -> httpx2.Response:
 
 
 # Which answers say the upstream is unwell: they count against its circuit breaker.
+# Each case makes its answer when it runs: a response's body can be read once, and a
+# mutation run runs the same case more than once in one process.
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     ("answer", "opens"),
     [
-        pytest.param(httpx2.Response(500), True, id="500"),
-        pytest.param(httpx2.Response(502), True, id="502"),
-        pytest.param(httpx2.Response(503), True, id="503"),
-        pytest.param(REFUSED, True, id="refused"),
-        pytest.param(httpx2.ReadTimeout("slow"), True, id="timeout"),
-        pytest.param(httpx2.Response(400), False, id="400"),
-        pytest.param(httpx2.Response(401), False, id="401-the-key"),
-        pytest.param(httpx2.Response(429), False, id="429"),
-        pytest.param(not_gzip(), False, id="undecodable-body"),
+        pytest.param(partial(httpx2.Response, 500), True, id="500"),
+        pytest.param(partial(httpx2.Response, 502), True, id="502"),
+        pytest.param(partial(httpx2.Response, 503), True, id="503"),
+        pytest.param(lambda: REFUSED, True, id="refused"),
+        pytest.param(partial(httpx2.ReadTimeout, "slow"), True, id="timeout"),
+        pytest.param(partial(httpx2.Response, 400), False, id="400"),
+        pytest.param(partial(httpx2.Response, 401), False, id="401-the-key"),
+        pytest.param(partial(httpx2.Response, 429), False, id="429"),
+        pytest.param(not_gzip, False, id="undecodable-body"),
     ],
 )
 async def test_what_counts_against_the_breaker(
-    answer: httpx2.Response | Exception, opens: bool
+    answer: Callable[[], httpx2.Response | Exception], opens: bool
 ) -> None:
-    http = client(Script(answer), failures=1, retries=0)
+    http = client(Script(answer()), failures=1, retries=0)
 
     with pytest.raises(UpstreamError):
         await call(http)
