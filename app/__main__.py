@@ -19,7 +19,7 @@ from uvicorn.config import STARTUP_FAILURE
 from .errors import SettingsError
 from .ops.logs import log_config
 from .providers import DEFAULT_PROVIDER, PROVIDERS
-from .serve import ignore_sighup_until_serving, serve_app, serve_problems
+from .serve import ignore_sighup_until_serving, serve_app, serve_problems, uvicorn_trust
 from .servers import BackgroundServer, bind
 from .settings import Settings
 from .workers import ReloadingWorkers
@@ -50,8 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     serve.add_argument(
         "--forwarded-allow-ips",
+        type=_trust_list,
         default="127.0.0.1",
-        help="with --proxy-headers: the peers uvicorn believes (127.0.0.1)",
+        help="with --proxy-headers: the peers uvicorn believes (127.0.0.1), CIDRs read"
+        " as TRUSTED_PROXIES is",
     )
 
     demo = commands.add_parser("demo", help="run a self-contained demo, no configuration")
@@ -79,6 +81,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(args.port, args.provider)
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after its graceful shutdown
         return 0
+
+
+def _trust_list(raw: str) -> list[str]:
+    try:
+        return uvicorn_trust(raw)
+    except ValueError as exc:  # argparse names the flag and says why
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from .application import create_app
 from .ops.metrics import Metrics
+from .options import parsers as p
 from .reload import Reloading
 from .settings import Settings
 
@@ -26,6 +27,15 @@ def serve_problems(settings: Settings, *, proxy_headers: bool) -> list[str]:
             " must check; list the proxy in IDENTITY_PROXIES and TRUSTED_PROXIES instead"
         ]
     return []
+
+
+def uvicorn_trust(raw: str) -> list[str]:
+    """`--forwarded-allow-ips` read as every trust list is (`parsers.networks`, with its
+    breadth rule), for uvicorn, which matches a peer as it arrives: each IPv4 range is
+    also given in its IPv4-mapped form, as a dual-stack listener's IPv4 peers arrive."""
+    found = p.networks(raw)
+    mapped = [f"::ffff:{n.network_address}/{96 + n.prefixlen}" for n in found if n.version == 4]
+    return [str(n) for n in found] + mapped
 
 
 def serve_app(*, proxy_headers: bool, metrics_dir: str | None = None) -> Reloading:

@@ -37,9 +37,14 @@ def test_a_per_user_vendor_refuses_anonymous_visitors(env: dict[str, str]) -> No
     [
         ({"IDENTITY_SOURCE": "header"}, "IDENTITY_PROXIES: IDENTITY_SOURCE=header needs"),
         ({"IDENTITY_SOURCE": "header", "TRUSTED_PROXIES": "127.0.0.1"}, "IDENTITY_PROXIES"),
-        ({"TRUSTED_PROXIES": "0.0.0.0/0"}, "TRUSTED_PROXIES: 0.0.0.0/0 trusts every address"),
-        ({"IDENTITY_PROXIES": "::/0"}, "IDENTITY_PROXIES: ::/0 trusts every address"),
-        ({"METRICS_ALLOW": "0.0.0.0/0"}, "METRICS_ALLOW: 0.0.0.0/0 trusts every address"),
+        ({"TRUSTED_PROXIES": "0.0.0.0/0"}, "TRUSTED_PROXIES: 0.0.0.0/0 trusts at least a /1"),
+        ({"IDENTITY_PROXIES": "::/0"}, "IDENTITY_PROXIES: ::/0 trusts at least a /1"),
+        ({"METRICS_ALLOW": "0.0.0.0/0"}, "METRICS_ALLOW: 0.0.0.0/0 trusts at least a /1"),
+        # "Everyone" in pieces, or IPv4-mapped: every trust list counts the union.
+        ({"TRUSTED_PROXIES": "0.0.0.0/1 128.0.0.0/1"}, "0.0.0.0/1 128.0.0.0/1 trust at least"),
+        ({"IDENTITY_PROXIES": "::ffff:0:0/96"}, "IDENTITY_PROXIES: 0.0.0.0/0 trusts at least"),
+        ({"METRICS_ALLOW": "127.0.0.1 2000::/3"}, "METRICS_ALLOW: 2000::/3 trusts at least a /3"),
+        ({"TRUSTED_PROXIES": "11.0.0.0/8 12.0.0.0/16"}, "TRUSTED_PROXIES: 11.0.0.0/8 12.0.0.0/16"),
         ({"WIDGET_BASE_URL": "http://widgets.example.com"}, "WIDGET_BASE_URL: .* plain http"),
         ({"WIDGET_API_KEY": "k\u00e9y"}, "WIDGET_API_KEY: must be visible ASCII"),
         ({"SESSION_SAME_SITE": "none", "SESSION_HTTPS_ONLY": "false"}, "SESSION_SAME_SITE"),
@@ -48,6 +53,23 @@ def test_a_per_user_vendor_refuses_anonymous_visitors(env: dict[str, str]) -> No
 def test_settings_refuse_unsafe_combinations(env: dict[str, str], problem: str) -> None:
     with pytest.raises(SettingsError, match=problem):
         Settings.from_env({**VALID, **env})
+
+
+@pytest.mark.parametrize(
+    "networks",
+    [
+        "10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 127.0.0.0/8 fc00::/7 ::1",  # all private
+        "11.0.0.0/8",  # a /8's worth of the internet, the most
+        "2a06:98c0::/29 2400:cb00::/32 2600:9000::/28",  # CDNs' published IPv6 ranges
+        "::ffff:127.0.0.1 ::ffff:10.0.0.0/104",
+    ],
+)
+def test_trust_lists_may_name_private_networks_and_a_providers_ranges(networks: str) -> None:
+    env = {"TRUSTED_PROXIES": networks, "IDENTITY_PROXIES": networks, "METRICS_ALLOW": networks}
+
+    settings = Settings.from_env({**VALID, **env})
+
+    assert settings.trusted_proxies == settings.identity_proxies == settings.metrics_allow
 
 
 def test_plain_http_vendor_urls_only_on_loopback_or_when_allowed() -> None:

@@ -7,6 +7,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from widget_proxy.serve import uvicorn_trust
+
+
+def serve(cwd: Path, env: dict[str, str], *flags: str) -> subprocess.CompletedProcess[str]:
+    """`widget-proxy serve` with `flags`, run to its refusal."""
+    return subprocess.run(
+        [sys.executable, "-m", "widget_proxy", "serve", "--port", "0", *flags],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
 
 def test_serve_refuses_proxy_headers_with_header_identity(tmp_path: Path) -> None:
     env = {
@@ -19,15 +36,30 @@ def test_serve_refuses_proxy_headers_with_header_identity(tmp_path: Path) -> Non
         "IDENTITY_SOURCE": "header",
         "IDENTITY_PROXIES": "127.0.0.1",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "widget_proxy", "serve", "--port", "0", "--proxy-headers"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = serve(tmp_path, env, "--proxy-headers")
 
     assert result.returncode == 2
     assert "--proxy-headers hides the direct peer that IDENTITY_SOURCE=header" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("raw", "trusted"),
+    [
+        ("127.0.0.1", ["127.0.0.1/32", "::ffff:127.0.0.1/128"]),
+        ("10.0.0.0/8 ::1", ["10.0.0.0/8", "::1/128", "::ffff:10.0.0.0/104"]),
+        ("::ffff:192.168.0.0/112", ["192.168.0.0/16", "::ffff:192.168.0.0/112"]),
+    ],
+)
+def test_uvicorns_trusted_peers_include_their_ipv4_mapped_form(
+    raw: str, trusted: list[str]
+) -> None:
+    assert uvicorn_trust(raw) == trusted
+
+
+@pytest.mark.slow
+def test_forwarded_allow_ips_is_a_trust_list_like_any_other(tmp_path: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", "")}
+    result = serve(tmp_path, env, "--proxy-headers", "--forwarded-allow-ips", "::ffff:0:0/96")
+
+    assert result.returncode == 2
+    assert "--forwarded-allow-ips: 0.0.0.0/0 trusts at least a /1's worth" in result.stderr

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from ..cache.topology import topology
 from ..delivery.page import COLORS, Color
 from ..secret import Secret
-from ..security.forwarded import Network, parse_networks
+from ..security.forwarded import Network, parse_networks, too_broad
 from ..security.origins import OriginRule
 
 # A single path segment: no slash, no dot-segment, nothing that needs escaping.
@@ -63,11 +63,12 @@ def header_value(raw: str) -> Secret:
 
 
 def networks(raw: str) -> tuple[Network, ...]:
-    """CIDRs of peers to trust; a /0 would trust the whole internet, so it is refused."""
+    """CIDRs of peers to trust (every trust list's parser). A list that covers too much
+    of the internet to be a set of proxies (`too_broad`: `0.0.0.0/0`, or the same in
+    pieces or IPv4-mapped) is refused."""
     found = parse_networks(raw)
-    everything = [str(n) for n in found if n.prefixlen == 0]
-    if everything:
-        raise ValueError(f"{everything[0]} trusts every address; name the proxies' own CIDRs")
+    if problem := too_broad(found):
+        raise ValueError(problem)
     return found
 
 

@@ -4,7 +4,7 @@ by a trusted identity-aware proxy (oauth2-proxy's `X-Auth-Request-Email`).
 The cookie is exactly the one Starlette's `SessionMiddleware` writes (an
 itsdangerous-signed, base64-encoded JSON object), so a merchant's Starlette or
 FastAPI app that shares `SESSION_SECRET` logs users in for the proxy. The header is
-believed only from a peer inside `TRUSTED_PROXIES`. The email is never taken from
+believed only from a peer inside `IDENTITY_PROXIES`. The email is never taken from
 anything else the browser controls.
 """
 
@@ -209,7 +209,9 @@ class HeaderIdentity:
     its own: the reverse proxy trusted for `X-Forwarded-For` passes on whatever a
     client sends unless it clears the header, so being trusted for one is not being
     trusted for the other. A header sent twice is refused: which one the identity
-    proxy set can't be known.
+    proxy set can't be known. Only the exact name counts: an underscore alias
+    (`X_Auth_Request_Email`, oauth2-proxy's CVE-2025-64484) is another header, never
+    folded into this one.
     """
 
     def __init__(self, *, proxies: TrustedProxies, header: str = DEFAULT_IDENTITY_HEADER) -> None:

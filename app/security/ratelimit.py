@@ -18,6 +18,7 @@ from ..cache.counts import WindowCounters, retry_after
 from ..cache.keys import Keys
 from ..errors import RateLimited
 from ..ops.metrics import Metrics
+from .forwarded import address
 
 DEFAULT_PER_USER: Final = 60  # requests a minute
 DEFAULT_PER_IP: Final = 120  # (a shop's office or a school shares one address)
@@ -32,16 +33,13 @@ def ip_client(ip: str) -> str:
     """
     if ":" not in ip:  # IPv4 (or not an address): itself, without parsing it
         return ip
-    try:
-        address = ipaddress.ip_address(ip.strip())
-    except ValueError:
+    found = address(ip)  # as `forwarded` matches it: a mapped IPv4 address is IPv4
+    if found is None:
         return ip
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        network = ipaddress.IPv6Address(int(address) & ~_IPV6_HOST_BITS)  # drops a %scope
+    if isinstance(found, ipaddress.IPv6Address):
+        network = ipaddress.IPv6Address(int(found) & ~_IPV6_HOST_BITS)  # drops a %scope
         return f"{network}/{IPV6_PREFIX}"
-    return str(address)
+    return str(found)
 
 
 class RateLimits:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from starlette.datastructures import Headers
 
-from widget_proxy.security.forwarded import TrustedProxies, header_list, parse_networks
+from widget_proxy.security.forwarded import (
+    TrustedProxies,
+    address,
+    header_list,
+    parse_networks,
+    too_broad,
+)
 
 
 def ours() -> TrustedProxies:
@@ -24,6 +30,17 @@ def ours() -> TrustedProxies:
         ("10.1.2.3", "10.0.0.7", "10.0.0.7"),  # all trusted: the leftmost
         ("10.1.2.3", "", "10.1.2.3"),
         ("10.1.2.3", "garbage, 1.2.3.4", "1.2.3.4"),
+        # A dual-stack listener's IPv4 peer: trusted, and its hops read the same way.
+        ("::ffff:10.1.2.3", "::ffff:1.2.3.4", "1.2.3.4"),
+        ("::ffff:10.1.2.3", "1.2.3.4, ::ffff:10.9.9.9", "1.2.3.4"),
+        ("::ffff:203.0.113.5", "1.2.3.4", "203.0.113.5"),  # untrusted, known as IPv4
+        # A hop with its port is its address: a new port is not a new client.
+        ("10.1.2.3", "1.2.3.4:51000", "1.2.3.4"),
+        ("10.1.2.3", "[2001:db8::1]:443, 10.0.0.7:80", "2001:db8::1"),
+        # Junk a trusted hop wrote: the client is unknown, counted as the hop that wrote it.
+        ("10.1.2.3", "1.2.3.4, unknown", "10.1.2.3"),
+        ("10.1.2.3", "1.2.3.4, _hidden, 10.0.0.7", "10.0.0.7"),
+        ("10.1.2.3", "1.2.3.4:port", "10.1.2.3"),
     ],
 )
 def test_client_ip(peer: str, forwarded: str, client: str) -> None:
@@ -146,3 +163,115 @@ def test_only_a_trusted_peers_forwarded_headers_count(
 )
 def test_public_origin(scope: dict[str, object], headers: dict[str, str], origin: str) -> None:
     assert ours().public_origin(scope, headers) == origin
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("1.2.3.4", "1.2.3.4"),
+        (" 2001:db8::1 ", "2001:db8::1"),
+        ("::ffff:127.0.0.1", "127.0.0.1"),  # IPv4-mapped: the IPv4 address
+        ("::ffff:7f00:1", "127.0.0.1"),
+        ("[::ffff:1.2.3.4]:9", "1.2.3.4"),
+        ("1.2.3.4:80", "1.2.3.4"),
+        ("1.2.3.4:65535", "1.2.3.4"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("[2001:db8::1]", "2001:db8::1"),
+        ("::1", "::1"),
+        ("1.2.3.4:", None),
+        ("1.2.3.4:x", None),
+        ("1.2.3.4:123456", None),
+        ("1.2.3.4:-1", None),
+        ("[2001:db8::1", None),
+        ("[2001:db8::1]80", None),
+        ("[2001:db8::1]:", None),
+        ("2001:db8::1:x", None),
+        ("unknown", None),
+        ("", None),
+    ],
+)
+def test_an_address_is_read_in_one_form(text: str, found: str | None) -> None:
+    ip = address(text)
+
+    assert (None if ip is None else str(ip)) == found
+
+
+@pytest.mark.parametrize(
+    ("networks", "peer", "trusted"),
+    [
+        ("127.0.0.1/32", "::ffff:127.0.0.1", True),  # `serve --host ::`, reached over IPv4
+        ("127.0.0.1/32", "::ffff:127.0.0.2", False),
+        ("::ffff:127.0.0.1", "127.0.0.1", True),  # a mapped entry is the IPv4 one
+        ("::ffff:10.0.0.0/104", "10.9.8.7", True),
+        ("::/64", "::ffff:127.0.0.1", False),  # an IPv6 range holds no IPv4 peer
+        ("::1", "::1", True),
+        ("10.0.0.0/8", "10.0.0.1:80", True),
+        ("10.0.0.0/8", "garbage", False),
+    ],
+)
+def test_a_peer_is_matched_as_the_address_it_is(networks: str, peer: str, trusted: bool) -> None:
+    proxies = TrustedProxies(parse_networks(networks))
+
+    assert proxies.trusts(peer) is trusted
+    assert proxies.peer({"client": (peer, 1)}) == (str(address(peer)) if address(peer) else peer)
+
+
+def test_a_dual_stack_peer_is_known_by_its_ipv4_address() -> None:
+    assert ours().peer({"client": ("::ffff:203.0.113.5", 1)}) == "203.0.113.5"
+    assert ours().peer({"client": ("2001:DB8::1", 1)}) == "2001:db8::1"
+
+
+@pytest.mark.parametrize(
+    ("raw", "networks"),
+    [
+        ("::ffff:0:0/96", ["0.0.0.0/0"]),
+        ("::ffff:10.0.0.0/104", ["10.0.0.0/8"]),
+        ("::ffff:127.0.0.1", ["127.0.0.1/32"]),
+        ("::ffff:0:0/95", ["::fffe:0:0/95"]),  # wider than the mapped space: IPv6
+        ("::/96", ["::/96"]),  # IPv4-compatible (not mapped): IPv6
+    ],
+)
+def test_an_ipv4_mapped_range_is_the_ipv4_range(raw: str, networks: list[str]) -> None:
+    assert [str(n) for n in parse_networks(raw)] == networks
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("0.0.0.0/0", "0.0.0.0/0 trusts at least a /1's worth of public IPv4 addresses"),
+        ("0.0.0.0/1, 128.0.0.0/1", "0.0.0.0/1 128.0.0.0/1 trust at least a /1's worth"),
+        ("::ffff:0:0/96", "0.0.0.0/0 trusts at least a /1's worth of public IPv4"),
+        ("10.0.0.0/8 11.0.0.0/8 12.0.0.0/32", "11.0.0.0/8 12.0.0.0/32 trust at least a /8's"),
+        ("11.0.0.0/6", "8.0.0.0/6 trusts at least a /7's"),  # less 10/8, private
+        ("::/0", "::/0 trusts at least a /1's worth of public IPv6 addresses"),
+        ("2000::/3", "2000::/3 trusts at least a /3's worth of public IPv6 addresses"),
+        ("2001:db8::/24 2002::/32", "2001:d00::/24 2002::/32 trust at least a /24's"),
+        ("fc00::/6", "fc00::/6 trusts at least a /8's worth of public IPv6"),  # less fc00::/7
+    ],
+)
+def test_a_list_covering_too_much_of_the_internet_is_too_broad(raw: str, problem: str) -> None:
+    reason = too_broad(parse_networks(raw))
+
+    assert reason is not None
+    assert reason.startswith(problem)
+    assert "may cover a /" in reason
+    assert reason.endswith("at most); name the proxies' own CIDRs")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "127.0.0.0/8 ::1",  # METRICS_ALLOW's default
+        "10.0.0.0/8 100.64.0.0/10 127.0.0.0/8 169.254.0.0/16 172.16.0.0/12 192.168.0.0/16",
+        "::1 fc00::/7 fe80::/10",
+        "11.0.0.0/8",  # a /8's worth exactly
+        "11.0.0.0/8 10.0.0.0/8",
+        "10.0.0.0/7",
+        "2001:db8::/24",
+        "2001:db8::/25 2001:d80::/25",
+        "104.16.0.0/13 172.64.0.0/13 2a06:98c0::/29 2600:9000::/28",  # CDNs' ranges
+    ],
+)
+def test_private_networks_and_a_providers_ranges_are_not_too_broad(raw: str) -> None:
+    assert too_broad(parse_networks(raw)) is None

@@ -389,6 +389,23 @@ def test_the_identity_header_is_read_once_or_refused(
     assert caught.value.detail == outcome
 
 
+@pytest.mark.parametrize(
+    "alias", [b"x_auth_request_email", b"x-auth-request_email", b"x_auth-request-email"]
+)
+def test_an_underscore_alias_of_the_identity_header_is_never_identity(alias: bytes) -> None:
+    """oauth2-proxy's CVE-2025-64484: it cleared `X-Auth-Request-Email` but passed on a
+    client's `X_Auth_Request_Email`, which servers that fold `_` into `-` then read."""
+    from widget_proxy.security.forwarded import TrustedProxies, parse_networks
+    from widget_proxy.security.identity import HeaderIdentity
+
+    source = HeaderIdentity(proxies=TrustedProxies(parse_networks("127.0.0.1")))
+    alone = [(alias, b"victim@example.com")]
+    beside = [(b"x-auth-request-email", EMAIL.encode()), *alone]
+
+    assert source.identity({"client": ("127.0.0.1", 1), "headers": alone}, {}) is None
+    assert source.identity({"client": ("127.0.0.1", 1), "headers": beside}, {}) == Identity(EMAIL)
+
+
 def session_of(data: object) -> str:
     """A session cookie holding `data` as JSON, as Starlette's SessionMiddleware signs it."""
     return signed(json.dumps(data).encode())

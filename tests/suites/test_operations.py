@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -64,6 +65,50 @@ def test_metrics_add_up_across_workers(
 
     for found in scraped:  # whichever worker answers, it counts both
         assert value(found, "widget_proxy_requests_total", route="/widget", status="200") == 40
+
+
+def dual_stack() -> bool:
+    """Whether this machine has IPv6 on loopback, for a socket that takes IPv4 too."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            probe.bind(("::", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_a_dual_stack_listener_matches_its_ipv4_peers(
+    tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
+) -> None:
+    """`serve --host ::` (with workers: one socket, IPv4 and IPv6) sees nginx on 127.0.0.1
+    as `::ffff:127.0.0.1`; every trust list still matches it as 127.0.0.1."""
+    if not dual_stack():
+        unavailable("no IPv6 on loopback for a dual-stack socket")
+    clients = [f"203.0.113.{i}" for i in range(8)]  # 8 requests on 2 workers, limit 3
+    with (
+        serve(
+            tmp_path, vendor, upstream, leak_scanner, "--host", "::", "--workers", "2",
+            TRUSTED_PROXIES="127.0.0.1/32", IDENTITY_SOURCE="header",
+            IDENTITY_PROXIES="127.0.0.1/32", RATE_LIMIT_IP_PER_MINUTE="3",
+        ) as proxy,
+        scanning_client(leak_scanner, base_url=proxy.url, timeout=30) as client,
+    ):  # fmt: skip
+        pages = [
+            client.get(
+                "/widget", headers={"x-forwarded-for": ip, "x-auth-request-email": f"u{i}@x.io"}
+            )
+            for i, ip in enumerate(clients)
+        ]
+        metrics = client.get("/metrics")  # METRICS_ALLOW's default, 127.0.0.0/8
+
+    assert [page.status_code for page in pages] == [200] * len(clients)  # told apart, signed in
+    claims = jwt.decode(token_in(pages[0].text), vendor.signing_key, algorithms=["HS256"])
+    assert claims["email"] == "u0@x.io"  # the identity proxy's user
+    assert metrics.status_code == 200
+    lines = [json.loads(line) for line in proxy.log.read_text().splitlines() if line]
+    assert sorted(line["client_ip"] for line in lines if line.get("path") == "/widget") == clients
 
 
 @pytest.mark.slow
@@ -161,22 +206,31 @@ def test_behind_nginx_with_the_readme_config(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("underscores", ["", "underscores_in_headers on;\n"])
 def test_the_forwarding_sample_never_passes_on_a_clients_identity_header(
-    tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
+    tmp_path: Path,
+    vendor: ReturningAIStandIn,
+    upstream: str,
+    leak_scanner: LeakScanner,
+    underscores: str,
 ) -> None:
-    # Even a proxy wrongly told that this nginx asserts identity gets no identity from it.
+    """Even a proxy wrongly told that this nginx asserts identity gets no identity from
+    it: not the header (cleared), nor its underscore alias (oauth2-proxy's
+    CVE-2025-64484), which nginx drops by default and the proxy ignores when it doesn't."""
     with serve(
         tmp_path, vendor, upstream, leak_scanner, "--root-path", "/rewards",
         TRUSTED_PROXIES="127.0.0.1/32", IDENTITY_SOURCE="header", IDENTITY_PROXIES="127.0.0.1",
     ) as proxy:  # fmt: skip
         backend = proxy.url.removeprefix("http://")
         with (
-            nginx(tmp_path, readme_nginx_blocks()[0], backend) as base,
+            nginx(tmp_path, underscores + readme_nginx_blocks()[0], backend) as base,
             scanning_client(leak_scanner, base_url=base, timeout=30) as client,
         ):
             claimed = client.get("/rewards/widget", headers={"x-auth-request-email": EMAIL})
+            aliased = client.get("/rewards/widget", headers={"X_Auth_Request_Email": EMAIL})
 
     assert claimed.status_code == 401  # the header was cleared on the way
+    assert aliased.status_code == 401
     assert vendor.calls == {}
 
 
@@ -218,6 +272,7 @@ def test_the_oauth2_proxy_sample_sets_the_identity_itself(
                 headers={
                     "cookie": "_oauth2_proxy=ann-session",
                     "x-auth-request-email": "victim@example.com",  # the client's own claim
+                    "X_Auth_Request_Email": "victim@example.com",  # and its alias
                 },
             )
             spoofed = client.get(

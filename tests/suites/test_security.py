@@ -197,6 +197,25 @@ def test_an_identity_header_sent_twice_is_refused(
     assert vendor.calls == {}
 
 
+@pytest.mark.parametrize("alias", ["X_Auth_Request_Email", "x-auth-request_email"])
+def test_an_underscore_alias_of_the_identity_header_is_never_identity(
+    make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn, alias: str
+) -> None:
+    """oauth2-proxy's CVE-2025-64484: a client's `X_Auth_Request_Email` passed on by the
+    identity proxy. Sent straight from a trusted identity proxy's address, it is ignored."""
+    proxy = make_proxy(IDENTITY_SOURCE="header", IDENTITY_PROXIES="127.0.0.1")
+
+    alone = proxy.client.get("/widget", headers={alias: "victim@example.com"})
+    beside = proxy.client.get(
+        "/widget", headers=[(alias, "victim@example.com"), ("x-auth-request-email", EMAIL)]
+    )
+
+    assert alone.status_code == 401
+    assert beside.status_code == 200
+    assert claims(vendor, token_in(beside.text))["email"] == EMAIL
+    assert vendor.calls["signin"] == 1
+
+
 def test_with_header_identity_the_session_cookie_is_ignored(
     make_proxy: Callable[..., Proxy], vendor: ReturningAIStandIn
 ) -> None:
@@ -251,6 +270,29 @@ def test_per_ip_rate_limit_behind_a_trusted_proxy(make_proxy: Callable[..., Prox
 
     assert [from_ip("198.51.100.1", f"u{i}@example.com") for i in range(3)] == [200, 200, 429]
     assert from_ip("198.51.100.2", "u9@example.com") == 200  # another client, its own count
+
+
+@pytest.mark.parametrize(
+    "hops",
+    [
+        ["198.51.100.1:50001", "198.51.100.1:50002", "[::ffff:198.51.100.1]:50003"],
+        ["[2001:db8::1]:443", "2001:db8::2", "[2001:db8::3]"],  # one /64
+        # No address at all: counted as the trusted proxy that wrote it, one client.
+        ["unknown", "garbage-1", "198.51.100.1:port"],
+    ],
+)
+def test_a_port_or_junk_in_a_forwarded_hop_makes_no_new_client(
+    make_proxy: Callable[..., Proxy], hops: list[str]
+) -> None:
+    proxy = make_proxy(RATE_LIMIT_IP_PER_MINUTE="2", TRUSTED_PROXIES="127.0.0.1")
+
+    def from_hop(hop: str, email: str) -> int:
+        return proxy.get("/widget", email, headers={"x-forwarded-for": hop}).status_code
+
+    statuses = [from_hop(hop, f"u{i}@example.com") for i, hop in enumerate(hops)]
+
+    assert statuses == [200, 200, 429]
+    assert from_hop("203.0.113.9:50001", "u9@example.com") == 200  # its own count
 
 
 def test_a_client_cant_hide_behind_a_second_x_forwarded_for_line(
