@@ -39,6 +39,21 @@ def test_defaults_and_normalisation() -> None:
     assert settings.upstream_max_bytes == 2 * 1024 * 1024
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "HTTPS://Widgets.Example.COM/",
+        "Https://widgets.example.com",
+        " https://WIDGETS.example.com/ ",
+    ],
+)
+def test_a_url_has_one_spelling(written: str) -> None:
+    """Scheme and host are case-insensitive: each URL setting keeps one spelling of them
+    (what the checks compare and what the namespace hashes)."""
+    settings = Settings.from_env({**VALID, "WIDGET_BASE_URL": written})
+    assert settings.vendor.base_url == "https://widgets.example.com"
+
+
 def test_parsed_values() -> None:
     settings = Settings.from_env(
         {
@@ -85,6 +100,15 @@ def test_every_missing_setting_is_reported_together() -> None:
         ("WIDGET_BASE_URL", "ftp://x", "http(s) URL"),
         ("WIDGET_BASE_URL", "https://x/?a=1", "query"),
         ("WIDGET_BASE_URL", "https://user:pw@x", "credentials"),
+        ("WIDGET_BASE_URL", "https://widgets example.com", "spaces"),
+        ("WIDGET_BASE_URL", "https://widgets.example.com\t.evil", "control characters"),
+        ("WIDGET_BASE_URL", "\x01https://widgets.example.com", "control characters"),
+        ("WIDGET_BASE_URL", "https://:443", "http(s) URL"),
+        ("WIDGET_BASE_URL", "https:///path", "http(s) URL"),
+        ("WIDGET_BASE_URL", "https:widgets.example.com", "http(s) URL"),
+        ("WIDGET_BASE_URL", "https://widgets.example.com:99999", "bad port"),
+        ("WIDGET_BASE_URL", "https://widgets.example.com:https", "bad port"),
+        ("LOGIN_URL", "https://shop.example/log in", "path"),
         ("WIDGET_API_KEY", "   ", "required"),
         ("WIDGET_COMMUNITY_ID", "a/b", "path segment"),
         ("WIDGET_ID", "..", "path segment"),
