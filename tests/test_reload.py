@@ -29,6 +29,7 @@ from tests.support import (
     UNLIMITED,
     LeakScanner,
     async_scanning_client,
+    fifo,
     free_port,
     scanning_client,
     session_cookie,
@@ -457,3 +458,45 @@ def test_sighup_under_load_drops_nothing(
     refused = [m for m in stderr if m.startswith("settings reload refused")]
     assert len(refused) == 1
     assert "WIDGET_COLOR" in refused[0]
+
+
+@pytest.mark.slow
+def test_a_fifo_as_a_secret_file_is_refused_on_sighup_and_a_later_reload_works(
+    tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
+) -> None:
+    """Read, a FIFO would block the reload for ever while it holds the reload lock, and
+    every later SIGHUP would wait behind it: it is refused at once, the path named."""
+    leak_scanner.add(SECRET)
+    key_file = tmp_path / "api_key"
+    key_file.write_text(vendor.api_key)
+    values = {
+        **vendor.proxy_env(upstream),
+        **UNLIMITED,
+        "SESSION_SECRET": SECRET,
+        "SESSION_HTTPS_ONLY": "false",
+        "WIDGET_API_KEY": "",
+        "WIDGET_API_KEY_FILE": str(key_file),
+    }
+    write_env(tmp_path / ".env", values)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "stderr.log"
+    with (
+        fifo(tmp_path / "api_key_fifo") as pipe,
+        running(["serve", "--port", str(port)], tmp_path, url, leak_scanner) as process,
+    ):
+        wait_until(lambda: count(log, "Application startup complete") == 1, 60)
+        write_env(tmp_path / ".env", {**values, "WIDGET_API_KEY_FILE": str(pipe)})
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: count(log, "settings reload refused") == 1, timeout=20)
+
+        write_env(tmp_path / ".env", {**values, "WIDGET_COLOR": "dark"})
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: count(log, "settings reloaded (changed: WIDGET_COLOR)") == 1, 20)
+        with scanning_client(leak_scanner, base_url=url, timeout=30) as client:
+            assert client.get("/widget", headers=cookie(EMAIL)).status_code == 200
+    refused = [m for m in messages(log) if m.startswith("settings reload refused")]
+    assert refused == [
+        "settings reload refused, keeping the running settings: WIDGET_API_KEY_FILE:"
+        f" {pipe} is not a regular file (a FIFO); name the file itself"
+    ]
