@@ -461,12 +461,34 @@ def test_sighup_under_load_drops_nothing(
 
 
 @pytest.mark.slow
-def test_a_fifo_as_a_secret_file_is_refused_on_sighup_and_a_later_reload_works(
-    tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        # Read, a FIFO would block the reload for ever while it holds the reload lock, and
+        # every later SIGHUP would wait behind it.
+        (
+            {"WIDGET_API_KEY_FILE": "{fifo}"},
+            "WIDGET_API_KEY_FILE: {fifo} is not a regular file (a FIFO); name the file itself",
+        ),
+        # Once logged as "CACHE_URL: ':Zq7Left' is not host:port".
+        (
+            {"CACHE_URL": "redis+sentinel://:Zq7Left?Zq7Right@127.0.0.1:26379/m"},
+            "CACHE_URL: an '@'",
+        ),
+    ],
+    ids=["fifo-secret-file", "password-in-a-malformed-cache-url"],
+)
+def test_a_sighup_refused_says_why_and_a_later_one_works(
+    tmp_path: Path,
+    vendor: ReturningAIStandIn,
+    upstream: str,
+    leak_scanner: LeakScanner,
+    edit: dict[str, str],
+    problem: str,
 ) -> None:
-    """Read, a FIFO would block the reload for ever while it holds the reload lock, and
-    every later SIGHUP would wait behind it: it is refused at once, the path named."""
-    leak_scanner.add(SECRET)
+    """The refusal is logged at once, naming the setting and nothing secret, and the
+    next SIGHUP with valid settings is served."""
+    leak_scanner.add(SECRET, "Zq7Left", "Zq7Right")
     key_file = tmp_path / "api_key"
     key_file.write_text(vendor.api_key)
     values = {
@@ -486,7 +508,8 @@ def test_a_fifo_as_a_secret_file_is_refused_on_sighup_and_a_later_reload_works(
         running(["serve", "--port", str(port)], tmp_path, url, leak_scanner) as process,
     ):
         wait_until(lambda: count(log, "Application startup complete") == 1, 60)
-        write_env(tmp_path / ".env", {**values, "WIDGET_API_KEY_FILE": str(pipe)})
+        bad = {k: v.format(fifo=pipe) for k, v in edit.items()}
+        write_env(tmp_path / ".env", {**values, **bad})
         process.send_signal(signal.SIGHUP)
         wait_until(lambda: count(log, "settings reload refused") == 1, timeout=20)
 
@@ -496,7 +519,7 @@ def test_a_fifo_as_a_secret_file_is_refused_on_sighup_and_a_later_reload_works(
         with scanning_client(leak_scanner, base_url=url, timeout=30) as client:
             assert client.get("/widget", headers=cookie(EMAIL)).status_code == 200
     refused = [m for m in messages(log) if m.startswith("settings reload refused")]
-    assert refused == [
-        "settings reload refused, keeping the running settings: WIDGET_API_KEY_FILE:"
-        f" {pipe} is not a regular file (a FIFO); name the file itself"
-    ]
+    assert len(refused) == 1
+    assert refused[0].startswith(
+        "settings reload refused, keeping the running settings: " + problem.format(fifo=pipe)
+    )

@@ -65,9 +65,13 @@ def option(
     parse: Callable[[str], Any],
     *,
     shown: str | None = None,
+    secret: bool = False,
 ) -> Any:
-    """A settings field read from the variable `name` (typed as the field's annotation)."""
-    return field(metadata={"option": Option(name, default, help, parse, shown)})
+    """A settings field read from the variable `name` (typed as the field's annotation).
+    A `Secret` field is secret (it has a `{name}_FILE` form); `secret=True` says so of a
+    value that holds one (a URL with a password)."""
+    declared = Option(name, default, help, parse, shown, secret=secret)
+    return field(metadata={"option": declared})
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(option,))
@@ -83,7 +87,7 @@ def options_of(cls: type, vendor: str = "") -> tuple[Option, ...]:
             field=f.name,
             vendor=vendor,
             # Annotations are strings here (postponed evaluation); both spellings count.
-            secret=f.type in (Secret, "Secret", "Secret | None"),
+            secret=f.metadata["option"].secret or f.type in (Secret, "Secret", "Secret | None"),
         )
         for f in fields(cls)
         if "option" in f.metadata

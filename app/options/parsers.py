@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-from ..cache.topology import topology
+from ..cache.topology import Topology, topology
 from ..delivery.page import COLORS, Color
 from ..secret import Secret
 from ..security.forwarded import Network, parse_networks
@@ -188,15 +188,9 @@ def allowed_origins(raw: str) -> tuple[OriginRule, ...]:
     return tuple(OriginRule.parse(e) for e in raw.replace(",", " ").split())
 
 
-def cache_url(raw: str) -> Secret:
-    value = raw.strip()
-    if value == "memory://":
-        return Secret(value)
-    scheme = urlsplit(value).scheme
-    topology(value)  # the scheme, and a Sentinel's or a Cluster's hosts, service and options
-    if scheme in ("redis", "rediss") and not urlsplit(value).hostname:
-        raise ValueError("a redis URL needs a host, e.g. redis://127.0.0.1:6379/0")
-    return Secret(value)  # a Redis URL may carry a password
+def cache_url(raw: str) -> Topology:
+    """Read once, here: what `redis_client` builds from (see `cache.topology`)."""
+    return topology(raw)
 
 
 def template_path(raw: str) -> Path | None:
