@@ -363,6 +363,18 @@ def count(log: Path, text: str) -> int:
     return sum(text in message for message in messages(log))
 
 
+def key_from_file(vendor_env: dict[str, str], key_file: Path) -> dict[str, str]:
+    """A served proxy's settings, its vendor key read from `key_file` (SIGHUP reads it)."""
+    return {
+        **vendor_env,
+        **UNLIMITED,
+        "SESSION_SECRET": SECRET,
+        "SESSION_HTTPS_ONLY": "false",
+        "WIDGET_API_KEY": "",
+        "WIDGET_API_KEY_FILE": str(key_file),
+    }
+
+
 @contextmanager
 def stand_in(leak_scanner: LeakScanner) -> Iterator[tuple[KeyCheckingStandIn, str]]:
     vendor = KeyCheckingStandIn(
@@ -385,14 +397,7 @@ def test_sighup_under_load_drops_nothing(
     with stand_in(leak_scanner) as (vendor, upstream):
         key_file = tmp_path / "api_key"
         key_file.write_text(vendor.api_key + "\n")
-        values = {
-            **vendor.proxy_env(upstream),
-            **UNLIMITED,
-            "SESSION_SECRET": SECRET,
-            "SESSION_HTTPS_ONLY": "false",
-            "WIDGET_API_KEY": "",
-            "WIDGET_API_KEY_FILE": str(key_file),
-        }
+        values = key_from_file(vendor.proxy_env(upstream), key_file)
         write_env(tmp_path / ".env", values)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -491,14 +496,7 @@ def test_a_sighup_refused_says_why_and_a_later_one_works(
     leak_scanner.add(SECRET, "Zq7Left", "Zq7Right")
     key_file = tmp_path / "api_key"
     key_file.write_text(vendor.api_key)
-    values = {
-        **vendor.proxy_env(upstream),
-        **UNLIMITED,
-        "SESSION_SECRET": SECRET,
-        "SESSION_HTTPS_ONLY": "false",
-        "WIDGET_API_KEY": "",
-        "WIDGET_API_KEY_FILE": str(key_file),
-    }
+    values = key_from_file(vendor.proxy_env(upstream), key_file)
     write_env(tmp_path / ".env", values)
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.support.processes import serve_refused
 
 
 def test_serve_refuses_proxy_headers_with_header_identity(tmp_path: Path) -> None:
@@ -19,15 +19,7 @@ def test_serve_refuses_proxy_headers_with_header_identity(tmp_path: Path) -> Non
         "IDENTITY_SOURCE": "header",
         "IDENTITY_PROXIES": "127.0.0.1",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "widget_proxy", "serve", "--port", "0", "--proxy-headers"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = serve_refused(tmp_path, env, "--proxy-headers")
 
     assert result.returncode == 2
     assert "--proxy-headers hides the direct peer that IDENTITY_SOURCE=header" in result.stderr

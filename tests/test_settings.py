@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import io
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from dotenv import dotenv_values
 
 from tests.support import VALID
+from tests.support.processes import serve_refused
 from tests.support.vendors import HISSUNO_KEY, SHOP_KEY, hissuno_env, neuroon_env
 from widget_proxy.options import Secret
 from widget_proxy.providers.hissuno import HissunoSettings
@@ -210,15 +209,7 @@ def test_readme_table_matches_the_settings() -> None:
 
 
 def test_serve_refuses_to_start_with_bad_settings(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "widget_proxy", "serve", "--port", "0"],
-        cwd=tmp_path,
-        env={"PATH": "", "WIDGET_COLOR": "blue", "SESSION_SECRET": "tiny"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = serve_refused(tmp_path, {"WIDGET_COLOR": "blue", "SESSION_SECRET": "tiny"})
 
     assert result.returncode == 2
     for name in ("WIDGET_BASE_URL", "WIDGET_API_KEY", "WIDGET_COLOR", "SESSION_SECRET"):

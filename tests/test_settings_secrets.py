@@ -4,14 +4,13 @@ reason that never shows the content, and named in the README."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 from tests.support import VALID, fifo
+from tests.support.processes import serve_refused
 from tests.support.vendors import problems
 from widget_proxy.options import MAX_SECRET_FILE, within
 from widget_proxy.settings import Settings, all_options
@@ -98,15 +97,7 @@ def test_serve_refuses_a_fifo_as_a_secret_file_at_once(tmp_path: Path) -> None:
     (exit 2, the path named) instead of hanging."""
     with fifo(tmp_path / "api_key") as path:
         env = {k: v for k, v in VALID.items() if k != "WIDGET_API_KEY"}
-        result = subprocess.run(
-            [sys.executable, "-m", "widget_proxy", "serve", "--port", "0"],
-            cwd=tmp_path,
-            env={"PATH": "", **env, "WIDGET_API_KEY_FILE": str(path)},
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        )
+        result = serve_refused(tmp_path, {**env, "WIDGET_API_KEY_FILE": str(path)})
 
     assert result.returncode == 2
     assert f"WIDGET_API_KEY_FILE: {path} is not a regular file (a FIFO)" in result.stderr

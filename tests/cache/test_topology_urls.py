@@ -3,13 +3,12 @@ a reason. (That the password never shows: tests/cache/test_cache.py.)"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support import VALID
+from tests.support.processes import serve_refused
 from widget_proxy.cache.topology import Topology, topology
 from widget_proxy.settings import Settings, SettingsError
 
@@ -192,15 +191,7 @@ def test_a_read_url_shows_no_password() -> None:
     ],
 )
 def test_serve_refuses_a_malformed_url_at_start_with_no_password(tmp_path: Path, url: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "widget_proxy", "serve", "--port", "0"],
-        cwd=tmp_path,
-        env={"PATH": "", **VALID, "CACHE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=False,
-    )
+    result = serve_refused(tmp_path, {**VALID, "CACHE_URL": url})
 
     assert result.returncode == 2
     assert "  - CACHE_URL: " in result.stderr
