@@ -69,7 +69,7 @@ def create_app(
     metrics = metrics if metrics is not None else Metrics()
     http = http_client(settings, metrics=metrics, transport=transport)
     store = open_store(
-        settings.cache_url.reveal(),
+        settings.cache_url,
         secret=settings.session_secret.reveal(),
         max_entries=settings.cache_max_entries,
         metrics=metrics,

@@ -73,12 +73,12 @@ def _session_needs(values: dict[str, Any], group: VendorSettings) -> list[str]:
 
 
 def in_clear(group: VendorSettings, vendor: str) -> list[str]:
-    """A vendor URL on plain http beyond this machine would carry keys or tokens in clear."""
+    """A vendor URL on plain http beyond this machine (in any spelling of the scheme)
+    would carry keys or tokens in clear, or put a script anyone on the way may rewrite
+    on the shop's pages."""
     return [
-        f"{opt.name}: {value} is plain http beyond loopback, so the key or tokens would"
-        " travel in clear; use https:// (or UPSTREAM_ALLOW_HTTP=true to accept it)"
+        f"{opt.name}: {value} is plain http beyond loopback, so the key, tokens or script"
+        " would travel in clear; use https:// (or UPSTREAM_ALLOW_HTTP=true to accept it)"
         for opt in options_of(type(group), vendor)
-        if isinstance(value := getattr(group, opt.field), str)
-        and value.startswith("http://")
-        and not p.is_loopback(value)
+        if isinstance(value := getattr(group, opt.field), str) and p.plain_http(value)
     ]

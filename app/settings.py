@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from . import consistency
-from .cache import url_secrets
+from .cache import Topology
 from .cache.counts import DEFAULT_SYNC_INTERVAL
 from .cache.memory import DEFAULT_MAX_ENTRIES
 from .cache.pages import DEFAULT_PAGE_TTL, DEFAULT_STALE_IF_ERROR
@@ -266,13 +266,14 @@ class Settings:
         "Seconds requests in flight may take to finish after SIGTERM",
         p.positive(int),
     )
-    cache_url: Secret = option(
+    cache_url: Topology = option(
         "CACHE_URL",
         "memory://",
         "Where tokens and pages are cached: memory:// (one process), redis://host:port/db,"
         " redis+sentinel://host:port[,host:port…]/service[/db] (the master a Sentinel names)"
         " or redis+cluster://host:port[,host:port…] (rediss+… for TLS)",
         p.cache_url,
+        secret=True,  # it may hold a password: CACHE_URL_FILE too
     )
     cache_max_entries: int = option(
         "CACHE_MAX_ENTRIES",
@@ -348,9 +349,9 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every secret value, for the redaction and leak checks."""
-        # A cache URL is a Secret for its credentials, which are the secret part of it.
+        # A cache URL's credentials are the secret part of it.
         found = [*secrets_in(self, skip=("cache_url",)), *secrets_in(self.vendor)]
-        return (*found, *url_secrets(self.cache_url.reveal()))
+        return (*found, *self.cache_url.secrets)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from tests.support import VALID
 from tests.support.vendors import HISSUNO, NEUROON, SDK, problems
+from widget_proxy.options import Option, options_of
+from widget_proxy.providers import PROVIDERS
 from widget_proxy.settings import Settings, SettingsError
 
 
@@ -81,3 +85,48 @@ def test_plain_http_vendor_urls_only_on_loopback_or_when_allowed() -> None:
     assert allowed.vendor.base_url == "http://widgets.example.com"
     for local in ("http://127.0.0.1:8081", "http://localhost:8081", "http://[::1]:8081"):
         assert Settings.from_env({**VALID, "WIDGET_BASE_URL": local}).vendor.base_url == local
+
+
+# Each vendor's least configuration, by TOKEN_PROVIDER.
+LEAST = {env.get("TOKEN_PROVIDER", "returningai"): env for env in (VALID, NEUROON, HISSUNO, SDK)}
+# Plain http as an operator may write it: the scheme's case is nobody's business.
+SPELLINGS = (
+    "http://far.example",
+    "HTTP://far.example",
+    "Http://far.example/",
+    " hTTp://far.example ",
+)
+
+
+@pytest.mark.parametrize("vendor", sorted(PROVIDERS))
+def test_plain_http_is_refused_in_every_spelling_in_every_url_setting(vendor: str) -> None:
+    """Every vendor option that takes a URL (found by trying: one that takes an https
+    URL but no ftp one) refuses plain http beyond loopback however the scheme is
+    written, and keeps it in one spelling when UPSTREAM_ALLOW_HTTP accepts it."""
+    env = LEAST[vendor]
+    urls = [
+        opt.name
+        for opt in _options(vendor)
+        if _accepts(env, opt.name, "https://far.example/x.js")
+        and not _accepts(env, opt.name, "ftp://far.example/x.js")
+    ]
+    assert urls  # every vendor has one at least
+    for name, spelling in itertools.product(urls, SPELLINGS):
+        assert any(
+            p.startswith(f"{name}: http://far.example is plain http beyond loopback")
+            for p in problems({**env, name: spelling})
+        ), (name, spelling)
+        allowed = Settings.from_env({**env, name: spelling, "UPSTREAM_ALLOW_HTTP": "true"})
+        assert "http://far.example" in [getattr(allowed.vendor, o.field) for o in _options(vendor)]
+
+
+def _accepts(env: dict[str, str], name: str, value: str) -> bool:
+    try:
+        Settings.from_env({**env, name: value})
+    except SettingsError:
+        return False
+    return True
+
+
+def _options(vendor: str) -> tuple[Option, ...]:
+    return options_of(PROVIDERS[vendor].settings, vendor)

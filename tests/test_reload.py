@@ -29,6 +29,7 @@ from tests.support import (
     UNLIMITED,
     LeakScanner,
     async_scanning_client,
+    fifo,
     free_port,
     scanning_client,
     session_cookie,
@@ -362,6 +363,18 @@ def count(log: Path, text: str) -> int:
     return sum(text in message for message in messages(log))
 
 
+def key_from_file(vendor_env: dict[str, str], key_file: Path) -> dict[str, str]:
+    """A served proxy's settings, its vendor key read from `key_file` (SIGHUP reads it)."""
+    return {
+        **vendor_env,
+        **UNLIMITED,
+        "SESSION_SECRET": SECRET,
+        "SESSION_HTTPS_ONLY": "false",
+        "WIDGET_API_KEY": "",
+        "WIDGET_API_KEY_FILE": str(key_file),
+    }
+
+
 @contextmanager
 def stand_in(leak_scanner: LeakScanner) -> Iterator[tuple[KeyCheckingStandIn, str]]:
     vendor = KeyCheckingStandIn(
@@ -384,14 +397,7 @@ def test_sighup_under_load_drops_nothing(
     with stand_in(leak_scanner) as (vendor, upstream):
         key_file = tmp_path / "api_key"
         key_file.write_text(vendor.api_key + "\n")
-        values = {
-            **vendor.proxy_env(upstream),
-            **UNLIMITED,
-            "SESSION_SECRET": SECRET,
-            "SESSION_HTTPS_ONLY": "false",
-            "WIDGET_API_KEY": "",
-            "WIDGET_API_KEY_FILE": str(key_file),
-        }
+        values = key_from_file(vendor.proxy_env(upstream), key_file)
         write_env(tmp_path / ".env", values)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -457,3 +463,61 @@ def test_sighup_under_load_drops_nothing(
     refused = [m for m in stderr if m.startswith("settings reload refused")]
     assert len(refused) == 1
     assert "WIDGET_COLOR" in refused[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        # Read, a FIFO would block the reload for ever while it holds the reload lock, and
+        # every later SIGHUP would wait behind it.
+        (
+            {"WIDGET_API_KEY_FILE": "{fifo}"},
+            "WIDGET_API_KEY_FILE: {fifo} is not a regular file (a FIFO); name the file itself",
+        ),
+        # Once logged as "CACHE_URL: ':Zq7Left' is not host:port".
+        (
+            {"CACHE_URL": "redis+sentinel://:Zq7Left?Zq7Right@127.0.0.1:26379/m"},
+            "CACHE_URL: an '@'",
+        ),
+    ],
+    ids=["fifo-secret-file", "password-in-a-malformed-cache-url"],
+)
+def test_a_sighup_refused_says_why_and_a_later_one_works(
+    tmp_path: Path,
+    vendor: ReturningAIStandIn,
+    upstream: str,
+    leak_scanner: LeakScanner,
+    edit: dict[str, str],
+    problem: str,
+) -> None:
+    """The refusal is logged at once, naming the setting and nothing secret, and the
+    next SIGHUP with valid settings is served."""
+    leak_scanner.add(SECRET, "Zq7Left", "Zq7Right")
+    key_file = tmp_path / "api_key"
+    key_file.write_text(vendor.api_key)
+    values = key_from_file(vendor.proxy_env(upstream), key_file)
+    write_env(tmp_path / ".env", values)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "stderr.log"
+    with (
+        fifo(tmp_path / "api_key_fifo") as pipe,
+        running(["serve", "--port", str(port)], tmp_path, url, leak_scanner) as process,
+    ):
+        wait_until(lambda: count(log, "Application startup complete") == 1, 60)
+        bad = {k: v.format(fifo=pipe) for k, v in edit.items()}
+        write_env(tmp_path / ".env", {**values, **bad})
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: count(log, "settings reload refused") == 1, timeout=20)
+
+        write_env(tmp_path / ".env", {**values, "WIDGET_COLOR": "dark"})
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: count(log, "settings reloaded (changed: WIDGET_COLOR)") == 1, 20)
+        with scanning_client(leak_scanner, base_url=url, timeout=30) as client:
+            assert client.get("/widget", headers=cookie(EMAIL)).status_code == 200
+    refused = [m for m in messages(log) if m.startswith("settings reload refused")]
+    assert len(refused) == 1
+    assert refused[0].startswith(
+        "settings reload refused, keeping the running settings: " + problem.format(fifo=pipe)
+    )

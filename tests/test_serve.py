@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.processes import serve_refused
 from widget_proxy.serve import uvicorn_trust
-
-
-def serve(cwd: Path, env: dict[str, str], *flags: str) -> subprocess.CompletedProcess[str]:
-    """`widget-proxy serve` with `flags`, run to its refusal."""
-    return subprocess.run(
-        [sys.executable, "-m", "widget_proxy", "serve", "--port", "0", *flags],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_serve_refuses_proxy_headers_with_header_identity(tmp_path: Path) -> None:
@@ -36,7 +22,7 @@ def test_serve_refuses_proxy_headers_with_header_identity(tmp_path: Path) -> Non
         "IDENTITY_SOURCE": "header",
         "IDENTITY_PROXIES": "127.0.0.1",
     }
-    result = serve(tmp_path, env, "--proxy-headers")
+    result = serve_refused(tmp_path, env, "--proxy-headers")
 
     assert result.returncode == 2
     assert "--proxy-headers hides the direct peer that IDENTITY_SOURCE=header" in result.stderr
@@ -59,7 +45,9 @@ def test_uvicorns_trusted_peers_include_their_ipv4_mapped_form(
 @pytest.mark.slow
 def test_forwarded_allow_ips_is_a_trust_list_like_any_other(tmp_path: Path) -> None:
     env = {"PATH": os.environ.get("PATH", "")}
-    result = serve(tmp_path, env, "--proxy-headers", "--forwarded-allow-ips", "::ffff:0:0/96")
+    result = serve_refused(
+        tmp_path, env, "--proxy-headers", "--forwarded-allow-ips", "::ffff:0:0/96"
+    )
 
     assert result.returncode == 2
     assert "--forwarded-allow-ips: 0.0.0.0/0 trusts at least a /1's worth" in result.stderr

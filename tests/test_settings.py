@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import io
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from dotenv import dotenv_values
 
 from tests.support import VALID
+from tests.support.processes import serve_refused
 from tests.support.vendors import HISSUNO_KEY, SHOP_KEY, hissuno_env, neuroon_env
 from widget_proxy.options import Secret
 from widget_proxy.providers.hissuno import HissunoSettings
@@ -37,6 +36,21 @@ def test_defaults_and_normalisation() -> None:
     assert settings.vendor.default_widget == Widget("store", "w-1")
     assert settings.upstream_connect_timeout == 2.0
     assert settings.upstream_max_bytes == 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "HTTPS://Widgets.Example.COM/",
+        "Https://widgets.example.com",
+        " https://WIDGETS.example.com/ ",
+    ],
+)
+def test_a_url_has_one_spelling(written: str) -> None:
+    """Scheme and host are case-insensitive: each URL setting keeps one spelling of them
+    (what the checks compare and what the namespace hashes)."""
+    settings = Settings.from_env({**VALID, "WIDGET_BASE_URL": written})
+    assert settings.vendor.base_url == "https://widgets.example.com"
 
 
 def test_parsed_values() -> None:
@@ -85,6 +99,15 @@ def test_every_missing_setting_is_reported_together() -> None:
         ("WIDGET_BASE_URL", "ftp://x", "http(s) URL"),
         ("WIDGET_BASE_URL", "https://x/?a=1", "query"),
         ("WIDGET_BASE_URL", "https://user:pw@x", "credentials"),
+        ("WIDGET_BASE_URL", "https://widgets example.com", "spaces"),
+        ("WIDGET_BASE_URL", "https://widgets.example.com\t.evil", "control characters"),
+        ("WIDGET_BASE_URL", "\x01https://widgets.example.com", "control characters"),
+        ("WIDGET_BASE_URL", "https://:443", "http(s) URL"),
+        ("WIDGET_BASE_URL", "https:///path", "http(s) URL"),
+        ("WIDGET_BASE_URL", "https:widgets.example.com", "http(s) URL"),
+        ("WIDGET_BASE_URL", "https://widgets.example.com:99999", "bad port"),
+        ("WIDGET_BASE_URL", "https://widgets.example.com:https", "bad port"),
+        ("LOGIN_URL", "https://shop.example/log in", "path"),
         ("WIDGET_API_KEY", "   ", "required"),
         ("WIDGET_COMMUNITY_ID", "a/b", "path segment"),
         ("WIDGET_ID", "..", "path segment"),
@@ -186,15 +209,7 @@ def test_readme_table_matches_the_settings() -> None:
 
 
 def test_serve_refuses_to_start_with_bad_settings(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "widget_proxy", "serve", "--port", "0"],
-        cwd=tmp_path,
-        env={"PATH": "", "WIDGET_COLOR": "blue", "SESSION_SECRET": "tiny"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = serve_refused(tmp_path, {"WIDGET_COLOR": "blue", "SESSION_SECRET": "tiny"})
 
     assert result.returncode == 2
     for name in ("WIDGET_BASE_URL", "WIDGET_API_KEY", "WIDGET_COLOR", "SESSION_SECRET"):

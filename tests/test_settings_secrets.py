@@ -4,13 +4,15 @@ reason that never shows the content, and named in the README."""
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import pytest
 
-from tests.support import VALID
+from tests.support import VALID, fifo
+from tests.support.processes import serve_refused
 from tests.support.vendors import problems
-from widget_proxy.options import MAX_SECRET_FILE
+from widget_proxy.options import MAX_SECRET_FILE, within
 from widget_proxy.settings import Settings, all_options
 
 
@@ -71,6 +73,45 @@ def test_an_unusable_secret_file_is_named(
     assert found[0].startswith(expected.format(path=path))
     if content:
         assert content.decode("latin-1") not in found[0]  # never the file's content
+
+
+@pytest.mark.parametrize(
+    ("where", "kind"), [("folder", "a directory"), ("/dev/zero", "a character device")]
+)
+def test_a_secret_file_that_is_no_regular_file_is_named(
+    tmp_path: Path, where: str, kind: str
+) -> None:
+    path = tmp_path if where == "folder" else Path(where)
+    env = {k: v for k, v in VALID.items() if k != "WIDGET_API_KEY"}
+
+    found = problems({**env, "WIDGET_API_KEY_FILE": str(path)})
+
+    assert found == [
+        f"WIDGET_API_KEY_FILE: {path} is not a regular file ({kind}); name the file itself"
+    ]
+
+
+@pytest.mark.slow
+def test_serve_refuses_a_fifo_as_a_secret_file_at_once(tmp_path: Path) -> None:
+    """A FIFO would block the reader until someone writes to it: start-up refuses it
+    (exit 2, the path named) instead of hanging."""
+    with fifo(tmp_path / "api_key") as path:
+        env = {k: v for k, v in VALID.items() if k != "WIDGET_API_KEY"}
+        result = serve_refused(tmp_path, {**env, "WIDGET_API_KEY_FILE": str(path)})
+
+    assert result.returncode == 2
+    assert f"WIDGET_API_KEY_FILE: {path} is not a regular file (a FIFO)" in result.stderr
+
+
+def test_a_read_that_takes_too_long_is_a_problem_not_a_hang() -> None:
+    """A secret file on a mount that stops answering: the read is given up in time."""
+    release = threading.Event()
+    try:
+        with pytest.raises(ValueError, match=r"cannot read /mnt/k: no answer in 0.05 s"):
+            within(0.05, release.wait, "cannot read /mnt/k")
+    finally:
+        release.set()
+    assert within(5, lambda: "value", "unused") == "value"
 
 
 def test_both_forms_of_a_secret_are_an_error(tmp_path: Path) -> None:

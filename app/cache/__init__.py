@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ..ops.metrics import Metrics
 from .flight import Coalescer, SingleFlight
@@ -15,6 +14,7 @@ from .redis import RedisStore
 from .store import Entries, Entry, Locks, SharedStore, Store
 from .tiered import TieredStore
 from .tokens import TokenCache, TokenEntry, TokenIssuer
+from .topology import Topology, redacted_url, topology, url_secrets
 
 __all__ = [
     "Coalescer",
@@ -35,6 +35,7 @@ __all__ = [
     "TokenCache",
     "TokenEntry",
     "TokenIssuer",
+    "Topology",
     "open_store",
     "redacted_url",
     "url_secrets",
@@ -42,7 +43,7 @@ __all__ = [
 
 
 def open_store(
-    url: str,
+    where: Topology | str,
     *,
     secret: str,
     max_entries: int = DEFAULT_MAX_ENTRIES,
@@ -51,37 +52,14 @@ def open_store(
 ) -> Store:
     """`memory://` → one process's memory; a Redis URL → memory in front of Redis: one
     server, the master a Sentinel names (`redis+sentinel://`), or a Cluster
-    (`redis+cluster://`); see `topology`.
+    (`redis+cluster://`); see `topology` (a string is read here; the settings give
+    the `Topology` they read at start-up).
 
     `secret` (SESSION_SECRET) keys the MACs that bind each shared value to its key.
     """
+    where = topology(where) if isinstance(where, str) else where
     local = MemoryStore(max_entries, clock=clock)
-    if url == "memory://":
+    if where.kind == "memory":
         return local
-    shared = RedisStore(url, secret=secret, clock=clock)
-    return TieredStore(local, shared, where=redacted_url(url), metrics=metrics)
-
-
-def url_secrets(url: str) -> list[str]:
-    """Every credential a Redis URL can carry: the userinfo password (as written and
-    percent-decoded, as it is sent), `?password=`, `?sentinel_password=` and any other
-    `…password=` query parameter. The same for every scheme: a Sentinel's or a
-    Cluster's list of hosts is in the netloc, after the userinfo."""
-    parts = urlsplit(url)
-    found = [parts.password] if parts.password else []
-    found += [v for k, v in parse_qsl(parts.query) if "password" in k.lower() and v]
-    return list(dict.fromkeys([*found, *(unquote(v) for v in found)]))
-
-
-def redacted_url(url: str) -> str:
-    """The URL without its credentials, for anything shown: log lines, checks, errors."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        host = netloc.rpartition("@")[2]
-        netloc = (f"{parts.username}:***@" if parts.username else ":***@") + host
-    query = urlencode(
-        [(k, "***" if "password" in k.lower() else v) for k, v in parse_qsl(parts.query)],
-        safe="*/",
-    )
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    shared = RedisStore(where, secret=secret, clock=clock)
+    return TieredStore(local, shared, where=where.shown, metrics=metrics)

@@ -25,7 +25,15 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from .store import E, Entry
-from .topology import MAX_CONNECTIONS, TIMEOUT, Client, census, describe, redis_client
+from .topology import (
+    MAX_CONNECTIONS,
+    TIMEOUT,
+    Client,
+    Topology,
+    census,
+    describe,
+    redis_client,
+)
 
 __all__ = ["MAX_CONNECTIONS", "RATE_GROUPS", "TIMEOUT", "RedisStore", "rate_key"]
 
@@ -90,18 +98,19 @@ def rate_key(key: str, prefix: str = "widget-proxy:") -> str:
 class RedisStore:
     def __init__(
         self,
-        url: str | Client,
+        url: Topology | str | Client,
         *,
         secret: str,
         prefix: str = "widget-proxy:",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`url` is a CACHE_URL (one server, a Sentinel's master or a Cluster) or a
-        client made by `topology.redis_client`; the store owns it: aclose() closes it.
+        """`url` is a CACHE_URL (one server, a Sentinel's master or a Cluster), read
+        (`topology.Topology`) or not, or a client made by `topology.redis_client`; the
+        store owns it: aclose() closes it.
         `secret` keys the values' MACs (SESSION_SECRET; every process shares it)."""
         self._mac_key = hmac.new(secret.encode(), b"widget-proxy stored values", "sha256").digest()
         self._warned_at = -QUIET
-        self._redis: Client = redis_client(url) if isinstance(url, str) else url
+        self._redis: Client = redis_client(url) if isinstance(url, Topology | str) else url
         self._cluster = isinstance(self._redis, RedisCluster)
         self._prefix = prefix
         self._clock = clock

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from ..application import http_client
-from ..cache import redacted_url
 from ..cache.redis import RedisStore
 from ..errors import InvalidEmail, SettingsError, StepFailed
 from ..providers import PROVIDERS, Provider
@@ -105,17 +104,17 @@ async def _check(
 
 async def _cache(settings: Settings, out: Checklist) -> None:
     """The shared cache, if any: that it answers, and the topology it found."""
-    url = settings.cache_url.reveal()
-    if url.startswith("memory://"):
+    cache = settings.cache_url
+    if cache.kind == "memory":
         out.ok("cache", "memory:// (each process its own; use Redis with several)")
         return
-    store = RedisStore(url, secret=settings.session_secret.reveal())
+    store = RedisStore(cache, secret=settings.session_secret.reveal())
     try:
         try:
             await store.ping()
         except Exception as exc:
             raise StepFailed(
-                "cache", f"{redacted_url(url)} does not answer ({type(exc).__name__})"
+                "cache", f"{cache.shown} does not answer ({type(exc).__name__})"
             ) from None
         found = store.topology()
         where = ", ".join(f"{k} {v}" for k, v in found.items() if k != "topology")

@@ -9,9 +9,11 @@ settings reload adds its new secrets to every filter (`add_redaction`).
 The filter also escapes control characters in every string a format can show, so
 that text from a request (a path with `%0a` or `%1b` in it) can neither start a
 forged line nor send terminal escape codes: C0, DEL and C1 become `\\xNN`, U+2028
-and U+2029 `\\u2028`/`\\u2029`. One record is one line, in text and in JSON, except
-a trace: its own line breaks stay, and the text format indents every line after a
-record's first, so that nothing in a trace can pass for a record of its own.
+and U+2029 `\\u2028`/`\\u2029`, and Unicode's invisible format characters (the bidi
+overrides that reorder a line, U+200B, the BOM) `\\uNNNN`. One record is one line, in
+text and in JSON, except a trace: its own line breaks stay, and the text format
+indents every line after a record's first, so that nothing in a trace can pass for a
+record of its own.
 """
 
 from __future__ import annotations
@@ -31,10 +33,23 @@ EMAIL: Final = re.compile(r"([A-Za-z0-9._%+'-])[A-Za-z0-9._%+'-]*(@[A-Za-z0-9.-]
 FIELDS: Final = (
     "method", "path", "status", "duration_ms", "request_id", "cache", "client_ip", "error",
 )  # fmt: skip
-# Control characters: C0, DEL, C1 (NEL, U+0085, among them) and the Unicode line and
-# paragraph separators, which some readers (and str.splitlines) take for line breaks.
-CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-TRACE_CONTROL: Final = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")  # not \n
+# Unicode's format characters (category Cf): invisible, yet they change what a reader
+# sees. The bidi controls (U+202A-U+202E, U+2066-U+2069) reorder the rest of a line (a
+# path that reads as another), U+200B and the BOM (U+FEFF) hide inside a word. The
+# ranges of Unicode 14 to 16 (tests/ops/test_logs_injection.py checks them against
+# this Python's Unicode database).
+_FORMAT: Final = (
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f"
+)
+# Control characters: C0, DEL, C1 (NEL, U+0085, among them), the Unicode line and
+# paragraph separators, which some readers (and str.splitlines) take for line breaks,
+# the format characters, and lone surrogates (which no UTF-8 stream can even write).
+_OTHER: Final = f"\x7f-\x9f\u2028\u2029{_FORMAT}\ud800-\udfff"
+CONTROL: Final = re.compile(f"[\x00-\x1f{_OTHER}]")
+TRACE_CONTROL: Final = re.compile(f"[\x00-\x09\x0b-\x1f{_OTHER}]")  # not \n
 CONTINUATION: Final = "\n    "  # how the text format starts a record's further lines
 # The loggers `log_config` gives the handler (and its redaction filter), besides the root.
 LOGGERS: Final = ("widget_proxy", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx2")
@@ -42,7 +57,9 @@ LOGGERS: Final = ("widget_proxy", "uvicorn", "uvicorn.error", "uvicorn.access", 
 
 def _escaped(match: re.Match[str]) -> str:
     code = ord(match.group())
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def escape_controls(text: str) -> str:

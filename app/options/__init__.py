@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -26,6 +28,8 @@ T = TypeVar("T")
 
 # A secret file holds one key or password; anything much larger is the wrong file.
 MAX_SECRET_FILE: Final = 64 * 1024
+# A local file is read in microseconds; a mount that takes this long is not answering.
+SECRET_FILE_TIMEOUT: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +65,13 @@ def option(
     parse: Callable[[str], Any],
     *,
     shown: str | None = None,
+    secret: bool = False,
 ) -> Any:
-    """A settings field read from the variable `name` (typed as the field's annotation)."""
-    return field(metadata={"option": Option(name, default, help, parse, shown)})
+    """A settings field read from the variable `name` (typed as the field's annotation).
+    A `Secret` field is secret (it has a `{name}_FILE` form); `secret=True` says so of a
+    value that holds one (a URL with a password)."""
+    declared = Option(name, default, help, parse, shown, secret=secret)
+    return field(metadata={"option": declared})
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(option,))
@@ -79,7 +87,7 @@ def options_of(cls: type, vendor: str = "") -> tuple[Option, ...]:
             field=f.name,
             vendor=vendor,
             # Annotations are strings here (postponed evaluation); both spellings count.
-            secret=f.type in (Secret, "Secret", "Secret | None"),
+            secret=f.metadata["option"].secret or f.type in (Secret, "Secret", "Secret | None"),
         )
         for f in fields(cls)
         if "option" in f.metadata
@@ -113,14 +121,32 @@ def parse_options(
     return values
 
 
-def read_secret_file(path: str) -> str:
+def read_secret_file(path: str, *, timeout: float = SECRET_FILE_TIMEOUT) -> str:
     """A secret's value from its file (the Docker and Kubernetes secrets convention),
-    whitespace around it trimmed; ValueError names what is wrong, never the content."""
+    whitespace around it trimmed; ValueError names what is wrong, never the content.
+
+    Only a regular file is read. A FIFO, a device or a socket could block the reader
+    for ever (at start-up, or on SIGHUP while the reload holds its lock, so that every
+    later reload waits behind it) or never end: the file is opened without blocking and
+    what was opened is checked, so a FIFO swapped in after a check can't slip through.
+    A regular file on a network mount that stops answering is bounded by `timeout`."""
+    return within(timeout, lambda: _read_regular(path), f"cannot read {path}")
+
+
+def _read_regular(path: str) -> str:
     try:
-        with Path(path).open("rb") as file:
-            data = file.read(MAX_SECRET_FILE + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise ValueError(f"{path} is not a regular file ({_kind(mode)}); name the file itself")
+    with os.fdopen(fd, "rb") as file:
+        try:
+            data = file.read(MAX_SECRET_FILE + 1)
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
     if len(data) > MAX_SECRET_FILE:
         raise ValueError(f"{path} is larger than {MAX_SECRET_FILE} bytes; is it the right file?")
     try:
@@ -130,6 +156,42 @@ def read_secret_file(path: str) -> str:
     if not value:
         raise ValueError(f"{path} is empty")
     return value
+
+
+_KINDS: Final = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a file")
+
+
+def within(timeout: float, work: Callable[[], T], failure: str) -> T:
+    """`work()`'s result, or ValueError(`failure`) when it takes longer than `timeout`
+    seconds. It runs in a daemon thread: one stuck in the kernel is left behind, and
+    neither the caller nor the process's exit waits for it."""
+    done: list[T] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            done.append(work())
+        except BaseException as exc:  # handed to the caller as it is
+            error.append(exc)
+
+    thread = threading.Thread(target=run, name="widget-proxy-read", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise ValueError(f"{failure}: no answer in {timeout:g} s")
+    if error:
+        raise error[0]
+    return done[0]
 
 
 def canonical(*parts: object) -> str:

@@ -8,9 +8,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-from ..cache.topology import topology
+from ..cache.topology import Topology, topology
 from ..delivery.page import COLORS, Color
 from ..secret import Secret
 from ..security.forwarded import Network, parse_networks, too_broad
@@ -18,6 +18,7 @@ from ..security.origins import OriginRule
 
 # A single path segment: no slash, no dot-segment, nothing that needs escaping.
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._~-]{0,127}")
+_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")  # inside a URL: whitespace, controls
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: cookie and header names
 _SOURCE = re.compile(
     r"'self'|'none'|[a-z][a-z0-9+.-]*:"  # keyword or scheme-source
@@ -30,15 +31,41 @@ def is_segment(value: str) -> bool:
     return _SEGMENT.fullmatch(value) is not None
 
 
-def url(raw: str) -> str:
-    """An http(s) URL without query, fragment or credentials. Whether plain http is
-    acceptable is for the settings to say (`UPSTREAM_ALLOW_HTTP`), not the parser."""
-    parts = urlsplit(raw.strip())
+def http_url(raw: str) -> SplitResult:
+    """An http(s) URL's parts, checked: the one reading of a URL every setting shares.
+
+    The scheme is compared as parsed (`urlsplit` lowers it: `HTTP://` is http), so no
+    spelling passes for another; spaces and control characters inside are refused,
+    since `urlsplit` drops tabs and line breaks and a leading control character without
+    a word (what a check saw would not be what is sent); the host must be there and the
+    port a port."""
+    value = raw.strip()
+    if _UNSAFE.search(value):
+        raise ValueError("must not contain spaces or control characters")
+    parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http(s) URL such as https://widgets.example.com")
-    if parts.query or parts.fragment or parts.username or parts.password:
+    try:
+        parts.port  # noqa: B018 (a property that raises on a bad port)
+    except ValueError:
+        raise ValueError("has a bad port (1-65535)") from None
+    return parts
+
+
+def url(raw: str) -> str:
+    """An http(s) URL without query, fragment or credentials, in its one spelling: scheme
+    and host in lower case, no trailing slash. Whether plain http is acceptable is for
+    the settings to say (`UPSTREAM_ALLOW_HTTP`, `plain_http`), not the parser."""
+    parts = http_url(raw)
+    if parts.query or parts.fragment or "@" in parts.netloc:
         raise ValueError("must not carry a query, fragment or credentials")
-    return raw.strip().rstrip("/")
+    return urlunsplit((parts.scheme, parts.netloc.lower(), parts.path, "", "")).rstrip("/")
+
+
+def plain_http(value: str) -> bool:
+    """True for an http:// URL (any spelling) beyond this machine: keys or tokens sent
+    there, or a script loaded from there, travel in clear."""
+    return urlsplit(value.strip()).scheme == "http" and not is_loopback(value.strip())
 
 
 def is_loopback(address: str) -> bool:
@@ -133,10 +160,11 @@ def login_url(raw: str) -> str | None:
         return None
     if value.startswith("/") and not value.startswith(("//", "/\\")):
         return value
-    parts = urlsplit(value)
-    if parts.scheme in ("http", "https") and parts.hostname:
-        return value
-    raise ValueError("must be a path such as /login or an http(s) URL")
+    try:
+        http_url(value)
+    except ValueError:
+        raise ValueError("must be a path such as /login or an http(s) URL") from None
+    return value
 
 
 def frame_ancestors(raw: str) -> tuple[str, ...]:
@@ -161,15 +189,9 @@ def allowed_origins(raw: str) -> tuple[OriginRule, ...]:
     return tuple(OriginRule.parse(e) for e in raw.replace(",", " ").split())
 
 
-def cache_url(raw: str) -> Secret:
-    value = raw.strip()
-    if value == "memory://":
-        return Secret(value)
-    scheme = urlsplit(value).scheme
-    topology(value)  # the scheme, and a Sentinel's or a Cluster's hosts, service and options
-    if scheme in ("redis", "rediss") and not urlsplit(value).hostname:
-        raise ValueError("a redis URL needs a host, e.g. redis://127.0.0.1:6379/0")
-    return Secret(value)  # a Redis URL may carry a password
+def cache_url(raw: str) -> Topology:
+    """Read once, here: what `redis_client` builds from (see `cache.topology`)."""
+    return topology(raw)
 
 
 def template_path(raw: str) -> Path | None:

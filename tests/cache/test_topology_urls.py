@@ -3,9 +3,12 @@ a reason. (That the password never shows: tests/cache/test_cache.py.)"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.support import VALID
+from tests.support.processes import serve_refused
 from widget_proxy.cache.topology import Topology, topology
 from widget_proxy.settings import Settings, SettingsError
 
@@ -59,12 +62,33 @@ from widget_proxy.settings import Settings, SettingsError
                 ),
             ),
         ),
-        ("redis://127.0.0.1:6379/0", Topology("single")),
+        ("redis://127.0.0.1:6379/0", Topology("single", (("127.0.0.1", 6379),))),
+        ("REDIS://h/3", Topology("single", (("h", 6379),), db=3)),
+        (
+            "rediss://app:p%3Fw@h:6380?db=2&ssl_cert_reqs=required&socket_timeout=0.5",
+            Topology(
+                "single",
+                (("h", 6380),),
+                db=2,
+                username="app",
+                password="p?w",
+                tls=True,
+                options=(("ssl_cert_reqs", "required"), ("socket_timeout", 0.5)),
+            ),
+        ),
+        (
+            "redis://h:1?password=pw&username=u",
+            Topology("single", (("h", 1),), username="u", password="pw"),
+        ),
+        (
+            "unix://:pw@/run/redis/redis.sock?db=1",
+            Topology("single", db=1, password="pw", socket="/run/redis/redis.sock"),
+        ),
     ],
 )
 def test_the_forms_are_read(url: str, expected: Topology) -> None:
     assert topology(url) == expected
-    assert Settings.from_env({**VALID, "CACHE_URL": url}).cache_url.reveal() == url
+    assert Settings.from_env({**VALID, "CACHE_URL": url}).cache_url == expected
 
 
 @pytest.mark.parametrize(
@@ -82,6 +106,21 @@ def test_the_forms_are_read(url: str, expected: Topology) -> None:
         ("redis+cluster://h:7000?sentinel_password=x", "unknown option"),
         ("rediss+cluster://h:7000?ssl_ca_cert=/ca.pem", "unknown option ssl_ca_cert"),
         ("redis+memcached://h:1", "redis+sentinel://"),
+        ("redis://h:abc/0", "bad port"),
+        ("redis://h/x", "database number"),
+        ("redis://h1:1,h2:2", "names one server"),
+        ("redis://h?db=abc", "db must be a whole number"),
+        ("redis://h?socket_timeout=abc", "socket_timeout must be a number"),
+        ("redis://h?socket_timeout=-1", "socket_timeout must be a number"),
+        ("redis://h?protocol=4", "protocol must be 2 or 3"),
+        ("redis://h?ssl_ca_certs=/ca.pem", "for TLS: write rediss://"),
+        ("redis+cluster://h:7000?ssl_ca_certs=/ca.pem", "for TLS: write rediss+cluster://"),
+        ("redis://h?retry_on_error=x", "an unknown option"),
+        ("redis://h?db=1&db=2", "given twice"),
+        ("redis://h/0#x", "fragment"),
+        ("unix://h/run/redis.sock", "no host"),
+        ("unix://", "socket's path"),
+        ("redis://h:1 /0", "spaces"),
     ],
 )
 def test_malformed_forms_name_cache_url(url: str, message: str) -> None:
@@ -91,3 +130,70 @@ def test_malformed_forms_name_cache_url(url: str, message: str) -> None:
     mine = [p for p in caught.value.problems if p.startswith("CACHE_URL:")]
     assert len(mine) == 1
     assert message in mine[0]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        # Unencoded, the password's / ? # end the host part: the rest would be read as a
+        # host (and shown as one in "… is not host:port"), a path or an option.
+        ("redis+sentinel://:Zq7Left?Zq7Right@s1:26379/m", "an '@' after the host"),
+        ("redis+cluster://app:Zq7Left#Zq7Right@n1:7000", "an '@' after the host"),
+        ("rediss+sentinel://:Zq7Left/Zq7Right@s1/m", "an '@' after the host"),
+        ("redis://admin:Zq7Left/Zq7Right@h:6379/0", "an '@' after the host"),
+        ("redis://:Zq7Left?Zq7Right/7f#3k@h:6379/0", "an '@' after the host"),
+        ("unix://:Zq7Left/Zq7Right@/run/redis.sock", "an '@' after the host"),
+        # An option's name is shown only when it is close to a known one; no value ever.
+        (
+            "redis://h:6379?PASSWORD=Zq7LeftZq7Right",
+            "unknown option PASSWORD in a redis URL (did you mean password?)",
+        ),
+        ("redis://h:6379?Zq7LeftZq7Right", "an unknown option in a redis URL (known:"),
+        ("redis://h:6379?socket_timeout=Zq7LeftZq7Right", "socket_timeout must be a number"),
+        ("redis://h:6379?db=Zq7LeftZq7Right", "db must be a whole number"),
+        (
+            "rediss://h?ssl_cert_reqs=Zq7LeftZq7Right",
+            "ssl_cert_reqs must be none, optional or required",
+        ),
+        ("redis+sentinel://s1/m?sentinel_password=Zq7Left#Zq7Right", "fragment"),
+    ],
+)
+def test_a_malformed_url_is_named_and_its_password_never_shown(url: str, message: str) -> None:
+    """Refused at start-up, one problem naming CACHE_URL, with not a piece of the
+    password in it (the same text reaches stderr, `check` and the SIGHUP refusal)."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({**VALID, "CACHE_URL": url})
+
+    mine = [p for p in caught.value.problems if p.startswith("CACHE_URL:")]
+    assert len(mine) == 1
+    assert message in mine[0]
+    assert not any(piece in str(caught.value) for piece in ("Zq7Left", "Zq7Right"))
+
+
+def test_a_read_url_shows_no_password() -> None:
+    """The value the settings hold: no password in its repr, all of them in its secrets."""
+    where = topology("rediss+sentinel://app:Zq7Left%3FZq7Right@s1/m?sentinel_password=Zq7Right-2")
+
+    assert "Zq7Right" not in repr(where)
+    assert where.password == "Zq7Left?Zq7Right"
+    assert {"Zq7Left%3FZq7Right", "Zq7Left?Zq7Right", "Zq7Right-2"} <= set(where.secrets)
+    assert where.shown == "rediss+sentinel://app:***@s1/m?sentinel_password=***"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://admin:Zq7Left/Zq7Right@127.0.0.1:6379/0",  # once a crash, trace and password
+        "redis://127.0.0.1:6379/0?PASSWORD=Zq7LeftZq7Right",  # once a TypeError on every call
+        "redis://127.0.0.1:6379/0?socket_timeout=Zq7LeftZq7Right",  # once a crash at build
+        "redis+sentinel://:Zq7Left?Zq7Right@127.0.0.1:26379/m",  # once the password on stderr
+    ],
+)
+def test_serve_refuses_a_malformed_url_at_start_with_no_password(tmp_path: Path, url: str) -> None:
+    result = serve_refused(tmp_path, {**VALID, "CACHE_URL": url})
+
+    assert result.returncode == 2
+    assert "  - CACHE_URL: " in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not any(piece in result.stderr for piece in ("Zq7Left", "Zq7Right"))

@@ -438,3 +438,26 @@ def _secrets(settings: dict[str, str]) -> Iterator[str]:
     ):
         if settings.get(name):
             yield settings[name]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+cluster://:Zq7Left?Zq7Right@127.0.0.1:7000",  # once "':Zq7Left' is not host:port"
+        "redis://admin:Zq7Left/Zq7Right@127.0.0.1:6379/0",  # once a crash with the password
+    ],
+)
+def test_a_malformed_cache_url_fails_the_check_without_its_password(
+    tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner, url: str
+) -> None:
+    leak_scanner.add("Zq7Left", "Zq7Right")
+    settings = {**vendor.proxy_env(upstream), **SESSION, "CACHE_URL": url}
+
+    result = run_check(tmp_path, settings, None)
+
+    for name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+        leak_scanner.check(f"the check's {name}", text)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "CACHE_URL: " in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr

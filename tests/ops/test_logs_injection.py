@@ -7,6 +7,7 @@ import itertools
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from tests.support import LeakScanner, scanning_client, wait_until
 from tests.support.processes import serve
-from widget_proxy.ops.logs import RedactionFilter, escape_controls, log_config
+from widget_proxy.ops.logs import CONTROL, RedactionFilter, escape_controls, log_config
 from widget_proxy.providers.returningai import ReturningAIStandIn
 
 MARK: Final = "FORGED"
@@ -25,18 +26,21 @@ MARK: Final = "FORGED"
 # the Unicode line and paragraph separators; CR; a vertical tab.
 HOSTILE: Final = (
     f"/widget%0a2030-01-01%2000:00:00,000%20INFO%20%20%20%20widget_proxy:%20GET%20/admin%20200"
-    f"%1b[2J%1b[31m{MARK}%7f%c2%85%e2%80%a8%e2%80%a9%0d%0b-end"
+    f"%1b[2J%1b[31m{MARK}%7f%c2%85%e2%80%a8%e2%80%a9%0d%0b%e2%80%ae%e2%80%8b%ef%bb%bf-end"
 )
 DECODED: Final = (
     f"/widget\n2030-01-01 00:00:00,000 INFO    widget_proxy: GET /admin 200"
-    f"\x1b[2J\x1b[31m{MARK}\x7f\x85\u2028\u2029\r\x0b-end"
+    f"\x1b[2J\x1b[31m{MARK}\x7f\x85\u2028\u2029\r\x0b\u202e\u200b\ufeff-end"
 )
 ESCAPED: Final = (
     f"/widget\\x0a2030-01-01 00:00:00,000 INFO    widget_proxy: GET /admin 200"
-    f"\\x1b[2J\\x1b[31m{MARK}\\x7f\\x85\\u2028\\u2029\\x0d\\x0b-end"
+    f"\\x1b[2J\\x1b[31m{MARK}\\x7f\\x85\\u2028\\u2029\\x0d\\x0b\\u202e\\u200b\\ufeff-end"
 )
-# Anything a terminal or a line-splitting reader acts on, but the line feeds that end records.
-RAW_CONTROL: Final = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+# Anything a terminal or a line-splitting reader acts on, but the line feeds that end
+# records, and the bidi and invisible format characters that change what a reader sees.
+RAW_CONTROL: Final = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u200b\u202a-\u202e\u2066-\u2069\ufeff]"
+)
 
 
 def physical_lines(log: Path) -> list[str]:
@@ -141,6 +145,24 @@ def test_escape_controls() -> None:
     assert escape_controls("a\x00b\tc\x1fd\x7fe\x80f\x9fg\u2028h\u2029i") == (
         "a\\x00b\\x09c\\x1fd\\x7fe\\x80f\\x9fg\\u2028h\\u2029i"
     )
+    # Bidi overrides and isolates, a zero-width space, the BOM, a tag character.
+    assert escape_controls("a\u202eb\u2066c\u200bd\ufeffe\U000e0041f") == (
+        "a\\u202eb\\u2066c\\u200bd\\ufeffe\\U000e0041f"
+    )
+
+
+def test_every_invisible_or_line_breaking_character_is_escaped_and_never_quick() -> None:
+    """Every character of Unicode's control, format, surrogate and line and paragraph
+    separator categories (this Python's database) is escaped; and no character the
+    escape matches is printable, so the filter's quick path (`isprintable`) never lets
+    one through unescaped."""
+    matched = {c for c in map(chr, range(0x110000)) if CONTROL.fullmatch(c)}
+    must = {
+        c for c in map(chr, range(0x110000))
+        if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp")
+    }  # fmt: skip
+    assert must <= matched
+    assert not any(c.isprintable() for c in matched)
 
 
 # Pieces a record's text is made of, the dangerous ones included: parts of a secret,
@@ -149,7 +171,8 @@ SECRET: Final = "s3cr3t-value-0123456789"
 JWT: Final = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"
 PIECES: Final = [SECRET, SECRET[:8], SECRET[8:], JWT, "eyJhbGciOi", "eyJ", ".eyJzdWIi.", "x.yz",
                  "a@example.com", "@", "\n", "\x1b[2J", "\x85", "\u2028", "\u00a0", " ", "GET",
-                 "/widget", "127.0.0.1", "é", "\t"]  # fmt: skip
+                 "/widget", "127.0.0.1", "é", "\t", "\u202e", "\u200b", "\ufeff",
+                 "\u2067"]  # fmt: skip
 texts = st.lists(st.sampled_from(PIECES), max_size=6).map("".join)
 
 
@@ -174,7 +197,7 @@ PLAIN: Final = ("GET /widget 200", "/widget", "127.0.0.1", "plain")  # message, 
 
 def each_piece_alone_in_each_field(test: Callable[..., None]) -> Callable[..., None]:
     """Every piece, alone in one field of an otherwise plain record, with and without
-    LOG_EMAILS (21 x 4 x 2 cases): the records the filter's quick path must not wave
+    LOG_EMAILS (25 x 4 x 2 cases): the records the filter's quick path must not wave
     through. As explicit examples they run every time, before the generated ones."""
     for piece, where, log_emails in itertools.product(PIECES, range(4), (False, True)):
         fields = list(PLAIN)

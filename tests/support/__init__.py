@@ -1,11 +1,12 @@
 """The one place for test helpers (no test module imports another).
 
-Here: session cookies, the settings every test starts from, an injectable clock, the
-leak scanner, a fault-injecting wrapper for the stand-in vendor, and the proxy under
-test with its scanning client. Beside it: `support.processes` (the proxy as a real
-process), `support.redis` (a real Redis, found or started), `support.vendors` (the
-other vendors' keys and environments), `support.metrics` (Prometheus text read back),
-`support.browser` (Chromium) and `support.settings_docs` (the settings' docs, written).
+Here: session cookies, the settings every test starts from, an injectable clock, a
+FIFO nobody writes, the leak scanner, a fault-injecting wrapper for the stand-in
+vendor, and the proxy under test with its scanning client. Beside it:
+`support.processes` (the proxy as a real process), `support.redis` (a real Redis,
+found or started), `support.vendors` (the other vendors' keys and environments),
+`support.metrics` (Prometheus text read back), `support.browser` (Chromium) and
+`support.settings_docs` (the settings' docs, written).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import anyio
@@ -66,6 +69,23 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@contextmanager
+def fifo(path: Path) -> Iterator[Path]:
+    """A FIFO at `path` that nobody writes: a reader that opens it waits for a writer.
+    On leaving, a writer opens and closes it once, so that a reader still waiting
+    (code that doesn't refuse a FIFO) gets its end and nothing hangs past the test."""
+    os.mkfifo(path)
+    try:
+        yield path
+    finally:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            pass  # no reader waiting (ENXIO)
+        else:
+            os.close(fd)
 
 
 def token_in(html: str) -> str:

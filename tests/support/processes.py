@@ -93,6 +93,20 @@ def serve(
         yield Served(base, secret, tmp_path / "stderr.log", process)
 
 
+def serve_refused(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`widget-proxy serve` configured by `env` only, for settings it must refuse: it
+    exits at once (a start, or a hang, fails the caller by the timeout)."""
+    return subprocess.run(
+        [sys.executable, "-m", "widget_proxy", "serve", "--port", "0", *args],
+        cwd=cwd,
+        env={"PATH": "", **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
 def run_check(
     cwd: Path, settings: dict[str, str], email: str | None
 ) -> subprocess.CompletedProcess[str]:
