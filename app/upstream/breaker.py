@@ -53,11 +53,13 @@ DEFAULT_BREAKER: Final = BreakerPolicy()
 _caller: ContextVar[object | None] = ContextVar("widget_proxy_breaker_caller", default=None)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class Everyone:
-    """A caller on behalf of every visitor (a shared token): its failure is theirs."""
+    """A caller on behalf of every visitor (a shared token): its failure is theirs.
 
-    key: str | None
+    A new one per request, so only the probing request's own calls pass a half-open
+    circuit, as with any other caller."""
+
+    __slots__ = ()
 
 
 def one_caller(key: str | None = None, *, shared: bool = False) -> None:
@@ -67,7 +69,7 @@ def one_caller(key: str | None = None, *, shared: bool = False) -> None:
     user failing again and again counts once; without it, the caller is this task alone.
     `shared`: the key is every visitor's, so a failed call opens the circuit at once.
     """
-    _caller.set(Everyone(key) if shared else key if key is not None else object())
+    _caller.set(Everyone() if shared else key if key is not None else object())
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -148,9 +150,10 @@ class Breaker:
             return
         if self._opened_at is not None or ticket.generation != self._generation:
             return  # the circuit is open already, or opened since this call began
+        everyone = isinstance(ticket.caller, Everyone)
         self._failing.add(ticket.caller)
-        if len(self._failing) >= self._threshold or isinstance(ticket.caller, Everyone):
-            self._open(everyone=isinstance(ticket.caller, Everyone))
+        if everyone or len(self._failing) >= self._threshold:
+            self._open(everyone=everyone)
 
     def ended(self, ticket: Ticket) -> None:
         """The call ended without a verdict (it was cancelled): let another probe through."""
