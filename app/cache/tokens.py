@@ -196,7 +196,11 @@ class TokenCache(Generic[I]):
             return None
         now = self._clock()
         failed = max(self._failed.values(), key=lambda f: f.until)
-        wait = "on the next request" if failed.until <= now else f"in {failed.until - now:.0f} s"
+        wait = (
+            "on the next request"
+            if failed.until <= now
+            else f"in {math.ceil(failed.until - now)} s"
+        )
         return (
             f"the shared token could not be issued ({failed.error.code},"
             f" {failed.in_a_row} in a row); next attempt {wait}"

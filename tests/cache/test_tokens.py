@@ -409,12 +409,14 @@ class Shop:
         self.clock = clock
         self.issues = 0
         self.error: UpstreamError | None = None
+        self.asked_for: set[Identity] = set()
 
     def cache_key(self, identity: Identity) -> str:
         return "the-shop"
 
     async def issue(self, identity: Identity) -> TokenEntry:
         self.issues += 1
+        self.asked_for.add(identity)
         await asyncio.sleep(0.01)  # concurrent requests find it under way
         if self.error is not None:
             raise self.error
@@ -442,15 +444,32 @@ def degraded_gauge(metrics: Metrics) -> float:
     return found.get(("widget_proxy_degraded", (("part", "token"),)), -1.0)
 
 
-async def test_a_shared_tokens_failed_issue_is_asked_again_once_per_backoff() -> None:
-    clock, shop = Clock(), Shop(Clock())
+async def test_a_shared_tokens_failed_issue_is_asked_again_once_per_backoff(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    shop = Shop(clock)
     tokens, metrics = shop_cache(clock, shop)
-    shop.error = UpstreamRejectedKey("the upstream rejected the API key (401)")
+    assert await get(tokens, "") == "shop-token-1"  # while all is well: nothing backed off
     assert tokens.degraded() is None
     assert degraded_gauge(metrics) == 0
+    clock.now += 3600  # it ends; the next issue fails
+    shop.error = UpstreamRejectedKey("the upstream rejected the API key (401)")
+    with caplog.at_level("WARNING", logger="widget_proxy.cache"):
+        await failing(tokens, UpstreamRejectedKey)
+    assert (
+        "the shared token's issue failed (upstream_rejected_key, 1 in a row):"
+        " not asked for again for 1 s" in caplog.text
+    )
+    with pytest.raises(UpstreamRejectedKey) as again:
+        await get(tokens, "")
+    assert again.value.detail == (
+        "the upstream rejected the API key (401); the shared token is not asked for again for 1 s"
+    )
+    clock.now += 1
 
     waits = []
-    for _ in range(5):  # each time the back-off has passed: 1, 2, 4, then the 5 s limit
+    for _ in range(5):  # each time the back-off has passed
         waits.append(await failing(tokens, UpstreamRejectedKey))
         for _ in range(20):  # everybody meanwhile: that failure again, and no call
             assert await failing(tokens, UpstreamRejectedKey) == waits[-1]
@@ -458,15 +477,20 @@ async def test_a_shared_tokens_failed_issue_is_asked_again_once_per_backoff() ->
         assert await failing(tokens, UpstreamRejectedKey) == "1"  # half a second: one
         clock.now += 0.5
 
-    assert waits == ["1", "2", "4", "5", "5"]
-    assert shop.issues == 5
+    assert waits == ["2", "4", "5", "5", "5"]  # after the first: 1, 2, 4, then the limit
+    assert shop.issues == 1 + 6
     assert tokens.degraded() == (
-        "the shared token could not be issued (upstream_rejected_key, 5 in a row);"
+        "the shared token could not be issued (upstream_rejected_key, 6 in a row);"
         " next attempt on the next request"
     )
     assert degraded_gauge(metrics) == 1
     shop.error = None
-    assert await get(tokens, "") == "shop-token-6"  # the vendor is back: so is the token
+    with caplog.at_level("WARNING", logger="widget_proxy.cache"):
+        assert await get(tokens, "") == "shop-token-8"  # the vendor is back: so is the token
+    assert "the shared token was issued again: the back-off is over" in caplog.text
+    assert await get(tokens, "") == "shop-token-8"  # and it is cached under its key
+    assert shop.issues == 8
+    assert shop.asked_for == {Identity("")}  # for whom it was asked
     assert tokens.degraded() is None
     assert degraded_gauge(metrics) == 0
     shop.error = UpstreamRejectedKey("refused again")
@@ -482,7 +506,8 @@ async def test_a_shared_tokens_failed_issue_is_asked_again_once_per_backoff() ->
 async def test_the_vendors_retry_after_is_honoured_within_the_limit(
     retry_after: str | None, wait: str
 ) -> None:
-    clock, shop = Clock(), Shop(Clock())
+    clock = Clock()
+    shop = Shop(clock)
     tokens, _ = shop_cache(clock, shop)
     shop.error = UpstreamBusy("token issue answered 429", retry_after=retry_after)
 
@@ -490,14 +515,17 @@ async def test_the_vendors_retry_after_is_honoured_within_the_limit(
     clock.now += int(wait) - 0.5
     assert await failing(tokens, UpstreamBusy) == "1"
     assert shop.issues == 1
+    assert tokens.degraded() == (
+        "the shared token could not be issued (upstream_busy, 1 in a row); next attempt in 1 s"
+    )
     clock.now += 0.5
     await failing(tokens, UpstreamBusy)
     assert shop.issues == 2
-    assert "next attempt in" in (tokens.degraded() or "")
 
 
 async def test_concurrent_requests_share_one_failed_issue_and_count_it_once() -> None:
-    clock, shop = Clock(), Shop(Clock())
+    clock = Clock()
+    shop = Shop(clock)
     tokens, _ = shop_cache(clock, shop)
     shop.error = UpstreamBadStatus("token issue answered 500")
 
@@ -516,7 +544,14 @@ async def test_a_per_user_token_is_not_backed_off() -> None:
     clock = Clock()
     vendor = Vendor(clock)
     vendor.fail = True
-    tokens, _ = cache(clock, vendor)
+    metrics = Metrics()
+    issuer = ReturningAITokens(
+        vendor,  # type: ignore[arg-type]  # only its signin is called
+        keys=Keys(VALID["SESSION_SECRET"]),
+        community_id=VALID["WIDGET_COMMUNITY_ID"],
+        clock=clock,
+    )
+    tokens = TokenCache(MemoryStore(100, clock=clock), issuer, metrics=metrics, clock=clock)
 
     for _ in range(3):  # one user's signin failing is theirs: asked each time
         with pytest.raises(UpstreamTimeout):
@@ -524,3 +559,4 @@ async def test_a_per_user_token_is_not_backed_off() -> None:
 
     assert vendor.signins == 3
     assert tokens.degraded() is None
+    assert degraded_gauge(metrics) == -1  # no such series: nothing shared to degrade
