@@ -544,14 +544,7 @@ async def test_a_per_user_token_is_not_backed_off() -> None:
     clock = Clock()
     vendor = Vendor(clock)
     vendor.fail = True
-    metrics = Metrics()
-    issuer = ReturningAITokens(
-        vendor,  # type: ignore[arg-type]  # only its signin is called
-        keys=Keys(VALID["SESSION_SECRET"]),
-        community_id=VALID["WIDGET_COMMUNITY_ID"],
-        clock=clock,
-    )
-    tokens = TokenCache(MemoryStore(100, clock=clock), issuer, metrics=metrics, clock=clock)
+    tokens, metrics = counted_cache(clock, vendor, MemoryStore(100, clock=clock))
 
     for _ in range(3):  # one user's signin failing is theirs: asked each time
         with pytest.raises(UpstreamTimeout):
