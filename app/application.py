@@ -29,6 +29,7 @@ from .cache import Keys, MemoryStore, PageCache, TokenCache, open_store
 from .cache.counts import WindowCounters
 from .cache.pages import Fetch
 from .cache.store import Store
+from .cache.tokens import Backoff
 from .fastpath import ProxyApp
 from .health import CacheCensus, MetricsEndpoint, Readiness, healthz
 from .ops.metrics import Metrics
@@ -87,6 +88,10 @@ def create_app(
         namespace=namespace,
         margin=settings.token_refresh_margin,
         lease=lease,
+        # "shared": the token names no user, so every visitor's key is the same one
+        # (tests/providers/test_base.py holds each provider to what it says).
+        shared=provider.anonymous == "shared",
+        backoff=Backoff(limit=settings.breaker_cooldown),
         metrics=metrics,
         clock=clock,
     )
@@ -136,7 +141,7 @@ def create_app(
         ),
         *(Route(path, page, methods=["GET"]) for path in more),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", Readiness(store, http, census).respond, methods=["GET"]),
+        Route("/readyz", Readiness(store, http, census, tokens).respond, methods=["GET"]),
     ]
     if settings.metrics_enabled:
         endpoint = MetricsEndpoint(metrics, settings.metrics_allow, census)

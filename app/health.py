@@ -6,12 +6,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from .cache import Store, TieredStore
+from .cache import Store, TieredStore, TokenCache
 from .ops.metrics import CONTENT_TYPE, Metrics
 from .security.forwarded import Network, TrustedProxies
 from .upstream.client import HttpClient
@@ -76,10 +76,17 @@ class Readiness:
     Cached pages and tokens still flow, and the circuit probes the vendor by itself.
     """
 
-    def __init__(self, store: Store, http: HttpClient, census: CacheCensus | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        http: HttpClient,
+        census: CacheCensus | None = None,
+        tokens: TokenCache[Any] | None = None,
+    ) -> None:
         self._store = store
         self._http = http
         self._census = census
+        self._tokens = tokens
 
     async def respond(self, request: Request) -> Response:
         if self._census is not None:
@@ -95,6 +102,8 @@ class Readiness:
         for origin, breaker in self._http.breakers.items():
             if breaker.state != "closed":
                 degraded[f"upstream {origin}"] = f"circuit {breaker.state}: the vendor failed"
+        if self._tokens is not None and (why := self._tokens.degraded()) is not None:
+            degraded["token"] = why
         body = {"ready": True, "degraded": degraded, "cache": self._store.topology()}
         return JSONResponse(body, headers={"cache-control": "no-store"})
 

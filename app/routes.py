@@ -107,7 +107,7 @@ class WidgetPage:
         page: Page | None,
     ) -> tuple[str, Page]:
         """Whatever this process did not hold: from the shared store, else upstream."""
-        one_caller(key)
+        one_caller(key, shared=self._tokens.shared)
         if token is None:
             if page is None:
                 return await _both(
@@ -186,7 +186,7 @@ class TokenEndpoint:
             body: dict[str, object] = {"token": None}  # anonymous: the widget runs without
             if not (visitor.anonymous and self._tokenless):
                 key = self._tokens.key(visitor)
-                one_caller(key)
+                one_caller(key, shared=self._tokens.shared)
                 entry = await self._tokens.entry(key, visitor)
                 # When to come back: the proxy serves this token until then, not after.
                 expires_in = max(0, int(entry.expires_at - self._clock()))

@@ -257,7 +257,8 @@ class Settings:
     breaker_cooldown: float = option(
         "BREAKER_COOLDOWN",
         text(DEFAULT_BREAKER.cooldown),
-        "Seconds an open circuit refuses calls before one probe is let through",
+        "Seconds an open circuit refuses calls before one probe is let through;"
+        " the longest back-off of a token every visitor shares",
         p.positive(float),
     )
     shutdown_timeout: int = option(

@@ -103,7 +103,9 @@ def shared_redis() -> Iterator[str]:
 
 
 @pytest.fixture
-def faulty(vendor: ReturningAIStandIn, upstream: str) -> Iterator[FaultyUpstream]:
+def faulty(
+    vendor: ReturningAIStandIn, upstream: str
+) -> Iterator[FaultyUpstream[ReturningAIStandIn]]:
     server = FaultyUpstream(vendor)
     server.start()
     yield server

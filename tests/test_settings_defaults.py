@@ -17,7 +17,7 @@ from tests.support import VALID
 from widget_proxy.cache import open_store
 from widget_proxy.cache.counts import WindowCounters
 from widget_proxy.cache.pages import PageCache
-from widget_proxy.cache.tokens import JwtLifetime, TokenCache
+from widget_proxy.cache.tokens import Backoff, JwtLifetime, TokenCache
 from widget_proxy.ops.logs import log_config
 from widget_proxy.options import options_of
 from widget_proxy.providers.hissuno import HissunoSettings, HissunoTokens
@@ -63,6 +63,7 @@ TIED: list[tuple[str, Callable[..., Any], str]] = [
     ("upstream_retries", Retries, "retries"),
     ("breaker_failures", BreakerPolicy, "failures"),
     ("breaker_cooldown", BreakerPolicy, "cooldown"),
+    ("breaker_cooldown", Backoff, "limit"),  # a shared token waits no longer than a circuit
     ("token_refresh_margin", JwtLifetime, "margin"),
     ("token_refresh_margin", TokenCache, "margin"),
     ("token_max_ttl", JwtLifetime, "max_ttl"),

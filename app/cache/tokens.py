@@ -3,20 +3,30 @@
 Whose token it is and how it is issued is the issuer's business (a vendor's
 `providers/*/tokens.py`); this module keeps it: in the store until its `expires_at`,
 with concurrent misses coalesced into one issue, across processes too.
+
+A token every visitor shares (`shared=True`: the provider's token names no user) is
+one key for the whole shop, so a failed issue fails everybody at once and the next
+request would ask again at once: thousands of calls a second to a vendor that is
+down or refuses the key. After a failed issue of a shared token the process backs
+off: until the back-off has passed (it doubles with each failure in a row, honours the
+vendor's Retry-After, and is bounded) every request gets that failure again, with
+Retry-After, without asking the vendor; `degraded()` says so for /readyz.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from base64 import urlsafe_b64decode
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Generic, Protocol, Self, TypeVar
 
-from ..errors import UpstreamBadResponse
+from ..errors import UpstreamBadResponse, UpstreamError
 from ..ops.metrics import Metrics
+from ..upstream.breaker import DEFAULT_BREAKER
 from .flight import DEFAULT_LEASE, Coalescer
 from .store import Store
 
@@ -86,6 +96,27 @@ class JwtLifetime:
 DEFAULT_LIFETIME: Final = JwtLifetime()
 
 
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Seconds a shared token is not asked for after a failed issue: `first`, doubled
+    with each failure in a row, at most `limit` (the vendor's Retry-After too)."""
+
+    first: float = 1.0
+    limit: float = DEFAULT_BREAKER.cooldown  # as long as an open circuit waits, at most
+
+
+DEFAULT_BACKOFF: Final = Backoff()
+
+
+@dataclass(slots=True)
+class _Failed:
+    """The last failed issue of a shared token: what it was, and when to ask again."""
+
+    error: UpstreamError
+    until: float
+    in_a_row: int
+
+
 class TokenIssuer(Protocol[I_contra]):
     def cache_key(self, identity: I_contra) -> str:
         """Whose token this request needs, as a key that holds no personal data.
@@ -106,11 +137,18 @@ class TokenCache(Generic[I]):
         namespace: str = "",
         margin: float = DEFAULT_LIFETIME.margin,
         lease: float = DEFAULT_LEASE,
+        shared: bool = False,
+        backoff: Backoff = DEFAULT_BACKOFF,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`shared`: every visitor gets the same token (the provider says so); a failed
+        issue is then backed off as `backoff` says."""
         self._store = store
         self._issuer = issuer
+        self.shared = shared
+        self._backoff = backoff
+        self._failed: dict[str, _Failed] = {}  # shared keys only: a handful at most
         self._prefix = f"tok:{namespace}:" if namespace else "tok:"
         self._clock = clock
         self._margin = margin  # only for the warning: the issuer applied it already
@@ -121,6 +159,10 @@ class TokenCache(Generic[I]):
         self._coalescer = Coalescer(
             store, lease=lease, on_join=observed.coalesced.labels("token").inc
         )
+        # `widget_proxy_degraded{part="token"}`: only where a shared token can fail everybody.
+        self._degraded = observed.degraded.labels("token") if shared else None
+        if self._degraded is not None:
+            self._degraded.set(0)
 
     def key(self, identity: I) -> str:
         return self._prefix + self._issuer.cache_key(identity)
@@ -142,10 +184,75 @@ class TokenCache(Generic[I]):
         entry = await self._read(key)
         (self._hit if entry is not None else self._miss)()
         if entry is None:
+            self._refuse_while_backing_off(key)
             entry = await self._coalescer.load(
-                key, lambda: self._read(key), lambda: self._issue(key, identity)
+                key, lambda: self._read(key), lambda: self._produce(key, identity)
             )
         return entry
+
+    def degraded(self) -> str | None:
+        """Why visitors get no token now (a shared token's issue failed), or None."""
+        if not self._failed:
+            return None
+        now = self._clock()
+        failed = max(self._failed.values(), key=lambda f: f.until)
+        wait = (
+            "on the next request"
+            if failed.until <= now
+            else f"in {math.ceil(failed.until - now)} s"
+        )
+        return (
+            f"the shared token could not be issued ({failed.error.code},"
+            f" {failed.in_a_row} in a row); next attempt {wait}"
+        )
+
+    def _refuse_while_backing_off(self, key: str) -> None:
+        """The last failure again, without asking the vendor, until its back-off passed."""
+        failed = self._failed.get(key)
+        if failed is None or (wait := failed.until - self._clock()) <= 0:
+            return
+        seconds = str(max(1, math.ceil(wait)))
+        error = failed.error
+        raise type(error)(
+            f"{error.detail}; the shared token is not asked for again for {seconds} s",
+            retry_after=seconds,
+        )
+
+    async def _produce(self, key: str, identity: I) -> TokenEntry:
+        """`_issue`, with a shared token's failures backed off (once per issue, however
+        many requests wait for it)."""
+        if not self.shared:
+            return await self._issue(key, identity)
+        try:
+            entry = await self._issue(key, identity)
+        except UpstreamError as exc:
+            self._back_off(key, exc)
+            raise
+        if self._failed.pop(key, None) is not None:
+            log.warning("the shared token was issued again: the back-off is over")
+            self._show()
+        return entry
+
+    def _show(self) -> None:
+        if self._degraded is not None:
+            self._degraded.set(1 if self._failed else 0)
+
+    def _back_off(self, key: str, exc: UpstreamError) -> None:
+        last = self._failed.get(key)
+        in_a_row = 1 if last is None else last.in_a_row + 1
+        wait = self._backoff.first * 2 ** min(in_a_row - 1, 30)
+        if exc.retry_after is not None and exc.retry_after.isdigit():
+            wait = max(wait, float(exc.retry_after))  # the vendor's (or open circuit's) wait
+        wait = min(wait, self._backoff.limit)  # a vendor can't send us away for a year
+        self._failed[key] = _Failed(exc, self._clock() + wait, in_a_row)
+        exc.retry_after = str(max(1, math.ceil(wait)))  # what every waiting request is told
+        self._show()
+        log.warning(
+            "the shared token's issue failed (%s, %d in a row): not asked for again for %.0f s",
+            exc.code,
+            in_a_row,
+            wait,
+        )
 
     async def _read(self, key: str) -> TokenEntry | None:
         entry = await self._store.get(key, TokenEntry)

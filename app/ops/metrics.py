@@ -127,7 +127,8 @@ class Metrics:
         )  # fmt: skip
         self.degraded = Gauge(
             "widget_proxy_degraded",
-            "1 while a part serves in a degraded mode (cache: Redis unreachable, memory only)",
+            "1 while a part serves in a degraded mode (cache: Redis unreachable, memory only;"
+            " token: a token every visitor shares could not be issued)",
             ["part"], registry=r, multiprocess_mode="max",
         )  # fmt: skip
         self.key_in_use = Gauge(

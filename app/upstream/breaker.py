@@ -12,6 +12,9 @@ What counts, and why:
 - Failures are counted per *caller* (`one_caller(key)`: a request, keyed by whose
   token it needs). One user whose signin keeps failing is one failure, not five:
   a fault that follows one caller's input must not refuse everybody else.
+- A caller that stands for everybody (`one_caller(key, shared=True)`: a token every
+  visitor shares) opens the circuit by its first failed call: that failure is every
+  visitor's, and counting it once would keep a failing vendor's circuit closed forever.
 - Only the probe's success closes an open circuit. A call that began before the
   circuit opened and succeeds afterwards says nothing about the vendor now.
 
@@ -50,13 +53,23 @@ DEFAULT_BREAKER: Final = BreakerPolicy()
 _caller: ContextVar[object | None] = ContextVar("widget_proxy_breaker_caller", default=None)
 
 
-def one_caller(key: str | None = None) -> None:
+class Everyone:
+    """A caller on behalf of every visitor (a shared token): its failure is theirs.
+
+    A new one per request, so only the probing request's own calls pass a half-open
+    circuit, as with any other caller."""
+
+    __slots__ = ()
+
+
+def one_caller(key: str | None = None, *, shared: bool = False) -> None:
     """From here on, this task and the tasks it starts are one caller to the breakers.
 
     `key` names the caller across requests (whose token it needs), so that the same
     user failing again and again counts once; without it, the caller is this task alone.
+    `shared`: the key is every visitor's, so a failed call opens the circuit at once.
     """
-    _caller.set(key if key is not None else object())
+    _caller.set(Everyone() if shared else key if key is not None else object())
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -137,21 +150,26 @@ class Breaker:
             return
         if self._opened_at is not None or ticket.generation != self._generation:
             return  # the circuit is open already, or opened since this call began
+        everyone = isinstance(ticket.caller, Everyone)
         self._failing.add(ticket.caller)
-        if len(self._failing) >= self._threshold:
-            self._open()
+        if everyone or len(self._failing) >= self._threshold:
+            self._open(everyone=everyone)
 
     def ended(self, ticket: Ticket) -> None:
         """The call ended without a verdict (it was cancelled): let another probe through."""
         if ticket.probe and self._probing:
             self._probing, self._prober = False, None
 
-    def _open(self) -> None:
+    def _open(self, *, everyone: bool = False) -> None:
+        why = (
+            "a call for every visitor (a shared token) failed"
+            if everyone
+            else f"failed calls from {max(len(self._failing), 1)} callers in a row"
+        )
         log.warning(
-            "circuit to %s opened after failed calls from %d callers in a row;"
-            " refusing calls for %g s",
+            "circuit to %s opened after %s; refusing calls for %g s",
             self.origin,
-            max(len(self._failing), 1),
+            why,
             self._cooldown,
         )
         self._generation += 1

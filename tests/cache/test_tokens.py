@@ -11,9 +11,17 @@ import jwt
 import pytest
 
 from tests.support import VALID, Clock
+from tests.support.metrics import samples
 from widget_proxy.cache import Keys, MemoryStore, TokenCache, TokenEntry
-from widget_proxy.cache.tokens import MAX_TOKEN_LENGTH, JwtLifetime, jwt_exp
-from widget_proxy.errors import UpstreamBadResponse, UpstreamTimeout
+from widget_proxy.cache.tokens import MAX_TOKEN_LENGTH, Backoff, JwtLifetime, jwt_exp
+from widget_proxy.errors import (
+    UpstreamBadResponse,
+    UpstreamBadStatus,
+    UpstreamBusy,
+    UpstreamError,
+    UpstreamRejectedKey,
+    UpstreamTimeout,
+)
 from widget_proxy.ops.metrics import Metrics
 from widget_proxy.providers.returningai.tokens import ReturningAITokens
 from widget_proxy.security.identity import Identity
@@ -389,3 +397,159 @@ async def test_a_token_is_never_served_past_its_end_whatever_the_stores_clock() 
     assert tokens.cached(key) is None
     assert await tokens.fetch(key, Identity("ann@example.com")) != first
     assert vendor.signins == 2
+
+
+# --- a token every visitor shares: its failed issue is backed off -------------------
+
+
+class Shop:
+    """An issuer of one token for every visitor, failing while `error` is set."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.issues = 0
+        self.error: UpstreamError | None = None
+        self.asked_for: set[Identity] = set()
+
+    def cache_key(self, identity: Identity) -> str:
+        return "the-shop"
+
+    async def issue(self, identity: Identity) -> TokenEntry:
+        self.issues += 1
+        self.asked_for.add(identity)
+        await asyncio.sleep(0.01)  # concurrent requests find it under way
+        if self.error is not None:
+            raise self.error
+        return TokenEntry(f"shop-token-{self.issues}", self.clock.now + 3600, self.clock.now)
+
+
+def shop_cache(clock: Clock, shop: Shop) -> tuple[TokenCache[Identity], Metrics]:
+    metrics = Metrics()
+    store = MemoryStore(100, clock=clock)
+    backoff = Backoff(first=1, limit=5)
+    tokens = TokenCache(store, shop, shared=True, backoff=backoff, metrics=metrics, clock=clock)
+    return tokens, metrics
+
+
+async def failing(tokens: TokenCache[Identity], error: type[UpstreamError]) -> str:
+    """The Retry-After of the failure a visitor gets."""
+    with pytest.raises(error) as caught:
+        await get(tokens, "")  # anonymous: it is the same token for everybody
+    assert caught.value.retry_after is not None
+    return caught.value.retry_after
+
+
+def degraded_gauge(metrics: Metrics) -> float:
+    found = samples(metrics.exposition().decode())
+    return found.get(("widget_proxy_degraded", (("part", "token"),)), -1.0)
+
+
+async def test_a_shared_tokens_failed_issue_is_asked_again_once_per_backoff(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    shop = Shop(clock)
+    tokens, metrics = shop_cache(clock, shop)
+    assert await get(tokens, "") == "shop-token-1"  # while all is well: nothing backed off
+    assert tokens.degraded() is None
+    assert degraded_gauge(metrics) == 0
+    clock.now += 3600  # it ends; the next issue fails
+    shop.error = UpstreamRejectedKey("the upstream rejected the API key (401)")
+    with caplog.at_level("WARNING", logger="widget_proxy.cache"):
+        await failing(tokens, UpstreamRejectedKey)
+    assert (
+        "the shared token's issue failed (upstream_rejected_key, 1 in a row):"
+        " not asked for again for 1 s" in caplog.text
+    )
+    with pytest.raises(UpstreamRejectedKey) as again:
+        await get(tokens, "")
+    assert again.value.detail == (
+        "the upstream rejected the API key (401); the shared token is not asked for again for 1 s"
+    )
+    clock.now += 1
+
+    waits = []
+    for _ in range(5):  # each time the back-off has passed
+        waits.append(await failing(tokens, UpstreamRejectedKey))
+        for _ in range(20):  # everybody meanwhile: that failure again, and no call
+            assert await failing(tokens, UpstreamRejectedKey) == waits[-1]
+        clock.now += int(waits[-1]) - 0.5
+        assert await failing(tokens, UpstreamRejectedKey) == "1"  # half a second: one
+        clock.now += 0.5
+
+    assert waits == ["2", "4", "5", "5", "5"]  # after the first: 1, 2, 4, then the limit
+    assert shop.issues == 1 + 6
+    assert tokens.degraded() == (
+        "the shared token could not be issued (upstream_rejected_key, 6 in a row);"
+        " next attempt on the next request"
+    )
+    assert degraded_gauge(metrics) == 1
+    shop.error = None
+    with caplog.at_level("WARNING", logger="widget_proxy.cache"):
+        assert await get(tokens, "") == "shop-token-8"  # the vendor is back: so is the token
+    assert "the shared token was issued again: the back-off is over" in caplog.text
+    assert await get(tokens, "") == "shop-token-8"  # and it is cached under its key
+    assert shop.issues == 8
+    assert shop.asked_for == {Identity("")}  # for whom it was asked
+    assert tokens.degraded() is None
+    assert degraded_gauge(metrics) == 0
+    shop.error = UpstreamRejectedKey("refused again")
+    clock.now += 3600  # the token ends; its next issue fails: the back-off starts over
+    assert await failing(tokens, UpstreamRejectedKey) == "1"
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "wait"),
+    [("3", "3"), ("0", "1"), ("86400", "5"), ("soon", "1"), (None, "1")],
+    ids=["honoured", "zero", "bounded", "unreadable", "none"],
+)
+async def test_the_vendors_retry_after_is_honoured_within_the_limit(
+    retry_after: str | None, wait: str
+) -> None:
+    clock = Clock()
+    shop = Shop(clock)
+    tokens, _ = shop_cache(clock, shop)
+    shop.error = UpstreamBusy("token issue answered 429", retry_after=retry_after)
+
+    assert await failing(tokens, UpstreamBusy) == wait
+    clock.now += int(wait) - 0.5
+    assert await failing(tokens, UpstreamBusy) == "1"
+    assert shop.issues == 1
+    assert tokens.degraded() == (
+        "the shared token could not be issued (upstream_busy, 1 in a row); next attempt in 1 s"
+    )
+    clock.now += 0.5
+    await failing(tokens, UpstreamBusy)
+    assert shop.issues == 2
+
+
+async def test_concurrent_requests_share_one_failed_issue_and_count_it_once() -> None:
+    clock = Clock()
+    shop = Shop(clock)
+    tokens, _ = shop_cache(clock, shop)
+    shop.error = UpstreamBadStatus("token issue answered 500")
+
+    async def attempt() -> str:
+        return await failing(tokens, UpstreamBadStatus)
+
+    waits = await asyncio.gather(*(attempt() for _ in range(100)))
+
+    assert shop.issues == 1
+    assert set(waits) == {"1"}  # every waiting request is told when to come back
+    clock.now += 1
+    assert await failing(tokens, UpstreamBadStatus) == "2"  # the second failure in a row
+
+
+async def test_a_per_user_token_is_not_backed_off() -> None:
+    clock = Clock()
+    vendor = Vendor(clock)
+    vendor.fail = True
+    tokens, metrics = counted_cache(clock, vendor, MemoryStore(100, clock=clock))
+
+    for _ in range(3):  # one user's signin failing is theirs: asked each time
+        with pytest.raises(UpstreamTimeout):
+            await get(tokens)
+
+    assert vendor.signins == 3
+    assert tokens.degraded() is None
+    assert degraded_gauge(metrics) == -1  # no such series: nothing shared to degrade

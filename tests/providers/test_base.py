@@ -133,6 +133,18 @@ async def test_its_cache_key_is_stable_and_holds_no_personal_data(
     assert "ann" not in key
 
 
+async def test_its_tokens_are_shared_exactly_when_it_says_so(
+    scanned: Played, http: HttpClient
+) -> None:
+    # `anonymous == "shared"` makes the proxy treat its token as everybody's (one caller
+    # to the breaker, a failed issue backed off); per-user keys must stay apart, or one
+    # user's failing signin would count as everybody's.
+    tokens = build(scanned, http).tokens
+    keys = {tokens.cache_key(identity(f"user{i}@example.com")) for i in range(3)}
+
+    assert len(keys) == (1 if scanned.provider.anonymous == "shared" else 3)
+
+
 async def test_a_wrong_secret_is_refused_by_the_vendor(scanned: Played, http: HttpClient) -> None:
     other = scanned.provider.stand_in()  # same vendor, other (random) credentials
     wrong = demo_settings(other, scanned.url)

@@ -15,7 +15,7 @@ import gzip
 import logging
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,6 +26,7 @@ import pytest
 from bench.http import burst
 from tests.support import (
     EMAIL,
+    UNLIMITED,
     Clock,
     CloseMidBody,
     Drip,
@@ -40,8 +41,12 @@ from tests.support import (
     token_in,
     wait_until,
 )
+from tests.support.metrics import samples, value
 from tests.support.processes import serve
+from tests.support.vendors import SHOP_KEY, neuroon_env
+from widget_proxy.providers.neuroon import NeuroonStandIn
 from widget_proxy.providers.returningai import ReturningAIStandIn
+from widget_proxy.settings import Settings
 
 DEADLINE = 2.0
 TIMING = {
@@ -334,3 +339,75 @@ def test_the_connection_pool_bounds_calls_to_the_vendor(
     assert waiting.status_code == 504
     assert waiting.json()["error"] == "upstream_timeout"
     assert faulty.seen()[0] == 2  # the second signin never left: no free connection
+
+
+@pytest.fixture
+def faulty_neuroon() -> Iterator[FaultyUpstream[NeuroonStandIn]]:
+    """Neuroon's stand-in (one shop token for every visitor) behind the fault switch."""
+    server = FaultyUpstream(NeuroonStandIn(shop_id="shop-1", api_key=SHOP_KEY))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("status", "error"), [(500, "upstream_bad_status"), (401, "upstream_rejected_key")]
+)
+def test_a_shared_token_that_fails_is_asked_for_once_per_backoff_and_shows_as_degraded(
+    make_proxy: Callable[..., Proxy],
+    faulty_neuroon: FaultyUpstream[NeuroonStandIn],
+    leak_scanner: LeakScanner,
+    status: int,
+    error: str,
+) -> None:
+    # One token for the whole shop: every visitor is the same "caller", so the breaker's
+    # per-caller count never opened, and every request asked the vendor again.
+    clock = Clock(time.time())  # the token cache's back-off reads it; it moves by hand
+    env = {
+        **neuroon_env(NEUROON_TOKEN_MODE="remote", NEUROON_API_URL=faulty_neuroon.url),
+        **UNLIMITED,
+        "BREAKER_COOLDOWN": "1",  # real seconds (the breaker's own clock); the back-off's bound
+    }
+    proxy = make_proxy(settings=Settings.from_env(env), clock=clock)
+    faulty_neuroon.faults.active["signin"] = Respond(status, LEAK)
+    json = {"accept": "application/json"}
+
+    one_by_one = [proxy.client.get("/widget", headers=json) for _ in range(10)]
+    one_by_one += [proxy.client.post("/widget/token", headers=json) for _ in range(10)]
+    port = urlsplit(proxy.url).port
+    assert port is not None
+    at_once = asyncio.run(burst(port, "/widget", [""] * 100))  # anonymous, all at once
+
+    assert faulty_neuroon.faults.hits["signin"] == 1  # one issue for the back-off's length
+    assert faulty_neuroon.vendor.calls["token_issue"] == 0  # the fault answered it
+    for response in one_by_one:
+        assert response.status_code == 502
+        assert response.json()["error"] == error
+        assert 1 <= int(response.headers["retry-after"]) <= 1
+    assert len(at_once) == 100
+    for reply in at_once:
+        assert reply.status == 502
+        assert dict(reply.headers)["retry-after"] == "1"
+        leak_scanner.check("a back-off answer", reply.body.decode())
+    degraded = proxy.client.get("/readyz").json()["degraded"]
+    assert error in degraded["token"]
+    # A failing vendor opens the circuit at once; a refused key is no outage of its.
+    assert any(part.startswith("upstream ") for part in degraded) == (status >= 500)
+    found = samples(proxy.client.get("/metrics").text)
+    assert value(found, "widget_proxy_degraded", part="token") == 1.0
+
+    # The vendor recovers; once the circuit lets a probe through and the back-off has
+    # passed, the next request is issued a token, and nothing is degraded any more.
+    faulty_neuroon.faults.reset()
+    wait_until(lambda: not any(
+        "circuit open" in why for why in proxy.client.get("/readyz").json()["degraded"].values()
+    ))  # fmt: skip
+    clock.now += 1
+    healed = proxy.client.post("/widget/token")
+    assert healed.status_code == 200
+    assert faulty_neuroon.vendor.token_problem(healed.json()["token"]) is None
+    assert faulty_neuroon.faults.hits["signin"] == 2
+    assert proxy.client.get("/readyz").json()["degraded"] == {}
+    found = samples(proxy.client.get("/metrics").text)
+    assert value(found, "widget_proxy_degraded", part="token") == 0.0

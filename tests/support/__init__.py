@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import anyio
 import httpx2
@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bench.processes import free_port
 from bench.users import session_cookie
-from widget_proxy.providers.returningai import ReturningAIStandIn
+from widget_proxy.providers import StandIn
 from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings
 
@@ -151,8 +151,10 @@ class Faults:
 
 
 def kind_of(scope: Scope) -> str:
+    """'signin' (the call that issues a token: Returning.AI's signin, Neuroon's
+    widget-token), 'page', or 'other'."""
     path: str = scope["path"]
-    if scope["method"] == "POST" and path.endswith("/signin"):
+    if scope["method"] == "POST" and path.endswith(("/signin", "/widget-token")):
         return "signin"
     if path.startswith(("/api/", "/static/")):
         return "other"
@@ -238,10 +240,13 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 # --- the proxy under test -------------------------------------------------------
 
 
-class FaultyUpstream:
-    """The vendor stand-in behind a fault switch, on a port that survives restarts."""
+V = TypeVar("V", bound=StandIn)
 
-    def __init__(self, vendor: ReturningAIStandIn) -> None:
+
+class FaultyUpstream(Generic[V]):
+    """A vendor's stand-in behind a fault switch, on a port that survives restarts."""
+
+    def __init__(self, vendor: V) -> None:
         self.vendor = vendor
         self.faults = Faults()
         self.port = free_port()

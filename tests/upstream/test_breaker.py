@@ -77,6 +77,44 @@ def test_one_caller_failing_again_and_again_opens_no_circuit() -> None:
     assert breaker.state == "open"  # three different callers failed in a row
 
 
+def test_a_caller_for_every_visitor_opens_the_circuit_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    breaker = Breaker("https://w.example", failures=5, cooldown=30, clock=clock)
+
+    def request(shared: bool) -> object:
+        one_caller("tok:the-shop", shared=shared)
+        ticket = breaker.before()
+        breaker.failed(ticket)
+        return ticket.caller
+
+    first = contextvars.copy_context().run(request, False)  # a per-user key: one of five
+    assert breaker.state == "closed"
+    with caplog.at_level("WARNING", logger="widget_proxy.upstream"):
+        shared = contextvars.copy_context().run(request, True)  # a token everybody shares
+
+    assert breaker.state == "open"  # its failure is every visitor's
+    assert first == "tok:the-shop"  # the user's key: the same user again is one caller
+    assert shared != "tok:the-shop"  # not so for everybody
+    assert (
+        "circuit to https://w.example opened after a call for every visitor (a shared token)"
+        " failed; refusing calls for 30 s" in caplog.text
+    )
+    clock.now += 30
+    contextvars.copy_context().run(request, True)  # the probe fails: open again
+    assert breaker.state == "open"
+    clock.now += 30
+
+    def probing() -> None:
+        one_caller("tok:the-shop", shared=True)
+        breaker.before()
+
+    contextvars.copy_context().run(probing)  # the next request probes, and is slow
+    with pytest.raises(CircuitOpen):  # another request for the same shared key waits
+        contextvars.copy_context().run(probing)
+
+
 def test_only_the_probe_closes_an_open_circuit() -> None:
     clock = Clock()
     breaker = Breaker("https://w.example", failures=1, cooldown=30, clock=clock)
