@@ -97,6 +97,7 @@ class WindowCounters:
                 del self._pending[forgotten]
                 self._view.pop(forgotten, None)
                 self._fresh.pop(forgotten, None)
+                self._touched.discard(forgotten)  # nothing of it is left to send
         else:
             self._pending[key] = self._pending.pop(key)  # now the most recently used
             if pending and pending[0] < oldest:
@@ -115,22 +116,20 @@ class WindowCounters:
         if mine + seen + 1 > limit:
             return self._wait(pending, view, now, slot, mine + seen + 1 - limit)
         if shared and self._eager and self._answering and mine >= 1:
-            # A second event here since the last sync: others may be counting this key too.
+            # A second event here since the last answered sync: others may be counting
+            # this key too.
             room = limit - seen
-            if self._fresh.get(key, 0.0) < now:
-                self._sync_soon()  # the view is old (or none): refresh it first
-            elif (mine + 1) * 2 > room:
+            if (mine + 1) * 2 > room:
                 # Half of the room the view leaves was taken here since the last sync, and
-                # the others may have taken the rest: wait for the sync (a round trip).
+                # the others may have taken the rest: wait for the sync (a round trip),
+                # however old the view (an old one leaves more room, not less).
                 self._sync_soon()
                 return min(self._interval, 1.0)
-            elif (mine + 1) * 4 > room:
-                self._sync_soon()  # a quarter: sync early, so that the wait above is rare
-        if not pending:
-            self._pending[key] = [slot, 1]
-        elif pending[-2] == slot:
+            if (mine + 1) * 4 > room or self._fresh.get(key, 0.0) < now:
+                self._sync_soon()  # a quarter, or an old view (or none): sync it early
+        if pending and pending[-2] == slot:
             pending[-1] += 1
-        else:
+        else:  # in place: a sync under way knows the list it read (`_sync`)
             pending += (slot, 1)
         return 0.0
 
@@ -171,33 +170,34 @@ class WindowCounters:
         keys, self._touched = list(self._touched), set()
         oldest = int(self._clock() // self._width) - BUCKETS
         for start in range(0, len(keys), SYNC_BATCH):
-            chunk = keys[start : start + SYNC_BATCH]
-            # Taken now: what is admitted while the batch travels is pending for the next.
-            sent = [(key, _as_dict(self._pending.pop(key, []), oldest)) for key in chunk]
+            if start:
+                # A store that fails at once never awaits: let page views in between.
+                await asyncio.sleep(0)
+            # Read now, and left pending (counted in every decision here) until the answer
+            # holds them: what is admitted while the batch travels is added on top.
+            lists = [(key, self._pending.get(key)) for key in keys[start : start + SYNC_BATCH]]
+            chunk = [(key, counts) for key, counts in lists if counts is not None]
+            sent = [(key, _as_dict(counts, oldest)) for key, counts in chunk]
             try:
                 totals = await store.add_counts(sent, oldest=oldest, keep=self._period * 2)
             except Exception:  # the store logs its own outage; a sync must never stop
                 log.debug("rate count sync failed", exc_info=True)
                 totals = None
-            if totals is None:  # nothing shared now: keep counting here
+            if totals is None:  # nothing shared now: keep counting here, send them next time
                 self._answering = False
-                for key, counts in sent:
-                    self._restore(key, counts)
+                self._touched.update(key for key, counts in chunk if self._kept(key, counts))
                 continue
             self._answering = True
             fresh = self._clock() + 2 * self._interval
-            for (key, _), shared in zip(sent, totals, strict=True):
-                if key in self._pending or len(self._pending) < self._max_keys:
-                    self._pending.setdefault(key, [])
+            for (key, counts), (_, done), shared in zip(chunk, sent, totals, strict=True):
+                if self._kept(key, counts):  # (else forgotten meanwhile: its answer too)
+                    _subtract(counts, done)  # now in the view
                     self._view[key] = [n for slot in sorted(shared) for n in (slot, shared[slot])]
                     self._fresh[key] = fresh
 
-    def _restore(self, key: str, counts: dict[int, int]) -> None:
-        merged = _as_dict(self._pending.get(key, []), 0)
-        for slot, n in counts.items():
-            merged[slot] = merged.get(slot, 0) + n
-        self._pending[key] = [n for slot in sorted(merged) for n in (slot, merged[slot])]
-        self._touched.add(key)
+    def _kept(self, key: str, counts: list[int]) -> bool:
+        """Whether `counts` are still `key`'s: not forgotten (and counted anew) since."""
+        return self._pending.get(key) is counts
 
     def _start(self) -> None:
         if self._task is None or self._task.done():
@@ -230,6 +230,16 @@ def _count(counts: list[int], oldest: int, inside: float) -> float:
             break
         total -= counts[i + 1] if slot < oldest else counts[i + 1] * (1.0 - inside)
     return total
+
+
+def _subtract(counts: list[int], sent: dict[int, int]) -> None:
+    """Take the `sent` events out of `counts`, in place; slots left empty go."""
+    counts[:] = [
+        x
+        for i in range(0, len(counts), 2)
+        if (left := counts[i + 1] - sent.get(counts[i], 0)) > 0
+        for x in (counts[i], left)
+    ]
 
 
 def _prune(counts: list[int], oldest: int) -> None:

@@ -7,6 +7,7 @@ worker, sharing a redis-server started for the test.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -566,20 +567,21 @@ async def test_a_forgotten_key_forgets_its_shared_view_too(clock: Clock) -> None
     await counters.sync()  # the view: 3, a's limit
     assert counters.throttle("b", 3) == 0  # a is forgotten
 
-    # a starts afresh: neither its old view nor its view's age count.
-    assert [counters.throttle("a", 3) for _ in range(2)] == [0.0, 0.0]
+    # a starts afresh: its old view (3 of 3) counts no more; its second event waits for
+    # a sync (half of a limit of 3), as any key's does.
+    assert [counters.throttle("a", 3) for _ in range(2)] == [0.0, 1.0]
 
 
-async def test_a_key_forgotten_before_its_sync_is_sent_empty(clock: Clock) -> None:
+async def test_a_key_forgotten_before_its_sync_is_not_sent(clock: Clock) -> None:
     store = Others()
     counters = counting(clock, store, max_keys=1, sync_interval=3600, eager=False)
     slot = int(clock.now // WIDTH)
     counters.throttle("a", 10)
-    counters.throttle("b", 10)  # a is forgotten, counts and all
+    counters.throttle("b", 10)  # a is forgotten, counts and all: nothing to send or keep
 
     await counters.sync()
 
-    assert sorted(store.batches[0]) == [("a", {}), ("b", {slot: 1})]
+    assert store.batches == [[("b", {slot: 1})]]
 
 
 async def test_a_sync_answered_while_the_keys_are_full_remembers_no_more(clock: Clock) -> None:
@@ -617,3 +619,124 @@ async def test_a_key_used_after_its_sync_is_the_most_recently_used(clock: Clock)
 
     assert counters.throttle("c", 10) == 0.0  # b is forgotten
     assert counters.throttle("b", 1) == 0.0
+
+
+# --- in flight, and what an outage leaves behind -----------------------------------------
+
+
+async def test_counts_on_their_way_to_the_store_still_count_here(clock: Clock) -> None:
+    store = Others()
+    counters = counting(clock, store, sync_interval=3600, eager=False)
+    admitted(counters, 6, limit=10)
+    store.hold = asyncio.Event()
+    syncing = await started(counters)  # the 6 travel: no answer yet
+
+    meanwhile = admitted(counters, 10, limit=10)
+    store.hold.set()
+    await syncing
+    after = admitted(counters, 10, limit=10)  # the view: 10; nothing pending counted twice
+
+    assert meanwhile == 4
+    assert after == 0
+    assert sum(store.totals["u"].values()) == 6  # the 4 wait for the next sync
+
+
+async def test_an_old_view_still_holds_a_busy_key_at_half_its_room(clock: Clock) -> None:
+    store = Others()
+    counters = counting(clock, store, sync_interval=1)
+    counters.throttle("u", 21)
+    await counters.sync()  # the view: 1 of 21
+    clock.now += 10  # the view is old now; its refresh won't answer in time
+    store.hold = asyncio.Event()
+
+    waits = [counters.throttle("u", 21) for _ in range(20)]
+
+    assert waits.count(0.0) == 10  # half of the 20 the view leaves; then wait for the sync
+    assert waits[10:] == [1.0] * 10
+    store.hold.set()
+
+
+async def test_a_key_forgotten_while_a_sync_is_under_way_is_not_sent(clock: Clock) -> None:
+    store = Others()
+    counters = counting(clock, store, max_keys=150, sync_interval=3600, eager=False)
+    for n in range(150):
+        counters.throttle(f"u{n}", 10)
+    store.hold = asyncio.Event()
+    syncing = await started(counters)  # the first 100 keys travel
+    for n in range(150, 210):
+        counters.throttle(f"u{n}", 10)  # 60 more: u0-u59 are forgotten
+    store.hold.set()
+    await syncing
+
+    first, second = store.batches
+    forgotten = {f"u{n}" for n in range(60)}
+    rest = {f"u{n}" for n in range(150)} - {key for key, _ in first}
+    assert sorted(key for key, _ in second) == sorted(rest - forgotten)
+
+
+class Recording:
+    """A store in front of another that notes, at each call, how often `ticker` ran."""
+
+    def __init__(self, store: TieredStore, ticker: list[int]) -> None:
+        self.store, self.ticker = store, ticker
+        self.calls: list[tuple[int, list[str]]] = []
+
+    async def add_counts(
+        self, batch: Sequence[tuple[str, dict[int, int]]], *, oldest: int, keep: float
+    ) -> list[dict[int, int]] | None:
+        self.calls.append((self.ticker[0], [key for key, _ in batch]))
+        return await self.store.add_counts(batch, oldest=oldest, keep=keep)
+
+
+async def tick(ticks: list[int]) -> None:
+    while True:
+        ticks[0] += 1
+        await asyncio.sleep(0)
+
+
+async def test_through_an_outage_the_keys_kept_stay_bounded(
+    clock: Clock, redis_server: PrivateRedis
+) -> None:
+    store = Recording(shared_store(redis_server, clock), [0])
+    counters = WindowCounters(shared=store, sync_interval=3600, max_keys=100, clock=clock)
+    _running.append(counters)
+    redis_server.kill()
+    for round_ in range(30):  # 3,000 client addresses, 100 new ones between two syncs
+        for n in range(100):
+            counters.throttle(f"ip{round_}.{n}", 10)
+        await counters.sync()  # fails: the store is down (it says so at once)
+    store.calls.clear()
+    redis_server.start()
+    clock.now += 10  # past the tiered store's retry delay
+
+    await counters.sync()
+
+    with redis.Redis.from_url(redis_server.url) as client:
+        in_redis = len(client.keys("*rate*"))
+    assert sorted(key for _, keys in store.calls for key in keys) == sorted(
+        f"ip29.{n}" for n in range(100)
+    )  # the 100 kept: the last used; the others were forgotten, and not sent
+    assert in_redis == 100
+
+
+async def test_a_sync_lets_page_views_in_between_its_batches(
+    clock: Clock, redis_server: PrivateRedis
+) -> None:
+    ticks = [0]
+    store = Recording(shared_store(redis_server, clock), ticks)
+    counters = WindowCounters(shared=store, sync_interval=3600, max_keys=1000, clock=clock)
+    _running.append(counters)
+    redis_server.kill()
+    for n in range(1000):
+        counters.throttle(f"ip{n}", 10)
+    await counters.sync()  # the store learns that Redis is down: it fails at once now
+    store.calls.clear()
+    ticker = asyncio.ensure_future(tick(ticks))
+    await asyncio.sleep(0)
+
+    await counters.sync()
+
+    ticker.cancel()
+    seen = [at for at, _ in store.calls]
+    assert len(seen) == 10  # all 1,000 keys are tried again, 100 at a time
+    assert all(a < b for a, b in itertools.pairwise(seen))  # the ticker ran between
