@@ -251,6 +251,15 @@ def _as_dict(counts: list[int], oldest: int) -> dict[int, int]:
     return {counts[i]: counts[i + 1] for i in range(0, len(counts), 2) if counts[i] >= oldest}
 
 
+def admitted_at_most(
+    limit: int, *, processes: int, rate: float, interval: float, round_trip: float
+) -> int:
+    """The most `processes` admit of one key in a window while the store answers, if one
+    client's requests reach each at up to `rate` a second (the module's docstring)."""
+    unseen = math.floor(rate * (2 * interval + 3 * round_trip)) + 1
+    return limit + (processes - 1) * min(limit, unseen)
+
+
 def retry_after(wait: float) -> str:
     """`Retry-After` for a wait: whole seconds, at least 1, never early."""
     return str(max(1, math.ceil(wait)))

@@ -18,7 +18,7 @@ import redis
 from tests.support import Clock
 from tests.support.redis import PrivateRedis, private_redis
 from widget_proxy.cache import MemoryStore, TieredStore
-from widget_proxy.cache.counts import BUCKETS, WindowCounters, retry_after
+from widget_proxy.cache.counts import BUCKETS, WindowCounters, admitted_at_most, retry_after
 from widget_proxy.cache.redis import RedisStore, rate_key
 
 pytestmark = pytest.mark.anyio
@@ -639,6 +639,49 @@ async def test_counts_on_their_way_to_the_store_still_count_here(clock: Clock) -
     assert meanwhile == 4
     assert after == 0
     assert sum(store.totals["u"].values()) == 6  # the 4 wait for the next sync
+
+
+async def test_what_is_admitted_while_a_batch_travels_is_sent_by_the_next_sync(
+    clock: Clock,
+) -> None:
+    store = Others()
+    counters = counting(clock, store, sync_interval=3600, eager=False)
+    slot = int(clock.now // WIDTH)
+    admitted(counters, 3, limit=10)
+    store.hold = asyncio.Event()
+    syncing = await started(counters)
+    admitted(counters, 1, limit=10)  # the same slot as the 3 on their way
+    clock.now += WIDTH
+    admitted(counters, 2, limit=10)  # the next one
+    store.hold.set()
+    await syncing
+    store.hold = None
+
+    await counters.sync()
+
+    assert store.batches == [[("u", {slot: 3})], [("u", {slot: 1, slot + 1: 2})]]
+    assert admitted(counters, 10, limit=10) == 4  # 6 in the view, none pending
+
+
+# (limit, processes, requests a second to each, interval, round trip, the bound): the
+# limit, plus what each other process admits in 2 intervals and 3 round trips, plus one
+# (a paced client's requests in any span of that length), each at most the limit.
+BOUNDS = [
+    (20, 1, 20.0, 0.5, 0.3, 20),  # alone: exact, however far Redis is
+    (60, 2, 10.0, 0.5, 0.05, 60 + 12),  # 10 x 1.15 s = 11.5
+    (60, 3, 20.0, 1.0, 0.1, 60 + 2 * 47),  # 20 x 2.3 s = 46
+    (20, 3, 1000.0, 1.0, 0.0, 60),  # as fast as they answer: each other one, the limit
+]
+
+
+@pytest.mark.parametrize(("limit", "processes", "rate", "interval", "round_trip", "most"), BOUNDS)
+async def test_the_bound_on_what_processes_admit_together(
+    limit: int, processes: int, rate: float, interval: float, round_trip: float, most: int
+) -> None:
+    got = admitted_at_most(
+        limit, processes=processes, rate=rate, interval=interval, round_trip=round_trip
+    )
+    assert got == most
 
 
 async def test_an_old_view_still_holds_a_busy_key_at_half_its_room(clock: Clock) -> None:
