@@ -8,22 +8,35 @@ of Envoy's local limit in front of its global one):
   from the epoch so that every process agrees on them; the count over the last
   `period` is the slots inside it plus the part of the oldest one still inside
   (a sliding window).
-- Events admitted here since the last sync are *pending*. Every `sync_interval`
-  seconds the pending counts of every key touched since are added to the shared store
-  in one batch (`SharedCounts.add_counts`), which answers each key's totals over all
-  processes: those become this process's view, and the pending counts start again.
-- The view is what the other processes had admitted at the last sync. One event per
-  key per sync is always decided on it. Past that, a key is busy here: if its view is
-  older than two intervals it is synced at once (in the background); once this process
-  has admitted a quarter of the room its view leaves since the last sync, the key is
-  synced at once; at half, further events wait for that sync (a round trip; they are
-  refused with `Retry-After: 1`), since the other processes may be taking
-  the other half. So N processes admit at most the larger of the limit plus N - 1 and
-  N / 2 times the limit, plus what a process admits during one round trip to the store
-  on a view that was old. The worst case, a store that stops answering, is the interval
-  model's: the limit plus what the N - 1 others admit in one interval.
+- Events admitted here and not yet in the view are *pending*. Every `sync_interval`
+  seconds (after the last sync ended) the pending counts of every key touched since
+  are added to the shared store, in batches of `SYNC_BATCH` keys
+  (`SharedCounts.add_counts`), which answers each key's totals over all processes:
+  those become this process's view, and what was sent leaves the pending counts only
+  then. So a count on its way to the store is never out of sight here: one process
+  alone never admits more than the limit, however slow the store.
+- The view is what the other processes had sent when this one's last sync reached the
+  store. One event per key per sync is always decided on it. Past that, a key is busy
+  here: once this process has admitted a quarter of the room its view leaves (or the
+  view is older than two intervals, or there is none), the key is synced at once (in
+  the background); at half, further events wait for that sync (a round trip; they are
+  refused with `Retry-After: 1`), since the other processes may be taking the other
+  half: however old the view.
+- The bound (`admitted_at_most`). An event admitted elsewhere is in this process's view
+  at most two intervals and three round trips later: up to `I + R` until its process
+  syncs (`I` the interval, `R` a sync's round trips), `R / 2` to reach the store, then
+  up to `I + R` until this process syncs and `R / 2` for the answer. Decided on a view
+  that old, N processes admit of one key in a window at most the limit plus, for each
+  of the N - 1 others, what it admits in `2I + 3R` (a client asking each at `r` a
+  second: `floor(r (2I + 3R)) + 1`), and never more than the limit each (each one's
+  own count is in its view or pending). The hold at half the room keeps the overshoot
+  well below that in practice.
 - With a shared store that fails, or none (`memory://`), a sync changes nothing: each
   process's own count is the limit, nothing waits for a sync, and no request fails.
+  What could not be sent stays pending, bounded like every key by `max_keys` (the
+  least recently used are forgotten, counts and all), and is sent by the next sync
+  that is answered. A sync lets the event loop run between its batches, even when the
+  store fails each at once.
 """
 
 from __future__ import annotations

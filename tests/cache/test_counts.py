@@ -572,6 +572,32 @@ async def test_a_forgotten_key_forgets_its_shared_view_too(clock: Clock) -> None
     assert [counters.throttle("a", 3) for _ in range(2)] == [0.0, 1.0]
 
 
+async def test_a_forgotten_key_forgets_how_recent_its_view_was(clock: Clock) -> None:
+    store = Others()
+    counters = counting(clock, store, max_keys=1)
+    counters.throttle("a", 100)
+    await counters.sync()  # a's view: recent for two intervals
+    counters.throttle("b", 100)  # a is forgotten
+
+    assert [counters.throttle("a", 100) for _ in range(2)] == [0.0, 0.0]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert len(store.batches) == 2  # a has no view: its second event synced it early
+
+
+async def test_keys_forgotten_between_two_syncs_cost_the_sync_nothing(clock: Clock) -> None:
+    store = Others()
+    counters = counting(clock, store, max_keys=10, sync_interval=3600, eager=False)
+    for n in range(1000):  # 1,000 clients in one interval: the last 10 are kept
+        counters.throttle(f"ip{n}", 10)
+
+    await counters.sync()
+
+    assert [sorted(key for key, _ in batch) for batch in store.batches] == [
+        sorted(f"ip{n}" for n in range(990, 1000))
+    ]
+
+
 async def test_a_key_forgotten_before_its_sync_is_not_sent(clock: Clock) -> None:
     store = Others()
     counters = counting(clock, store, max_keys=1, sync_interval=3600, eager=False)
