@@ -95,6 +95,7 @@ class WindowCounters:
         self._fresh: dict[str, float] = {}  # key → until when its view is recent
         self._answering = True  # the last sync reached the shared store
         self._syncing = asyncio.Lock()  # one sync at a time: an older answer never wins
+        self._closed = False
 
     def throttle(self, key: str, limit: int) -> float:
         """Count one event against `limit` per period: 0 when allowed, else the seconds
@@ -217,12 +218,15 @@ class WindowCounters:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        while True:
+        # Until closed, not only until cancelled: a client library that turns a cancel
+        # into a failed call would keep this loop, and the shutdown awaiting it, going.
+        while not self._closed:
             await asyncio.sleep(self._interval)
             await self.sync()
 
     async def aclose(self) -> None:
         """Stop syncing, after one last sync of what is pending."""
+        self._closed = True
         for task in (self._task, self._early):
             if task is not None:
                 task.cancel()

@@ -7,6 +7,7 @@ worker, sharing a redis-server started for the test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -795,3 +796,36 @@ async def test_a_sync_lets_page_views_in_between_its_batches(
     seen = [at for at, _ in store.calls]
     assert len(seen) == 10  # all 1,000 keys are tried again, 100 at a time
     assert all(a < b for a, b in itertools.pairwise(seen))  # the ticker ran between
+
+
+class Swallowing:
+    """A store whose first call, like some client libraries, turns a cancel into a
+    failed call; later calls answer at once, with nothing shared."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.called = asyncio.Event()
+
+    async def add_counts(
+        self, batch: Sequence[tuple[str, dict[int, int]]], *, oldest: int, keep: float
+    ) -> list[dict[int, int]] | None:
+        self.calls += 1
+        self.called.set()
+        if self.calls == 1:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+        return None
+
+
+async def test_closing_ends_the_background_sync_even_if_a_cancel_is_swallowed(
+    clock: Clock,
+) -> None:
+    store = Swallowing()
+    counters = WindowCounters(shared=store, sync_interval=0, clock=clock)
+    counters.throttle("u", 10)  # starts the background sync, which waits in the store
+    await store.called.wait()
+
+    # Without the end of the loop in sight, this would wait for ever (the test's timeout).
+    await asyncio.wait_for(counters.aclose(), timeout=10)
+
+    assert store.calls == 2  # the call cancelled, then the last sync; no more
