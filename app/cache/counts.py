@@ -8,22 +8,35 @@ of Envoy's local limit in front of its global one):
   from the epoch so that every process agrees on them; the count over the last
   `period` is the slots inside it plus the part of the oldest one still inside
   (a sliding window).
-- Events admitted here since the last sync are *pending*. Every `sync_interval`
-  seconds the pending counts of every key touched since are added to the shared store
-  in one batch (`SharedCounts.add_counts`), which answers each key's totals over all
-  processes: those become this process's view, and the pending counts start again.
-- The view is what the other processes had admitted at the last sync. One event per
-  key per sync is always decided on it. Past that, a key is busy here: if its view is
-  older than two intervals it is synced at once (in the background); once this process
-  has admitted a quarter of the room its view leaves since the last sync, the key is
-  synced at once; at half, further events wait for that sync (a round trip; they are
-  refused with `Retry-After: 1`), since the other processes may be taking
-  the other half. So N processes admit at most the larger of the limit plus N - 1 and
-  N / 2 times the limit, plus what a process admits during one round trip to the store
-  on a view that was old. The worst case, a store that stops answering, is the interval
-  model's: the limit plus what the N - 1 others admit in one interval.
+- Events admitted here and not yet in the view are *pending*. Every `sync_interval`
+  seconds (after the last sync ended) the pending counts of every key touched since
+  are added to the shared store, in batches of `SYNC_BATCH` keys
+  (`SharedCounts.add_counts`), which answers each key's totals over all processes:
+  those become this process's view, and what was sent leaves the pending counts only
+  then. So a count on its way to the store is never out of sight here: one process
+  alone never admits more than the limit, however slow the store.
+- The view is what the other processes had sent when this one's last sync reached the
+  store. One event per key per sync is always decided on it. Past that, a key is busy
+  here: once this process has admitted a quarter of the room its view leaves (or the
+  view is older than two intervals, or there is none), the key is synced at once (in
+  the background); at half, further events wait for that sync (a round trip; they are
+  refused with `Retry-After: 1`), since the other processes may be taking the other
+  half: however old the view.
+- The bound (`admitted_at_most`). An event admitted elsewhere is in this process's view
+  at most two intervals and three round trips later: up to `I + R` until its process
+  syncs (`I` the interval, `R` a sync's round trips), `R / 2` to reach the store, then
+  up to `I + R` until this process syncs and `R / 2` for the answer. Decided on a view
+  that old, N processes admit of one key in a window at most the limit plus, for each
+  of the N - 1 others, what it admits in `2I + 3R` (a client asking each at `r` a
+  second: `floor(r (2I + 3R)) + 1`), and never more than the limit each (each one's
+  own count is in its view or pending). The hold at half the room keeps the overshoot
+  well below that in practice.
 - With a shared store that fails, or none (`memory://`), a sync changes nothing: each
   process's own count is the limit, nothing waits for a sync, and no request fails.
+  What could not be sent stays pending, bounded like every key by `max_keys` (the
+  least recently used are forgotten, counts and all), and is sent by the next sync
+  that is answered. A sync lets the event loop run between its batches, even when the
+  store fails each at once.
 """
 
 from __future__ import annotations
@@ -82,6 +95,7 @@ class WindowCounters:
         self._fresh: dict[str, float] = {}  # key → until when its view is recent
         self._answering = True  # the last sync reached the shared store
         self._syncing = asyncio.Lock()  # one sync at a time: an older answer never wins
+        self._closed = False
 
     def throttle(self, key: str, limit: int) -> float:
         """Count one event against `limit` per period: 0 when allowed, else the seconds
@@ -97,6 +111,7 @@ class WindowCounters:
                 del self._pending[forgotten]
                 self._view.pop(forgotten, None)
                 self._fresh.pop(forgotten, None)
+                self._touched.discard(forgotten)  # nothing of it is left to send
         else:
             self._pending[key] = self._pending.pop(key)  # now the most recently used
             if pending and pending[0] < oldest:
@@ -115,22 +130,20 @@ class WindowCounters:
         if mine + seen + 1 > limit:
             return self._wait(pending, view, now, slot, mine + seen + 1 - limit)
         if shared and self._eager and self._answering and mine >= 1:
-            # A second event here since the last sync: others may be counting this key too.
+            # A second event here since the last answered sync: others may be counting
+            # this key too.
             room = limit - seen
-            if self._fresh.get(key, 0.0) < now:
-                self._sync_soon()  # the view is old (or none): refresh it first
-            elif (mine + 1) * 2 > room:
+            if (mine + 1) * 2 > room:
                 # Half of the room the view leaves was taken here since the last sync, and
-                # the others may have taken the rest: wait for the sync (a round trip).
+                # the others may have taken the rest: wait for the sync (a round trip),
+                # however old the view (an old one leaves more room, not less).
                 self._sync_soon()
                 return min(self._interval, 1.0)
-            elif (mine + 1) * 4 > room:
-                self._sync_soon()  # a quarter: sync early, so that the wait above is rare
-        if not pending:
-            self._pending[key] = [slot, 1]
-        elif pending[-2] == slot:
+            if (mine + 1) * 4 > room or self._fresh.get(key, 0.0) < now:
+                self._sync_soon()  # a quarter, or an old view (or none): sync it early
+        if pending and pending[-2] == slot:
             pending[-1] += 1
-        else:
+        else:  # in place: a sync under way knows the list it read (`_sync`)
             pending += (slot, 1)
         return 0.0
 
@@ -171,45 +184,49 @@ class WindowCounters:
         keys, self._touched = list(self._touched), set()
         oldest = int(self._clock() // self._width) - BUCKETS
         for start in range(0, len(keys), SYNC_BATCH):
-            chunk = keys[start : start + SYNC_BATCH]
-            # Taken now: what is admitted while the batch travels is pending for the next.
-            sent = [(key, _as_dict(self._pending.pop(key, []), oldest)) for key in chunk]
+            if start:
+                # A store that fails at once never awaits: let page views in between.
+                await asyncio.sleep(0)
+            # Read now, and left pending (counted in every decision here) until the answer
+            # holds them: what is admitted while the batch travels is added on top.
+            lists = [(key, self._pending.get(key)) for key in keys[start : start + SYNC_BATCH]]
+            chunk = [(key, counts) for key, counts in lists if counts is not None]
+            sent = [(key, _as_dict(counts, oldest)) for key, counts in chunk]
             try:
                 totals = await store.add_counts(sent, oldest=oldest, keep=self._period * 2)
             except Exception:  # the store logs its own outage; a sync must never stop
                 log.debug("rate count sync failed", exc_info=True)
                 totals = None
-            if totals is None:  # nothing shared now: keep counting here
+            if totals is None:  # nothing shared now: keep counting here, send them next time
                 self._answering = False
-                for key, counts in sent:
-                    self._restore(key, counts)
+                self._touched.update(key for key, counts in chunk if self._kept(key, counts))
                 continue
             self._answering = True
             fresh = self._clock() + 2 * self._interval
-            for (key, _), shared in zip(sent, totals, strict=True):
-                if key in self._pending or len(self._pending) < self._max_keys:
-                    self._pending.setdefault(key, [])
+            for (key, counts), (_, done), shared in zip(chunk, sent, totals, strict=True):
+                if self._kept(key, counts):  # (else forgotten meanwhile: its answer too)
+                    _subtract(counts, done)  # now in the view
                     self._view[key] = [n for slot in sorted(shared) for n in (slot, shared[slot])]
                     self._fresh[key] = fresh
 
-    def _restore(self, key: str, counts: dict[int, int]) -> None:
-        merged = _as_dict(self._pending.get(key, []), 0)
-        for slot, n in counts.items():
-            merged[slot] = merged.get(slot, 0) + n
-        self._pending[key] = [n for slot in sorted(merged) for n in (slot, merged[slot])]
-        self._touched.add(key)
+    def _kept(self, key: str, counts: list[int]) -> bool:
+        """Whether `counts` are still `key`'s: not forgotten (and counted anew) since."""
+        return self._pending.get(key) is counts
 
     def _start(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        while True:
+        # Until closed, not only until cancelled: a client library that turns a cancel
+        # into a failed call would keep this loop, and the shutdown awaiting it, going.
+        while not self._closed:
             await asyncio.sleep(self._interval)
             await self.sync()
 
     async def aclose(self) -> None:
         """Stop syncing, after one last sync of what is pending."""
+        self._closed = True
         for task in (self._task, self._early):
             if task is not None:
                 task.cancel()
@@ -232,6 +249,16 @@ def _count(counts: list[int], oldest: int, inside: float) -> float:
     return total
 
 
+def _subtract(counts: list[int], sent: dict[int, int]) -> None:
+    """Take the `sent` events out of `counts`, in place; slots left empty go."""
+    counts[:] = [
+        x
+        for i in range(0, len(counts), 2)
+        if (left := counts[i + 1] - sent.get(counts[i], 0)) > 0
+        for x in (counts[i], left)
+    ]
+
+
 def _prune(counts: list[int], oldest: int) -> None:
     keep = next((i for i in range(0, len(counts), 2) if counts[i] >= oldest), len(counts))
     del counts[:keep]
@@ -239,6 +266,15 @@ def _prune(counts: list[int], oldest: int) -> None:
 
 def _as_dict(counts: list[int], oldest: int) -> dict[int, int]:
     return {counts[i]: counts[i + 1] for i in range(0, len(counts), 2) if counts[i] >= oldest}
+
+
+def admitted_at_most(
+    limit: int, *, processes: int, rate: float, interval: float, round_trip: float
+) -> int:
+    """The most `processes` admit of one key in a window while the store answers, if one
+    client's requests reach each at up to `rate` a second (the module's docstring)."""
+    unseen = math.floor(rate * (2 * interval + 3 * round_trip)) + 1
+    return limit + (processes - 1) * min(limit, unseen)
 
 
 def retry_after(wait: float) -> str:

@@ -7,6 +7,8 @@ worker, sharing a redis-server started for the test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -17,7 +19,7 @@ import redis
 from tests.support import Clock
 from tests.support.redis import PrivateRedis, private_redis
 from widget_proxy.cache import MemoryStore, TieredStore
-from widget_proxy.cache.counts import BUCKETS, WindowCounters, retry_after
+from widget_proxy.cache.counts import BUCKETS, WindowCounters, admitted_at_most, retry_after
 from widget_proxy.cache.redis import RedisStore, rate_key
 
 pytestmark = pytest.mark.anyio
@@ -487,25 +489,6 @@ async def test_with_the_store_down_a_busy_key_gets_all_its_room(clock: Clock) ->
     assert admitted(counters, 11, limit=11) == 9  # 11, less the 2 counted before
 
 
-async def test_events_admitted_during_a_failed_sync_are_sent_with_its_counts(
-    clock: Clock,
-) -> None:
-    store = Others()
-    counters = counting(clock, store, sync_interval=3600, eager=False)
-    slot = int(clock.now // WIDTH)
-    admitted(counters, 3, limit=10)
-    store.hold, store.failures = asyncio.Event(), 1
-    failing = await started(counters)
-    admitted(counters, 2, limit=10)  # while the batch travels
-    store.hold.set()
-    await failing
-    store.hold = None
-
-    await counters.sync()
-
-    assert store.batches == [[("u", {slot: 3})], [("u", {slot: 5})]]  # the 3 failed
-
-
 async def test_a_failed_sync_is_logged_with_its_cause(
     clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -566,20 +549,47 @@ async def test_a_forgotten_key_forgets_its_shared_view_too(clock: Clock) -> None
     await counters.sync()  # the view: 3, a's limit
     assert counters.throttle("b", 3) == 0  # a is forgotten
 
-    # a starts afresh: neither its old view nor its view's age count.
-    assert [counters.throttle("a", 3) for _ in range(2)] == [0.0, 0.0]
+    # a starts afresh: its old view (3 of 3) counts no more; its second event waits for
+    # a sync (half of a limit of 3), as any key's does.
+    assert [counters.throttle("a", 3) for _ in range(2)] == [0.0, 1.0]
 
 
-async def test_a_key_forgotten_before_its_sync_is_sent_empty(clock: Clock) -> None:
+async def test_a_forgotten_key_forgets_how_recent_its_view_was(clock: Clock) -> None:
+    store = Others()
+    counters = counting(clock, store, max_keys=1)
+    counters.throttle("a", 100)
+    await counters.sync()  # a's view: recent for two intervals
+    counters.throttle("b", 100)  # a is forgotten
+
+    assert [counters.throttle("a", 100) for _ in range(2)] == [0.0, 0.0]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert len(store.batches) == 2  # a has no view: its second event synced it early
+
+
+async def test_keys_forgotten_between_two_syncs_cost_the_sync_nothing(clock: Clock) -> None:
+    store = Others()
+    counters = counting(clock, store, max_keys=10, sync_interval=3600, eager=False)
+    for n in range(1000):  # 1,000 clients in one interval: the last 10 are kept
+        counters.throttle(f"ip{n}", 10)
+
+    await counters.sync()
+
+    assert [sorted(key for key, _ in batch) for batch in store.batches] == [
+        sorted(f"ip{n}" for n in range(990, 1000))
+    ]
+
+
+async def test_a_key_forgotten_before_its_sync_is_not_sent(clock: Clock) -> None:
     store = Others()
     counters = counting(clock, store, max_keys=1, sync_interval=3600, eager=False)
     slot = int(clock.now // WIDTH)
     counters.throttle("a", 10)
-    counters.throttle("b", 10)  # a is forgotten, counts and all
+    counters.throttle("b", 10)  # a is forgotten, counts and all: nothing to send or keep
 
     await counters.sync()
 
-    assert sorted(store.batches[0]) == [("a", {}), ("b", {slot: 1})]
+    assert store.batches == [[("b", {slot: 1})]]
 
 
 async def test_a_sync_answered_while_the_keys_are_full_remembers_no_more(clock: Clock) -> None:
@@ -617,3 +627,205 @@ async def test_a_key_used_after_its_sync_is_the_most_recently_used(clock: Clock)
 
     assert counters.throttle("c", 10) == 0.0  # b is forgotten
     assert counters.throttle("b", 1) == 0.0
+
+
+# --- in flight, and what an outage leaves behind -----------------------------------------
+
+
+async def test_counts_on_their_way_to_the_store_still_count_here(clock: Clock) -> None:
+    store = Others()
+    counters = counting(clock, store, sync_interval=3600, eager=False)
+    admitted(counters, 6, limit=10)
+    store.hold = asyncio.Event()
+    syncing = await started(counters)  # the 6 travel: no answer yet
+
+    meanwhile = admitted(counters, 10, limit=10)
+    store.hold.set()
+    await syncing
+    after = admitted(counters, 10, limit=10)  # the view: 10; nothing pending counted twice
+
+    assert meanwhile == 4
+    assert after == 0
+    assert sum(store.totals["u"].values()) == 6  # the 4 wait for the next sync
+
+
+# (the batch on its way fails?, what the next sync sends of the slot it held and the next)
+TRAVELS = [(False, 1, 2), (True, 3 + 1, 2)]  # answered: only what came after; failed: all
+
+
+@pytest.mark.parametrize(("fails", "held_slot", "next_slot"), TRAVELS)
+async def test_what_is_admitted_while_a_batch_travels_is_sent_by_the_next_sync(
+    clock: Clock, fails: bool, held_slot: int, next_slot: int
+) -> None:
+    store = Others()
+    counters = counting(clock, store, sync_interval=3600, eager=False)
+    slot = int(clock.now // WIDTH)
+    admitted(counters, 3, limit=10)
+    store.hold, store.failures = asyncio.Event(), int(fails)
+    syncing = await started(counters)
+    admitted(counters, 1, limit=10)  # the same slot as the 3 on their way
+    clock.now += WIDTH
+    admitted(counters, 2, limit=10)  # the next one
+    store.hold.set()
+    await syncing
+    store.hold = None
+
+    await counters.sync()
+
+    assert store.batches == [[("u", {slot: 3})], [("u", {slot: held_slot, slot + 1: next_slot})]]
+    assert admitted(counters, 10, limit=10) == 4  # 6 in the view, none pending
+
+
+# (limit, processes, requests a second to each, interval, round trip, the bound): the
+# limit, plus what each other process admits in 2 intervals and 3 round trips, plus one
+# (a paced client's requests in any span of that length), each at most the limit.
+BOUNDS = [
+    (20, 1, 20.0, 0.5, 0.3, 20),  # alone: exact, however far Redis is
+    (60, 2, 10.0, 0.5, 0.05, 60 + 12),  # 10 x 1.15 s = 11.5
+    (60, 3, 20.0, 1.0, 0.1, 60 + 2 * 47),  # 20 x 2.3 s = 46
+    (20, 3, 1000.0, 1.0, 0.0, 60),  # as fast as they answer: each other one, the limit
+]
+
+
+@pytest.mark.parametrize(("limit", "processes", "rate", "interval", "round_trip", "most"), BOUNDS)
+async def test_the_bound_on_what_processes_admit_together(
+    limit: int, processes: int, rate: float, interval: float, round_trip: float, most: int
+) -> None:
+    got = admitted_at_most(
+        limit, processes=processes, rate=rate, interval=interval, round_trip=round_trip
+    )
+    assert got == most
+
+
+async def test_an_old_view_still_holds_a_busy_key_at_half_its_room(clock: Clock) -> None:
+    store = Others()
+    counters = counting(clock, store, sync_interval=1)
+    counters.throttle("u", 21)
+    await counters.sync()  # the view: 1 of 21
+    clock.now += 10  # the view is old now; its refresh won't answer in time
+    store.hold = asyncio.Event()
+
+    waits = [counters.throttle("u", 21) for _ in range(20)]
+
+    assert waits.count(0.0) == 10  # half of the 20 the view leaves; then wait for the sync
+    assert waits[10:] == [1.0] * 10
+    store.hold.set()
+
+
+async def test_a_key_forgotten_while_a_sync_is_under_way_is_not_sent(clock: Clock) -> None:
+    store = Others()
+    counters = counting(clock, store, max_keys=150, sync_interval=3600, eager=False)
+    for n in range(150):
+        counters.throttle(f"u{n}", 10)
+    store.hold = asyncio.Event()
+    syncing = await started(counters)  # the first 100 keys travel
+    for n in range(150, 210):
+        counters.throttle(f"u{n}", 10)  # 60 more: u0-u59 are forgotten
+    store.hold.set()
+    await syncing
+
+    first, second = store.batches
+    forgotten = {f"u{n}" for n in range(60)}
+    rest = {f"u{n}" for n in range(150)} - {key for key, _ in first}
+    assert sorted(key for key, _ in second) == sorted(rest - forgotten)
+
+
+class Recording:
+    """A store in front of another that notes, at each call, how often `ticker` ran."""
+
+    def __init__(self, store: TieredStore, ticker: list[int]) -> None:
+        self.store, self.ticker = store, ticker
+        self.calls: list[tuple[int, list[str]]] = []
+
+    async def add_counts(
+        self, batch: Sequence[tuple[str, dict[int, int]]], *, oldest: int, keep: float
+    ) -> list[dict[int, int]] | None:
+        self.calls.append((self.ticker[0], [key for key, _ in batch]))
+        return await self.store.add_counts(batch, oldest=oldest, keep=keep)
+
+
+async def tick(ticks: list[int]) -> None:
+    while True:
+        ticks[0] += 1
+        await asyncio.sleep(0)
+
+
+async def test_through_an_outage_the_keys_kept_stay_bounded(
+    clock: Clock, redis_server: PrivateRedis
+) -> None:
+    store = Recording(shared_store(redis_server, clock), [0])
+    counters = WindowCounters(shared=store, sync_interval=3600, max_keys=100, clock=clock)
+    _running.append(counters)
+    redis_server.kill()
+    for round_ in range(30):  # 3,000 client addresses, 100 new ones between two syncs
+        for n in range(100):
+            counters.throttle(f"ip{round_}.{n}", 10)
+        await counters.sync()  # fails: the store is down (it says so at once)
+    store.calls.clear()
+    redis_server.start()
+    clock.now += 10  # past the tiered store's retry delay
+
+    await counters.sync()
+
+    with redis.Redis.from_url(redis_server.url) as client:
+        in_redis = len(client.keys("*rate*"))
+    assert sorted(key for _, keys in store.calls for key in keys) == sorted(
+        f"ip29.{n}" for n in range(100)
+    )  # the 100 kept: the last used; the others were forgotten, and not sent
+    assert in_redis == 100
+
+
+async def test_a_sync_lets_page_views_in_between_its_batches(
+    clock: Clock, redis_server: PrivateRedis
+) -> None:
+    ticks = [0]
+    store = Recording(shared_store(redis_server, clock), ticks)
+    counters = WindowCounters(shared=store, sync_interval=3600, max_keys=1000, clock=clock)
+    _running.append(counters)
+    redis_server.kill()
+    for n in range(1000):
+        counters.throttle(f"ip{n}", 10)
+    await counters.sync()  # the store learns that Redis is down: it fails at once now
+    store.calls.clear()
+    ticker = asyncio.ensure_future(tick(ticks))
+    await asyncio.sleep(0)
+
+    await counters.sync()
+
+    ticker.cancel()
+    seen = [at for at, _ in store.calls]
+    assert len(seen) == 10  # all 1,000 keys are tried again, 100 at a time
+    assert all(a < b for a, b in itertools.pairwise(seen))  # the ticker ran between
+
+
+class Swallowing:
+    """A store whose first call, like some client libraries, turns a cancel into a
+    failed call; later calls answer at once, with nothing shared."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.called = asyncio.Event()
+
+    async def add_counts(
+        self, batch: Sequence[tuple[str, dict[int, int]]], *, oldest: int, keep: float
+    ) -> list[dict[int, int]] | None:
+        self.calls += 1
+        self.called.set()
+        if self.calls == 1:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+        return None
+
+
+async def test_closing_ends_the_background_sync_even_if_a_cancel_is_swallowed(
+    clock: Clock,
+) -> None:
+    store = Swallowing()
+    counters = WindowCounters(shared=store, sync_interval=0, clock=clock)
+    counters.throttle("u", 10)  # starts the background sync, which waits in the store
+    await store.called.wait()
+
+    # Without the end of the loop in sight, this would wait for ever (the test's timeout).
+    await asyncio.wait_for(counters.aclose(), timeout=10)
+
+    assert store.calls == 2  # the call cancelled, then the last sync; no more

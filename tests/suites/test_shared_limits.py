@@ -2,22 +2,32 @@
 
 A page view decides its limits in its own process; every `RATE_LIMIT_SYNC_INTERVAL`
 each process adds its counts to Redis and reads back the total. So the limit is
-shared, overshoots by at most what the other processes admit in one interval, keeps
-working (per process) with Redis gone, and a warm page view sends Redis nothing.
+shared, overshoots by at most what the other processes admit before each can see it
+(two intervals and three round trips: `counts.admitted_at_most`), even with Redis far
+away (behind a relay that delays every chunk), keeps working (per process) with Redis
+gone, and a warm page view sends Redis nothing.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 import redis
 
 from tests.support import LeakScanner, Proxy, scanning_client
-from tests.support.processes import SHARED_LIMIT, assert_shared, paced_past_the_limit, serve
+from tests.support.processes import (
+    SHARED_LIMIT,
+    assert_shared,
+    bound,
+    paced_past_the_limit,
+    serve,
+)
 from tests.support.redis import private_redis
+from tests.support.relay import delaying_relay
 from widget_proxy.providers.returningai import ReturningAIStandIn
 
 
@@ -61,8 +71,40 @@ def test_two_processes_share_one_limit_within_the_documented_bound(
             for _ in range(3)
         ]
 
-    assert_shared(answers)
+    assert_shared(answers, bound(2))
     assert during_outage == [200] * 6
+
+
+# (processes, seconds each way between a proxy and Redis): a sync's round trip is twice it.
+FAR = [(1, 0.15), (2, 0.025), (2, 0.1)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("processes", "delay"), FAR)
+def test_with_redis_far_away_the_limit_stays_within_its_bound(
+    tmp_path: Path,
+    vendor: ReturningAIStandIn,
+    upstream: str,
+    leak_scanner: LeakScanner,
+    processes: int,
+    delay: float,
+) -> None:
+    with (
+        private_redis() as server,
+        delaying_relay(server.port, delay) as url,
+        ExitStack() as stack,
+        scanning_client(leak_scanner, timeout=10) as client,
+    ):
+        proxies = []
+        for n in range(processes):
+            (tmp_path / str(n)).mkdir()
+            proxies.append(stack.enter_context(serve(
+                tmp_path / str(n), vendor, upstream, leak_scanner, CACHE_URL=url, **SHARED_LIMIT
+            )))  # fmt: skip
+        most = bound(processes, round_trip=2 * delay + 0.01)
+        answers = paced_past_the_limit(client, proxies)
+
+    assert_shared(answers, most)
 
 
 @pytest.mark.slow
