@@ -101,7 +101,7 @@ async def protocols(harness: Harness) -> Outcome:
     await harness.latency(LONG_TTL)
     cookies = harness.cookies(c.users)
     best: dict[str, tuple[LoadResult, Counter[str]]] = {}
-    for _ in range(ROUNDS):
+    for _ in range(1 if c.quick else ROUNDS):  # a smoke run: each once
         for http, label in PROTOCOLS:
             async with harness.stack.proxy(http=http, PAGE_CACHE_TTL=str(LONG_TTL)) as proxy:
                 await harness.prime(proxy, cookies)
