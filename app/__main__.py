@@ -19,6 +19,7 @@ from uvicorn.config import STARTUP_FAILURE
 from .errors import SettingsError
 from .ops.logs import log_config
 from .providers import DEFAULT_PROVIDER, PROVIDERS
+from .security.bounded import BoundedHttpTools, head_bound
 from .serve import ignore_sighup_until_serving, serve_app, serve_problems, uvicorn_trust
 from .servers import BackgroundServer, bind
 from .settings import Settings
@@ -113,6 +114,12 @@ def run_serve(args: argparse.Namespace) -> int:
         forwarded_allow_ips=args.forwarded_allow_ips,
         log_config=logging_for(settings, "json"),
         access_log=False,  # the app logs one line per request itself
+        # httptools, refusing a head past the app's own limits before reading it all
+        # (uvicorn's h11 bound is the setting it reads; read at start, not on SIGHUP).
+        http=BoundedHttpTools,
+        h11_max_incomplete_event_size=head_bound(
+            settings.max_header_bytes, settings.max_request_target_bytes
+        ),
         # On SIGTERM: stop accepting, let requests in flight finish, then exit.
         timeout_graceful_shutdown=settings.shutdown_timeout,
     )

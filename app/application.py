@@ -157,8 +157,12 @@ def create_app(
     app = ProxyApp(
         routes=routes,
         middleware=[
-            Middleware(RequestLog, metrics=metrics, proxies=proxies),
-            Middleware(HeaderLimit, max_bytes=settings.max_header_bytes),
+            Middleware(RequestLog, metrics=metrics, proxies=proxies, ip_limit=limits),
+            Middleware(
+                HeaderLimit,
+                max_bytes=settings.max_header_bytes,
+                max_target_bytes=settings.max_request_target_bytes,
+            ),
             Middleware(OriginGuard, policy=policy, proxies=proxies),
         ],
         lifespan=lifespan,

@@ -9,6 +9,7 @@ errors of the command line.
     │   ├── OriginNotAllowed         403     an Origin header outside ALLOWED_ORIGINS
     │   ├── IncompleteSession        403     the session lacks a value the vendor's token needs
     │   ├── UnknownWidget            404     a widget this proxy does not serve
+    │   ├── TargetTooLong            414     the request's target is over MAX_REQUEST_TARGET_BYTES
     │   ├── RateLimited              429     too many requests from this user or IP
     │   └── HeadersTooLarge          431     the request's headers are over MAX_HEADER_BYTES
     └── UpstreamError                5xx     the vendor failed; its body never reaches the browser
@@ -97,6 +98,12 @@ class RateLimited(RequestError):
     status = 429
     public = "Too many requests. Please wait a moment."
     code = "rate_limited"
+
+
+class TargetTooLong(RequestError):
+    status = 414
+    public = "The request's address is too long."
+    code = "request_target_too_long"
 
 
 class HeadersTooLarge(RequestError):

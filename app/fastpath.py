@@ -14,6 +14,9 @@ request log and gates (`refusal`: the header limit, the origin guard), the whole
 is one coroutine (`Direct`): the same steps in the same order, but no layer awaits the
 next and no `send` is wrapped, which is most of what a warm view costs beyond its own
 work.
+
+The route is set where the router would set it, after the gates: a request they refuse
+counts as `unmatched` on either path (the request log's label).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class ProxyApp(Starlette):
             return stack
         shortcuts: dict[str, tuple[Route, ASGIApp]] = {}
         for route in self._fast:
-            endpoint: ASGIApp = CrashPage(route.app, self._crash)
+            endpoint: ASGIApp = CrashPage(route.app, self._crash, route)
             for middleware in reversed(self.user_middleware):
                 factory, args, kwargs = middleware  # Starlette's own (cls, args, kwargs)
                 endpoint = factory(endpoint, *args, **kwargs)
@@ -65,7 +68,8 @@ class Gate(Protocol):
 
 
 class Shortcut:
-    """GETs of the fixed paths in `shortcuts` go to their own chain; the rest to `app`."""
+    """GETs of the fixed paths in `shortcuts` go to their own chain; the rest to `app`.
+    (The route is the chain's to set, past its gates.)"""
 
     def __init__(self, app: ASGIApp, shortcuts: Mapping[str, tuple[Route, ASGIApp]]) -> None:
         self.app = app
@@ -79,21 +83,24 @@ class Shortcut:
                 path = path[len(root) :]
             found = self.shortcuts.get(path)
             if found is not None:
-                scope["route"], scope["path_params"] = found[0], {}
+                scope["path_params"] = {}
                 await found[1](scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
 class CrashPage:
-    """The crash wrapper: an unexpected error becomes the app's crash page, if nothing
+    """The route's endpoint, as the router would call it (the route set in the scope),
+    with the crash wrapper: an unexpected error becomes the app's crash page, if nothing
     was sent yet."""
 
-    def __init__(self, app: ASGIApp, crash: Crash) -> None:
+    def __init__(self, app: ASGIApp, crash: Crash, route: Route) -> None:
         self.app = app
         self.crash = crash
+        self.route = route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = self.route
         started = False
 
         async def sending(message: Message) -> None:
@@ -120,12 +127,18 @@ class Direct:
     """
 
     def __init__(
-        self, log: RequestLog, gates: tuple[Gate, ...], endpoint: Answering, crash: Crash
+        self,
+        log: RequestLog,
+        gates: tuple[Gate, ...],
+        endpoint: Answering,
+        crash: Crash,
+        route: Route,
     ) -> None:
         self.log = log
         self.gates = gates
         self.endpoint = endpoint
         self.crash = crash
+        self.route = route
 
     @classmethod
     def of(cls, chain: ASGIApp, endpoint: ASGIApp, crash: Crash) -> ASGIApp:
@@ -139,7 +152,7 @@ class Direct:
                 return chain  # a layer that only wraps: the chain it is
             gates.append(layer)
             layer = layer.app
-        return cls(chain, tuple(gates), endpoint, crash)
+        return cls(chain, tuple(gates), endpoint, crash, layer.route)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -161,6 +174,7 @@ class Direct:
                 refused = gate.refusal(scope)
                 if refused is not None:
                     return refused
+            scope["route"] = self.route
             return await self.endpoint.answer(scope, receive)
         except Exception as exc:
             return await self.crash(Request(scope, receive), exc)

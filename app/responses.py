@@ -9,6 +9,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import WidgetProxyError
+from .ops.logs import cut
 from .ops.requestlog import note, request_id
 from .rendering import render
 
@@ -112,7 +113,7 @@ def report_error(scope: Scope, status: int, code: str, detail: str) -> str:
         log.log(
             logging.WARNING if status >= 500 else logging.INFO,
             "request failed: %s %s: %s (status=%d request_id=%s)",
-            code, scope.get("path", "?"), detail, status, rid,
+            code, cut(scope.get("path", "?")), cut(detail), status, rid,
         )  # fmt: skip
     return rid
 

@@ -43,7 +43,7 @@ from .options import parsers as p
 from .providers import DEFAULT_PROVIDER, PROVIDERS, SHARED_ANONYMOUS, VendorSettings
 from .secret import Secret
 from .security.forwarded import Network
-from .security.headers import DEFAULT_MAX_HEADER_BYTES
+from .security.headers import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_TARGET_BYTES
 from .security.identity import (
     DEFAULT_COOKIE,
     DEFAULT_EMAIL_KEY,
@@ -147,6 +147,13 @@ class Settings:
         " larger is a 431",
         p.positive(int),
     )
+    max_request_target_bytes: int = option(
+        "MAX_REQUEST_TARGET_BYTES",
+        text(DEFAULT_MAX_TARGET_BYTES),
+        "Longest request target (path and query) accepted, in bytes (what nginx's"
+        " 8k buffer holds); longer is a 414",
+        p.positive(int),
+    )
     rate_limit_per_minute: int = option(
         "RATE_LIMIT_PER_MINUTE",
         text(DEFAULT_PER_USER),
@@ -156,7 +163,8 @@ class Settings:
     rate_limit_ip_per_minute: int = option(
         "RATE_LIMIT_IP_PER_MINUTE",
         text(DEFAULT_PER_IP),
-        "Widget and token requests one client IP may make per minute",
+        "Requests one client IP may make per minute: widget and token requests, and"
+        " every refused one (404, 403, 431, ...)",
         p.positive(int),
     )
     allow_anonymous: bool | None = option(

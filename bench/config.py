@@ -6,7 +6,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
-SCENARIOS: Final = ("warm", "redis", "naive", "cold", "expiry", "memory", "workers", "limits")
+SCENARIOS: Final = (
+    "warm", "http", "redis", "naive", "cold", "expiry", "memory", "workers", "limits",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

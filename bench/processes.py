@@ -45,10 +45,10 @@ def clean_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in names}
 
 
-def uvicorn_command(target: str, port: int, workers: int = 1) -> list[str]:
+def uvicorn_command(target: str, port: int, workers: int = 1, http: str = "httptools") -> list[str]:
     command = [
         sys.executable, "-m", "uvicorn", target, "--factory", "--app-dir", str(REPO),
-        "--host", HOST, "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+        "--host", HOST, "--port", str(port), "--loop", "uvloop", "--http", http,
         "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     if workers > 1:
@@ -141,13 +141,18 @@ def die_with_parent() -> None:
 
 
 def start(
-    name: str, target: str, env: Mapping[str, str], workdir: Path, workers: int = 1
+    name: str,
+    target: str,
+    env: Mapping[str, str],
+    workdir: Path,
+    workers: int = 1,
+    http: str = "httptools",
 ) -> Server:
     port = free_port()
     log = workdir / f"{name}-{port}.log"
     with log.open("wb") as stderr:
         process = subprocess.Popen(  # noqa: S603 (our own interpreter, fixed arguments)
-            uvicorn_command(target, port, workers),
+            uvicorn_command(target, port, workers, http),
             cwd=workdir,  # not the checkout: a developer's .env there must not apply
             env=dict(env),
             stdin=subprocess.DEVNULL,
@@ -161,9 +166,15 @@ def start(
 
 @asynccontextmanager
 async def serving(
-    name: str, target: str, env: Mapping[str, str], workdir: Path, workers: int = 1
+    name: str,
+    target: str,
+    env: Mapping[str, str],
+    workdir: Path,
+    workers: int = 1,
+    http: str = "httptools",
 ) -> AsyncIterator[Server]:
-    server = start(name, target, env, workdir, workers)
+    """`http`: uvicorn's --http (a name, or a protocol class's import string)."""
+    server = start(name, target, env, workdir, workers, http)
     try:
         await server.wait_ready()
         yield server

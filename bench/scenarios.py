@@ -20,6 +20,7 @@ Scenario = Callable[[Harness], Awaitable[Outcome]]
 
 BY_NAME: Final[Mapping[str, Scenario]] = {
     "warm": warm_path.warm,
+    "http": warm_path.protocols,
     "redis": warm_path.warm_redis,
     "naive": warm_path.naive,
     "cold": token_cache.cold,

@@ -16,11 +16,14 @@ from typing import Final
 from bench import apps, upstream
 from bench.http import fetch
 from bench.processes import Server, ServerFailed, clean_environ, serving
+from widget_proxy.security.bounded import BoundedHttpTools
 
 COMMUNITY: Final = "bench-community"
 WIDGET_TYPE: Final = "store"
 WIDGET_ID: Final = "bench-store"
 UNLIMITED: Final = "100000000"  # rate limits are on by default and would 429 a benchmark
+# The HTTP protocol `widget-proxy serve` runs: httptools with a bound on the request head.
+SERVE_HTTP: Final = f"{BoundedHttpTools.__module__}:{BoundedHttpTools.__qualname__}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +79,14 @@ class Stack:
         }
 
     @asynccontextmanager
-    async def proxy(self, workers: int = 1, **settings: str) -> AsyncIterator[Server]:
+    async def proxy(
+        self, workers: int = 1, http: str = SERVE_HTTP, **settings: str
+    ) -> AsyncIterator[Server]:
+        """The proxy, served by the HTTP protocol `widget-proxy serve` uses (`http`:
+        another, for a comparison)."""
         env = self.proxy_env(**settings)
         async with serving(
-            "proxy", "widget_proxy:create_app", env, self.workdir, workers
+            "proxy", "widget_proxy:create_app", env, self.workdir, workers, http
         ) as server:
             yield server
 

@@ -7,13 +7,16 @@ recorded here is the baseline the later ratios divide by.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Final
 
 from bench.harness import DEFAULT_TTL, LONG_TTL, Harness, ratio
 from bench.http import fetch
+from bench.loadgen import LoadResult
 from bench.outcome import Outcome
 from bench.redis_runs import over_redis
 from bench.report import LIMIT, NAIVE, PROXY, REDIS, Check, Row, ms, total_calls, upstream_calls
+from bench.stack import SERVE_HTTP
 
 UVICORN_HEADERS: Final = frozenset({"date", "server", "content-length", "connection"})
 
@@ -75,6 +78,58 @@ async def warm(harness: Harness) -> Outcome:
             ),
         ],
         loads={PROXY: load, LIMIT: bound},
+    )
+
+
+# --- 1c. the warm path under each HTTP protocol ----------------------------------
+
+# uvicorn's httptools (unbounded heads), serve's bounded httptools, h11 (bounded by
+# uvicorn's h11_max_incomplete_event_size, 16 KiB unless set): what the head bound costs.
+# Side by side in one run, in turn, so that what else the machine does falls on each.
+PROTOCOLS: Final = (
+    ("httptools", "uvicorn's httptools"),
+    (SERVE_HTTP, "bounded httptools (serve)"),
+    ("h11", "h11"),
+)
+
+
+ROUNDS: Final = 2  # each protocol in turn, twice: the best run of each is compared
+
+
+async def protocols(harness: Harness) -> Outcome:
+    c = harness.config
+    await harness.latency(LONG_TTL)
+    cookies = harness.cookies(c.users)
+    best: dict[str, tuple[LoadResult, Counter[str]]] = {}
+    for _ in range(1 if c.quick else ROUNDS):  # a smoke run: each once
+        for http, label in PROTOCOLS:
+            async with harness.stack.proxy(http=http, PAGE_CACHE_TTL=str(LONG_TTL)) as proxy:
+                await harness.prime(proxy, cookies)
+                load, during = await harness.measure(proxy, cookies, c.duration)
+            if label not in best or load.rps > best[label][0].rps:
+                best[label] = (load, during)
+    loads = [(label, *best[label]) for _, label in PROTOCOLS]
+    base = loads[0][1]
+    rows = [
+        Row.of(
+            f"1c. warm path: proxy under {label}",
+            load,
+            during,
+            f"/ uvicorn's httptools: {ratio(load.rps, base.rps):.2f}x req/s,"
+            f" {ratio(load.p99, base.p99):.2f}x p99",
+        )
+        for label, load, during in loads
+    ]
+    bounded = loads[1][1]
+    return Outcome(
+        rows=rows,
+        checks=[
+            Check(
+                "Bounded httptools / uvicorn's httptools, req/s",
+                f"{ratio(bounded.rps, base.rps):.2f}x ({bounded.rps:,.0f} vs {base.rps:,.0f})",
+                None,
+            )
+        ],
     )
 
 

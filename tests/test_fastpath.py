@@ -104,3 +104,21 @@ def test_each_check_answers_alike_on_either_path(
     assert len(lines) == 1
     assert lines[0].startswith(f"{method} /widget {status} ")
     assert f"request_id={request_id}" in lines[0]
+
+
+def test_a_refusal_before_the_route_counts_alike_on_either_path(
+    make_proxy: Callable[..., Proxy],
+) -> None:
+    proxy = make_proxy()
+    hostile = {**proxy.cookie({"email": EMAIL}), "origin": "https://elsewhere.example"}
+    for method in ("GET", "HEAD"):  # the short path, the router's
+        assert proxy.client.request(method, "/widget", headers=hostile).status_code == 403
+        padded = {**proxy.cookie({"email": EMAIL}), "x-padding": "p" * 40_000}
+        assert proxy.client.request(method, "/widget", headers=padded).status_code == 431
+
+    metrics = proxy.client.get("/metrics").text
+
+    # The gates run before routing: no route had been chosen, on either path.
+    assert 'widget_proxy_requests_total{route="unmatched",status="403"} 2.0' in metrics
+    assert 'widget_proxy_requests_total{route="unmatched",status="431"} 2.0' in metrics
+    assert 'route="/widget",status="403"' not in metrics

@@ -48,6 +48,7 @@ TIED: list[tuple[str, Callable[..., Any], str]] = [
     ("session_user_id_key", SessionReader, "user_id_key"),
     ("session_metadata_keys", SessionReader, "metadata_keys"),
     ("max_header_bytes", HeaderLimit, "max_bytes"),
+    ("max_request_target_bytes", HeaderLimit, "max_target_bytes"),
     ("rate_limit_per_minute", RateLimits, "per_user"),
     ("rate_limit_ip_per_minute", RateLimits, "per_ip"),
     ("rate_limit_sync_interval", WindowCounters, "sync_interval"),

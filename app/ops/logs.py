@@ -14,6 +14,10 @@ overrides that reorder a line, U+200B, the BOM) `\\uNNNN`. One record is one lin
 text and in JSON, except a trace: its own line breaks stay, and the text format
 indents every line after a record's first, so that nothing in a trace can pass for a
 record of its own.
+
+And it bounds every record: a message, each field and a trace are cut (`cut`) past a
+fixed length, after redaction (a cut never leaves part of a secret), so a client's
+60 KB path is a short line, not 120 KB of log per request.
 """
 
 from __future__ import annotations
@@ -28,7 +32,11 @@ from typing import Any, Final
 DEFAULT_LOG_LEVEL: Final = "INFO"
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 JWT: Final = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
-EMAIL: Final = re.compile(r"([A-Za-z0-9._%+'-])[A-Za-z0-9._%+'-]*(@[A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# An email's local part is matched from its first character only (the look-behind): else
+# each character of a long run without an "@" starts a scan of the rest, quadratic.
+EMAIL: Final = re.compile(
+    r"(?<![A-Za-z0-9._%+'-])([A-Za-z0-9._%+'-])[A-Za-z0-9._%+'-]*(@[A-Za-z0-9.-]+\.[A-Za-z]{2,})"
+)
 # Fields a request or upstream line carries beside its message (see app.access).
 FIELDS: Final = (
     "method", "path", "status", "duration_ms", "request_id", "cache", "client_ip", "error",
@@ -53,6 +61,20 @@ TRACE_CONTROL: Final = re.compile(f"[\x00-\x09\x0b-\x1f{_OTHER}]")  # not \n
 CONTINUATION: Final = "\n    "  # how the text format starts a record's further lines
 # The loggers `log_config` gives the handler (and its redaction filter), besides the root.
 LOGGERS: Final = ("widget_proxy", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx2")
+# The longest a record's parts may be, in characters (before escaping): a field (a path,
+# an address), a message (which may hold a few fields), a trace.
+MAX_FIELD_CHARS: Final = 1024
+MAX_MESSAGE_CHARS: Final = 4096
+MAX_TRACE_CHARS: Final = 64 * 1024
+
+
+def cut(text: str, limit: int = MAX_FIELD_CHARS) -> str:
+    """`text`, or its start and how many characters more there were, in at most `limit`
+    characters: cut again, it stays as it is."""
+    if len(text) <= limit:
+        return text
+    kept = limit - 24  # room for the mark, "…[N more]", for any N below 10**20
+    return f"{text[:kept]}…[{len(text) - kept} more]"
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -114,27 +136,29 @@ class RedactionFilter(logging.Filter):
         # at all their text together says so, and the record goes on as it is.
         if not (record.exc_info or record.exc_text or record.stack_info):
             shown = [v for k, v in fields.items() if isinstance(v, str) and k != "msg"]
-            if self._clean(" ".join((message, *shown))):
+            text = " ".join((message, *shown))
+            if len(text) <= MAX_FIELD_CHARS and self._clean(text):  # (short: nothing to cut)
                 record.msg, record.args = message, None
                 return True
-        record.msg = escape_controls(self.redact(message))
+        record.msg = escape_controls(cut(self.redact(message), MAX_MESSAGE_CHARS))
         record.args = None
         if record.exc_info:
             trace = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = escape_trace(self.redact(trace))
+            record.exc_text = escape_trace(cut(self.redact(trace), MAX_TRACE_CHARS))
             record.exc_info = None
         elif record.exc_text:
-            record.exc_text = escape_trace(self.redact(record.exc_text))
+            record.exc_text = escape_trace(cut(self.redact(record.exc_text), MAX_TRACE_CHARS))
         if record.stack_info:
-            record.stack_info = escape_trace(self.redact(record.stack_info))
+            record.stack_info = escape_trace(cut(self.redact(record.stack_info), MAX_TRACE_CHARS))
         for name in FIELDS:
             value = fields.get(name)
             if isinstance(value, str):
                 fields[name] = self.redact(value)
-        # Every other string a format may show (logger name, extra fields, …).
+        # Every string a format may show (the fields, logger name, extra fields, …).
         for name, value in list(fields.items()):
-            if isinstance(value, str) and name not in _ESCAPED and CONTROL.search(value):
-                fields[name] = escape_controls(value)
+            if isinstance(value, str) and name not in _ESCAPED:
+                value = cut(value)
+                fields[name] = escape_controls(value) if CONTROL.search(value) else value
         return True
 
 

@@ -4,6 +4,13 @@ Pure ASGI: it wraps `send` to see the status and add `X-Request-ID`, and measure
 time; nothing is built per request beyond what the log line needs. The request id
 comes from `X-Request-ID` when the peer is a trusted proxy (so one id follows a
 request through the whole chain), else it is generated; error pages show it.
+
+A request refused before admission counted it (a 404, 405, 403, 414, 431, a bad
+colour: any 4xx without a client address noted) is counted against its client IP here
+(`IpLimit`, in this process: no round trip), so refusals exhaust the IP limit too. A
+refusal before routing (a gate's, or no route) counts under the route `unmatched` on
+either path, the widget page's short one included. Every field of the line that a
+client chose (path, method, address) is cut to `logs.MAX_FIELD_CHARS`.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any, Final, Protocol
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .logs import cut
 from .metrics import Metrics
 
 log = logging.getLogger("widget_proxy")
@@ -66,11 +74,21 @@ class Proxies(Protocol):
     def client_ip(self, scope: Scope, headers: Mapping[str, str]) -> str: ...
 
 
+class IpLimit(Protocol):
+    """Counts a refused request against its client IP's limit
+    (`security.ratelimit.RateLimits`, handed in by `create_app`)."""
+
+    def tally_ip(self, ip: str) -> None: ...
+
+
 class RequestLog:
-    def __init__(self, app: ASGIApp, metrics: Metrics, proxies: Proxies) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, proxies: Proxies, ip_limit: IpLimit | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.proxies = proxies
+        self.ip_limit = ip_limit
         # Metric children bound once per label set: labels() takes a lock each time.
         self._bound: dict[tuple[str, int], tuple[Callable[[], None], Any]] = {}
 
@@ -134,22 +152,27 @@ class RequestLog:
             )
         bound[0]()
         bound[1].observe(seconds)
+        if 400 <= status < 500 and "client_ip" not in state and self.ip_limit is not None:
+            # Refused before admission counted it: it counts all the same.
+            state["client_ip"] = self.proxies.client_ip(scope, Headers(scope=scope))
+            self.ip_limit.tally_ip(state["client_ip"])
         level = logging.WARNING if status >= 500 else logging.INFO
         if not log.isEnabledFor(level):
             return
         fields = {
-            "method": scope["method"],
-            "path": scope["path"],
+            "method": cut(scope["method"]),
+            "path": cut(scope["path"]),
             "status": status,
             "duration_ms": round(seconds * 1000, 2),
             "request_id": state["request_id"],
             "cache": state.get("cache", "-"),
-            "client_ip": state.get("client_ip")
-            or self.proxies.client_ip(scope, Headers(scope=scope)),
+            "client_ip": cut(
+                state.get("client_ip") or self.proxies.client_ip(scope, Headers(scope=scope))
+            ),
         }
         error = state.get("error")
         if error:
-            fields["error"] = error
+            fields["error"] = cut(error)
         log.log(
             level,
             "%s %s %d %.1fms request_id=%s cache=%s client=%s%s",

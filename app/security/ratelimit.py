@@ -60,7 +60,15 @@ class RateLimits:
 
     def count_ip(self, ip: str) -> None:
         """Count a request from `ip` (its /64 for IPv6); RateLimited past the limit."""
-        self._count(f"ip:{self._hash(ip_client(ip))}", self._per_ip, "ip")
+        self._count(self._ip_key(ip), self._per_ip, "ip")
+
+    def tally_ip(self, ip: str) -> None:
+        """Count a request from `ip` that was refused already (a 404, a 431, …): it
+        uses up the address's room like any other, and is not refused again."""
+        self._counters.throttle(self._ip_key(ip), self._per_ip)
+
+    def _ip_key(self, ip: str) -> str:
+        return f"ip:{self._hash(ip_client(ip))}"
 
     def count_user(self, email: str) -> None:
         """Count a request by this user; RateLimited past the limit."""

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from widget_proxy.ops.logs import (
+    MAX_FIELD_CHARS,
+    MAX_MESSAGE_CHARS,
     TEXT_FORMAT,
     JsonFormatter,
     RedactionFilter,
@@ -92,3 +94,25 @@ def test_log_emails_keeps_them_whole() -> None:
     RedactionFilter(log_emails=True).filter(record)
 
     assert record.getMessage() == "for ann@example.com"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_every_part_of_a_record_is_cut_after_redaction(fmt: str, tmp_path: Path) -> None:
+    # A 60 KB path as a field and in the message, with a secret straddling the cut.
+    path = "/" + "p" * (MAX_FIELD_CHARS - 5) + SECRET_KEY + "x" * 60_000
+    out = tmp_path / "log.txt"
+    handler = logging.FileHandler(out)
+    handler.addFilter(RedactionFilter([SECRET_KEY]))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    logger = logging.getLogger("widget_proxy.cut_test")
+    logger.addHandler(handler)
+    try:
+        logger.warning("GET %s %s", path, path, extra={"path": path, "client_ip": path})
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+    line = out.read_text()
+    assert len(line) < MAX_MESSAGE_CHARS + 3 * MAX_FIELD_CHARS + 400
+    assert SECRET_KEY[:5] not in line  # no part of the secret either side of the cut
+    assert "more]" in line  # and it says that it was cut

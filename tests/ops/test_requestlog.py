@@ -46,3 +46,29 @@ def test_one_log_line_per_request(proxy: Proxy, caplog: pytest.LogCaptureFixture
     upstream = [r for r in caplog.records if r.name == "widget_proxy.upstream"]
     assert len(upstream) == 2  # one line per upstream call: signin and page
     assert all(r.levelno == logging.INFO for r in upstream)
+
+
+def test_refused_requests_use_up_the_ip_limit(make_proxy: Callable[..., Proxy]) -> None:
+    proxy = make_proxy(RATE_LIMIT_IP_PER_MINUTE="5")
+    refused = [
+        proxy.client.get("/nothing-here"),  # 404: the router found no route
+        proxy.client.get("/nothing-here"),
+        proxy.client.post("/widget"),  # 405
+        proxy.get("/widget", EMAIL, headers={"origin": "https://elsewhere.example"}),  # 403
+        proxy.get("/widget?color=purple", EMAIL),  # 400, before admission
+    ]
+
+    assert [r.status_code for r in refused] == [404, 404, 405, 403, 400]
+    # The address's room is used up: its next page view is refused too.
+    assert proxy.get("/widget", EMAIL).status_code == 429
+
+
+def test_every_field_a_client_chose_is_cut_in_the_line(
+    proxy: Proxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="widget_proxy"):
+        assert proxy.client.get("/" + "p" * 8_000).status_code == 404
+
+    (record,) = [r for r in caplog.records if r.name == "widget_proxy"]
+    assert len(record.__dict__["path"]) < 1_100
+    assert len(record.getMessage()) < 1_400
