@@ -100,13 +100,19 @@ class RequestLog:
             return
         rid = state["request_id"]
         status, logged = 500, False
+        head = scope["method"] == "HEAD"
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, logged
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = with_id(message.setdefault("headers", []), rid)
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # A HEAD answer is complete with its headers (the client reads no body):
+                # logged before they leave, as any other answer before its last byte.
+                last = head
+            else:
+                last = message["type"] == "http.response.body" and not message.get("more_body")
+            if last and not logged:
                 # Logged before the last byte leaves, so the line is written by the time
                 # the client has its answer.
                 self.record(scope, state, status, started)

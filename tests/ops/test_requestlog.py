@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
 from tests.support import EMAIL, Proxy
+from widget_proxy.ops.metrics import Metrics
+from widget_proxy.ops.requestlog import RequestLog
+from widget_proxy.security.forwarded import TrustedProxies
 
 
 @pytest.mark.parametrize(
@@ -72,3 +77,33 @@ def test_every_field_a_client_chose_is_cut_in_the_line(
     (record,) = [r for r in caplog.records if r.name == "widget_proxy"]
     assert len(record.__dict__["path"]) < 1_100
     assert len(record.getMessage()) < 1_400
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_the_line_is_written_before_the_client_has_its_answer(
+    caplog: pytest.LogCaptureFixture, method: str
+) -> None:
+    # A HEAD answer is whole once its headers arrive: its line can't wait for the body
+    # message, which a client never waits for.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    written_when: dict[str, int] = {}
+
+    async def send(message: Message) -> None:
+        lines = [r for r in caplog.records if r.getMessage().startswith(f"{method} /widget 200")]
+        written_when[message["type"]] = len(lines)
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    scope = {"type": "http", "method": method, "path": "/widget", "headers": [],
+             "client": ("127.0.0.1", 5000)}  # fmt: skip
+    log = RequestLog(app, Metrics(), TrustedProxies(()))
+    with caplog.at_level(logging.INFO, logger="widget_proxy"):
+        asyncio.run(log(scope, receive, send))
+
+    last = "http.response.start" if method == "HEAD" else "http.response.body"
+    assert written_when[last] == 1
+    assert written_when["http.response.body"] == 1  # one line in all
