@@ -29,9 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 _INJECT = ("tests/delivery/test_inject.py",)
-# The client on a mock transport, then against real servers (threads of this process,
-# so mutants reach them): timeouts, limits and what a fault means need a real peer.
-_CLIENT = ("tests/upstream/test_client.py", "tests/suites/test_upstream_faults.py")
+_CLIENT = ("tests/upstream/test_client.py",)
 # Each module, and the tests that exercise it in this process (mutants don't reach
 # subprocesses), not the browser's: a mutant is judged in seconds, not minutes.
 MODULES: dict[str, tuple[str, ...]] = {
