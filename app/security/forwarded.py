@@ -145,8 +145,14 @@ class TrustedProxies:
         client = scope.get("client")
         if not client:
             return ""
-        ip = address(str(client[0]))
-        return str(client[0]) if ip is None else str(ip)
+        host = str(client[0])
+        if ":" not in host and host == host.strip():
+            # An IPv4 address as the server writes a socket's peer is already in the
+            # one form (parsing it would only say so, at a cost on every request); a
+            # string that isn't one would be kept as it is either way.
+            return host
+        ip = address(host)
+        return host if ip is None else str(ip)
 
     def client_ip(self, scope: Scope, headers: Mapping[str, str]) -> str:
         """The first untrusted hop from the right. A hop that names no address (junk, or
