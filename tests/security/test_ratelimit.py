@@ -150,3 +150,18 @@ def test_a_refusal_holds_to_the_end_of_the_wait_even_under_a_second() -> None:
 )
 def test_rate_limits_count_ipv4_addresses_and_ipv6_64s(address: str, client: str) -> None:
     assert ip_client(address) == client
+
+
+def test_a_refusal_tallied_uses_up_the_addresss_room_and_is_not_refused_again() -> None:
+    metrics = Metrics()
+    rate = limits(metrics, per_ip=3)
+
+    for _ in range(5):  # past the limit: a request refused already is only counted
+        rate.tally_ip("203.0.113.5")
+    rate.count_ip("198.51.100.7")  # another address has its own room
+
+    with pytest.raises(RateLimited):
+        rate.count_ip("203.0.113.5")
+    with pytest.raises(RateLimited):
+        rate.count_ip("::ffff:203.0.113.5")  # the same client, however its address is written
+    assert refused(metrics, "ip") == 2  # the tallies themselves were never refusals
