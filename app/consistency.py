@@ -1,5 +1,6 @@
 """What no single setting shows: settings that contradict each other, or the chosen
-vendor's needs (`Settings.from_env` reports these with every other problem at once)."""
+vendor's needs (`Settings.from_env` reports these with every other problem at once),
+and what a setting left empty means given the others (`fill_in`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from .options import options_of
 from .options import parsers as p
 from .providers import Provider, VendorSettings
+from .security.origins import OriginPolicy
 
 
 def problems(
@@ -26,6 +28,16 @@ def problems(
     if group is not None:
         found += _session_needs(values, group)
     return found
+
+
+def fill_in(values: dict[str, Any], provider: Provider[Any]) -> None:
+    """The defaults that depend on other settings: anonymous visitors where the vendor
+    shares one token, and `frame-ancestors` from the allowed origins."""
+    if values.get("allow_anonymous") is None:
+        values["allow_anonymous"] = provider.anonymous == "shared"
+    if not values["frame_ancestors"]:
+        policy = OriginPolicy(values["allowed_origins"])
+        values["frame_ancestors"] = ("'self'", *policy.csp_sources)
 
 
 def _cross_check(values: dict[str, Any]) -> list[str]:

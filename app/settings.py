@@ -9,9 +9,7 @@ the command line read a `Settings`; every component gets keyword arguments.
 A setting that configures a component takes its default from the component's own
 (`DEFAULT_TIMEOUTS.connect`, `DEFAULT_MAX_ENTRIES`, …), so each default is declared
 once; `tests/test_settings_defaults.py` ties the two. What no single setting shows is
-`consistency`'s.
-
-(Over 300 lines because it is the table of the core settings, one field each.)
+`consistency`'s. (Long because it is the table of the core settings, a field each.)
 """
 
 from __future__ import annotations
@@ -42,15 +40,10 @@ from .options import (
 from .options import parsers as p
 from .providers import DEFAULT_PROVIDER, PROVIDERS, SHARED_ANONYMOUS, VendorSettings
 from .secret import Secret
+from .security import identity
 from .security.forwarded import Network
 from .security.headers import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_TARGET_BYTES
-from .security.identity import (
-    DEFAULT_COOKIE,
-    DEFAULT_EMAIL_KEY,
-    DEFAULT_IDENTITY_HEADER,
-    DEFAULT_MAX_AGE,
-)
-from .security.origins import OriginPolicy, OriginRule
+from .security.origins import OriginRule
 from .security.ratelimit import DEFAULT_PER_IP, DEFAULT_PER_USER
 from .upstream.breaker import DEFAULT_BREAKER
 from .upstream.client import DEFAULT_LIMITS, DEFAULT_RETRIES, DEFAULT_TIMEOUTS
@@ -76,17 +69,17 @@ class Settings:
         p.session_secret,
     )
     session_cookie: str = option(
-        "SESSION_COOKIE", DEFAULT_COOKIE, "Session cookie name", p.cookie_name
+        "SESSION_COOKIE", identity.DEFAULT_COOKIE, "Session cookie name", p.cookie_name
     )
     session_email_key: tuple[str, ...] = option(
         "SESSION_EMAIL_KEY",
-        ".".join(DEFAULT_EMAIL_KEY),
+        ".".join(identity.DEFAULT_EMAIL_KEY),
         "Where the email sits in the session; dotted paths such as user.email allowed",
         p.dotted_path,
     )
     session_max_age: int = option(
         "SESSION_MAX_AGE",
-        text(DEFAULT_MAX_AGE),
+        text(identity.DEFAULT_MAX_AGE),
         "Oldest session cookie accepted, in seconds (Starlette's default, 14 days)",
         p.positive(int),
     )
@@ -123,7 +116,7 @@ class Settings:
     )
     identity_header: str = option(
         "IDENTITY_HEADER",
-        DEFAULT_IDENTITY_HEADER,
+        identity.DEFAULT_IDENTITY_HEADER,
         "With IDENTITY_SOURCE=header: the header a trusted proxy sets (oauth2-proxy's default)",
         p.header_name,
     )
@@ -382,11 +375,7 @@ class Settings:
             raise SettingsError(problems)
         assert group is not None  # TOKEN_PROVIDER parsed, so its group did too
         assert provider is not None
-        if values.get("allow_anonymous") is None:
-            values["allow_anonymous"] = provider.anonymous == "shared"
-        if not values["frame_ancestors"]:
-            policy = OriginPolicy(values["allowed_origins"])
-            values["frame_ancestors"] = ("'self'", *policy.csp_sources)
+        consistency.fill_in(values, provider)
         return cls(**values, vendor=group)
 
     @classmethod

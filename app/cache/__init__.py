@@ -14,7 +14,7 @@ from .redis import RedisStore
 from .store import Entries, Entry, Locks, SharedStore, Store
 from .tiered import TieredStore
 from .tokens import TokenCache, TokenEntry, TokenIssuer
-from .topology import Topology, redacted_url, topology, url_secrets
+from .urls import Topology, redacted_url, topology, url_secrets
 
 __all__ = [
     "Coalescer",

@@ -29,11 +29,11 @@ from .topology import (
     MAX_CONNECTIONS,
     TIMEOUT,
     Client,
-    Topology,
     census,
     describe,
     redis_client,
 )
+from .urls import Topology
 
 __all__ = ["MAX_CONNECTIONS", "RATE_GROUPS", "TIMEOUT", "RedisStore", "rate_key"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-from ..cache.topology import Topology, topology
+from ..cache.urls import Topology, topology
 from ..delivery.page import COLORS, Color
 from ..secret import Secret
 from ..security.forwarded import Network, parse_networks, too_broad

@@ -157,3 +157,14 @@ def test_no_import_cycle() -> None:
             visit(name, [], {name})
 
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_no_module_is_over_400_lines() -> None:
+    # A module that long holds more than one concept: split it by what it does.
+    long = {
+        path.relative_to(ROOT).as_posix(): lines
+        for folder in (APP, ROOT / "bench")
+        for path in folder.rglob("*.py")
+        if (lines := len(path.read_text().splitlines())) > 400
+    }
+    assert long == {}

@@ -9,7 +9,7 @@ import pytest
 
 from tests.support import VALID
 from tests.support.processes import serve_refused
-from widget_proxy.cache.topology import Topology, topology
+from widget_proxy.cache.urls import Topology, topology
 from widget_proxy.settings import Settings, SettingsError
 
 
