@@ -196,11 +196,29 @@ def test_the_breaker_logs_which_origin_opened_and_closed(caplog: pytest.LogCaptu
         clock.now += 30
         breaker.succeeded(breaker.before())
 
-    assert (
+    assert [r.getMessage() for r in caplog.records if r.name == "widget_proxy.upstream"] == [
         "circuit to https://w.example opened after failed calls from 2 callers in a row;"
-        " refusing calls for 30 s" in caplog.text
-    )
-    assert "circuit to https://w.example closed: the upstream answers again" in caplog.text
+        " refusing calls for 30 s",
+        "circuit to https://w.example closed: the upstream answers again",
+    ]
+
+
+def test_the_probing_requests_other_call_may_retry_and_counts_once_closed() -> None:
+    clock = Clock()
+    breaker = Breaker("https://w.example", failures=1, cooldown=30, clock=clock)
+    breaker.failed(breaker.before())
+    clock.now += 30
+
+    def probing_request() -> None:
+        one_caller()
+        probe, page = breaker.before(), breaker.before()  # two calls of one request
+        assert breaker.admits(page)  # half-open, but the probe's own request: may retry
+        breaker.succeeded(probe)
+        breaker.failed(page)  # began after the circuit opened: a current failure
+
+    contextvars.copy_context().run(probing_request)
+
+    assert breaker.state == "open"
 
 
 def test_each_change_of_state_is_reported() -> None:

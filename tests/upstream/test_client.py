@@ -145,6 +145,7 @@ async def test_the_breaker_opens_and_fails_fast() -> None:
         await call(http)
 
     assert script.attempts == 4  # the third call never reached the upstream
+    assert caught.value.detail == "circuit to https://widgets.example.com is open"
     assert caught.value.status == 503
     assert caught.value.retry_after == "30"
     assert http.breaker(URL).state == "open"
@@ -485,7 +486,9 @@ async def test_the_body_is_read_in_its_declared_charset() -> None:
         content="é".encode("latin-1"),
     )
 
-    assert (await page(client(Script(latin)))).text == "é"
+    reply = await page(client(Script(latin)))
+
+    assert (reply.text, reply.headers["content-type"]) == ("é", "text/html; charset=ISO-8859-1")
 
 
 @pytest.mark.anyio
@@ -546,3 +549,141 @@ async def test_a_response_hook_hears_every_answer_retries_and_redirects_included
         await page(http)
 
     assert heard == [302, 502, 302, 502]
+
+
+@pytest.mark.anyio
+async def test_each_attempt_runs_under_the_timeouts_given() -> None:
+    seen: list[object] = []
+
+    def upstream(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request.extensions["timeout"])  # what httpcore2 applies
+        return OK
+
+    http = HttpClient(
+        timeouts=Timeouts(connect=1.5, read=2.5, pool=3.5),
+        transport=httpx2.MockTransport(upstream),
+    )
+
+    await page(http)
+
+    assert seen == [{"connect": 1.5, "read": 2.5, "write": 2.5, "pool": 3.5}]
+
+
+def test_the_connection_pool_holds_as_many_connections_as_the_limit() -> None:
+    http = HttpClient(limits=Limits(max_connections=7))  # the real transport: no I/O yet
+
+    pool = http._client._transport._pool  # type: ignore[attr-defined]
+
+    assert (pool._max_connections, pool._max_keepalive_connections) == (7, 7)
+
+
+@pytest.mark.anyio
+async def test_a_call_that_misses_the_deadline_times_out_and_counts_against_the_breaker(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def hung(request: httpx2.Request) -> httpx2.Response:
+        await asyncio.sleep(1)  # longer than the deadline; no read timeout on a mock
+        return OK
+
+    metrics = Metrics()
+    http = HttpClient(
+        retries=Retries(retries=0, deadline=0.05),
+        breaker=BreakerPolicy(failures=1),
+        metrics=metrics,
+        transport=httpx2.MockTransport(hung),
+    )
+
+    with (
+        caplog.at_level("INFO", logger="widget_proxy.upstream"),
+        pytest.raises(UpstreamTimeout) as caught,
+    ):
+        await call(http)
+
+    assert caught.value.detail == "signin missed the 0.05 s deadline"
+    assert (caught.value.unhealthy, caught.value.retryable) == (True, False)
+    assert http.breaker(URL).state == "open"
+    labels = {"kind": "signin", "outcome": "upstream_timeout"}
+    assert metrics.registry.get_sample_value("widget_proxy_upstream_calls_total", labels) == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "widget_proxy.upstream"]
+    assert any(
+        re.fullmatch(
+            r"upstream signin failed after \d+ ms: signin missed the 0.05 s deadline", line
+        )
+        for line in lines
+    )
+
+
+@pytest.mark.anyio
+async def test_a_read_that_times_out_says_so() -> None:
+    with pytest.raises(UpstreamTimeout) as caught:
+        await call(client(Script(httpx2.ReadTimeout("slow")), retries=0))
+
+    assert caught.value.detail == "signin timed out"
+
+
+@pytest.mark.anyio
+async def test_a_redirect_to_another_host_names_the_call() -> None:
+    upstream = Pages({"/store/w-1": moved("https://elsewhere.example/x")})
+
+    with pytest.raises(UpstreamBadStatus) as caught:
+        await page(client(upstream))
+
+    assert (
+        caught.value.detail == "page redirected to another host (elsewhere.example); not followed"
+    )
+
+
+class Clock:
+    """The client's `time`: a monotonic clock that moves only when told."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.mark.anyio
+async def test_the_log_line_and_the_histogram_give_each_call_its_duration(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from widget_proxy.upstream import client as module
+
+    clock = Clock(1000.0)
+    monkeypatch.setattr(module, "time", clock)  # asyncio keeps its own clock
+    answers = iter([OK, httpx2.Response(500)])
+
+    def upstream(request: httpx2.Request) -> httpx2.Response:
+        clock.now += 2.0  # each call takes two seconds
+        return next(answers)
+
+    metrics = Metrics()
+    http = HttpClient(metrics=metrics, transport=httpx2.MockTransport(upstream))
+
+    with caplog.at_level("INFO", logger="widget_proxy.upstream"):
+        await call(http)
+        with pytest.raises(UpstreamBadStatus):
+            await call(http)
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "widget_proxy.upstream"]
+    assert lines == [
+        "upstream signin answered 200 in 2000 ms",
+        "upstream signin failed after 2000 ms: signin answered 500",
+    ]
+    seconds = metrics.registry.get_sample_value(
+        "widget_proxy_upstream_duration_seconds_sum", {"kind": "signin"}
+    )
+    assert seconds == 4.0
+
+
+def test_a_wait_that_would_end_at_the_deadline_is_not_waited(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from widget_proxy.upstream import client as module
+
+    monkeypatch.setattr(module, "time", Clock(100.0))
+    http = HttpClient()
+    busy = UpstreamBusy("signin answered 429", retry_after="1", retryable=True)
+
+    assert http._retry_delay(busy, 0, 101.5) == 1.0
+    assert http._retry_delay(busy, 0, 101.0) is None  # no time left for the attempt
