@@ -128,14 +128,40 @@ def _public(ranges: list[Network]) -> int:
     return total
 
 
+# Reading an address costs `ipaddress` microseconds, and every request asks for its
+# peer's (twice or more: the request log, admission, the origin guard), while the same
+# few strings come back (a proxy's address, a returning client's). So each
+# `TrustedProxies` remembers what it read, within a bound; nothing longer than any
+# address is remembered (a hop is the client's text).
+REMEMBERED: Final = 4096
+LONGEST_ADDRESS: Final = 64  # `[v6%zone]:port` included
+
+
 class TrustedProxies:
     def __init__(self, networks: tuple[Network, ...]) -> None:
         self._networks = networks
+        # text → the address it names (or None) and how `peer` shows it
+        self._read: dict[str, tuple[Address | None, str]] = {}
+
+    def address(self, text: str) -> Address | None:
+        """`address(text)`, remembered."""
+        return self._reading(text)[0]
+
+    def _reading(self, text: str) -> tuple[Address | None, str]:
+        found = self._read.get(text)
+        if found is None:
+            ip = address(text)
+            found = (ip, text if ip is None else str(ip))
+            if len(text) <= LONGEST_ADDRESS:
+                if len(self._read) >= REMEMBERED:
+                    self._read.clear()  # a flood of new clients: start again, not grow
+                self._read[text] = found
+        return found
 
     def trusts(self, peer: str) -> bool:
         if not self._networks:
             return False
-        return self._inside(address(peer))
+        return self._inside(self.address(peer))
 
     def _inside(self, ip: Address | None) -> bool:
         return ip is not None and any(ip in network for network in self._networks)
@@ -145,14 +171,7 @@ class TrustedProxies:
         client = scope.get("client")
         if not client:
             return ""
-        host = str(client[0])
-        if ":" not in host and host == host.strip():
-            # An IPv4 address as the server writes a socket's peer is already in the
-            # one form (parsing it would only say so, at a cost on every request); a
-            # string that isn't one would be kept as it is either way.
-            return host
-        ip = address(host)
-        return host if ip is None else str(ip)
+        return self._reading(str(client[0]))[1]
 
     def client_ip(self, scope: Scope, headers: Mapping[str, str]) -> str:
         """The first untrusted hop from the right. A hop that names no address (junk, or
@@ -165,7 +184,7 @@ class TrustedProxies:
         for hop in reversed(header_list(headers, "x-forwarded-for")):
             if not hop.strip():
                 continue
-            ip = address(hop)
+            ip = self.address(hop)
             if ip is None:
                 return writer
             writer = str(ip)

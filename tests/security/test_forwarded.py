@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from starlette.datastructures import Headers
 
+from widget_proxy.security import forwarded
 from widget_proxy.security.forwarded import (
+    LONGEST_ADDRESS,
+    REMEMBERED,
+    Address,
     TrustedProxies,
     address,
     header_list,
@@ -275,3 +279,32 @@ def test_a_list_covering_too_much_of_the_internet_is_too_broad(raw: str, problem
 )
 def test_private_networks_and_a_providers_ranges_are_not_too_broad(raw: str) -> None:
     assert too_broad(parse_networks(raw)) is None
+
+
+def test_what_a_proxy_list_remembers_of_addresses_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reads: list[str] = []
+
+    def counted(text: str) -> Address | None:
+        reads.append(text)
+        return address(text)
+
+    monkeypatch.setattr(forwarded, "address", counted)
+    proxies = TrustedProxies(parse_networks("10.0.0.0/8"))
+    for n in range(REMEMBERED + 1):  # a flood of new clients, one past the bound
+        proxies.trusts(f"192.0.{n // 256 % 256}.{n % 256}")
+    assert 0 < len(proxies._read) <= REMEMBERED
+    hop = "x" * 40_000  # client text in a forwarded hop: read, never kept
+    assert proxies.address(hop) is None
+    assert hop not in proxies._read
+    padded = "10.1.2.3".rjust(LONGEST_ADDRESS)  # as long as a kept text may be
+    assert proxies.trusts(padded)
+    assert padded in proxies._read
+
+    # Read once, then remembered as a fresh read says, the IPv4-mapped form included.
+    reads.clear()
+    assert proxies.trusts("::ffff:10.1.2.3")
+    assert proxies.trusts("::ffff:10.1.2.3")
+    assert proxies.peer({"client": ("::ffff:10.1.2.3", 5000)}) == "10.1.2.3"
+    assert reads == ["::ffff:10.1.2.3"]
