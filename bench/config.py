@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Final
 
 SCENARIOS: Final = (
-    "warm", "http", "redis", "naive", "cold", "expiry", "memory", "workers", "limits",
+    "warm", "served", "http", "redis", "naive", "cold", "expiry", "memory", "workers", "limits",
 )  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """Servers as real processes, started the way users start the proxy and always stopped.
 
 Each server is `python -m uvicorn … --loop uvloop --http httptools --no-access-log` in
-a session of its own, so that workers it forks can be found and stopped with it.
+a session of its own, so that workers it forks can be found and stopped with it; or,
+as served (`Command`), `widget-proxy serve` and a uvicorn at its defaults.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Final
@@ -54,6 +55,24 @@ def uvicorn_command(target: str, port: int, workers: int = 1, http: str = "httpt
     if workers > 1:
         command += ["--workers", str(workers)]
     return command
+
+
+Command = Callable[[int], list[str]]  # the command line that serves on this port
+
+
+def widget_proxy_serve(port: int) -> list[str]:
+    """`widget-proxy serve` as a merchant runs it: its defaults (LOG_LEVEL=INFO, a JSON
+    request line per request on stderr), the settings from the environment."""
+    return [sys.executable, "-m", "widget_proxy", "serve", "--host", HOST, "--port", str(port)]
+
+
+def uvicorn_defaults(target: str) -> Command:
+    """uvicorn with nothing but the app and where to listen: its defaults (its access
+    log on, a line per request on stderr; uvloop and httptools, when installed)."""
+    return lambda port: [
+        sys.executable, "-m", "uvicorn", target, "--factory", "--app-dir", str(REPO),
+        "--host", HOST, "--port", str(port),
+    ]  # fmt: skip
 
 
 class Server:
@@ -147,16 +166,18 @@ def start(
     workdir: Path,
     workers: int = 1,
     http: str = "httptools",
+    command: Command | None = None,
 ) -> Server:
+    """`command`: another way to serve than `target` under `uvicorn_command`."""
     port = free_port()
     log = workdir / f"{name}-{port}.log"
     with log.open("wb") as stderr:
         process = subprocess.Popen(  # noqa: S603 (our own interpreter, fixed arguments)
-            uvicorn_command(target, port, workers, http),
+            command(port) if command else uvicorn_command(target, port, workers, http),
             cwd=workdir,  # not the checkout: a developer's .env there must not apply
             env=dict(env),
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=stderr,  # (uvicorn's access log goes to stdout: a file like the rest)
             stderr=stderr,
             start_new_session=True,
             preexec_fn=die_with_parent if sys.platform == "linux" else None,
@@ -172,9 +193,10 @@ async def serving(
     workdir: Path,
     workers: int = 1,
     http: str = "httptools",
+    command: Command | None = None,
 ) -> AsyncIterator[Server]:
     """`http`: uvicorn's --http (a name, or a protocol class's import string)."""
-    server = start(name, target, env, workdir, workers, http)
+    server = start(name, target, env, workdir, workers, http, command)
     try:
         await server.wait_ready()
         yield server
