@@ -10,10 +10,10 @@ instruction count per view is a figure the machine's noise doesn't move:
         .venv/bin/python -m bench.inprocess --views 2000 --runs 1 --only proxy
 
 The vendor is the Returning.AI stand-in, reached in process through httpx2's ASGI
-transport. Logging is as the server configures it (`LOG_LEVEL=INFO`, text lines),
-written to /dev/null, so the request line's cost is counted: `serve`'s way (its
-`FastLines`), or `--lines logging` as a mounted proxy's lines go (`logging`);
-`--no-log` writes none.
+transport. Logging is as the server configures it (`LOG_LEVEL=INFO`, text lines, or
+`--format json`), written to /dev/null, so the request line's cost is counted:
+`serve`'s way (its `FastLines`), or `--lines logging` as a mounted proxy's lines go
+(`logging`); `--no-log` writes none.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     lines: LineSink = through_logging
     if args.log:
         sink = open(os.devnull, "w")  # noqa: SIM115, ASYNC230 (set-up, once)
-        config = log_config(level="INFO", secrets=settings.secrets)
+        config = log_config(level="INFO", fmt=args.format, secrets=settings.secrets)
         config["handlers"]["stderr"]["stream"] = sink
         logging.config.dictConfig(config)
         fast = FastLines.serving() if args.lines == "fast" else None
@@ -168,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="fast",
         help="request lines as `serve` writes them (fast), or through logging (mounted)",
     )
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="LOG_FORMAT")
     args = parser.parse_args(argv)
     results = asyncio.run(run(args))
     for name, micros in results.items():

@@ -162,12 +162,7 @@ class FastLines:
         record = log.makeRecord(self._name, level, "", 0, MESSAGE, args, None, extra=fields)
         record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
         if self._handler.filter(record):
-            line = self._handler.format(record) + self._end
-            writer = self._writer
-            if len(writer.buffer) < writer.max_lines:
-                writer.buffer.append(line)
-            else:
-                writer.drop(1)
+            self._writer.append(self._handler.format(record) + self._end)
 
 
 def _only_handler(logger: logging.Logger) -> logging.StreamHandler[Any] | None:

@@ -105,6 +105,7 @@ CASES = {
     "half a hundredth": line(seconds=0.000005),
     "a day": line(seconds=86_400.0),
     "past 1e9 ms": line(seconds=3e6),
+    "an absurd duration": line(seconds=1e13),  # repr's exponent form
     "another method": line(method="PATCH", client="2001:db8::1"),
 }
 
@@ -153,7 +154,11 @@ texts = st.one_of(
     method=texts,
     path=texts,
     status=st.integers(100, 599),
-    seconds=st.one_of(st.floats(0, 1e7, allow_nan=False), st.sampled_from([0.0, 5e-6, 1e-5])),
+    seconds=st.one_of(
+        st.floats(0, 1e7, allow_nan=False),
+        st.floats(0, 1e20, allow_nan=False),
+        st.sampled_from([0.0, 5e-6, 1e-5, 0.000125, 0.0011115]),
+    ),
     request_id=texts,
     cache=texts,
     client=texts,
