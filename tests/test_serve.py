@@ -8,6 +8,7 @@ import json
 import logging
 import logging.config
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,7 +122,8 @@ async def test_serve_app_writes_request_lines_past_logging_and_flushes_them(
     upstream: str,
     served_logging: io.StringIO,
 ) -> None:
-    env = {**vendor.proxy_env(upstream), "SESSION_SECRET": "x" * 40, "LOGIN_URL": ""}
+    secret = secrets.token_urlsafe(32)
+    env = {**vendor.proxy_env(upstream), "SESSION_SECRET": secret, "LOGIN_URL": ""}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)

@@ -1,14 +1,20 @@
 """The request lines' writer: lines out in batches from a thread, a bounded buffer that
-drops and counts rather than wait, a write under the handler's lock, flush and close."""
+drops and counts rather than wait, a write under the handler's lock in pieces a pipe
+keeps whole, flush and close."""
 
 from __future__ import annotations
 
 import io
+import os
 import threading
+from pathlib import Path
 from types import TracebackType
 
+import pytest
+
 from tests.support import wait_until
-from widget_proxy.ops.batches import BatchWriter
+from widget_proxy.ops import batches
+from widget_proxy.ops.batches import PIPE_BUF, BatchWriter, pieces
 
 
 class Stalled(io.StringIO):
@@ -132,3 +138,37 @@ def test_each_batch_is_written_under_the_handlers_lock() -> None:
         writer.close()
 
     assert stream.unlocked_writes == 0
+
+
+def test_a_file_gets_whole_lines_in_writes_a_pipe_keeps_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers sharing one stderr pipe never cut into each other's lines: each write is
+    whole lines of at most PIPE_BUF bytes (a longer line alone), as logging's were."""
+    writes: list[bytes] = []
+    real_write = os.write
+
+    def write(fd: int, data: bytes) -> int:
+        writes.append(bytes(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(batches.os, "write", write)
+    lines = [f"{n:04d} {'é' * (n % 90)} {'x' * (n % 300)}\n" for n in range(300)]
+    lines.insert(150, "y" * (3 * PIPE_BUF) + "\n")
+    with (tmp_path / "log").open("w", encoding="utf-8") as stream:
+        writer = BatchWriter(stream, interval=3600)
+        for line in lines:
+            writer.append(line)
+        writer.close()
+
+    assert (tmp_path / "log").read_text(encoding="utf-8") == "".join(lines)
+    assert len(writes) > 10
+    assert all(w.endswith(b"\n") for w in writes)
+    assert [len(w) for w in writes if len(w) > PIPE_BUF] == [3 * PIPE_BUF + 1]
+
+
+def test_pieces_are_whole_lines_within_the_bound() -> None:
+    assert pieces(b"a\nbb\nccc\n", most=5) == [b"a\nbb\n", b"ccc\n"]
+    assert pieces(b"toolong\nb\n", most=4) == [b"toolong\n", b"b\n"]
+    assert pieces(b"a\nno end", most=4) == [b"a\n", b"no end"]
+    assert pieces(b"") == []
