@@ -93,7 +93,10 @@ def _trust_list(raw: str) -> list[str]:
 
 def run_serve(args: argparse.Namespace) -> int:
     try:
-        settings = Settings.load()  # fail here, once, before any worker starts
+        # Fail here, once, before any worker starts; and warn here, once, for them all.
+        settings = Settings.load(
+            warn=lambda line: print(f"widget-proxy: warning: {line}", file=sys.stderr)
+        )
     except SettingsError as exc:
         print(f"widget-proxy: {exc}", file=sys.stderr)
         return 2

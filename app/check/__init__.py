@@ -35,7 +35,7 @@ def run_check(email: str | None) -> int:
     """Run every check for the configured provider; the process exit code."""
     out = Checklist(sys.stdout)
     try:
-        settings = Settings.load()
+        settings = Settings.load(warn=lambda line: print(f"warning: {line}", file=sys.stderr))
     except SettingsError as exc:
         out.failed("settings", str(exc))
         out.say(f"Check failed: {_count(len(exc.problems), 'setting')} invalid; nothing was tried")

@@ -34,7 +34,6 @@ def demo_settings(vendor: StandIn, upstream_url: str, **overrides: str) -> Setti
         "SESSION_SECRET": secrets.token_urlsafe(32),
         "SESSION_METADATA_KEYS": "email",
         "LOGIN_URL": "/login",
-        "SESSION_HTTPS_ONLY": "false",  # the demo runs on plain http://127.0.0.1
     }
     return Settings.from_env({**env, **overrides})
 

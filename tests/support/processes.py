@@ -15,10 +15,12 @@ from pathlib import Path
 
 import httpx2
 
-from tests.support import EMAIL, LeakScanner, free_port, session_cookie, wait_until
+from tests.support import EMAIL, LeakScanner, free_port, fresh_secret, session_cookie, wait_until
 from widget_proxy.cache.counts import admitted_at_most
 from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.settings import all_options
+
+SERVED_SECRET = fresh_secret("served-")
 
 
 def answers(url: str) -> bool:
@@ -76,7 +78,7 @@ def serve(
 ) -> Iterator[Served]:
     """`widget-proxy serve` configured by a `.env` file in its working directory."""
     port = free_port()
-    secret = "served-secret-" + "x" * 32
+    secret = SERVED_SECRET  # the same for every process of a run: they share a cache
     scanner.add(secret)
     settings = {
         "WIDGET_BASE_URL": upstream,
