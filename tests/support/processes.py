@@ -139,7 +139,7 @@ SHARED_LIMIT = {"RATE_LIMIT_PER_MINUTE": str(LIMIT), "RATE_LIMIT_SYNC_INTERVAL":
 
 
 def bound(processes: int, round_trip: float = LOOPBACK) -> int:
-    """README, Rate limits: what `processes` may admit of one user asking each one every
+    """docs/redis.md, the bound: what `processes` may admit of one user asking each one every
     `PACE` seconds, with Redis `round_trip` seconds away."""
     return admitted_at_most(
         LIMIT, processes=processes, rate=1 / PACE, interval=INTERVAL, round_trip=round_trip
