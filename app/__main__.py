@@ -80,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         " (keys and SESSION_SECRET new on every run): widget-proxy standin --provider"
         " hissuno > .env & then widget-proxy check --email a@example.com.",
     )
-    standin.add_argument("--provider", choices=list(PROVIDERS), required=True)
+    standin.add_argument(
+        "--provider", choices=list(PROVIDERS), required=True, help="which vendor to play"
+    )
     standin.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     standin.add_argument("--port", type=int, default=0, help="port to listen on (0: a free one)")
 
@@ -124,9 +126,10 @@ email, and the proxy. It prints on stdout where the stand-in runs and the settin
 that point `widget-proxy check` or `serve` at it.
 
 It reads the same settings as `serve` (the environment over .env: token lifetimes,
-margins, limits, cache, logging...) on top of its own defaults. The stand-in's
-settings (TOKEN_PROVIDER, the vendor's keys, URLs, ids and script hashes) and how its
-login writes the session always win: the demo never calls a real vendor. Example:
+margins, limits, cache, logging...) on top of its own defaults (a new SESSION_SECRET
+if none is set). The stand-in's settings (TOKEN_PROVIDER, the vendor's keys, URLs, ids
+and script hashes) and how its login writes the session always win: the demo never
+calls a real vendor. Example:
 HISSUNO_TOKEN_TTL=90 TOKEN_REFRESH_MARGIN=30 widget-proxy demo --provider hissuno
 """
 
