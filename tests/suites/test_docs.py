@@ -264,7 +264,6 @@ def test_the_readme_app_serves_the_widget_alone_and_behind_the_readme_nginx(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="widget-proxy standin lands with the standin branch")
 def test_the_readme_stand_in_passes_the_readme_check(tmp_path: Path) -> None:
     # The README's commands use the checkout's .venv: the one running these tests.
     (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
