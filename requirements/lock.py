@@ -9,7 +9,8 @@ commands and contributors install `requirements/*.txt` instead, with pip's
 lock names, in its first line, a digest of the `pyproject.toml` tables it was made
 from; `tests/suites/test_lock.py` fails when they no longer match.
 
-- `requirements/test.txt`: the package, its `test` extra (pytest, linters, pip-tools)
+- `requirements/test.txt`: the package, its `test` extra (pytest, linters, pip-tools),
+  its `docs` extra (MkDocs and Material: CI and a test build the docs site strictly)
   and the build backend (installed with `--no-build-isolation`, so hatchling is locked
   too);
 - `requirements/demo.txt`: the package and the build backend only, at the same
@@ -32,6 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 LOCKS = ROOT / "requirements"
 DIGEST_LINE = "# pyproject.toml dependencies sha256: "
+TEST_EXTRAS = ("test", "docs")  # what requirements/test.txt installs beside the package
 
 
 def pyproject_digest(pyproject: Path = ROOT / "pyproject.toml") -> str:
@@ -96,7 +98,9 @@ def compile_lock(output: Path, *args: str, upgrade: bool) -> None:
 def refresh(*, upgrade: bool = False) -> None:
     LOCKS.mkdir(exist_ok=True)
     test = LOCKS / "test.txt"
-    compile_lock(test, "--extra=test", upgrade=upgrade)
+    # The docs extra rides in the test lock: one environment runs the suite and builds
+    # the site, and the README's test command installs both.
+    compile_lock(test, *(f"--extra={extra}" for extra in TEST_EXTRAS), upgrade=upgrade)
     # The demo's set is a subset of the tests', at the very same versions.
     compile_lock(LOCKS / "demo.txt", f"--constraint={test.relative_to(ROOT)}", upgrade=False)
 

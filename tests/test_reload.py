@@ -422,7 +422,7 @@ def test_sighup_under_load_drops_nothing(
                     reload()
                     load.wait_for(40)
 
-                # A rotated key, the way the README rotates one: the vendor takes both
+                # A rotated key, the way docs/vendors/index.md rotates one: the vendor takes both
                 # keys until every process has closed its old settings, then the old key
                 # is revoked. Revoked any sooner, a user the running app holds no token
                 # for is refused (502): a newcomer, or on a loaded machine a user whose

@@ -1,5 +1,5 @@
 """Secrets from files: every secret setting has a `_FILE` form, read, refused with a
-reason that never shows the content, and named in the README."""
+reason that never shows the content, and named on the settings page (docs/settings.md)."""
 
 from __future__ import annotations
 
@@ -132,9 +132,9 @@ def test_a_required_secret_may_come_from_its_file_only(tmp_path: Path) -> None:
     assert [p.split(":")[0] for p in found] == ["WIDGET_API_KEY"]
 
 
-def test_the_readme_names_every_secret_with_a_file_form() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    paragraph = readme[readme.index("**Secrets from files.**") :].split("\n\n", 1)[0]
+def test_the_settings_page_names_every_secret_with_a_file_form() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "settings.md").read_text()
+    paragraph = text[text.index("## Secrets from files") :].split("\n\n")[1]
 
     named = re.findall(r"`([A-Z_]+)`", paragraph.split("can instead", 1)[0])
 

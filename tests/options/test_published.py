@@ -155,16 +155,21 @@ def test_a_random_redis_password_is_accepted() -> None:
 
 def _documented() -> list[tuple[str, str, str]]:
     """Every value the docs and the `.env.example` give a secret setting (NAME=value,
-    `NAME: value`), and every password written in a Redis URL there: (file, name, value)."""
+    `NAME: "value"`, `secret_key="value"`), and every password written in a Redis URL
+    there: (file, name, value)."""
     files = [ROOT / "README.md", ROOT / ".env.example", *sorted((ROOT / "docs").rglob("*.md"))]
     names = "|".join(SECRET_NAMES)
-    assignment = re.compile(rf"\b({names})\s*[=:]\s*[\"']?([^\s\"'`|#]*)")
+    # NAME=value (a .env, a shell) or NAME: "value" (YAML); not "NAME: the …" in prose.
+    assignment = re.compile(rf"\b({names})(?:=|:\s*[\"'])[\"']?([^\s\"'`|#]*)")
     password = re.compile(r"rediss?(?:\+\w+)?://[^\s@/`|]*?:([^\s@/`|]+)@")
+    # The session middleware's secret in a code block (the same as SESSION_SECRET).
+    literal = re.compile(r"secret_key\s*=\s*[\"']([^\"']*)[\"']")
     found = []
     for path in files:
         text = path.read_text()
         found += [(path.name, name, value) for name, value in assignment.findall(text)]
         found += [(path.name, "CACHE_URL", value) for value in password.findall(text)]
+        found += [(path.name, "SESSION_SECRET", value) for value in literal.findall(text)]
     return found
 
 

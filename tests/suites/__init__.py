@@ -12,7 +12,7 @@ The proxy end to end:
 - `test_security.py`: the security model (origins, the token endpoint, identity
   headers, rate limits) through the whole proxy
 - `test_operations.py`: what an operator relies on across processes (serve's JSON lines,
-  metrics across workers, the nginx and oauth2-proxy samples)
+  metrics across workers, the nginx and oauth2-proxy samples of docs/operations.md)
 - `test_upstream_faults.py`: every upstream fault against a real server
 - `test_redis_failover.py`: Redis going away and coming back, in every topology
 - `test_key_rotation.py`: rotating the vendor's key without a dropped request
@@ -24,4 +24,6 @@ The project itself:
 - `test_packaging.py`: the wheel and the sdist
 - `test_bench.py`: the benchmark's smoke run
 - `test_layout.py`: tests mirror the package (docs/testing.md)
+- `test_docs.py`: the README and the docs site: short, built strictly, and the blocks a
+  merchant copies (`.env`, FastAPI app, nginx, stand-in and check) run as written
 """

@@ -33,7 +33,9 @@ lock = _lock_module()
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 RUNTIME = [Requirement(r) for r in PYPROJECT["project"]["dependencies"]]
 BUILD = [Requirement(r) for r in PYPROJECT["build-system"]["requires"]]
-TEST = [Requirement(r) for r in PYPROJECT["project"]["optional-dependencies"]["test"]]
+EXTRAS = PYPROJECT["project"]["optional-dependencies"]
+TEST = [Requirement(r) for r in EXTRAS["test"]]
+DOCS = [Requirement(r) for r in EXTRAS["docs"]]  # locked with the tests: CI builds the site
 
 
 @pytest.mark.parametrize("path", [TEST_LOCK, DEMO_LOCK], ids=lambda p: p.name)
@@ -49,9 +51,10 @@ def test_each_lock_was_made_from_this_pyproject(path: Path) -> None:
     [
         ('"jinja2>=3.1"', '"jinja2>=3.2"'),  # a range
         ('"ruff>=0.8"', '"ruff>=0.8",\n    "coverage>=7"'),  # a tool added to an extra
+        ('"mkdocs>=1.6"', '"mkdocs>=1.6.1"'),  # the docs extra
         ('requires = ["hatchling>=1.25"]', 'requires = ["hatchling>=1.26"]'),  # the backend
     ],
-    ids=["dependency", "extra", "build-system"],
+    ids=["dependency", "extra", "docs", "build-system"],
 )
 def test_the_digest_sees_every_table_a_lock_is_made_from(
     tmp_path: Path, edit: tuple[str, str]
@@ -65,7 +68,7 @@ def test_the_digest_sees_every_table_a_lock_is_made_from(
 
 @pytest.mark.parametrize(
     ("path", "requirements"),
-    [(TEST_LOCK, RUNTIME + BUILD + TEST), (DEMO_LOCK, RUNTIME + BUILD)],
+    [(TEST_LOCK, RUNTIME + BUILD + TEST + DOCS), (DEMO_LOCK, RUNTIME + BUILD)],
     ids=["test", "demo"],
 )
 def test_every_direct_requirement_is_pinned_within_its_range(

@@ -5,8 +5,9 @@ FIFO nobody writes, the leak scanner, a fault-injecting wrapper for the stand-in
 vendor, and the proxy under test with its scanning client. Beside it:
 `support.processes` (the proxy as a real process), `support.redis` (a real Redis,
 found or started), `support.vendors` (the other vendors' keys and environments),
-`support.metrics` (Prometheus text read back), `support.browser` (Chromium) and
-`support.settings_docs` (the settings' docs, written).
+`support.metrics` (Prometheus text read back), `support.browser` (Chromium),
+`support.settings_docs` (the settings' docs, written), `support.docs` (the README's and
+the docs site's pages and marked code blocks) and `support.nginx` (a real nginx).
 """
 
 from __future__ import annotations
