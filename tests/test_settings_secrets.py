@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import VALID, fifo, fresh_secret
-from tests.support.processes import run_check, serve_refused
+from tests.support.processes import refused_by, serve_refused
 from tests.support.vendors import problems
 from widget_proxy.options import MAX_SECRET_FILE, within
 from widget_proxy.settings import Settings, all_options
@@ -147,11 +147,7 @@ def test_serve_and_check_refuse_the_example_secret(tmp_path: Path, command: str)
     SESSION_SECRET is public, so anyone could sign a session cookie as any user."""
     example = "replace-with-at-least-32-random-characters-0123456789"
     env = {**VALID, "SESSION_SECRET": example}
-    if command == "serve":
-        result = serve_refused(tmp_path, env)
-    else:
-        result = run_check(tmp_path, env, "t@example.com")
-    said = result.stdout + result.stderr
+    result, said = refused_by(command, tmp_path, env)
 
     assert result.returncode == 2, said
     line = next(line for line in said.splitlines() if "SESSION_SECRET" in line)

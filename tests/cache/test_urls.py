@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import VALID, fresh_secret
-from tests.support.processes import run_check, serve_refused
+from tests.support.processes import refused_by, serve_refused
 from widget_proxy.cache.urls import Topology, topology
 from widget_proxy.settings import Settings, SettingsError
 
@@ -312,11 +312,7 @@ def test_serve_and_check_say_a_cache_url_mistake_in_one_line(
 ) -> None:
     password = fresh_secret()
     env = {**VALID, "CACHE_URL": form.format(pw=password)}
-    if command == "serve":
-        result = serve_refused(tmp_path, env)
-    else:
-        result = run_check(tmp_path, env, "t@example.com")
-    said = result.stdout + result.stderr
+    result, said = refused_by(command, tmp_path, env)
 
     assert result.returncode == 2, said
     assert any("CACHE_URL: " in line and message in line for line in said.splitlines()), said

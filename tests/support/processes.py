@@ -166,6 +166,15 @@ def serve_refused(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Comp
     )
 
 
+def refused_by(
+    command: str, cwd: Path, env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """`serve` or `check` (with a test user's email) given settings they must refuse
+    before anything starts: the process, and all it said (stdout and stderr)."""
+    refused = serve_refused(cwd, env) if command == "serve" else run_check(cwd, env, "t@x.org")
+    return refused, refused.stdout + refused.stderr
+
+
 def run_check(
     cwd: Path,
     settings: dict[str, str],
