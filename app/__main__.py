@@ -19,12 +19,12 @@ from uvicorn.config import STARTUP_FAILURE
 
 from .errors import SettingsError
 from .ops.logs import log_config
-from .options import read_environ
+from .options import read_environ, strays
 from .providers import DEFAULT_PROVIDER, PROVIDERS
 from .security.bounded import BoundedHttpTools, head_bound
 from .serve import ignore_sighup_until_serving, serve_app, serve_problems, uvicorn_trust
 from .servers import BackgroundServer, bind
-from .settings import Settings
+from .settings import Settings, all_options
 from .workers import ReloadingWorkers
 
 log = logging.getLogger("widget_proxy")
@@ -153,7 +153,8 @@ def _trust_list(raw: str) -> list[str]:
 
 def run_serve(args: argparse.Namespace) -> int:
     try:
-        settings = Settings.load()  # fail here, once, before any worker starts
+        # Fail here, once, before any worker starts; and warn here, once, for them all.
+        settings = Settings.load(warn=warn)
     except SettingsError as exc:
         print(f"widget-proxy: {exc}", file=sys.stderr)
         return 2
@@ -199,6 +200,11 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def warn(line: str) -> None:
+    """A variable that looks like a setting but is none (`options.strays`), said once."""
+    print(f"widget-proxy: warning: {line}", file=sys.stderr)
+
+
 def logging_for(settings: Settings, default_format: str) -> dict[str, Any]:
     return log_config(
         level=settings.log_level,
@@ -230,6 +236,8 @@ def run_demo(port: int, provider: str | None) -> int:
     from .demo.standin import exit_zero_on_sigterm, print_env, standin_env
 
     user = read_environ()
+    for line in strays.warnings(user, all_options()):
+        warn(line)
     name = provider or user.get("TOKEN_PROVIDER", "").strip() or DEFAULT_PROVIDER
     if name not in PROVIDERS:
         choices = ", ".join(PROVIDERS)

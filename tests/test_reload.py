@@ -31,6 +31,7 @@ from tests.support import (
     async_scanning_client,
     fifo,
     free_port,
+    fresh_secret,
     scanning_client,
     session_cookie,
     wait_until,
@@ -43,7 +44,7 @@ from widget_proxy.reload import CLOSED, Reloading
 from widget_proxy.servers import BackgroundServer, bind
 from widget_proxy.settings import Settings
 
-SECRET = "reload-session-secret-" + "r" * 32
+SECRET = fresh_secret("reload-")
 
 
 def cookie(email: str) -> dict[str, str]:
@@ -229,7 +230,6 @@ async def test_invalid_new_settings_are_refused_and_the_old_keep_serving(
         **vendor.proxy_env(upstream),
         **UNLIMITED,
         "SESSION_SECRET": SECRET,
-        "SESSION_HTTPS_ONLY": "false",
     }
     write_env(env_file, values)
     proxy = Reloading(lambda: Settings.load(env_file=env_file))
@@ -369,7 +369,6 @@ def key_from_file(vendor_env: dict[str, str], key_file: Path) -> dict[str, str]:
         **vendor_env,
         **UNLIMITED,
         "SESSION_SECRET": SECRET,
-        "SESSION_HTTPS_ONLY": "false",
         "WIDGET_API_KEY": "",
         "WIDGET_API_KEY_FILE": str(key_file),
     }

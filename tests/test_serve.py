@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import fresh_secret
 from tests.support.processes import serve_refused
 from widget_proxy.serve import uvicorn_trust
 
@@ -15,10 +16,10 @@ def test_serve_refuses_proxy_headers_with_header_identity(tmp_path: Path) -> Non
     env = {
         "PATH": os.environ.get("PATH", ""),
         "WIDGET_BASE_URL": "https://widgets.example.com",
-        "WIDGET_API_KEY": "k",
+        "WIDGET_API_KEY": fresh_secret(),
         "WIDGET_COMMUNITY_ID": "c",
         "WIDGET_ID": "w",
-        "SESSION_SECRET": "s" * 32,
+        "SESSION_SECRET": fresh_secret(),
         "IDENTITY_SOURCE": "header",
         "IDENTITY_PROXIES": "127.0.0.1",
     }

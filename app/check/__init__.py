@@ -41,7 +41,9 @@ def run_check(email: str | None, *, strict: bool = False, origin: str | None = N
     """Run every check for the configured provider; the process exit code."""
     out = Checklist(sys.stdout)
     try:
-        settings = Settings.load()
+        settings = Settings.load(
+            warn=lambda line: print(f"widget-proxy: warning: {line}", file=sys.stderr)
+        )
     except SettingsError as exc:
         out.failed("settings", str(exc))
         out.say(f"Check failed: {_count(len(exc.problems), 'setting')} invalid; nothing was tried")

@@ -33,16 +33,14 @@ from .site import site_routes
 
 __all__ = ["LOGIN", "StandIn", "demo_app", "demo_env", "demo_settings", "stand_in"]
 
-# How the demo's login (`site.py`) writes the session, so how the proxy must read it;
-# its cookie travels on plain http://127.0.0.1.
+# How the demo's login (`site.py`) writes the session, so how the proxy must read it.
+# (The cookie's flags are the login's own, in `site.py`: not the proxy's settings.)
 LOGIN: Final = {
     "IDENTITY_SOURCE": "session",
     "SESSION_EMAIL_KEY": "email",
     "SESSION_USER_ID_KEY": "",
     "SESSION_METADATA_KEYS": "email",
     "LOGIN_URL": "/login",
-    "SESSION_HTTPS_ONLY": "false",
-    "SESSION_SAME_SITE": "lax",
 }
 
 

@@ -19,7 +19,7 @@ from typing import Literal
 
 import pytest
 
-from tests.support import Fault, FaultyUpstream, Hang, LeakScanner, Respond
+from tests.support import Fault, FaultyUpstream, Hang, LeakScanner, Respond, fresh_secret
 from tests.support.processes import run_check
 from widget_proxy.demo import stand_in
 from widget_proxy.providers.hissuno import HissunoStandIn
@@ -30,7 +30,7 @@ from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings, SettingsError
 
 EMAIL = "ann@example.com"
-SESSION = {"SESSION_SECRET": "check-session-secret-" + "s" * 32}
+SESSION = {"SESSION_SECRET": fresh_secret("check-")}
 LEAK = "UPSTREAM-BODY-must-not-leak"
 HTML = (("content-type", "text/html; charset=utf-8"),)
 # No full token (JWT, Neuroon shop token) is a run this long of token characters.

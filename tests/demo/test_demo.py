@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.support import fresh_secret
 from tests.support.vendors import HISSUNO_KEY
 from widget_proxy.demo import LOGIN, demo_env
 from widget_proxy.providers.hissuno import PROVIDER, HissunoSettings
@@ -41,7 +42,8 @@ def test_the_stand_in_and_the_login_win_over_the_users_settings(tmp_path: Path) 
         "SESSION_EMAIL_KEY": "user.email",  # the demo's login writes `email`
         "SESSION_SECRET_FILE": str(tmp_path / "session"),
     }
-    (tmp_path / "session").write_text("a-session-secret-of-the-users-" + "z" * 16)
+    users_secret = fresh_secret("users-")
+    (tmp_path / "session").write_text(users_secret)
 
     env, replaced = demo_env("hissuno", vendor, URL, user)
     settings = Settings.from_env(env)
@@ -55,7 +57,7 @@ def test_the_stand_in_and_the_login_win_over_the_users_settings(tmp_path: Path) 
     assert settings.session_email_key == ("email",)
     assert {k: env[k] for k in LOGIN} == LOGIN
     # The user's own session secret is kept, from its file (no second one made up).
-    assert settings.session_secret.reveal() == "a-session-secret-of-the-users-" + "z" * 16
+    assert settings.session_secret.reveal() == users_secret
     assert replaced == [
         "HISSUNO_API_URL",
         "HISSUNO_PROJECT_ID",

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import threading
 import time
 from collections import Counter
@@ -37,13 +38,21 @@ from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings
 
 EMAIL: Final = "ann@example.com"
+
+
+def fresh_secret(prefix: str = "") -> str:
+    """A secret made for this run. A fixed one would be published with the tests, and
+    the proxy refuses published secrets and placeholders (`options.published`)."""
+    return prefix + secrets.token_urlsafe(32)
+
+
 # A valid Returning.AI configuration, for tests that build settings by hand.
 VALID: Final = {
     "WIDGET_BASE_URL": "https://widgets.example.com/",
-    "WIDGET_API_KEY": "key-that-must-stay-hidden",
+    "WIDGET_API_KEY": fresh_secret("wp-key-"),
     "WIDGET_COMMUNITY_ID": "community-1",
     "WIDGET_ID": "w-1",
-    "SESSION_SECRET": "s" * 32,
+    "SESSION_SECRET": fresh_secret(),
 }
 # Most tests send far more than a user's minute allows; the rate-limit tests lower these.
 UNLIMITED: Final = {"RATE_LIMIT_PER_MINUTE": "1000000", "RATE_LIMIT_IP_PER_MINUTE": "1000000"}

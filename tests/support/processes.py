@@ -19,10 +19,12 @@ from pathlib import Path
 import httpx2
 from dotenv import dotenv_values
 
-from tests.support import EMAIL, LeakScanner, free_port, session_cookie, wait_until
+from tests.support import EMAIL, LeakScanner, free_port, fresh_secret, session_cookie, wait_until
 from widget_proxy.cache.counts import admitted_at_most
 from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.settings import Settings, all_options
+
+SERVED_SECRET = fresh_secret("served-")
 
 
 def answers(url: str) -> bool:
@@ -80,7 +82,7 @@ def serve(
 ) -> Iterator[Served]:
     """`widget-proxy serve` configured by a `.env` file in its working directory."""
     port = free_port()
-    secret = "served-secret-" + "x" * 32
+    secret = SERVED_SECRET  # the same for every process of a run: they share a cache
     scanner.add(secret)
     settings = {
         "WIDGET_BASE_URL": upstream,
@@ -162,6 +164,15 @@ def serve_refused(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Comp
         timeout=30,
         check=False,
     )
+
+
+def refused_by(
+    command: str, cwd: Path, env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """`serve` or `check` (with a test user's email) given settings they must refuse
+    before anything starts: the process, and all it said (stdout and stderr)."""
+    refused = serve_refused(cwd, env) if command == "serve" else run_check(cwd, env, "t@x.org")
+    return refused, refused.stdout + refused.stderr
 
 
 def run_check(

@@ -16,6 +16,7 @@ from itertools import groupby
 from pathlib import Path
 
 from widget_proxy.options import Option
+from widget_proxy.options.published import MAKE_ONE
 from widget_proxy.providers import DEFAULT_PROVIDER
 from widget_proxy.settings import all_options
 
@@ -23,11 +24,11 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "settings.md"
 BEGIN = "<!-- settings: written by `python -m tests.support.settings_docs` from the code -->\n"
 END = "<!-- end of the settings -->\n"
-# What a merchant must replace in `.env.example` (the default vendor's required settings).
+# What a merchant must replace in `.env.example` (the default vendor's required settings
+# that are not secrets). Secrets ship empty: a value written here would be published,
+# and the proxy refuses published secrets (`options.published`).
 PLACEHOLDERS = {
-    "SESSION_SECRET": "replace-with-at-least-32-random-characters-0123456789",
     "WIDGET_BASE_URL": "https://prod-widgets.returning.ai",
-    "WIDGET_API_KEY": "replace-with-the-vendor-api-key",
     "WIDGET_COMMUNITY_ID": "your-community-id",
     "WIDGET_ID": "your-widget-id",
 }
@@ -36,6 +37,7 @@ HEADER = """\
 # Required settings are uncommented (for the default TOKEN_PROVIDER=returningai);
 # every other line shows its default. A secret may instead be read from a file,
 # e.g. WIDGET_API_KEY_FILE set to /run/secrets/widget_api_key (the lines marked "secret").
+# Secrets ship empty: the vendor's key is the one it issued you; SESSION_SECRET, your own.
 """
 
 
@@ -82,7 +84,9 @@ def env_example() -> str:
             notes.append(f"secret: or {option.file_name}")
         comment = option.help + (f" ({'; '.join(notes)})" if notes else "")
         if option.default is None and vendor in ("", DEFAULT_PROVIDER):
-            assignment = f"{option.name}={PLACEHOLDERS[option.name]}"
+            assignment = f"{option.name}={PLACEHOLDERS.get(option.name, '')}"
+            if option.secret and not vendor:  # ours to make, not the vendor's to issue
+                assignment = f"# make one: {MAKE_ONE}\n{assignment}"
         else:
             value = option.default or ""
             assignment = (

@@ -9,6 +9,7 @@ from typing import Any
 import jwt
 from starlette.testclient import TestClient
 
+from tests.support import fresh_secret
 from tests.support.vendors import HISSUNO_KEY
 from widget_proxy.providers.hissuno import HissunoSettings, HissunoStandIn
 from widget_proxy.settings import Settings
@@ -72,7 +73,7 @@ def test_hissuno_stand_in_points_the_proxy_at_itself() -> None:
     vendor = HissunoStandIn(project_id="p", secret_key=HISSUNO_KEY)
     env = vendor.proxy_env("http://127.0.0.1:9")
 
-    group = Settings.from_env({**env, "SESSION_SECRET": "s" * 32}).vendor
+    group = Settings.from_env({**env, "SESSION_SECRET": fresh_secret()}).vendor
 
     assert isinstance(group, HissunoSettings)
     assert group.api_url == "http://127.0.0.1:9/api/integrations/widget/chat"
