@@ -1,7 +1,7 @@
 # widget-proxy serve, as a container: docs/deploying.md.
 #
 #   docker build -t widget-proxy .
-#   docker run --read-only --tmpfs /tmp --stop-timeout 20 -p 8000:8000 \
+#   docker run --read-only --tmpfs /tmp --stop-timeout 20 -p 127.0.0.1:8000:8000 \
 #     -e SESSION_SECRET_FILE=/run/secrets/session_secret ... widget-proxy
 #
 # Two stages: the first builds the wheel with the locked build backend and installs it,
