@@ -9,9 +9,9 @@ commands and contributors install `requirements/*.txt` instead, with pip's
 lock names, in its first line, a digest of the `pyproject.toml` tables it was made
 from; `tests/suites/test_lock.py` fails when they no longer match.
 
-- `requirements/test.txt`: the package, its `test` extra (pytest, linters, pip-tools)
-  and the build backend (installed with `--no-build-isolation`, so hatchling is locked
-  too);
+- `requirements/test.txt`: the package, its `test` extra (pytest, linters, pip-tools),
+  its `granian` extra (the tests run `serve --server granian` too) and the build
+  backend (installed with `--no-build-isolation`, so hatchling is locked too);
 - `requirements/demo.txt`: the package and the build backend only, at the same
   versions as `test.txt` (it is compiled with `test.txt` as its constraint).
 
@@ -32,6 +32,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 LOCKS = ROOT / "requirements"
 DIGEST_LINE = "# pyproject.toml dependencies sha256: "
+# The extras `requirements/test.txt` installs besides the package.
+TESTED_EXTRAS = ("test", "granian")
 
 
 def pyproject_digest(pyproject: Path = ROOT / "pyproject.toml") -> str:
@@ -96,7 +98,7 @@ def compile_lock(output: Path, *args: str, upgrade: bool) -> None:
 def refresh(*, upgrade: bool = False) -> None:
     LOCKS.mkdir(exist_ok=True)
     test = LOCKS / "test.txt"
-    compile_lock(test, "--extra=test", upgrade=upgrade)
+    compile_lock(test, *(f"--extra={extra}" for extra in TESTED_EXTRAS), upgrade=upgrade)
     # The demo's set is a subset of the tests', at the very same versions.
     compile_lock(LOCKS / "demo.txt", f"--constraint={test.relative_to(ROOT)}", upgrade=False)
 

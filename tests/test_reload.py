@@ -1,7 +1,8 @@
 """SIGHUP re-reads the settings and swaps them whole: nothing in flight is dropped.
 
 In-process, `Reloading` runs under a real uvicorn in the test's own event loop (so the
-test calls `reload()` itself); as a real process, `serve` gets SIGHUP under load.
+test calls `reload()` itself); as a real process, `serve` gets SIGHUP under load (under
+uvicorn, and under granian: `--server granian`, whose supervisor passes SIGHUP on too).
 """
 
 from __future__ import annotations
@@ -389,9 +390,17 @@ def stand_in(leak_scanner: LeakScanner) -> Iterator[tuple[KeyCheckingStandIn, st
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [1, 2], ids=["one-worker", "two-workers"])
+@pytest.mark.parametrize(
+    ("server", "workers"),
+    [("uvicorn", 1), ("uvicorn", 2), ("granian", 2)],
+    ids=["one-worker", "two-workers", "granian-two-workers"],
+)
 def test_sighup_under_load_drops_nothing(
-    tmp_path: Path, leak_scanner: LeakScanner, workers: int, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    leak_scanner: LeakScanner,
+    server: str,
+    workers: int,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     leak_scanner.add(SECRET)
     with stand_in(leak_scanner) as (vendor, upstream):
@@ -402,7 +411,7 @@ def test_sighup_under_load_drops_nothing(
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = tmp_path / "stderr.log"
-        args = ["serve", "--port", str(port), "--workers", str(workers)]
+        args = ["serve", "--port", str(port), "--workers", str(workers), "--server", server]
 
         with running(args, tmp_path, url, leak_scanner) as process:
             wait_until(lambda: count(log, "Application startup complete") == workers, 60)
@@ -453,7 +462,7 @@ def test_sighup_under_load_drops_nothing(
 
     sent, failed = load.sent(), len(load.failures) + sum(s != 200 for s in load.statuses)
     with capsys.disabled():
-        print(f"\n{workers} worker(s): {sent} requests during 5 SIGHUPs, {failed} failed")
+        print(f"\n{server}, {workers} worker(s): {sent} requests during 5 SIGHUPs, {failed} failed")
     assert load.failures == []
     assert set(load.statuses) == {200}
     assert "unknown" not in vendor.signins

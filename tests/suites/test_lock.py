@@ -33,7 +33,10 @@ lock = _lock_module()
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 RUNTIME = [Requirement(r) for r in PYPROJECT["project"]["dependencies"]]
 BUILD = [Requirement(r) for r in PYPROJECT["build-system"]["requires"]]
-TEST = [Requirement(r) for r in PYPROJECT["project"]["optional-dependencies"]["test"]]
+EXTRAS = PYPROJECT["project"]["optional-dependencies"]
+# What requirements/test.txt installs besides the package: the test extra, and the extras
+# the tests run (granian, for `serve --server granian`).
+TEST = [Requirement(r) for extra in lock.TESTED_EXTRAS for r in EXTRAS[extra]]
 
 
 @pytest.mark.parametrize("path", [TEST_LOCK, DEMO_LOCK], ids=lambda p: p.name)

@@ -171,11 +171,16 @@ def nginx(tmp_path: Path, block: str, backend: str) -> Iterator[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
 def test_behind_nginx_with_the_readme_config(
-    tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
+    tmp_path: Path,
+    vendor: ReturningAIStandIn,
+    upstream: str,
+    leak_scanner: LeakScanner,
+    server: str,
 ) -> None:
     with serve(
-        tmp_path, vendor, upstream, leak_scanner, "--root-path", "/rewards",
+        tmp_path, vendor, upstream, leak_scanner, "--root-path", "/rewards", "--server", server,
         TRUSTED_PROXIES="127.0.0.1/32", LOGIN_URL="/login",
     ) as proxy:  # fmt: skip
         backend = proxy.url.removeprefix("http://")
