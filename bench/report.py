@@ -137,6 +137,7 @@ def render(
         "",
         *machine(generator, load_before),
         f"- Run: {settings}; took {seconds:.0f} s" + (f" ({mode})" if config.quick else ""),
+        f"- Server: {config.server} (the proxy's, its limit's and the naive recipe's)",
         "",
         "| Scenario | req/s | p50 | p99 | errors | upstream calls | notes |",
         "|---|---:|---:|---:|---:|---|---|",
