@@ -161,6 +161,7 @@ def serve_granian(
     multiprocessing.set_start_method(START_METHOD, force=True)  # granian's workers take it
     loader = partial(
         worker_app,
+        root_path=root_path,
         proxy_headers=proxy_headers,
         forwarded_allow_ips=forwarded_allow_ips,
         metrics_dir=metrics_dir,

@@ -1,5 +1,5 @@
 """The two apps the proxy is measured against, served by the same command line as the
-proxy (uvicorn's, or granian's with `--server granian`), and the proxy as granian serves it.
+proxy (uvicorn's, or granian's with `--server granian`).
 
 - `limit_app`: the ceiling. One pure-ASGI route that sends the bytes and headers the
   proxy sent for one user, computed once: no session, cache, rate limit or injection.
@@ -8,10 +8,7 @@ proxy (uvicorn's, or granian's with `--server granian`), and the proxy as grania
   read the session, sign in, fetch the page, replace the empty token; every request,
   no cache, one shared httpx2 client.
 
-- `served_proxy`: the proxy with what `serve --server granian` puts around it in each
-  worker (`granian_worker.Served`: uvicorn's path, the requests in flight tracked).
-
-All are configured by environment variables (below), as the proxy is.
+Both are configured by environment variables (below), as the proxy is.
 """
 
 from __future__ import annotations
@@ -30,10 +27,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from widget_proxy import create_app
-from widget_proxy.granian_worker import Served
+from starlette.types import Message, Receive, Scope, Send
 
 LIMIT_BODY: Final = "BENCH_LIMIT_BODY"  # a file holding the proxy's body for one user
 LIMIT_HEADERS: Final = "BENCH_LIMIT_HEADERS"  # a JSON file: the proxy's headers, as pairs
@@ -60,10 +54,6 @@ class StaticPage:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send(self._start)
         await send(self._body)
-
-
-def served_proxy() -> ASGIApp:
-    return Served(create_app())
 
 
 def limit_app() -> Starlette:

@@ -42,11 +42,6 @@ class Secrets:
         )
 
 
-# The proxy as each server runs it: under granian with what `serve --server granian`
-# puts around it in each worker (`granian_worker.Served`); under uvicorn, as it is.
-PROXY_TARGETS: Final = {"uvicorn": "widget_proxy:create_app", "granian": "bench.apps:served_proxy"}
-
-
 class Stack:
     def __init__(
         self, workdir: Path, keys: Secrets, vendor: Server, server: str = "uvicorn"
@@ -93,9 +88,8 @@ class Stack:
         """The proxy, served by the HTTP protocol `widget-proxy serve` uses (`http`:
         another of uvicorn's, for a comparison)."""
         env = self.proxy_env(**settings)
-        target = PROXY_TARGETS[self.server]
         async with serving(
-            "proxy", target, env, self.workdir, workers, http, self.server
+            "proxy", "widget_proxy:create_app", env, self.workdir, workers, http, self.server
         ) as server:
             yield server
 

@@ -186,7 +186,7 @@ def test_shutdown_timeout_cancels_what_still_runs_then_the_app_closes(
     assert counts[:2] == [1, 10]  # all of EMAIL's: the last sync ran (it sent 9 of them)
     assert counts[2] >= 11  # and the readiness probes'
     messages = [str(line["message"]) for line in lines(proxy.log)]
-    assert "SHUTDOWN_TIMEOUT passed: cancelling 1 requests still running" in messages
+    assert "SHUTDOWN_TIMEOUT passed: cancelled 1 running request(s)" in messages
 
 
 @pytest.mark.slow

@@ -181,8 +181,9 @@ def test_serve_under_granian_without_granian_says_how_to_install_it(
     monkeypatch.chdir(tmp_path)  # no .env
     for name, value in VALID.items():
         monkeypatch.setenv(name, value)
+    for name in [n for n in sys.modules if n.startswith(("granian.", "widget_proxy.granian"))]:
+        monkeypatch.delitem(sys.modules, name)  # imported by other tests, found here first
     monkeypatch.setitem(sys.modules, "granian", None)  # as if not installed
-    monkeypatch.delitem(sys.modules, "widget_proxy.granian_server", raising=False)
 
     status = main(["serve", "--server", "granian", "--port", "0"])
 

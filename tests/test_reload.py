@@ -186,6 +186,32 @@ async def test_the_old_settings_are_reported_closed_only_after_their_last_signin
 
 
 @pytest.mark.anyio
+async def test_the_start_is_announced_and_requests_in_flight_can_be_cancelled(
+    make_settings: Callable[..., Settings], vendor: ReturningAIStandIn, leak_scanner: LeakScanner
+) -> None:
+    """What a server without uvicorn's drain asks of it (`serve --server granian`)."""
+    proxy = Reloading(lambda: make_settings(SESSION_SECRET=SECRET))
+    started: list[int] = []
+    proxy.on_started(lambda: started.append(len(started)))
+    async with (
+        serving(proxy) as url,
+        async_scanning_client(leak_scanner, base_url=url, timeout=30) as client,
+    ):
+        assert started == [0]
+        vendor.signin_delay = 10
+        pending = asyncio.create_task(client.get("/widget", headers=cookie(EMAIL)))
+        await until(lambda: vendor.calls["signin"] == 1)
+        cancelled = proxy.cancel_requests()
+        response = await pending
+        after = proxy.cancel_requests()
+
+    assert cancelled == 1
+    assert response.status_code == 500  # uvicorn's, for a request that ended unanswered
+    assert after == 0
+    assert started == [0]
+
+
+@pytest.mark.anyio
 async def test_concurrent_reloads_take_turns_and_close_every_old_app(
     make_settings: Callable[..., Settings], leak_scanner: LeakScanner
 ) -> None:
