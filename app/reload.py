@@ -57,8 +57,7 @@ class Generation:
         self.app = app
         self.state: dict[str, Any] = {}  # what the app's lifespan yielded, if anything
         self.requests: set[object] = set()  # each request's task (what `cancel` ends)
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._idle: asyncio.Event | None = None  # set when the last request leaves
         self._stop = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
 
@@ -70,12 +69,12 @@ class Generation:
         """Count the request the current task answers; the token `leave` takes."""
         request = asyncio.current_task() or object()
         self.requests.add(request)
-        self._idle.clear()
         return request
 
     def leave(self, request: object) -> None:
-        self.requests.discard(request)
-        if not self.requests:
+        requests = self.requests
+        requests.discard(request)
+        if not requests and self._idle is not None:  # someone waits for it
             self._idle.set()
 
     def cancel(self) -> int:
@@ -87,7 +86,10 @@ class Generation:
 
     async def idle(self) -> None:
         """Wait until no request is in flight."""
-        await self._idle.wait()
+        while self.requests:
+            if self._idle is None or self._idle.is_set():  # shared by every waiter
+                self._idle = asyncio.Event()
+            await self._idle.wait()
 
     async def start(self) -> None:
         """Run the app's lifespan up to its startup, in a task of its own (so that it
