@@ -5,14 +5,17 @@ worker runs `granian_worker.worker_app`. `GranianWorkers` is granian's superviso
 with what serve does under uvicorn (docs/serving.md):
 
 - **SIGHUP.** granian's own supervisor starts every worker anew, each reading the
-  settings again: an invalid `.env` ends the new workers, and the server with them.
+  settings again: with an invalid `.env` the new worker exits, and granian stops the
+  whole server.
   Here, as in `workers.ReloadingWorkers`, the supervisor checks the new settings first
   (refused with their problems, no worker disturbed), then passes SIGHUP on to each
   worker that serves, which swaps its settings in place (`reload.Reloading`).
-- **SIGTERM.** granian waits for the requests in flight however long they take (or,
-  with `--workers-kill-timeout`, kills the worker, its lifespan's shutdown never run).
-  Here they get `SHUTDOWN_TIMEOUT`, then the workers cancel what still runs and close
-  (`granian_worker.CANCEL`), and a worker still there `CLOSE_TIMEOUT` later is killed.
+- **SIGTERM.** granian waits for a connection's requests however long they take (or,
+  with `--workers-kill-timeout`, kills the worker, its lifespan's shutdown never run),
+  and not for a request whose client has gone. Here they get `SHUTDOWN_TIMEOUT` (the
+  app closes under none of them: `reload.Reloading`), then the workers cancel what
+  still runs and close (`granian_worker.CANCEL`), and a worker still there
+  `CLOSE_TIMEOUT` later is killed.
 - **A worker that dies** is started again, as uvicorn's supervisor does.
 - **The request head** is bounded by hyper's read buffer (`http1_buffer_size`): the
   head bound of `security/bounded.py` rounded up to a power of two (`read_buffer`).

@@ -1,8 +1,8 @@
 """`widget-proxy serve --server granian` as a real process: granian's supervisor and
-workers serving the proxy as serve does under uvicorn (docs/serving.md): its workers'
-metrics and request ids, SIGTERM's drain and its end, the request head's bound, the
-mount path and the proxy headers. (SIGHUP: tests/test_reload.py, under both servers;
-the README's nginx sample: tests/suites/test_operations.py, under both.)"""
+workers serving the proxy as serve does under uvicorn (docs/serving.md): its workers,
+SIGTERM's drain and its end, the request head's bound, the mount path and the proxy
+headers. (SIGHUP: tests/test_reload.py; the README's nginx sample and the metrics added
+up across workers: tests/suites/test_operations.py; each under both servers.)"""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from tests.support import EMAIL, LeakScanner, scanning_client, wait_until
-from tests.support.metrics import at_once, samples, value
+from tests.support.metrics import at_once
 from tests.support.processes import Served, serve
 from tests.support.wire import exchange, flood
 from widget_proxy.granian_server import read_buffer
@@ -86,26 +86,23 @@ def rss(pid: int) -> int:
 
 
 @pytest.mark.slow
-def test_two_workers_serve_with_their_metrics_added_up_and_ids_of_their_own(
+def test_two_workers_serve_each_with_request_ids_of_its_own(
     tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:
+    """Each worker is a fresh interpreter: forked, both drew the supervisor's prefix.
+    (Their metrics added up: tests/suites/test_operations.py, under both servers.)"""
     with (
         granian(tmp_path, vendor, upstream, leak_scanner, "--workers", "2") as proxy,
         scanning_client(leak_scanner, base_url=proxy.url, timeout=30) as client,
     ):
         statuses = at_once(client, "/widget", [proxy.cookie(f"w{i}@x.io") for i in range(40)])
-        scraped = [samples(client.get("/metrics").text) for _ in range(4)]
         ready = client.get("/readyz")
-        workers = started(proxy.log)
 
     assert statuses == [200] * 40
-    assert ready.status_code == 200
     assert ready.json()["ready"] is True
-    for found in scraped:  # whichever worker answers, it counts both
-        assert value(found, "widget_proxy_requests_total", route="/widget", status="200") == 40
-    assert len(set(workers)) == 2
+    assert len(set(started(proxy.log))) == 2
     ids = [str(line["request_id"]) for line in lines(proxy.log) if line.get("path") == "/widget"]
-    assert len(ids) == len(set(ids)) == 40  # each worker draws its own prefix (no fork)
+    assert len(ids) == len(set(ids)) == 40
     assert len({i[:8] for i in ids}) == 2
 
 
