@@ -29,6 +29,10 @@ from .workers import ReloadingWorkers
 
 log = logging.getLogger("widget_proxy")
 
+GRANIAN_MISSING = (
+    "widget-proxy: --server granian needs granian: pip install 'widget-proxy[granian]'"
+)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -41,6 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (1)")
+    serve.add_argument(
+        "--server",
+        choices=("uvicorn", "granian"),
+        default="uvicorn",
+        help="the HTTP server (uvicorn); granian needs the extra: widget-proxy[granian]",
+    )
     serve.add_argument(
         "--root-path", default="", help="the path prefix a reverse proxy serves this under"
     )
@@ -161,6 +171,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if problems := serve_problems(settings, proxy_headers=args.proxy_headers):
         print("\n".join(f"widget-proxy: {problem}" for problem in problems), file=sys.stderr)
         return 2
+    if args.server == "granian":
+        return run_granian(args, settings)
     metrics_dir = prepare_multiprocess_metrics() if args.workers > 1 else None
     config = uvicorn.Config(
         # `Reloading`: SIGHUP swaps the settings in-process. Each worker (spawned) gets
@@ -203,6 +215,29 @@ def run_serve(args: argparse.Namespace) -> int:
 def warn(line: str) -> None:
     """A variable that looks like a setting but is none (`options.strays`), said once."""
     print(f"widget-proxy: warning: {line}", file=sys.stderr)
+
+
+def run_granian(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        from .granian_server import serve_granian
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "granian":
+            raise
+        print(GRANIAN_MISSING, file=sys.stderr)
+        return 2
+    return serve_granian(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        root_path=args.root_path,
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        log_config=logging_for(settings, "json"),
+        log_level=settings.log_level,
+        max_head=head_bound(settings.max_header_bytes, settings.max_request_target_bytes),
+        shutdown_timeout=settings.shutdown_timeout,
+        metrics_dir=prepare_multiprocess_metrics() if args.workers > 1 else None,
+    )
 
 
 def logging_for(settings: Settings, default_format: str) -> dict[str, Any]:

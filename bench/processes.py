@@ -1,7 +1,8 @@
 """Servers as real processes, started the way users start the proxy and always stopped.
 
-Each server is `python -m uvicorn … --loop uvloop --http httptools --no-access-log` in
-a session of its own, so that workers it forks can be found and stopped with it.
+Each server is `python -m uvicorn … --loop uvloop --http httptools --no-access-log` (or,
+with `--server granian`, `python -m granian …` as `serve --server granian` configures
+it) in a session of its own, so that workers it forks can be found and stopped with it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Final
 
 from bench.http import HOST, fetch
+from widget_proxy.security.bounded import DEFAULT_MAX_HEAD
 from widget_proxy.settings import all_options
 
 REPO: Final = Path(__file__).resolve().parent.parent
@@ -56,6 +58,29 @@ def uvicorn_command(target: str, port: int, workers: int = 1, http: str = "httpt
     return command
 
 
+def granian_command(target: str, port: int, workers: int = 1) -> list[str]:
+    """granian as `widget-proxy serve --server granian` runs it (`granian_server`):
+    HTTP/1.1, its read buffer bounding the head, uvicorn's backlog, uvloop."""
+    from widget_proxy.granian_server import BACKLOG, read_buffer  # granian's extra
+
+    return [
+        sys.executable, "-m", "granian", target, "--factory", "--interface", "asgi",
+        "--working-dir", str(REPO), "--host", HOST, "--port", str(port),
+        "--workers", str(workers), "--loop", "uvloop", "--http", "1", "--no-ws",
+        "--backlog", str(BACKLOG), "--http1-buffer-size", str(read_buffer(DEFAULT_MAX_HEAD)),
+        "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def server_command(
+    server: str, target: str, port: int, workers: int = 1, http: str = "httptools"
+) -> list[str]:
+    """`server`'s command line; `http` is uvicorn's protocol (granian has its own)."""
+    if server == "granian":
+        return granian_command(target, port, workers)
+    return uvicorn_command(target, port, workers, http)
+
+
 class Server:
     def __init__(self, name: str, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
         self.name = name
@@ -75,7 +100,8 @@ class Server:
         raise ServerFailed(f"{self.name}: no VmRSS for process {self.pid}")
 
     def workers(self) -> list[int]:
-        """The worker processes uvicorn spawned (`--workers`), or just this one."""
+        """The worker processes the server started (`--workers`; granian's, always), or
+        just this one."""
         found = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -86,8 +112,8 @@ class Server:
             except OSError:
                 continue
             parent = int(stat[stat.rindex(")") + 2 :].split()[1])
-            # uvicorn's supervisor also spawns multiprocessing's resource tracker.
-            if parent == self.pid and b"spawn_main" in command:
+            # A supervisor may also start multiprocessing's resource tracker.
+            if parent == self.pid and b"resource_tracker" not in command:
                 found.append(int(entry.name))
         return sorted(found) or [self.pid]
 
@@ -147,12 +173,13 @@ def start(
     workdir: Path,
     workers: int = 1,
     http: str = "httptools",
+    server: str = "uvicorn",
 ) -> Server:
     port = free_port()
     log = workdir / f"{name}-{port}.log"
     with log.open("wb") as stderr:
         process = subprocess.Popen(  # noqa: S603 (our own interpreter, fixed arguments)
-            uvicorn_command(target, port, workers, http),
+            server_command(server, target, port, workers, http),
             cwd=workdir,  # not the checkout: a developer's .env there must not apply
             env=dict(env),
             stdin=subprocess.DEVNULL,
@@ -172,11 +199,13 @@ async def serving(
     workdir: Path,
     workers: int = 1,
     http: str = "httptools",
+    server: str = "uvicorn",
 ) -> AsyncIterator[Server]:
-    """`http`: uvicorn's --http (a name, or a protocol class's import string)."""
-    server = start(name, target, env, workdir, workers, http)
+    """`http`: uvicorn's --http (a name, or a protocol class's import string); `server`:
+    uvicorn or granian."""
+    process = start(name, target, env, workdir, workers, http, server)
     try:
-        await server.wait_ready()
-        yield server
+        await process.wait_ready()
+        yield process
     finally:
-        server.stop()
+        process.stop()

@@ -10,15 +10,15 @@ lock names, in its first line, a digest of the `pyproject.toml` tables it was ma
 from; `tests/suites/test_lock.py` fails when they no longer match.
 
 - `requirements/test.txt`: the package, its `test` extra (pytest, linters, pip-tools),
-  its `docs` extra (MkDocs and Material: CI and a test build the docs site strictly)
-  and the build backend (installed with `--no-build-isolation`, so hatchling is locked
-  too);
+  its `docs` extra (MkDocs and Material: CI and a test build the docs site strictly),
+  its `granian` extra (the tests run `serve --server granian` too) and the build
+  backend (installed with `--no-build-isolation`, so hatchling is locked too);
 - `requirements/demo.txt`: the package and the build backend only, at the same
   versions as `test.txt` (it is compiled with `test.txt` as its constraint);
 - `requirements/runtime.txt`: what the package needs to run, and nothing to build it
   with, at the same versions again: what the container image installs (`Dockerfile`).
 
-Both are compiled by pip-tools on the tested platform (CPython 3.11, Linux x86_64);
+All three are compiled by pip-tools on the tested platform (CPython 3.11, Linux x86_64);
 every file of a release is hashed, so other platforms' wheels install as well.
 """
 
@@ -35,7 +35,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 LOCKS = ROOT / "requirements"
 DIGEST_LINE = "# pyproject.toml dependencies sha256: "
-TEST_EXTRAS = ("test", "docs")  # what requirements/test.txt installs beside the package
+# The extras `requirements/test.txt` installs besides the package: the docs extra rides
+# in it (one environment runs the suite and builds the site), granian for the tests of
+# `serve --server granian`.
+TESTED_EXTRAS = ("test", "docs", "granian")
 
 
 def pyproject_digest(pyproject: Path = ROOT / "pyproject.toml") -> str:
@@ -101,9 +104,7 @@ def compile_lock(output: Path, *args: str, upgrade: bool, build_deps: bool = Tru
 def refresh(*, upgrade: bool = False) -> None:
     LOCKS.mkdir(exist_ok=True)
     test = LOCKS / "test.txt"
-    # The docs extra rides in the test lock: one environment runs the suite and builds
-    # the site, and the README's test command installs both.
-    compile_lock(test, *(f"--extra={extra}" for extra in TEST_EXTRAS), upgrade=upgrade)
+    compile_lock(test, *(f"--extra={extra}" for extra in TESTED_EXTRAS), upgrade=upgrade)
     # The demo's set is a subset of the tests', at the very same versions.
     constraint = f"--constraint={test.relative_to(ROOT)}"
     compile_lock(LOCKS / "demo.txt", constraint, upgrade=False)

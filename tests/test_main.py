@@ -19,6 +19,7 @@ import httpx2
 import pytest
 
 from tests.support import (
+    VALID,
     FaultyUpstream,
     LeakScanner,
     Respond,
@@ -34,7 +35,7 @@ from tests.support.processes import (
     running,
     serve,
 )
-from widget_proxy.__main__ import prepare_multiprocess_metrics
+from widget_proxy.__main__ import main, prepare_multiprocess_metrics
 from widget_proxy.providers.returningai import ReturningAIStandIn
 
 
@@ -243,3 +244,21 @@ def test_the_metrics_folder_is_emptied_before_workers_start(
     made = Path(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"))
     assert made.is_dir()
     assert not list(made.iterdir())
+
+
+def test_serve_under_granian_without_granian_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env
+    for name, value in VALID.items():
+        monkeypatch.setenv(name, value)
+    for name in [n for n in sys.modules if n.startswith(("granian.", "widget_proxy.granian"))]:
+        monkeypatch.delitem(sys.modules, name)  # imported by other tests, found here first
+    monkeypatch.setitem(sys.modules, "granian", None)  # as if not installed
+
+    status = main(["serve", "--server", "granian", "--port", "0"])
+
+    assert status == 2
+    assert capsys.readouterr().err == (
+        "widget-proxy: --server granian needs granian: pip install 'widget-proxy[granian]'\n"
+    )

@@ -52,11 +52,18 @@ def test_one_users_failing_signin_does_not_open_the_circuit_for_everybody(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
 def test_metrics_add_up_across_workers(
-    tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
+    tmp_path: Path,
+    vendor: ReturningAIStandIn,
+    upstream: str,
+    leak_scanner: LeakScanner,
+    server: str,
 ) -> None:
     with (
-        serve(tmp_path, vendor, upstream, leak_scanner, "--workers", "2") as proxy,
+        serve(
+            tmp_path, vendor, upstream, leak_scanner, "--workers", "2", "--server", server
+        ) as proxy,
         scanning_client(leak_scanner, base_url=proxy.url, timeout=30) as client,
     ):
         at_once(client, "/widget", [proxy.cookie(f"w{i}@x.io") for i in range(40)])
@@ -129,11 +136,16 @@ def test_serve_logs_json_lines(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
 def test_behind_nginx_with_the_readme_config(
-    tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
+    tmp_path: Path,
+    vendor: ReturningAIStandIn,
+    upstream: str,
+    leak_scanner: LeakScanner,
+    server: str,
 ) -> None:
     with serve(
-        tmp_path, vendor, upstream, leak_scanner, "--root-path", "/rewards",
+        tmp_path, vendor, upstream, leak_scanner, "--root-path", "/rewards", "--server", server,
         TRUSTED_PROXIES="127.0.0.1/32", LOGIN_URL="/login",
     ) as proxy:  # fmt: skip
         backend = proxy.url.removeprefix("http://")
