@@ -22,6 +22,10 @@ The project itself:
 - `test_architecture.py`: which module may import which
 - `test_lock.py`: the requirements lock
 - `test_packaging.py`: the wheel and the sdist
+- `test_container.py`: the Dockerfile (hadolint, the lock, built and run with podman
+  when CONTAINER_TESTS=1)
+- `test_kubernetes.py`: deploy/kubernetes/ against the API's schemas and the app
+- `test_compose.py`: deploy/compose.yaml, and its nginx.conf in front of two proxies
 - `test_bench.py`: the benchmark's smoke run
 - `test_layout.py`: tests mirror the package (docs/testing.md)
 - `test_docs.py`: the README and the docs site: short, built strictly, and the blocks a

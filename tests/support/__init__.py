@@ -7,7 +7,9 @@ vendor, and the proxy under test with its scanning client. Beside it:
 found or started), `support.vendors` (the other vendors' keys and environments),
 `support.metrics` (Prometheus text read back), `support.browser` (Chromium),
 `support.settings_docs` (the settings' docs, written), `support.docs` (the README's and
-the docs site's pages and marked code blocks) and `support.nginx` (a real nginx).
+the docs site's pages and marked code blocks), `support.nginx` (a real nginx),
+`support.deploy` (the Dockerfile and deploy/ as the tests read them) and
+`support.containers` (podman, and a base image made without a registry).
 """
 
 from __future__ import annotations
