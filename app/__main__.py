@@ -1,4 +1,4 @@
-"""The command line: `widget-proxy serve`, `demo` and `check`."""
+"""The command line: `widget-proxy serve`, `demo`, `standin` and `check`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import logging
 import logging.config
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -18,14 +19,19 @@ from uvicorn.config import STARTUP_FAILURE
 
 from .errors import SettingsError
 from .ops.logs import log_config
+from .options import read_environ, strays
 from .providers import DEFAULT_PROVIDER, PROVIDERS
 from .security.bounded import BoundedHttpTools, head_bound
 from .serve import ignore_sighup_until_serving, serve_app, serve_problems, uvicorn_trust
 from .servers import BackgroundServer, bind
-from .settings import Settings
+from .settings import Settings, all_options
 from .workers import ReloadingWorkers
 
 log = logging.getLogger("widget_proxy")
+
+GRANIAN_MISSING = (
+    "widget-proxy: --server granian needs granian: pip install 'widget-proxy[granian]'"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,6 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (1)")
+    serve.add_argument(
+        "--server",
+        choices=("uvicorn", "granian"),
+        default="uvicorn",
+        help="the HTTP server (uvicorn); granian needs the extra: widget-proxy[granian]",
+    )
     serve.add_argument(
         "--root-path", default="", help="the path prefix a reverse proxy serves this under"
     )
@@ -57,31 +69,89 @@ def main(argv: Sequence[str] | None = None) -> int:
         " as TRUSTED_PROXIES is",
     )
 
-    demo = commands.add_parser("demo", help="run a self-contained demo, no configuration")
+    demo = commands.add_parser(
+        "demo",
+        help="run a self-contained demo: a stand-in vendor, a login page, the proxy",
+        description=DEMO_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     demo.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     demo.add_argument(
         "--provider",
         choices=list(PROVIDERS),
-        default=DEFAULT_PROVIDER,
-        help=f"which vendor to play ({DEFAULT_PROVIDER})",
+        help=f"which vendor to play (TOKEN_PROVIDER if set, else {DEFAULT_PROVIDER})",
     )
+
+    standin = commands.add_parser(
+        "standin",
+        help="run one vendor's stand-in alone; print the settings that use it (a .env)",
+        description="Serve a vendor's stand-in until SIGTERM or Ctrl+C. First print on stdout"
+        " the settings a proxy needs to use it, as .env lines ending with an empty line"
+        " (keys and SESSION_SECRET new on every run): widget-proxy standin --provider"
+        " hissuno > .env & then widget-proxy check --email a@example.com.",
+    )
+    standin.add_argument(
+        "--provider", choices=list(PROVIDERS), required=True, help="which vendor to play"
+    )
+    standin.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    standin.add_argument("--port", type=int, default=0, help="port to listen on (0: a free one)")
 
     check = commands.add_parser(
         "check", help="check the settings and the vendor before going live (a real signin)"
     )
     check.add_argument("--email", help="a test user's email for the real signin and page fetch")
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1) on a warning too: a step that could not prove what it checks",
+    )
+    check.add_argument(
+        "--origin",
+        help="the origin of your pages that show the widget (https://shop.example.com),"
+        " sent as Origin to a vendor API that judges it",
+    )
 
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         if args.command == "serve":
             return run_serve(args)
         if args.command == "check":
             from .check import run_check
 
-            return run_check(args.email)
+            return run_check(args.email, strict=args.strict, origin=args.origin)
+        if args.command == "standin":
+            from .demo.standin import run_standin
+
+            return run_standin(args.provider, args.host, args.port)
         return run_demo(args.port, args.provider)
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after its graceful shutdown
         return 0
+    except BrokenPipeError:  # `widget-proxy check | head -1`: the reader left
+        return _reader_left()
+
+
+DEMO_HELP = """\
+Run a demo on http://127.0.0.1:PORT: a stand-in vendor, a login page that takes any
+email, and the proxy. It prints on stdout where the stand-in runs and the settings
+that point `widget-proxy check` or `serve` at it.
+
+It reads the same settings as `serve` (the environment over .env: token lifetimes,
+margins, limits, cache, logging...) on top of its own defaults (a new SESSION_SECRET
+if none is set). The stand-in's settings (TOKEN_PROVIDER, the vendor's keys, URLs, ids
+and script hashes) and how its login writes the session always win: the demo never
+calls a real vendor. Example:
+HISSUNO_TOKEN_TTL=90 TOKEN_REFRESH_MARGIN=30 widget-proxy demo --provider hissuno
+"""
+
+
+def _reader_left() -> int:
+    """Exit quietly when stdout's reader is gone, as a shell's tools do: status 128 +
+    SIGPIPE, and nothing more written (stdout now points at /dev/null, so the
+    interpreter's last flush of what was buffered doesn't fail too)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def _trust_list(raw: str) -> list[str]:
@@ -93,13 +163,16 @@ def _trust_list(raw: str) -> list[str]:
 
 def run_serve(args: argparse.Namespace) -> int:
     try:
-        settings = Settings.load()  # fail here, once, before any worker starts
+        # Fail here, once, before any worker starts; and warn here, once, for them all.
+        settings = Settings.load(warn=warn)
     except SettingsError as exc:
         print(f"widget-proxy: {exc}", file=sys.stderr)
         return 2
     if problems := serve_problems(settings, proxy_headers=args.proxy_headers):
         print("\n".join(f"widget-proxy: {problem}" for problem in problems), file=sys.stderr)
         return 2
+    if args.server == "granian":
+        return run_granian(args, settings)
     metrics_dir = prepare_multiprocess_metrics() if args.workers > 1 else None
     config = uvicorn.Config(
         # `Reloading`: SIGHUP swaps the settings in-process. Each worker (spawned) gets
@@ -139,6 +212,34 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def warn(line: str) -> None:
+    """A variable that looks like a setting but is none (`options.strays`), said once."""
+    print(f"widget-proxy: warning: {line}", file=sys.stderr)
+
+
+def run_granian(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        from .granian_server import serve_granian
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "granian":
+            raise
+        print(GRANIAN_MISSING, file=sys.stderr)
+        return 2
+    return serve_granian(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        root_path=args.root_path,
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        log_config=logging_for(settings, "json"),
+        log_level=settings.log_level,
+        max_head=head_bound(settings.max_header_bytes, settings.max_request_target_bytes),
+        shutdown_timeout=settings.shutdown_timeout,
+        metrics_dir=prepare_multiprocess_metrics() if args.workers > 1 else None,
+    )
+
+
 def logging_for(settings: Settings, default_format: str) -> dict[str, Any]:
     return log_config(
         level=settings.log_level,
@@ -165,20 +266,39 @@ def prepare_multiprocess_metrics() -> str:
     return folder
 
 
-def run_demo(port: int, provider: str) -> int:
-    from .demo import demo_app, demo_settings, stand_in
+def run_demo(port: int, provider: str | None) -> int:
+    from .demo import demo_app, demo_env
+    from .demo.standin import exit_zero_on_sigterm, print_env, standin_env
 
-    vendor = stand_in(provider)
+    user = read_environ()
+    for line in strays.warnings(user, all_options()):
+        warn(line)
+    name = provider or user.get("TOKEN_PROVIDER", "").strip() or DEFAULT_PROVIDER
+    if name not in PROVIDERS:
+        choices = ", ".join(PROVIDERS)
+        print(f"widget-proxy: TOKEN_PROVIDER: {name!r} is not one of {choices}", file=sys.stderr)
+        return 2
+    vendor = PROVIDERS[name].stand_in()
     with BackgroundServer(vendor.app()) as upstream:
-        settings = demo_settings(vendor, upstream.url)
+        env, replaced = demo_env(name, vendor, upstream.url, user)
+        try:
+            settings = Settings.from_env(env)
+        except SettingsError as exc:
+            print(f"widget-proxy: {exc}", file=sys.stderr)
+            return 2
         logging.config.dictConfig(logging_for(settings, "text"))
         try:
             sock = bind("127.0.0.1", port)
         except OSError as exc:
             print(f"widget-proxy: cannot listen on 127.0.0.1:{port}: {exc}", file=sys.stderr)
             return 1
-        log.info("demo %s stand-in at %s", provider, upstream.url)
+        if replaced:
+            log.info("demo: the stand-in's settings replace %s", ", ".join(replaced))
+        where = f"the demo's {name} stand-in, at {upstream.url}"
+        print_env(sys.stdout, standin_env(vendor, upstream.url), where)
+        log.info("demo %s stand-in at %s", name, upstream.url)
         log.info("demo ready: open http://127.0.0.1:%d and sign in with any email", port)
+        exit_zero_on_sigterm()
         config = uvicorn.Config(
             demo_app(settings, upstream.url),
             log_config=logging_for(settings, "text"),

@@ -44,11 +44,6 @@ def _cross_check(values: dict[str, Any]) -> list[str]:
     """Problems no single setting shows (among the settings that parsed)."""
     problems = []
     get = values.get
-    if get("session_same_site") == "none" and get("session_https_only") is False:
-        problems.append(
-            "SESSION_SAME_SITE: none is only accepted by browsers with a Secure cookie;"
-            " set SESSION_HTTPS_ONLY=true"
-        )
     if get("identity_source") == "header" and get("identity_proxies") == ():
         problems.append(
             "IDENTITY_PROXIES: IDENTITY_SOURCE=header needs the CIDRs of the proxy that sets"

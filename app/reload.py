@@ -1,7 +1,7 @@
 """Settings reloaded on SIGHUP: the whole app swapped for one built from the new settings.
 
 `widget-proxy serve` runs a `Reloading` app. It holds one *generation*: a `Settings`,
-the app `create_app` built from it, and a count of the requests that app is answering.
+the app `create_app` built from it, and the requests that app is answering.
 On SIGHUP it reads the settings again (`.env` and the `*_FILE` secret files; the
 process environment itself can't change), builds and starts a new generation, and
 swaps it in with one assignment. A request keeps the generation it started with, so
@@ -12,12 +12,16 @@ in the process uses the old settings (an old vendor key may be revoked). Setting
 that don't validate are refused with their problems, and the running ones stay.
 
 With several workers, `workers.ReloadingWorkers` passes SIGHUP on to each worker, which
-swaps in-process as above; `serve.serve_app` is what each process runs.
+swaps in-process as above; `serve.serve_app` is what each process runs. Under granian
+(`serve --server granian`), whose drain is not uvicorn's, a worker learns when the app
+has started (`on_started`) and cancels the requests in flight once SHUTDOWN_TIMEOUT has
+passed (`cancel_requests`); the lifespan's shutdown waits for them, under any server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -52,24 +56,40 @@ class Generation:
         self.settings = settings
         self.app = app
         self.state: dict[str, Any] = {}  # what the app's lifespan yielded, if anything
-        self.in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self.requests: set[object] = set()  # each request's task (what `cancel` ends)
+        self._idle: asyncio.Event | None = None  # set when the last request leaves
         self._stop = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
 
-    def enter(self) -> None:
-        self.in_flight += 1
-        self._idle.clear()
+    @property
+    def in_flight(self) -> int:
+        return len(self.requests)
 
-    def leave(self) -> None:
-        self.in_flight -= 1
-        if self.in_flight == 0:
+    def enter(self) -> object:
+        """Count the request the current task answers; the token `leave` takes."""
+        request = asyncio.current_task() or object()
+        self.requests.add(request)
+        return request
+
+    def leave(self, request: object) -> None:
+        requests = self.requests
+        requests.discard(request)
+        if not requests and self._idle is not None:  # someone waits for it
             self._idle.set()
+
+    def cancel(self) -> int:
+        """Cancel every request in flight; how many."""
+        tasks = [r for r in self.requests if isinstance(r, asyncio.Task)]
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
 
     async def idle(self) -> None:
         """Wait until no request is in flight."""
-        await self._idle.wait()
+        while self.requests:
+            if self._idle is None or self._idle.is_set():  # shared by every waiter
+                self._idle = asyncio.Event()
+            await self._idle.wait()
 
     async def start(self) -> None:
         """Run the app's lifespan up to its startup, in a task of its own (so that it
@@ -107,7 +127,8 @@ class Reloading:
     `load` reads the settings (`Settings.load`); `build` turns them into an app
     (`create_app`, sharing one `Metrics` so that counters carry over); `check` may refuse
     settings that load fine (what `serve`'s own flags rule out). `handle_sighup` makes
-    SIGHUP call `reload()`, when the lifespan runs in a process's main thread. `flush`
+    SIGHUP call `reload()`, when the lifespan runs in a process's main thread.
+    `on_started` and `cancel_requests` are for a server's drain (granian_worker). `flush`
     writes what the request lines' writer holds (`serve`'s `BatchWriter`): at each
     reload, and at the end of the lifespan, once every generation is closed.
     """
@@ -141,6 +162,7 @@ class Reloading:
         self._tasks: set[asyncio.Task[bool]] = set()
         self._previous_handler: Any = None
         self._sighup_installed = False
+        self._on_started: list[Callable[[], None]] = []
 
     @property
     def current(self) -> Starlette:
@@ -157,13 +179,22 @@ class Reloading:
             await self._lifespan(scope, receive, send)
             return
         generation = self._current  # this request's, to its end, whatever reloads meanwhile
-        generation.enter()
+        request = generation.enter()
         try:
             if generation.state:
                 scope = {**scope, "state": {**scope.get("state", {}), **generation.state}}
             await generation.app(scope, receive, send)
         finally:
-            generation.leave()
+            generation.leave(request)
+
+    def on_started(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the app has started (its SIGHUP handled), in the
+        lifespan's task, before the server is told so."""
+        self._on_started.append(callback)
+
+    def cancel_requests(self) -> int:
+        """Cancel every request in flight, whatever its settings; how many."""
+        return sum(generation.cancel() for generation in {self._current, *self._live})
 
     async def reload(self) -> bool:
         """Read the settings again and swap them in; False (and the running settings
@@ -270,8 +301,17 @@ class Reloading:
             self._previous_handler = signal.getsignal(signal.SIGHUP)
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
             self._sighup_installed = True
+        for callback in self._on_started:
+            callback()
 
     async def _shutdown(self) -> bool:
+        # A server may end its drain with requests still running (granian: one whose
+        # client has gone): the apps close under none of them, for SHUTDOWN_TIMEOUT at
+        # most (under uvicorn, the requests it has just cancelled end at once).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._current.settings.shutdown_timeout):
+                for generation in {self._current, *self._live}:
+                    await generation.idle()
         if self._sighup_installed:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             if self._previous_handler is not None:

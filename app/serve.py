@@ -56,8 +56,17 @@ def serve_app(*, proxy_headers: bool, metrics_dir: str | None = None) -> Reloadi
     def build(settings: Settings) -> Starlette:
         return create_app(settings, metrics=metrics, request_log=lines)
 
+    loads = 0
+
+    def load() -> Settings:
+        # At start the command line warned of stray variables, once for every worker; a
+        # reload (an edited .env) is logged by each, as its "settings reloaded" line is.
+        nonlocal loads
+        loads += 1
+        return Settings.load(warn=(lambda line: None) if loads == 1 else None)
+
     return Reloading(
-        Settings.load,
+        load,
         build,
         check=lambda settings: serve_problems(settings, proxy_headers=proxy_headers),
         handle_sighup=True,

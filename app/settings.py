@@ -14,7 +14,8 @@ once; `tests/test_settings_defaults.py` ties the two. What no single setting sho
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +36,7 @@ from .options import (
     read_environ,
     secrets_in,
     settings_group,
+    strays,
     text,
 )
 from .options import parsers as p
@@ -49,6 +51,8 @@ from .upstream.breaker import DEFAULT_BREAKER
 from .upstream.client import DEFAULT_LIMITS, DEFAULT_RETRIES, DEFAULT_TIMEOUTS
 
 __all__ = ["Option", "Secret", "Settings", "SettingsError", "all_options", "read_environ"]
+
+log = logging.getLogger("widget_proxy.settings")
 
 
 @settings_group
@@ -82,18 +86,6 @@ class Settings:
         text(identity.DEFAULT_MAX_AGE),
         "Oldest session cookie accepted, in seconds (Starlette's default, 14 days)",
         p.positive(int),
-    )
-    session_https_only: bool = option(
-        "SESSION_HTTPS_ONLY",
-        "true",
-        "Mark the session cookie Secure (set false only for plain-http development)",
-        p.flag,
-    )
-    session_same_site: Literal["lax", "strict", "none"] = option(
-        "SESSION_SAME_SITE",
-        "lax",
-        "SameSite of the session cookie: lax, strict or none (none needs SESSION_HTTPS_ONLY)",
-        p.choice("lax", "strict", "none"),
     )
     session_user_id_key: tuple[str, ...] = option(
         "SESSION_USER_ID_KEY",
@@ -379,9 +371,15 @@ class Settings:
         return cls(**values, vendor=group)
 
     @classmethod
-    def load(cls, env_file: Path | None = Path(".env")) -> Settings:
-        """The process environment over an optional `.env` file; the environment wins."""
-        return cls.from_env(read_environ(env_file))
+    def load(
+        cls, env_file: Path | None = Path(".env"), *, warn: Callable[[str], None] | None = None
+    ) -> Settings:
+        """The process environment over an optional `.env` file; the environment wins.
+        A variable that looks like a setting but is none is told to `warn` (or logged)."""
+        env = read_environ(env_file)
+        for line in strays.warnings(env, all_options()):
+            (warn or log.warning)(line)
+        return cls.from_env(env)
 
 
 CORE_OPTIONS: tuple[Option, ...] = options_of(Settings)

@@ -1,7 +1,8 @@
 """`ReloadingWorkers`: uvicorn's supervisor of worker processes, with SIGHUP passed on.
 
 uvicorn's own supervisor restarts every worker on SIGHUP; this one checks the new
-settings in the parent first, then lets each worker swap its settings in-process
+settings in the parent first (`refused`, which granian's supervisor runs too:
+`granian_server`), then lets each worker swap its settings in-process
 (`reload.Reloading`).
 """
 
@@ -33,12 +34,7 @@ class ReloadingWorkers(Multiprocess):
         self._check = check
 
     def handle_hup(self) -> None:
-        try:
-            problems = self._check(Settings.load())
-        except Exception as exc:  # whatever it is, the supervisor must keep running
-            problems = unreadable(exc)
-        if problems:
-            log.error(REFUSED, "; ".join(problems))
+        if refused(self._check):
             return
         log.info("SIGHUP received: passing it on to %d workers", len(self.processes))
         for process in list(self.processes):
@@ -51,3 +47,16 @@ class ReloadingWorkers(Multiprocess):
                 log.warning("worker [%s] is not serving; SIGHUP not passed on", process.pid)
                 continue
             os.kill(process.pid, signal.SIGHUP)
+
+
+def refused(check: Callable[[Settings], list[str]]) -> bool:
+    """A supervisor's look at the settings a SIGHUP asks for, before it passes the signal
+    on: True (the refusal logged, with the problems) if they don't load, or `check`
+    finds problems in them."""
+    try:
+        problems = check(Settings.load())
+    except Exception as exc:  # whatever it is, the supervisor must keep running
+        problems = unreadable(exc)
+    if problems:
+        log.error(REFUSED, "; ".join(problems))
+    return bool(problems)

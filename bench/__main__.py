@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench.config import FULL, QUICK, SCENARIOS, Config
+from bench.config import FULL, QUICK, SCENARIOS, SERVERS, UVICORN_ONLY, Config
 from bench.runner import run
 
 T = TypeVar("T")
@@ -28,6 +28,11 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Config, Path | None]:
     parser.add_argument(
         "--scenarios",
         help=f"comma-separated subset of {','.join(SCENARIOS)} (default: all)",
+    )
+    parser.add_argument(
+        "--server",
+        choices=SERVERS,
+        help="the HTTP server of the proxy, its limit and the naive recipe (uvicorn)",
     )
     parser.add_argument("--duration", type=float, help="seconds per warm load run (30)")
     parser.add_argument("--connections", type=int, help="concurrent connections (64)")
@@ -62,7 +67,7 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Config, Path | None]:
         name: value
         for name in (
             "duration", "connections", "users", "threads", "loadgen", "signin_delay",
-            "page_delay", "burst", "expiry_duration", "redis_url", "profile", "plot",
+            "page_delay", "burst", "expiry_duration", "redis_url", "profile", "plot", "server",
         )
         if (value := getattr(args, name)) is not None
     }  # fmt: skip
@@ -76,6 +81,14 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Config, Path | None]:
                 f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"
             )
         overrides["scenarios"] = chosen
+    if args.server == "granian":
+        chosen = overrides.get("scenarios", config.scenarios)
+        if args.scenarios and (only := [s for s in chosen if s in UVICORN_ONLY]):
+            parser.error(
+                "; ".join(f"scenario {s} {UVICORN_ONLY[s]}" for s in only)
+                + ": run it with --server uvicorn"
+            )
+        overrides["scenarios"] = tuple(s for s in chosen if s not in UVICORN_ONLY)
     for name in ("duration", "connections", "users", "burst", "expiry_duration", "threads"):
         if name in overrides and overrides[name] <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")

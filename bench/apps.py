@@ -1,4 +1,5 @@
-"""The two apps the proxy is measured against, served by the same uvicorn command line.
+"""The two apps the proxy is measured against, served by the same command line as the
+proxy (uvicorn's, or granian's with `--server granian`).
 
 - `limit_app`: the ceiling. One pure-ASGI route that sends the bytes and headers the
   proxy sent for one user, computed once: no session, cache, rate limit or injection.

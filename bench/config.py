@@ -9,6 +9,14 @@ from typing import Final
 SCENARIOS: Final = (
     "warm", "served", "http", "redis", "naive", "cold", "expiry", "memory", "workers", "limits",
 )  # fmt: skip
+# The HTTP servers the proxy, its limit and the naive recipe can run on (`--server`); the
+# stand-in vendor runs on uvicorn whichever is measured.
+SERVERS: Final = ("uvicorn", "granian")
+# What only uvicorn can run, and why.
+UVICORN_ONLY: Final = {
+    "http": "compares uvicorn's HTTP protocols",  # 1c
+    "served": "compares serve's defaults with the limit at uvicorn's",  # 1d
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +36,7 @@ class Config:
     refresh_margin: float = 2.0  # TOKEN_REFRESH_MARGIN there
     memory_counts: tuple[int, ...] = (10_000, 100_000)
     workers: int = 2
+    server: str = "uvicorn"  # what serves the proxy, its limit and the naive recipe
     redis_url: str = "redis://127.0.0.1:6379/15"
     limits_duration: float = 60.0  # one user driving two processes against a shared limit
     quick: bool = False

@@ -1,9 +1,11 @@
-"""How much CPU other programs took while we measured, so a shared machine shows.
+"""How much CPU other programs took while we measured, so a shared machine shows; and
+how much the server under load took, for its req/s per core.
 
 The machine's busy time comes from /proc/stat; ours is the benchmark's process tree
 (itself, its servers and their workers, wrk), live processes' own time plus what
 they reaped from their children, so that a wrk that has just exited still counts
-as ours. The difference is everyone else's.
+as ours. The difference is everyone else's. A server's is its own process tree (its
+workers, and every thread of each: granian's Rust threads too).
 """
 
 from __future__ import annotations
@@ -71,3 +73,19 @@ def others(before: CpuSample | None, after: CpuSample | None) -> float | None:
     hertz = os.sysconf("SC_CLK_TCK")
     foreign = (after.busy - before.busy) - (after.ours - before.ours)
     return max(0.0, foreign / hertz / (after.at - before.at))
+
+
+def server_sample(pid: int) -> CpuSample | None:
+    """The CPU time of the server `pid` and its workers so far (`busy` unused)."""
+    try:
+        return CpuSample(0, _tree_ticks(pid), time.monotonic())
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def used(before: CpuSample | None, after: CpuSample | None) -> float | None:
+    """Cores the sampled server kept busy on average between the two samples."""
+    if before is None or after is None or after.at <= before.at:
+        return None
+    hertz = os.sysconf("SC_CLK_TCK")
+    return (after.ours - before.ours) / hertz / (after.at - before.at)

@@ -56,11 +56,15 @@ class Harness:
     ) -> tuple[LoadResult, Counter[str]]:
         """One load run, and the upstream calls counted while it ran."""
         before = await self.stack.calls()
-        busy = cpu.sample()
+        busy, serving = cpu.sample(), cpu.server_sample(server.pid)
         load = await self.loadgen.run(
             Target(server.port), cookies, seconds, self.config.connections
         )
-        load = replace(load, others=cpu.others(busy, cpu.sample()))
+        others, used = (
+            cpu.others(busy, cpu.sample()),
+            cpu.used(serving, cpu.server_sample(server.pid)),
+        )
+        load = replace(load, others=others, server_cores=used)
         return load, await self.stack.calls() - before
 
     async def prime(

@@ -67,6 +67,12 @@ class LoadResult:
     socket_errors: int
     bad_status: int  # answers outside 2xx (wrk: 4xx and 5xx)
     others: float | None = None  # cores other programs kept busy meanwhile (bench.cpu)
+    server_cores: float | None = None  # cores the server under load kept busy (bench.cpu)
+
+    @property
+    def per_core(self) -> float | None:
+        """Requests a second per core the server kept busy."""
+        return self.rps / self.server_cores if self.server_cores else None
 
     @property
     def rps(self) -> float:

@@ -1,8 +1,9 @@
 """Servers as real processes, started the way users start the proxy and always stopped.
 
-Each server is `python -m uvicorn … --loop uvloop --http httptools --no-access-log` in
-a session of its own, so that workers it forks can be found and stopped with it; or,
-as served (`Command`), `widget-proxy serve` and a uvicorn at its defaults.
+Each server is `python -m uvicorn … --loop uvloop --http httptools --no-access-log` (or,
+with `--server granian`, `python -m granian …` as `serve --server granian` configures
+it) in a session of its own, so that workers it forks can be found and stopped with it;
+or, as served (`Command`), `widget-proxy serve` and a uvicorn at its defaults.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from bench.http import HOST, fetch
+from widget_proxy.security.bounded import DEFAULT_MAX_HEAD
 from widget_proxy.settings import all_options
 
 REPO: Final = Path(__file__).resolve().parent.parent
@@ -75,6 +77,29 @@ def uvicorn_defaults(target: str) -> Command:
     ]  # fmt: skip
 
 
+def granian_command(target: str, port: int, workers: int = 1) -> list[str]:
+    """granian as `widget-proxy serve --server granian` runs it (`granian_server`):
+    HTTP/1.1, its read buffer bounding the head, uvicorn's backlog, uvloop."""
+    from widget_proxy.granian_server import BACKLOG, read_buffer  # granian's extra
+
+    return [
+        sys.executable, "-m", "granian", target, "--factory", "--interface", "asgi",
+        "--working-dir", str(REPO), "--host", HOST, "--port", str(port),
+        "--workers", str(workers), "--loop", "uvloop", "--http", "1", "--no-ws",
+        "--backlog", str(BACKLOG), "--http1-buffer-size", str(read_buffer(DEFAULT_MAX_HEAD)),
+        "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def server_command(
+    server: str, target: str, port: int, workers: int = 1, http: str = "httptools"
+) -> list[str]:
+    """`server`'s command line; `http` is uvicorn's protocol (granian has its own)."""
+    if server == "granian":
+        return granian_command(target, port, workers)
+    return uvicorn_command(target, port, workers, http)
+
+
 class Server:
     def __init__(self, name: str, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
         self.name = name
@@ -94,7 +119,8 @@ class Server:
         raise ServerFailed(f"{self.name}: no VmRSS for process {self.pid}")
 
     def workers(self) -> list[int]:
-        """The worker processes uvicorn spawned (`--workers`), or just this one."""
+        """The worker processes the server started (`--workers`; granian's, always), or
+        just this one."""
         found = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -105,8 +131,8 @@ class Server:
             except OSError:
                 continue
             parent = int(stat[stat.rindex(")") + 2 :].split()[1])
-            # uvicorn's supervisor also spawns multiprocessing's resource tracker.
-            if parent == self.pid and b"spawn_main" in command:
+            # A supervisor may also start multiprocessing's resource tracker.
+            if parent == self.pid and b"resource_tracker" not in command:
                 found.append(int(entry.name))
         return sorted(found) or [self.pid]
 
@@ -166,14 +192,15 @@ def start(
     workdir: Path,
     workers: int = 1,
     http: str = "httptools",
+    server: str = "uvicorn",
     command: Command | None = None,
 ) -> Server:
-    """`command`: another way to serve than `target` under `uvicorn_command`."""
+    """`command`: another way to serve than `target` under `server_command`."""
     port = free_port()
     log = workdir / f"{name}-{port}.log"
     with log.open("wb") as stderr:
         process = subprocess.Popen(  # noqa: S603 (our own interpreter, fixed arguments)
-            command(port) if command else uvicorn_command(target, port, workers, http),
+            command(port) if command else server_command(server, target, port, workers, http),
             cwd=workdir,  # not the checkout: a developer's .env there must not apply
             env=dict(env),
             stdin=subprocess.DEVNULL,
@@ -193,12 +220,14 @@ async def serving(
     workdir: Path,
     workers: int = 1,
     http: str = "httptools",
+    server: str = "uvicorn",
     command: Command | None = None,
 ) -> AsyncIterator[Server]:
-    """`http`: uvicorn's --http (a name, or a protocol class's import string)."""
-    server = start(name, target, env, workdir, workers, http, command)
+    """`http`: uvicorn's --http (a name, or a protocol class's import string); `server`:
+    uvicorn or granian; `command`: another way to serve (as served)."""
+    process = start(name, target, env, workdir, workers, http, server, command)
     try:
-        await server.wait_ready()
-        yield server
+        await process.wait_ready()
+        yield process
     finally:
-        server.stop()
+        process.stop()

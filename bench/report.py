@@ -46,7 +46,7 @@ class Row:
             p99=ms(load.p99),
             errors=f"{load.errors:,}",
             upstream=upstream_calls(calls),
-            notes=notes if load.others is None else f"{notes}; {others(load.others)}",
+            notes="; ".join(n for n in (notes, cores(load), others_of(load)) if n),
         )
 
 
@@ -55,6 +55,17 @@ class Check:
     target: str
     measured: str
     met: bool | None  # None: reported, no pass/fail bar
+
+
+def cores(load: LoadResult) -> str:
+    """The server's CPU: req/s per core is what a process of it serves."""
+    if load.server_cores is None or load.per_core is None:
+        return ""
+    return f"server {load.server_cores:.2f} cores, {load.per_core:,.0f} req/s per core"
+
+
+def others_of(load: LoadResult) -> str:
+    return "" if load.others is None else others(load.others)
 
 
 def others(cores: float) -> str:
@@ -139,6 +150,7 @@ def render(
         "",
         *machine(generator, load_before),
         f"- Run: {settings}; took {seconds:.0f} s" + (f" ({mode})" if config.quick else ""),
+        f"- Server: {config.server} (the proxy's, its limit's and the naive recipe's)",
         "",
         "| Scenario | req/s | p50 | p99 | errors | upstream calls | notes |",
         "|---|---:|---:|---:|---:|---|---|",

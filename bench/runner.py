@@ -32,7 +32,7 @@ async def run(config: Config, workdir: Path) -> Finished:
     generator = pick_generator(config.loadgen, config.threads, workdir)
     outcome = Outcome()
     complete = True
-    async with running_stack(workdir, Secrets.fresh()) as stack:
+    async with running_stack(workdir, Secrets.fresh(), config.server) as stack:
         scenarios = Scenarios(config, stack, generator)
         for name in config.scenarios:
             progress(f"{name} …")

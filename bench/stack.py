@@ -50,10 +50,13 @@ class Secrets:
 
 
 class Stack:
-    def __init__(self, workdir: Path, keys: Secrets, vendor: Server) -> None:
+    def __init__(
+        self, workdir: Path, keys: Secrets, vendor: Server, server: str = "uvicorn"
+    ) -> None:
         self.workdir = workdir
         self.keys = keys
         self.vendor = vendor
+        self.server = server  # the proxy's, the limit's and the naive recipe's
         self.vendor_url = f"http://127.0.0.1:{vendor.port}"
 
     async def calls(self) -> Counter[str]:
@@ -90,10 +93,10 @@ class Stack:
         self, workers: int = 1, http: str = SERVE_HTTP, **settings: str
     ) -> AsyncIterator[Server]:
         """The proxy, served by the HTTP protocol `widget-proxy serve` uses (`http`:
-        another, for a comparison)."""
+        another of uvicorn's, for a comparison)."""
         env = self.proxy_env(**settings)
         async with serving(
-            "proxy", "widget_proxy:create_app", env, self.workdir, workers, http
+            "proxy", "widget_proxy:create_app", env, self.workdir, workers, http, self.server
         ) as server:
             yield server
 
@@ -118,7 +121,9 @@ class Stack:
         }
         target = "bench.apps:limit_app"
         command = uvicorn_defaults(target) if as_served else None
-        async with serving("limit", target, env, self.workdir, command=command) as server:
+        async with serving(
+            "limit", target, env, self.workdir, server=self.server, command=command
+        ) as server:
             yield server
 
     @asynccontextmanager
@@ -131,12 +136,16 @@ class Stack:
             apps.NAIVE_WIDGET: f"{WIDGET_TYPE}/{WIDGET_ID}",
             apps.NAIVE_SESSION_SECRET: self.keys.session_secret,
         }
-        async with serving("naive", "bench.apps:naive_app", env, self.workdir) as server:
+        async with serving(
+            "naive", "bench.apps:naive_app", env, self.workdir, server=self.server
+        ) as server:
             yield server
 
 
 @asynccontextmanager
-async def running_stack(workdir: Path, keys: Secrets) -> AsyncIterator[Stack]:
+async def running_stack(
+    workdir: Path, keys: Secrets, server: str = "uvicorn"
+) -> AsyncIterator[Stack]:
     env: Mapping[str, str] = {
         **clean_environ(),
         upstream.API_KEY: keys.api_key,
@@ -144,4 +153,4 @@ async def running_stack(workdir: Path, keys: Secrets) -> AsyncIterator[Stack]:
         upstream.SIGNING_KEY: keys.signing_key,
     }
     async with serving("stand-in", "bench.upstream:create_app", env, workdir) as vendor:
-        yield Stack(workdir, keys, vendor)
+        yield Stack(workdir, keys, vendor, server)

@@ -9,13 +9,16 @@ commands and contributors install `requirements/*.txt` instead, with pip's
 lock names, in its first line, a digest of the `pyproject.toml` tables it was made
 from; `tests/suites/test_lock.py` fails when they no longer match.
 
-- `requirements/test.txt`: the package, its `test` extra (pytest, linters, pip-tools)
-  and the build backend (installed with `--no-build-isolation`, so hatchling is locked
-  too);
+- `requirements/test.txt`: the package, its `test` extra (pytest, linters, pip-tools),
+  its `docs` extra (MkDocs and Material: CI and a test build the docs site strictly),
+  its `granian` extra (the tests run `serve --server granian` too) and the build
+  backend (installed with `--no-build-isolation`, so hatchling is locked too);
 - `requirements/demo.txt`: the package and the build backend only, at the same
-  versions as `test.txt` (it is compiled with `test.txt` as its constraint).
+  versions as `test.txt` (it is compiled with `test.txt` as its constraint);
+- `requirements/runtime.txt`: what the package needs to run, and nothing to build it
+  with, at the same versions again: what the container image installs (`Dockerfile`).
 
-Both are compiled by pip-tools on the tested platform (CPython 3.11, Linux x86_64);
+All three are compiled by pip-tools on the tested platform (CPython 3.11, Linux x86_64);
 every file of a release is hashed, so other platforms' wheels install as well.
 """
 
@@ -32,6 +35,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 LOCKS = ROOT / "requirements"
 DIGEST_LINE = "# pyproject.toml dependencies sha256: "
+# The extras `requirements/test.txt` installs besides the package: the docs extra rides
+# in it (one environment runs the suite and builds the site), granian for the tests of
+# `serve --server granian`.
+TESTED_EXTRAS = ("test", "docs", "granian")
 
 
 def pyproject_digest(pyproject: Path = ROOT / "pyproject.toml") -> str:
@@ -68,7 +75,7 @@ def normalise(name: str) -> str:
     return name.strip().lower().replace("_", "-").replace(".", "-")
 
 
-def compile_lock(output: Path, *args: str, upgrade: bool) -> None:
+def compile_lock(output: Path, *args: str, upgrade: bool, build_deps: bool = True) -> None:
     command = [
         sys.executable,
         "-m",
@@ -78,7 +85,8 @@ def compile_lock(output: Path, *args: str, upgrade: bool) -> None:
         "--generate-hashes",
         "--allow-unsafe",
         "--strip-extras",
-        "--build-deps-for=editable",
+        # The build backend, for `pip install --no-build-isolation -e .` from the lock.
+        *(["--build-deps-for=editable"] if build_deps else []),
         # Where the packages came from is this machine's business, not the lock's.
         "--no-emit-index-url",
         "--no-emit-find-links",
@@ -96,9 +104,12 @@ def compile_lock(output: Path, *args: str, upgrade: bool) -> None:
 def refresh(*, upgrade: bool = False) -> None:
     LOCKS.mkdir(exist_ok=True)
     test = LOCKS / "test.txt"
-    compile_lock(test, "--extra=test", upgrade=upgrade)
+    compile_lock(test, *(f"--extra={extra}" for extra in TESTED_EXTRAS), upgrade=upgrade)
     # The demo's set is a subset of the tests', at the very same versions.
-    compile_lock(LOCKS / "demo.txt", f"--constraint={test.relative_to(ROOT)}", upgrade=False)
+    constraint = f"--constraint={test.relative_to(ROOT)}"
+    compile_lock(LOCKS / "demo.txt", constraint, upgrade=False)
+    # The image's: the wheel is built in another stage, so no build backend here.
+    compile_lock(LOCKS / "runtime.txt", constraint, upgrade=False, build_deps=False)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,6 @@ def test_a_per_user_vendor_refuses_anonymous_visitors(env: dict[str, str]) -> No
         ({"TRUSTED_PROXIES": "11.0.0.0/8 12.0.0.0/16"}, "TRUSTED_PROXIES: 11.0.0.0/8 12.0.0.0/16"),
         ({"WIDGET_BASE_URL": "http://widgets.example.com"}, "WIDGET_BASE_URL: .* plain http"),
         ({"WIDGET_API_KEY": "k\u00e9y"}, "WIDGET_API_KEY: must be visible ASCII"),
-        ({"SESSION_SAME_SITE": "none", "SESSION_HTTPS_ONLY": "false"}, "SESSION_SAME_SITE"),
     ],
 )
 def test_settings_refuse_unsafe_combinations(env: dict[str, str], problem: str) -> None:

@@ -1,5 +1,5 @@
-"""The error tree drawn at the top of `errors.py` is the module's, and the README's
-error table names every code a browser can be answered with."""
+"""The error tree drawn at the top of `errors.py` is the module's, and the error table
+of docs/errors.md names every code a browser can be answered with."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from widget_proxy.security.identity import Identity
 from widget_proxy.upstream.client import HttpClient
 from widget_proxy.upstream.keyring import KeyRing
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ERRORS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 ERRORS = [
     cls
     for _, cls in inspect.getmembers(errors, inspect.isclass)
@@ -59,8 +59,9 @@ def test_the_tree_shows_each_errors_status(cls: type[WidgetProxyError]) -> None:
     [c for c in ANSWERED if not any(o is not c and issubclass(o, c) for o in ANSWERED)],
     ids=lambda cls: cls.__name__,
 )
-def test_the_readme_table_names_each_code(cls: type[WidgetProxyError]) -> None:
-    rows = [line for line in README.read_text().splitlines() if line.endswith(f"`{cls.code}` |")]
+def test_the_error_table_names_each_code(cls: type[WidgetProxyError]) -> None:
+    lines = ERRORS_PAGE.read_text().splitlines()
+    rows = [line for line in lines if line.endswith(f"`{cls.code}` |")]
 
     assert [row for row in rows if f"| {cls.status}" in row], f"no row for {cls.code}"
 

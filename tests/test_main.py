@@ -1,5 +1,6 @@
-"""The two commands a merchant runs, as real processes: the demo, and `serve` with its
-.env file, its shutdown, its log level and its metrics folder."""
+"""The commands a merchant runs, as real processes: the demo (with the settings `serve`
+reads), `serve` with its .env file, its shutdown, its log level and its metrics folder,
+and every command's output to a reader that left."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
+from base64 import urlsafe_b64decode
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +19,7 @@ import httpx2
 import pytest
 
 from tests.support import (
+    VALID,
     FaultyUpstream,
     LeakScanner,
     Respond,
@@ -22,8 +27,15 @@ from tests.support import (
     scanning_client,
     wait_until,
 )
-from tests.support.processes import running, serve
-from widget_proxy.__main__ import prepare_multiprocess_metrics
+from tests.support.processes import (
+    answers,
+    clean_environ,
+    printing,
+    run_check,
+    running,
+    serve,
+)
+from widget_proxy.__main__ import main, prepare_multiprocess_metrics
 from widget_proxy.providers.returningai import ReturningAIStandIn
 
 
@@ -49,6 +61,67 @@ def test_demo_runs_with_no_configuration(tmp_path: Path, leak_scanner: LeakScann
 
     assert widget.status_code == 200
     assert re.search(r'token: "[\w-]+\.[\w-]+\.[\w-]+"', widget.text)
+
+
+@pytest.mark.slow
+def test_the_demo_reads_the_settings_serve_reads(tmp_path: Path, leak_scanner: LeakScanner) -> None:
+    """A lifetime from the environment and a margin from .env reach the demo's tokens;
+    it prints its stand-in's settings, on which `check` passes."""
+    (tmp_path / ".env").write_text("TOKEN_REFRESH_MARGIN=30\n")
+    port = free_port()
+    args = ["demo", "--provider", "hissuno", "--port", str(port)]
+    base = f"http://127.0.0.1:{port}"
+
+    with printing(args, tmp_path, leak_scanner, {"HISSUNO_TOKEN_TTL": "90"}) as stand_in:
+        wait_until(lambda: answers(f"{base}/healthz"), timeout=30)
+        with scanning_client(leak_scanner, base_url=base) as client:
+            client.post("/login", data=_login(client, "ann@example.com"))
+            answer = client.post("/widget/token").json()
+        checked = run_check(tmp_path, stand_in, "a@example.com", dotenv=False)
+
+    payload = answer["token"].split(".")[1]
+    claims = json.loads(urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["exp"] - claims["iat"] == 90  # HISSUNO_TOKEN_TTL, not the 24 h default
+    assert 55 <= answer["expiresIn"] <= 60  # served until exp - TOKEN_REFRESH_MARGIN
+    assert stand_in["TOKEN_PROVIDER"] == "hissuno"
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.splitlines()[-1] == "All checks passed."
+
+
+def _login(client: httpx2.Client, email: str) -> dict[str, str]:
+    form = client.get("/login").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert csrf is not None
+    return {"email": email, "next": "/", "csrf": csrf.group(1)}
+
+
+@pytest.mark.parametrize(
+    "args",
+    # (argparse's --help already ignores a write that fails)
+    [["check"], ["standin", "--provider", "neuroon"], ["demo", "--port", "0"]],
+    ids=["check", "standin", "demo"],
+)
+def test_a_reader_that_left_ends_the_command_quietly(args: list[str], tmp_path: Path) -> None:
+    """`widget-proxy check | head -1`: no traceback, the status a shell's tools give."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "widget_proxy", *args],
+            cwd=tmp_path,
+            env=clean_environ(),
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write)
+
+    assert result.returncode == 128 + signal.SIGPIPE, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Exception ignored" not in result.stderr
 
 
 @pytest.mark.slow
@@ -171,3 +244,21 @@ def test_the_metrics_folder_is_emptied_before_workers_start(
     made = Path(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"))
     assert made.is_dir()
     assert not list(made.iterdir())
+
+
+def test_serve_under_granian_without_granian_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env
+    for name, value in VALID.items():
+        monkeypatch.setenv(name, value)
+    for name in [n for n in sys.modules if n.startswith(("granian.", "widget_proxy.granian"))]:
+        monkeypatch.delitem(sys.modules, name)  # imported by other tests, found here first
+    monkeypatch.setitem(sys.modules, "granian", None)  # as if not installed
+
+    status = main(["serve", "--server", "granian", "--port", "0"])
+
+    assert status == 2
+    assert capsys.readouterr().err == (
+        "widget-proxy: --server granian needs granian: pip install 'widget-proxy[granian]'\n"
+    )

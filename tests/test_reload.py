@@ -1,7 +1,8 @@
 """SIGHUP re-reads the settings and swaps them whole: nothing in flight is dropped.
 
 In-process, `Reloading` runs under a real uvicorn in the test's own event loop (so the
-test calls `reload()` itself); as a real process, `serve` gets SIGHUP under load.
+test calls `reload()` itself); as a real process, `serve` gets SIGHUP under load (under
+uvicorn, and under granian: `--server granian`, whose supervisor passes SIGHUP on too).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tests.support import (
     async_scanning_client,
     fifo,
     free_port,
+    fresh_secret,
     scanning_client,
     session_cookie,
     wait_until,
@@ -43,7 +45,7 @@ from widget_proxy.reload import CLOSED, Reloading
 from widget_proxy.servers import BackgroundServer, bind
 from widget_proxy.settings import Settings
 
-SECRET = "reload-session-secret-" + "r" * 32
+SECRET = fresh_secret("reload-")
 
 
 def cookie(email: str) -> dict[str, str]:
@@ -185,6 +187,32 @@ async def test_the_old_settings_are_reported_closed_only_after_their_last_signin
 
 
 @pytest.mark.anyio
+async def test_the_start_is_announced_and_requests_in_flight_can_be_cancelled(
+    make_settings: Callable[..., Settings], vendor: ReturningAIStandIn, leak_scanner: LeakScanner
+) -> None:
+    """What a server without uvicorn's drain asks of it (`serve --server granian`)."""
+    proxy = Reloading(lambda: make_settings(SESSION_SECRET=SECRET))
+    started: list[int] = []
+    proxy.on_started(lambda: started.append(len(started)))
+    async with (
+        serving(proxy) as url,
+        async_scanning_client(leak_scanner, base_url=url, timeout=30) as client,
+    ):
+        assert started == [0]
+        vendor.signin_delay = 10
+        pending = asyncio.create_task(client.get("/widget", headers=cookie(EMAIL)))
+        await until(lambda: vendor.calls["signin"] == 1)
+        cancelled = proxy.cancel_requests()
+        response = await pending
+        after = proxy.cancel_requests()
+
+    assert cancelled == 1
+    assert response.status_code == 500  # uvicorn's, for a request that ended unanswered
+    assert after == 0
+    assert started == [0]
+
+
+@pytest.mark.anyio
 async def test_concurrent_reloads_take_turns_and_close_every_old_app(
     make_settings: Callable[..., Settings], leak_scanner: LeakScanner
 ) -> None:
@@ -253,7 +281,6 @@ async def test_invalid_new_settings_are_refused_and_the_old_keep_serving(
         **vendor.proxy_env(upstream),
         **UNLIMITED,
         "SESSION_SECRET": SECRET,
-        "SESSION_HTTPS_ONLY": "false",
     }
     write_env(env_file, values)
     proxy = Reloading(lambda: Settings.load(env_file=env_file))
@@ -393,7 +420,6 @@ def key_from_file(vendor_env: dict[str, str], key_file: Path) -> dict[str, str]:
         **vendor_env,
         **UNLIMITED,
         "SESSION_SECRET": SECRET,
-        "SESSION_HTTPS_ONLY": "false",
         "WIDGET_API_KEY": "",
         "WIDGET_API_KEY_FILE": str(key_file),
     }
@@ -413,9 +439,17 @@ def stand_in(leak_scanner: LeakScanner) -> Iterator[tuple[KeyCheckingStandIn, st
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [1, 2], ids=["one-worker", "two-workers"])
+@pytest.mark.parametrize(
+    ("server", "workers"),
+    [("uvicorn", 1), ("uvicorn", 2), ("granian", 2)],
+    ids=["one-worker", "two-workers", "granian-two-workers"],
+)
 def test_sighup_under_load_drops_nothing(
-    tmp_path: Path, leak_scanner: LeakScanner, workers: int, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    leak_scanner: LeakScanner,
+    server: str,
+    workers: int,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     leak_scanner.add(SECRET)
     with stand_in(leak_scanner) as (vendor, upstream):
@@ -426,7 +460,7 @@ def test_sighup_under_load_drops_nothing(
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = tmp_path / "stderr.log"
-        args = ["serve", "--port", str(port), "--workers", str(workers)]
+        args = ["serve", "--port", str(port), "--workers", str(workers), "--server", server]
 
         with running(args, tmp_path, url, leak_scanner) as process:
             wait_until(lambda: count(log, "Application startup complete") == workers, 60)
@@ -447,7 +481,7 @@ def test_sighup_under_load_drops_nothing(
                     reload()
                     load.wait_for(40)
 
-                # A rotated key, the way the README rotates one: the vendor takes both
+                # A rotated key, the way docs/vendors/index.md rotates one: the vendor takes both
                 # keys until every process has closed its old settings, then the old key
                 # is revoked. Revoked any sooner, a user the running app holds no token
                 # for is refused (502): a newcomer, or on a loaded machine a user whose
@@ -477,7 +511,7 @@ def test_sighup_under_load_drops_nothing(
 
     sent, failed = load.sent(), len(load.failures) + sum(s != 200 for s in load.statuses)
     with capsys.disabled():
-        print(f"\n{workers} worker(s): {sent} requests during 5 SIGHUPs, {failed} failed")
+        print(f"\n{server}, {workers} worker(s): {sent} requests during 5 SIGHUPs, {failed} failed")
     assert load.failures == []
     assert set(load.statuses) == {200}
     assert "unknown" not in vendor.signins

@@ -8,14 +8,13 @@ import json
 import logging
 import logging.config
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
 import pytest
 
-from tests.support import LeakScanner, scanning_client
+from tests.support import LeakScanner, fresh_secret, scanning_client
 from tests.support.processes import serve, serve_refused
 from widget_proxy.ops.fastlines import FastLines
 from widget_proxy.ops.logs import LOGGERS, log_config
@@ -28,10 +27,10 @@ def test_serve_refuses_proxy_headers_with_header_identity(tmp_path: Path) -> Non
     env = {
         "PATH": os.environ.get("PATH", ""),
         "WIDGET_BASE_URL": "https://widgets.example.com",
-        "WIDGET_API_KEY": "k",
+        "WIDGET_API_KEY": fresh_secret(),
         "WIDGET_COMMUNITY_ID": "c",
         "WIDGET_ID": "w",
-        "SESSION_SECRET": "s" * 32,
+        "SESSION_SECRET": fresh_secret(),
         "IDENTITY_SOURCE": "header",
         "IDENTITY_PROXIES": "127.0.0.1",
     }
@@ -122,7 +121,7 @@ async def test_serve_app_writes_request_lines_past_logging_and_flushes_them(
     upstream: str,
     served_logging: io.StringIO,
 ) -> None:
-    secret = secrets.token_urlsafe(32)
+    secret = fresh_secret()
     env = {**vendor.proxy_env(upstream), "SESSION_SECRET": secret, "LOGIN_URL": ""}
     for name, value in env.items():
         monkeypatch.setenv(name, value)

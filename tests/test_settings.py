@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from tests.support import VALID
+from tests.support import VALID, fresh_secret
 from tests.support.processes import serve_refused
 from tests.support.vendors import HISSUNO_KEY, SHOP_KEY, hissuno_env, neuroon_env
 from widget_proxy.options import Secret
+from widget_proxy.providers import DEFAULT_PROVIDER as DEFAULT
 from widget_proxy.providers.hissuno import HissunoSettings
 from widget_proxy.providers.neuroon import NeuroonSettings
 from widget_proxy.providers.returningai import Widget
@@ -111,8 +112,8 @@ def test_every_missing_setting_is_reported_together() -> None:
         ("WIDGET_API_KEY", "   ", "required"),
         ("WIDGET_COMMUNITY_ID", "a/b", "path segment"),
         ("WIDGET_ID", "..", "path segment"),
-        ("WIDGET_TYPE", "shop", "must be one of"),
-        ("WIDGET_COLOR", "blue", "must be one of"),
+        ("WIDGET_TYPE", "shop", "'shop' is not one of store, channel"),
+        ("WIDGET_COLOR", "green", "'green' is not one of light, dark"),
         ("WIDGETS", "store", "type/id"),
         ("WIDGETS", "shop/1", "not a widget type"),
         ("WIDGETS", "store/a b", "not a valid widget id"),
@@ -152,9 +153,10 @@ def test_secrets_never_show() -> None:
         assert VALID["SESSION_SECRET"] not in text
     assert settings.vendor.api_key.reveal() == VALID["WIDGET_API_KEY"]
     assert set(settings.secrets) == {VALID["WIDGET_API_KEY"], VALID["SESSION_SECRET"]}
-    with_password = Settings.from_env({**VALID, "CACHE_URL": "redis://:hunter2-pw@redis:6379/0"})
-    assert "hunter2-pw" not in repr(with_password)
-    assert "hunter2-pw" in with_password.secrets
+    password = fresh_secret()
+    with_password = Settings.from_env({**VALID, "CACHE_URL": f"redis://:{password}@redis:6379/0"})
+    assert password not in repr(with_password)
+    assert password in with_password.secrets
     assert Secret("a") == Secret("a")
     assert Secret("a") != Secret("b")
 
@@ -189,12 +191,23 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
     for option in OPTIONS:
         if option.default is not None:
             assert values[option.name] == option.default, option.name
-    Settings.from_env({k: v or "" for k, v in values.items()})  # the example itself is valid
+    example = {k: v or "" for k, v in values.items()}
+    # Its secrets ship empty (a value written there would be published); filled in, it is valid.
+    secret = [
+        o.name for o in OPTIONS if o.secret and o.default is None and o.vendor in ("", DEFAULT)
+    ]
+    assert secret == ["SESSION_SECRET", "WIDGET_API_KEY"]  # the default vendor's, and ours
+    assert not any(example[name] for name in secret)
+    assert "make one: python -c 'import secrets; print(secrets.token_urlsafe(48))'" in text
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(example)
+    assert [p.split(":")[0] for p in caught.value.problems] == secret
+    Settings.from_env({**example, **{name: fresh_secret() for name in secret}})
 
 
-def test_readme_table_matches_the_settings() -> None:
-    readme = (ROOT / "README.md").read_text()
-    rows = re.findall(r"(?m)^\| `([A-Z_]+)` \| (.*?) \| (.*?) \|$", readme)
+def test_the_settings_page_matches_the_settings() -> None:
+    text = (ROOT / "docs" / "settings.md").read_text()
+    rows = re.findall(r"(?m)^\| `([A-Z_]+)` \| (.*?) \| (.*?) \|$", text)
     documented = {name: (meaning, default) for name, meaning, default in rows}
 
     assert list(documented) == [o.name for o in OPTIONS]
@@ -234,12 +247,43 @@ def test_serve_refuses_to_start_with_bad_settings(tmp_path: Path) -> None:
         (hissuno_env(HISSUNO_SECRET_KEY="sk_test_" + "a" * 32), "HISSUNO_SECRET_KEY: must be"),
         (hissuno_env(HISSUNO_SECRET_KEY="sk_live_" + "a" * 31), "HISSUNO_SECRET_KEY: must be"),
         (hissuno_env(HISSUNO_SCRIPT_URL=""), "HISSUNO_SCRIPT_URL: required"),
-        ({**VALID, "TOKEN_PROVIDER": "acme"}, "TOKEN_PROVIDER: must be one of"),
+        (
+            {**VALID, "TOKEN_PROVIDER": "acme"},
+            "TOKEN_PROVIDER: 'acme' is not one of returningai, returningai-sdk, neuroon, hissuno",
+        ),
     ],
 )
 def test_provider_settings_are_checked(env: dict[str, str], problem: str) -> None:
     with pytest.raises(SettingsError, match=problem):
         Settings.from_env(env)
+
+
+def test_a_bad_choice_echoes_the_value_given() -> None:
+    """Every setting with a list of choices (or true/false) says what it was given; a
+    secret's parser never quotes its value."""
+    given = "Bogus-Choice"
+    said = {}
+    for option in OPTIONS:
+        try:
+            option.parse(given)
+        except ValueError as exc:
+            said[option.name] = str(exc)
+    choices = {name: text for name, text in said.items() if re.search(r"one of|true or", text)}
+
+    assert set(choices) >= {
+        "TOKEN_PROVIDER", "WIDGET_COLOR", "IDENTITY_SOURCE", "LOG_FORMAT", "LOG_LEVEL",
+        "METRICS_ENABLED", "WIDGET_TYPE", "RETURNINGAI_WIDGET_TYPE", "NEUROON_TOKEN_MODE",
+        "NEUROON_THEME", "NEUROON_POSITION",
+    }  # fmt: skip
+    for name, text in choices.items():
+        assert text.startswith(f"{given!r} is not "), name
+    assert not any(given in said.get(o.name, "") for o in OPTIONS if o.secret)
+    with pytest.raises(SettingsError) as caught:  # a long value, cut short
+        Settings.from_env({**VALID, "LOG_LEVEL": "verbose" * 10})
+    cut = ("verbose" * 10)[:40] + "…"
+    assert caught.value.problems == [
+        f"LOG_LEVEL: {cut!r} is not one of debug, info, warning, error"
+    ]
 
 
 def test_other_providers_need_no_returningai_settings() -> None:

@@ -1,5 +1,5 @@
 """Secrets from files: every secret setting has a `_FILE` form, read, refused with a
-reason that never shows the content, and named in the README."""
+reason that never shows the content, and named on the settings page (docs/settings.md)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import VALID, fifo
-from tests.support.processes import serve_refused
+from tests.support import VALID, fifo, fresh_secret
+from tests.support.processes import refused_by, serve_refused
 from tests.support.vendors import problems
 from widget_proxy.options import MAX_SECRET_FILE, within
 from widget_proxy.settings import Settings, all_options
@@ -36,17 +36,18 @@ def test_every_secret_setting_has_a_file_form() -> None:
 
 def test_a_secret_is_read_from_its_file_with_whitespace_trimmed(tmp_path: Path) -> None:
     key, secret = tmp_path / "api_key", tmp_path / "session_secret"
-    key.write_text("  key-from-a-file\n")
-    secret.write_text("s" * 40 + "\n")
+    api_key, session_secret = fresh_secret("key-"), fresh_secret()
+    key.write_text(f"  {api_key}\n")
+    secret.write_text(session_secret + "\n")
     env = {k: v for k, v in VALID.items() if k not in ("WIDGET_API_KEY", "SESSION_SECRET")}
 
     settings = Settings.from_env(
         {**env, "WIDGET_API_KEY_FILE": str(key), "SESSION_SECRET_FILE": str(secret)}
     )
 
-    assert settings.vendor.api_key.reveal() == "key-from-a-file"
-    assert settings.session_secret.reveal() == "s" * 40
-    assert "key-from-a-file" in settings.secrets
+    assert settings.vendor.api_key.reveal() == api_key
+    assert settings.session_secret.reveal() == session_secret
+    assert api_key in settings.secrets
 
 
 @pytest.mark.parametrize(
@@ -131,10 +132,26 @@ def test_a_required_secret_may_come_from_its_file_only(tmp_path: Path) -> None:
     assert [p.split(":")[0] for p in found] == ["WIDGET_API_KEY"]
 
 
-def test_the_readme_names_every_secret_with_a_file_form() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    paragraph = readme[readme.index("**Secrets from files.**") :].split("\n\n", 1)[0]
+def test_the_settings_page_names_every_secret_with_a_file_form() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "settings.md").read_text()
+    paragraph = text[text.index("## Secrets from files") :].split("\n\n")[1]
 
     named = re.findall(r"`([A-Z_]+)`", paragraph.split("can instead", 1)[0])
 
     assert named == [o.name for o in all_options() if o.secret]
+
+
+@pytest.mark.parametrize("command", ["serve", "check"])
+def test_serve_and_check_refuse_the_example_secret(tmp_path: Path, command: str) -> None:
+    """The issue: `.env.example` copied and only the vendor lines filled in. Its
+    SESSION_SECRET is public, so anyone could sign a session cookie as any user."""
+    example = "replace-with-at-least-32-random-characters-0123456789"
+    env = {**VALID, "SESSION_SECRET": example}
+    result, said = refused_by(command, tmp_path, env)
+
+    assert result.returncode == 2, said
+    line = next(line for line in said.splitlines() if "SESSION_SECRET" in line)
+    assert "published" in line
+    assert line.endswith("make one: python -c 'import secrets; print(secrets.token_urlsafe(48))'")
+    assert example not in said
+    assert "Traceback" not in said

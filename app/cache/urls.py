@@ -20,6 +20,7 @@ the first connection, and no message holds a password or an option's value.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -85,10 +86,12 @@ def topology(url: str) -> Topology:
     """Read a CACHE_URL (see the module's docstring); ValueError with a reason a
     merchant can act on, which never holds a password nor any option's value."""
     value = url.strip()
-    if value == "memory://":
-        return Topology("memory", url=Secret(value))
     scheme, sep, rest = value.partition("://")
     scheme = scheme.lower()
+    if scheme == "memory" and sep:
+        if rest:
+            raise ValueError("memory:// takes no host, path or option")
+        return Topology("memory", url=Secret(value))
     if not sep or scheme not in {**SINGLE_SCHEMES, **SENTINEL_SCHEMES, **CLUSTER_SCHEMES}:
         raise ValueError(
             "must be memory:// or a redis://, rediss://, unix://, redis+sentinel://,"
@@ -106,7 +109,13 @@ def topology(url: str) -> Topology:
         )
     if "#" in value:
         raise ValueError(f"a {scheme} URL must not carry a fragment (a '#' in it is %23)")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # its reason ("Invalid IPv6 URL") says nothing of the fix
+        raise ValueError(
+            f"a {scheme} URL has a '[' or ']' that is not around an IPv6 address"
+            " ([::1]:6379); in a password, write them as %5B and %5D"
+        ) from None
     userinfo, _, hosts = authority.rpartition("@")
     user, _, password = userinfo.partition(":")
     if scheme in SINGLE_SCHEMES:
@@ -149,8 +158,10 @@ def topology(url: str) -> Topology:
                 f"a {scheme} URL names one server; for several, redis+sentinel:// or"
                 " redis+cluster://"
             )
-        if len(path) > 1 or (path and not path[0].isdigit()):
-            raise ValueError(f"after the host only a database number may follow: {EXAMPLES[kind]}")
+        if len(path) > 1 or (path and not _whole(path[0])):
+            raise ValueError(
+                f"after the host only a database number (0 or more) may follow: {EXAMPLES[kind]}"
+            )
         db = options.pop("db", int(path[0]) if path else 0)
         return replace(found, nodes=nodes, db=db, options=tuple(options.items()))
     service, db = "", 0
@@ -160,9 +171,10 @@ def topology(url: str) -> Topology:
                 f"a {scheme} URL needs the master's service name, e.g. {EXAMPLES[kind]}"
             )
         service, rest_ = path[0], path[1:]
-        if len(rest_) > 1 or (rest_ and not rest_[0].isdigit()):
+        if len(rest_) > 1 or (rest_ and not _whole(rest_[0])):
             raise ValueError(
-                f"after the service name only a database number may follow: {EXAMPLES[kind]}"
+                "after the service name only a database number (0 or more) may follow:"
+                f" {EXAMPLES[kind]}"
             )
         db = int(rest_[0]) if rest_ else 0
     elif path not in ([], ["0"]):
@@ -198,7 +210,7 @@ def _options(scheme: str, kind: Kind, tls: bool, query: str) -> dict[str, Any]:
 
 def _typed(name: str, raw: str) -> object:
     if name in ("db", "health_check_interval"):
-        if not raw.isdigit():
+        if not _whole(raw):
             raise ValueError(f"{name} must be a whole number (0 or more)")
         return int(raw)
     if name in ("socket_timeout", "socket_connect_timeout"):
@@ -223,19 +235,48 @@ def _typed(name: str, raw: str) -> object:
 
 
 def _node(raw: str, kind: Kind) -> tuple[str, int]:
+    """One `host[:port]` of the host list. The messages name a host only once it is
+    read as one, and never quote a port: without its '@', a password stands where the
+    host list is (`redis://user:password`), and its pieces would be read as them."""
     raw = raw.strip()
     if raw.startswith("["):  # [::1]:port
         host, _, rest = raw[1:].partition("]")
-        port = rest.removeprefix(":")
+        if not _is_ipv6(host) or (rest and not rest.startswith(":")):
+            raise ValueError("a host in [ ] must be an IPv6 address, e.g. [::1]:6379")
+        sep, port = rest[:1], rest[1:]
     else:
-        host, _, port = raw.rpartition(":") if ":" in raw else (raw, "", "")
+        host, sep, port = raw.rpartition(":") if ":" in raw else (raw, "", "")
     if not host:
-        raise ValueError(f"{raw!r} is not host:port")
-    if not port:
+        raise ValueError("an entry of the host list has no host: it is not host:port")
+    if ":" in host and not raw.startswith("["):
+        raise ValueError("an IPv6 address is written in [ ], e.g. [::1]:6379")
+    if not raw.startswith("[") and not _HOST.fullmatch(host):
+        raise ValueError(
+            "a host of the URL is not a host name or address (letters, digits, '.', '-';"
+            " a name in another script in its xn-- form)"
+        )
+    if not sep:
         return host, DEFAULT_PORTS[kind]
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{raw!r} has a bad port: {port!r} (1-65535)")
+    if not _whole(port) or not 0 < int(port) < 65536:
+        raise ValueError(f"{host} has a bad port: a port is a number from 1 to 65535")
     return host, int(port)
+
+
+# A DNS name or an IPv4 address (underscores too: container and service names have them).
+_HOST: Final = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _whole(text: str) -> bool:
+    """A whole number written in ASCII digits (`str.isdigit` takes '²' and '٣' too)."""
+    return text.isascii() and text.isdigit()
 
 
 def url_secrets(url: str) -> list[str]:

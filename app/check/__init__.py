@@ -8,8 +8,13 @@ retries and redirects behave as in production. Each step prints one checklist
 line; the first failure stops the check and names the reason in plain words. The
 steps are the vendor's (`providers/*/check.py`), given the kit in `check.checklist`.
 
-Exit codes: 0 every check passed, 1 a check failed, 2 the settings or the command
-line are unusable (nothing was tried), 130 interrupted.
+A step that could not prove what it checks (the vendor unreachable from here, a key
+nobody could judge, a step skipped) prints a ⚠ line: then the verdict is "passed with N
+warning(s)", never "All checks passed", and `--strict` makes it a failure.
+
+Exit codes: 0 every check passed (with warnings, unless --strict), 1 a check failed (or
+warned, with --strict), 2 the settings or the command line are unusable (nothing was
+tried), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..application import http_client
 from ..cache.redis import RedisStore
@@ -31,11 +37,13 @@ from ..settings import Settings
 from .checklist import Checklist, Steps
 
 
-def run_check(email: str | None) -> int:
+def run_check(email: str | None, *, strict: bool = False, origin: str | None = None) -> int:
     """Run every check for the configured provider; the process exit code."""
     out = Checklist(sys.stdout)
     try:
-        settings = Settings.load()
+        settings = Settings.load(
+            warn=lambda line: print(f"widget-proxy: warning: {line}", file=sys.stderr)
+        )
     except SettingsError as exc:
         out.failed("settings", str(exc))
         out.say(f"Check failed: {_count(len(exc.problems), 'setting')} invalid; nothing was tried")
@@ -65,10 +73,16 @@ def run_check(email: str | None) -> int:
             out.failed("email", reason)
             out.say(f"Check failed: {reason}")
             return 2
+    if origin is not None:
+        origin = origin.rstrip("/")
+        if (problem := _not_an_origin(origin)) is not None:
+            out.failed("origin", problem)
+            out.say(f"Check failed: --origin {problem}")
+            return 2
 
     try:
         with _quiet_logs():
-            asyncio.run(_check(settings, provider, email, out))
+            asyncio.run(_check(settings, provider, email, out, origin))
     except StepFailed as exc:
         out.failed(exc.step, f"{exc.reason}{f'; {exc.hint}' if exc.hint else ''}")
         out.say(f"Check failed: {exc.reason}")
@@ -78,12 +92,42 @@ def run_check(email: str | None) -> int:
         # must not look like a passed one.
         out.say("Check failed: interrupted")
         return 130
-    out.say("All checks passed.")
+    return _verdict(out, strict=strict)
+
+
+def _verdict(out: Checklist, *, strict: bool) -> int:
+    """The last line once no step failed: a warning is not a pass, only not a failure."""
+    if not out.warned:
+        out.say("All checks passed.")
+        return 0
+    warnings = f"{_count(len(out.warned), 'warning')} ({', '.join(out.warned)})"
+    if strict:
+        out.say(f"Check failed: {warnings} under --strict")
+        return 1
+    out.say(f"Checks passed with {warnings}; --strict makes warnings fail.")
     return 0
 
 
+def _not_an_origin(origin: str) -> str | None:
+    """Why `origin` is not what a browser sends as `Origin` (None: it is)."""
+    wrong = f"{origin!r} is not an origin: scheme://host[:port], e.g. https://shop.example.com"
+    try:
+        parts = urlsplit(origin)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError:
+        return wrong
+    extra = parts.path or parts.query or parts.fragment or parts.username or parts.password
+    if parts.scheme not in ("http", "https") or not parts.hostname or extra:
+        return wrong
+    return None
+
+
 async def _check(
-    settings: Settings, provider: Provider[Any], email: str | None, out: Checklist
+    settings: Settings,
+    provider: Provider[Any],
+    email: str | None,
+    out: Checklist,
+    origin: str | None = None,
 ) -> None:
     http = http_client(settings)
     steps = Steps(
@@ -94,6 +138,7 @@ async def _check(
         max_ttl=settings.token_max_ttl,
         default_ttl=settings.token_default_ttl,
         color=settings.widget_color,
+        origin=origin,
     )
     try:
         await _cache(settings, out)

@@ -39,6 +39,7 @@ class Checklist:
         fancy = _can_encode(stream, "✔✘⚠…")
         self._ok, self._fail, self._warn = ("✔", "✘", "⚠") if fancy else ("ok", "FAIL", "warn")
         self._ellipsis = "…" if fancy else "..."
+        self.warned: list[str] = []  # the steps that warned: the verdict counts them
 
     def say(self, text: str) -> None:
         # Flushed per line: a slow vendor should show which step it is stuck on.
@@ -48,6 +49,7 @@ class Checklist:
         self.say(f"{self._ok} {step}: {text}")
 
     def warn(self, step: str, text: str) -> None:
+        self.warned.append(step)
         self.say(f"{self._warn} {step}: {text}")
 
     def failed(self, step: str, text: str) -> None:
@@ -80,9 +82,11 @@ class Steps:
         max_ttl: float,
         default_ttl: float,
         color: Color = "light",
+        origin: str | None = None,
     ) -> None:
         self.out = out
         self.color = color  # WIDGET_COLOR: the page a first view would fetch
+        self.origin = origin  # check --origin: the widget page's origin, for vendor APIs
         self.http = http
         self.status = LastStatus(http)
         self._connect_timeout = connect_timeout
@@ -164,20 +168,54 @@ class Steps:
         cached = min(left - margin, self._max_ttl)
         self.out.ok(step, f"{when}; cached for {cached:.0f} s")
 
-    async def script(self, url: str) -> None:
+    async def script(self, url: str, step: str = "script") -> None:
         """The vendor's loader script, fetched as a browser will need it."""
         await self.connect(url)
         reply, ms = await _timed(
-            "script", self.http.call("script", "GET", url, headers={"accept": "*/*"})
+            step, self.http.call("script", "GET", url, headers={"accept": "*/*"})
         )
         kind = reply.headers.get("content-type", "")
         text = f"{reply.status} in {ms} ms, {len(reply.text.encode())} bytes, {kind or 'no type'}"
         if "javascript" in kind.lower() or "ecmascript" in kind.lower():
-            self.out.ok("script", text)
+            self.out.ok(step, text)
         else:
-            self.out.warn(
-                "script", f"{text}: not served as JavaScript, browsers may refuse to run it"
-            )
+            self.out.warn(step, f"{text}: not served as JavaScript, browsers may refuse to run it")
+
+    async def proven(
+        self,
+        step: str,
+        url: str,
+        call: Callable[[], Awaitable[object]],
+        *,
+        key: str,
+        accepted: str,
+        refused: str,
+        hint: str,
+    ) -> None:
+        """Ask the vendor (the widget's own API at `url`) to judge what was signed here
+        with the setting `key`: ✔ `accepted` on a 2xx answer; a 401 fails the check
+        (`refused`, `hint`); anything else (no connection, another status) is a warning
+        that `key` is unverified, since nothing proved it either way.
+
+        The widget calls that API from the browser, not from this server: a server that
+        can't reach it may still serve working widgets, hence a warning, not a failure.
+        """
+        unverified = f"{key} is unverified"
+        try:
+            await self.connect(url)
+        except StepFailed as exc:
+            self.out.warn(step, f"{exc.reason}: {unverified}")
+            return
+        self.status.status = None
+        try:
+            _, ms = await _timed(step, call())
+        except StepFailed as exc:
+            status = self.status.status
+            if status == 401:
+                raise StepFailed(step, f"{refused} ({status})", hint) from None
+            self.out.warn(step, f"{exc.reason}: {unverified}{_advice(status, url, self.origin)}")
+            return
+        self.out.ok(step, f"{self.status.text} in {ms} ms: {accepted}")
 
 
 class LastStatus:
@@ -278,6 +316,19 @@ async def _dial(
                 await writer.wait_closed()
             return address, round((time.perf_counter() - started) * 1000)
     raise StepFailed(step, "; ".join(problems) or f"{host} has no address")
+
+
+def _advice(status: int | None, url: str, origin: str | None) -> str:
+    if status == 403 and origin is None:
+        return (
+            " (a vendor that judges the page's Origin refuses a call without one:"
+            " run check with --origin and your widget page's origin)"
+        )
+    if status == 403:
+        return f" (is {origin} among the origins the vendor allows?)"
+    if status == 404:
+        return f" (is {url} the widget's API?)"
+    return ""
 
 
 def _env_proxy(scheme: str, host: str) -> str | None:

@@ -83,8 +83,10 @@ def site_routes(settings: Settings, upstream_url: str) -> list[Route]:
             secret_key=settings.session_secret.reveal(),
             session_cookie=settings.session_cookie,
             max_age=settings.session_max_age,
-            same_site=settings.session_same_site,
-            https_only=settings.session_https_only,
+            # The demo's own login cookie, on plain http://127.0.0.1 (the proxy only
+            # reads a session cookie; the merchant's app sets its flags).
+            same_site="lax",
+            https_only=False,
         ),
     ]
 

@@ -23,6 +23,7 @@ from dotenv import dotenv_values
 
 # Re-exported: a settings group declares its secret fields with it.
 from ..secret import Secret as Secret
+from . import published
 
 T = TypeVar("T")
 
@@ -101,7 +102,8 @@ def parse_options(
     values: dict[str, Any] = {}
     for opt in options:
         raw = env.get(opt.name)
-        if opt.secret and env.get(opt.file_name, "").strip():
+        from_file = opt.secret and bool(env.get(opt.file_name, "").strip())
+        if from_file:
             if raw is not None and raw.strip():
                 problems.append(f"{opt.name}: set either {opt.name} or {opt.file_name}, not both")
                 continue
@@ -112,13 +114,37 @@ def parse_options(
                 continue
         if opt.default is None and (raw is None or not raw.strip()):
             when = f" with TOKEN_PROVIDER={opt.vendor}" if opt.vendor else ""
-            problems.append(f"{opt.name}: required{when} ({opt.help})")
+            # A secret of the proxy's own (not a vendor's key) is made by the merchant.
+            make = f"; make one: {published.MAKE_ONE}" if opt.secret and not opt.vendor else ""
+            problems.append(f"{opt.name}: required{when} ({opt.help}){make}")
             continue
         try:
             values[opt.field] = opt.parse(raw if raw is not None else opt.default or "")
         except ValueError as exc:
             problems.append(f"{opt.name}: {exc}")
+            continue
+        if opt.secret and (known := known_secret(opt, values[opt.field], from_file)):
+            problems.append(known)
     return values
+
+
+def known_secret(opt: Option, value: object, from_file: bool = False) -> str | None:
+    """The problem with a secret setting whose value anyone may know (one this project
+    published, or a placeholder: `published`), or None. The value is never quoted."""
+    # A value that holds secrets rather than being one (a URL) says which they are.
+    held = [value.reveal()] if isinstance(value, Secret) else getattr(value, "secrets", [])
+    reason = next((r for s in held if s and (r := published.refusal(s))), None)
+    if reason is None:
+        return None
+    where = f" (read from {opt.file_name})" if from_file else ""
+    if not isinstance(value, Secret):
+        return (
+            f"{opt.name}{where}: its password {reason}; set a random one on the server and"
+            f" here: {published.MAKE_ONE}"
+        )
+    if opt.vendor:
+        return f"{opt.name}{where}: {reason}; set the key the vendor issued you"
+    return f"{opt.name}{where}: {reason}; make one: {published.MAKE_ONE}"
 
 
 def read_secret_file(path: str, *, timeout: float = SECRET_FILE_TIMEOUT) -> str:

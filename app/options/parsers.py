@@ -113,7 +113,7 @@ def session_secret(raw: str) -> Secret:
     if len(raw) < 32:
         raise ValueError(
             "must be at least 32 characters; generate one with"
-            " python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            " python -c 'import secrets; print(secrets.token_urlsafe(48))'"
         )
     return Secret(raw)
 
@@ -128,7 +128,7 @@ def color(raw: str) -> Color:
     value = raw.strip()
     if value in COLORS:
         return "light" if value == "light" else "dark"
-    raise ValueError(f"must be one of {', '.join(COLORS)}")
+    raise ValueError(f"{shown(raw)} is not one of {', '.join(COLORS)}")
 
 
 def cookie_name(raw: str) -> str:
@@ -209,17 +209,24 @@ def flag(raw: str) -> bool:
         return True
     if value in ("false", "0", "no", "off"):
         return False
-    raise ValueError("must be true or false")
+    raise ValueError(f"{shown(raw)} is not true or false")
 
 
 def choice(*choices: str) -> Callable[[str], Any]:
     def parse(raw: str) -> str:
         value = raw.strip().lower()
         if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}")
+            raise ValueError(f"{shown(raw)} is not one of {', '.join(choices)}")
         return value
 
     return parse
+
+
+def shown(raw: str) -> str:
+    """A value given, as a message quotes it: trimmed, escaped, at most 40 characters.
+    (Only for settings that are not secret: a secret's parser never quotes it.)"""
+    value = raw.strip()
+    return repr(value if len(value) <= 40 else value[:40] + "…")
 
 
 def pattern(regex: str, meaning: str) -> Callable[[str], str]:

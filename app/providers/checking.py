@@ -57,6 +57,11 @@ class Steps(Protocol):
     def margin(self) -> float:
         """TOKEN_REFRESH_MARGIN."""
 
+    @property
+    def origin(self) -> str | None:
+        """`check --origin`: the origin of the pages that show the widget, sent as `Origin`
+        to a vendor API that judges it; None if not given."""
+
     async def timed(self, step: str, call: Awaitable[T], rejected: str = "") -> tuple[T, int]:
         """`call`'s result and milliseconds; an upstream error becomes `StepFailed`."""
 
@@ -76,8 +81,23 @@ class Steps(Protocol):
     def token_exp(self, token: str) -> None:
         """The token's lifetime as the token cache will judge it, one line."""
 
-    async def script(self, url: str) -> None:
+    async def script(self, url: str, step: str = "script") -> None:
         """The vendor's loader script, fetched as a browser will need it, one line."""
+
+    async def proven(
+        self,
+        step: str,
+        url: str,
+        call: Callable[[], Awaitable[object]],
+        *,
+        key: str,
+        accepted: str,
+        refused: str,
+        hint: str,
+    ) -> None:
+        """What was signed here with the setting `key`, judged by the vendor's widget API
+        at `url` through `call`: ✔ accepted (2xx), ✘ refused (401, `StepFailed`), or ⚠
+        `key` unverified (unreachable, any other answer). One line, after the connect's."""
 
 
 def utc(timestamp: float) -> str:

@@ -20,7 +20,7 @@ import pytest
 from redis.crc import key_slot
 from redis.exceptions import RedisError
 
-from tests.support import Clock, LeakScanner, Proxy
+from tests.support import Clock, LeakScanner, Proxy, fresh_secret
 from tests.support.processes import run_check
 from tests.support.redis import (
     PrivateCluster,
@@ -216,7 +216,7 @@ def test_readiness_and_check_say_the_topology(
         url = cluster.url if kind == "cluster" else stack.enter_context(private_sentinel()).url
         proxy = make_proxy(CACHE_URL=url)
         ready = proxy.client.get("/readyz").json()
-        env = {**vendor.proxy_env(upstream), "SESSION_SECRET": "c" * 32, "CACHE_URL": url}
+        env = {**vendor.proxy_env(upstream), "SESSION_SECRET": fresh_secret(), "CACHE_URL": url}
         checked = run_check(tmp_path, env, "t@example.com")
 
     assert ready["cache"]["topology"] == kind

@@ -19,7 +19,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.support import LeakScanner, Proxy
+from tests.support import LeakScanner, Proxy, fresh_secret
 from tests.support.processes import run_check
 from tests.support.redis import (
     PrivateCluster,
@@ -34,7 +34,7 @@ from widget_proxy.providers.returningai import ReturningAIStandIn
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # Sentinels and Clusters of their own
 SECRET = "s" * 32
-PASSWORD = "hunter2-tls-pw"
+PASSWORD = fresh_secret("tls-pw-")
 KINDS = ["sentinel", "cluster"]
 Servers = PrivateSentinel | PrivateCluster
 # A refusal is said about as fast as by one server: a page view that needs the cache
@@ -107,7 +107,7 @@ def test_readiness_and_check_over_tls(
     proxy = make_proxy(CACHE_URL=servers.url)
     assert proxy.get("/widget", "ann@example.com").status_code == 200
     ready = proxy.client.get("/readyz").json()
-    env = {**vendor.proxy_env(upstream), "SESSION_SECRET": "c" * 32, "CACHE_URL": servers.url}
+    env = {**vendor.proxy_env(upstream), "SESSION_SECRET": fresh_secret(), "CACHE_URL": servers.url}
     checked = run_check(tmp_path, env, "t@example.com")
 
     assert ready["cache"]["topology"] == kind
@@ -192,7 +192,7 @@ def test_the_check_names_a_refused_tls_cache_without_the_password(
     assert servers.ca is not None
     stranger, _ = self_signed(tmp_path)
     url = servers.url.replace("://", f"://:{PASSWORD}@", 1).replace(str(servers.ca), str(stranger))
-    env = {**vendor.proxy_env(upstream), "SESSION_SECRET": "c" * 32, "CACHE_URL": url}
+    env = {**vendor.proxy_env(upstream), "SESSION_SECRET": fresh_secret(), "CACHE_URL": url}
     checked = run_check(tmp_path, env, "t@example.com")
 
     assert checked.returncode != 0, checked.stdout

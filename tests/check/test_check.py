@@ -19,7 +19,7 @@ from typing import Literal
 
 import pytest
 
-from tests.support import Fault, FaultyUpstream, Hang, LeakScanner, Respond
+from tests.support import Fault, FaultyUpstream, Hang, LeakScanner, Respond, fresh_secret
 from tests.support.processes import run_check
 from widget_proxy.demo import stand_in
 from widget_proxy.providers.hissuno import HissunoStandIn
@@ -30,7 +30,7 @@ from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings, SettingsError
 
 EMAIL = "ann@example.com"
-SESSION = {"SESSION_SECRET": "check-session-secret-" + "s" * 32}
+SESSION = {"SESSION_SECRET": fresh_secret("check-")}
 LEAK = "UPSTREAM-BODY-must-not-leak"
 HTML = (("content-type", "text/html; charset=utf-8"),)
 # No full token (JWT, Neuroon shop token) is a run this long of token characters.
@@ -50,6 +50,7 @@ class Case:
     fault: tuple[str, Fault] | None = None  # ("signin" | "page", fault) on `faulty`
     token_ttl: int | None = None  # the stand-in vendor's token lifetime
     calls: dict[str, int] | None = None  # the target stand-in's call counts afterwards
+    args: tuple[str, ...] = ()  # more of the command line (--strict, --origin)
 
 
 # The calls counted on each provider's stand-in (any kind not named in a case is 0).
@@ -57,7 +58,7 @@ COUNTED = {
     "returningai": ("signin", "page"),
     "neuroon": ("token_issue", "search"),
     "returningai-sdk": ("token", "token_refused"),
-    "hissuno": ("chat",),
+    "hissuno": ("chat", "close"),
 }
 
 
@@ -66,6 +67,18 @@ CONNECT_OK = rf"✔ connect 127\.0\.0\.1:\d+: 127\.0\.0\.1 in {MS}"
 SIGNIN_OK = rf"✔ signin: 200 in {MS}, token …\S{{4}} \(\d+ chars\)"
 PAGE_OK = rf"✔ page store/demo-store: 200 in {MS}, one token placeholder, \d+ bytes"
 SCRIPT_OK = rf"✔ script: 200 in {MS}, \d+ bytes, text/javascript.*"
+HISSUNO_OK = (
+    rf"✔ api: 200 in {MS}: Hissuno accepted the token for project demo-project at"
+    r" http://127\.0\.0\.1:\d+/api/integrations/widget/chat"
+)
+HISSUNO_TOKEN = (
+    r"✔ token: HS256, signed and verified locally, claims userId, iat, exp,"
+    r" lives 86400 s, token …\S{4} \(\d+ chars\)"
+)
+HISSUNO_NO_API = (
+    r"⚠ api: HISSUNO_API_URL is empty, so the widget posts to /api/integrations/widget/chat"
+    r" .*; HISSUNO_SECRET_KEY is unverified: there is no Hissuno to ask"
+)
 FAST = {  # a hung upstream is given up on quickly, without retries
     "UPSTREAM_READ_TIMEOUT": "0.3",
     "UPSTREAM_DEADLINE": "1",
@@ -232,7 +245,8 @@ CASES = [
                 r"⚠ token exp: .* UTC, in \d+ s: less than TOKEN_REFRESH_MARGIN \(60 s\), so it"
                 r" is never cached and every page view signs in again",
                 *EVERY_PAGE_OK,
-                r"All checks passed\.",  # a warning, not a failure
+                # Passed, not failed, but never "All checks passed" with a warning.
+                r"Checks passed with 1 warning \(token exp\); --strict makes warnings fail\.",
             ),
             token_ttl=30,  # shorter than the default margin: say "lower the margin"
             calls={"signin": 1, "page": 3},
@@ -249,8 +263,8 @@ CASES = [
                 rf"✔ token issue: 200 in {MS} for data-email, expiresIn 900 s,"
                 r" token …\S{4} \(\d+ chars\)",
                 r"✔ token exp: .* UTC, in \d+ s; cached for \d+ s",
-                SCRIPT_OK,
-                SCRIPT_OK,  # the SDK, then the bundle
+                rf"✔ script \(SDK loader\): 200 in {MS}, \d+ bytes, text/javascript.*",
+                rf"✔ script \(widget bundle\): 200 in {MS}, \d+ bytes, text/javascript.*",
                 r"All checks passed\.",
             ),
             calls={"token": 1},
@@ -282,7 +296,7 @@ CASES = [
                 r" RETURNINGAI_ACCESS_KEY and remove the old key",
                 rf"✔ token issue \(RETURNINGAI_ACCESS_KEY_NEXT\): RETURNINGAI_ACCESS_KEY_NEXT:"
                 rf" 200 in {MS} for data-email, expiresIn 900 s, token …\S{{4}} \(\d+ chars\)",
-                r"All checks passed\.",
+                r"Checks passed with 1 warning \(token issue\); --strict makes warnings fail\.",
             ),
             env={"RETURNINGAI_ACCESS_KEY_NEXT": "next-key-" + secrets.token_hex(8)},
             calls={"token": 2, "token_refused": 1},
@@ -298,14 +312,30 @@ CASES = [
                 r"✔ token: signed locally for shop demo-shop at .* UTC, re-issued after 82800 s,"
                 r" token …\S{4} \(\d+ chars\)",
                 CONNECT_OK,
+                rf"✔ api: 200 in {MS}: Neuroon's widget API accepted the shop token of demo-shop",
                 SCRIPT_OK,
                 r"All checks passed\.",
             ),
             email=None,  # one token per shop: no test user needed
             env={"NEUROON_TOKEN_MODE": "local"},
-            calls={},  # signed here: Neuroon is never asked
+            calls={"search": 1},  # signed here, then judged by the widget's API
         ),
         id="neuroon-local-ok",
+    ),
+    pytest.param(
+        Case(
+            "neuroon",
+            1,
+            (
+                r"✘ api: Neuroon refused the shop token signed with NEUROON_API_KEY \(401\);"
+                r" check NEUROON_API_KEY and NEUROON_SHOP_ID",
+                r"Check failed: Neuroon refused the shop token signed with NEUROON_API_KEY \(401\)",
+            ),
+            email=None,
+            env={"NEUROON_TOKEN_MODE": "local", "NEUROON_API_KEY": "sk_" + secrets.token_hex(16)},
+            calls={"search": 1},
+        ),
+        id="neuroon-local-key-refused",  # once "All checks passed": the token signed here only
     ),
     pytest.param(
         Case(
@@ -345,15 +375,68 @@ CASES = [
             0,
             (
                 SETTINGS_OK.format("hissuno"),
-                r"✔ token: HS256, signed and verified locally, claims userId, iat, exp,"
-                r" lives 86400 s, token …\S{4} \(\d+ chars\)",
+                HISSUNO_TOKEN,
                 CONNECT_OK,
                 SCRIPT_OK,
+                HISSUNO_OK,
                 r"All checks passed\.",
             ),
-            calls={},  # signed and verified here: Hissuno is never asked
+            calls={"close": 1},  # Hissuno judged the token; no chat was started
         ),
         id="hissuno-ok",
+    ),
+    pytest.param(
+        Case(
+            "hissuno",
+            1,
+            (
+                HISSUNO_TOKEN,  # it signs, and verifies under the key it signed with
+                r"✘ api: Hissuno refused the token signed with HISSUNO_SECRET_KEY \(401\);"
+                r" check HISSUNO_SECRET_KEY and HISSUNO_PROJECT_ID",
+                r"Check failed: Hissuno refused the token signed with HISSUNO_SECRET_KEY \(401\)",
+            ),
+            env={"HISSUNO_SECRET_KEY": "sk_live_" + secrets.token_urlsafe(24)},
+            calls={"close": 1},
+        ),
+        id="hissuno-key-refused",  # once "All checks passed", then "401 Invalid token"
+    ),
+    pytest.param(
+        Case(
+            "hissuno",
+            0,
+            (
+                HISSUNO_TOKEN,
+                HISSUNO_NO_API,
+                r"Checks passed with 1 warning \(api\); --strict makes warnings fail\.",
+            ),
+            env={"HISSUNO_API_URL": ""},
+            calls={},
+        ),
+        id="hissuno-key-unverified",
+    ),
+    pytest.param(
+        Case(
+            "hissuno",
+            1,
+            (HISSUNO_NO_API, r"Check failed: 1 warning \(api\) under --strict"),
+            env={"HISSUNO_API_URL": ""},
+            calls={},
+            args=("--strict",),
+        ),
+        id="hissuno-key-unverified-strict",
+    ),
+    pytest.param(
+        Case(
+            "hissuno",
+            2,
+            (
+                r"✘ origin: 'https://shop\.example/widget' is not an origin: scheme://host\[:port\].*",
+                r"Check failed: --origin 'https://shop\.example/widget' is not an origin: .*",
+            ),
+            calls={},
+            args=("--origin", "https://shop.example/widget"),
+        ),
+        id="origin-invalid",
     ),
 ]
 
@@ -378,7 +461,7 @@ def test_check(
             vendor.token_ttl = case.token_ttl  # the `upstream` fixture puts it back
         calls.clear()
 
-        result = run_check(tmp_path, settings, case.email)
+        result = run_check(tmp_path, settings, case.email, *case.args)
 
     out = result.stdout
     # Scanned first: the assertions below print the output when they fail.
@@ -390,7 +473,14 @@ def test_check(
     for pattern in case.lines:
         assert re.search(rf"^{pattern}$", out, re.MULTILINE), f"no line {pattern!r} in\n{out}"
     final = out.splitlines()[-1]
-    assert final.startswith("All checks passed." if case.exit == 0 else "Check failed: "), out
+    warned = len(re.findall("^⚠", out, re.MULTILINE))
+    if case.exit != 0:
+        assert final.startswith("Check failed: "), out
+    elif warned:  # a step that proved nothing is never reported as a pass
+        assert final.startswith(f"Checks passed with {warned} warning"), out
+        assert "All checks passed" not in out
+    else:
+        assert final == "All checks passed.", out
     if case.calls is not None:
         kinds = COUNTED[settings.get("TOKEN_PROVIDER", "returningai")]
         assert set(case.calls) <= set(kinds), "the case counts a call its stand-in has not"

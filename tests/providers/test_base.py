@@ -24,7 +24,7 @@ from widget_proxy.cache import Keys, MemoryStore, PageCache
 from widget_proxy.cache.tokens import JwtLifetime
 from widget_proxy.check.checklist import Checklist, Steps
 from widget_proxy.demo import demo_settings
-from widget_proxy.errors import UpstreamRejectedKey
+from widget_proxy.errors import StepFailed, UpstreamRejectedKey
 from widget_proxy.options import Secret, options_of
 from widget_proxy.providers import PROVIDERS, Parts, Provider, StandIn, Vendor
 from widget_proxy.security.identity import Identity
@@ -232,14 +232,35 @@ def test_the_browser_gets_a_token_the_vendor_accepts(
 # --- widget-proxy check ---------------------------------------------------------------
 
 
-async def test_its_check_passes_against_the_vendor(scanned: Played, http: HttpClient) -> None:
+def checklist(http: HttpClient) -> tuple[Steps, Checklist, io.StringIO]:
     out = io.StringIO()
-    steps = Steps(Checklist(out), http, connect_timeout=2, margin=60, max_ttl=3600, default_ttl=300)
+    lines = Checklist(out)
+    steps = Steps(lines, http, connect_timeout=2, margin=60, max_ttl=3600, default_ttl=300)
+    return steps, lines, out
+
+
+async def test_its_check_passes_against_the_vendor(scanned: Played, http: HttpClient) -> None:
+    steps, listed, out = checklist(http)
 
     await scanned.provider.check(scanned.settings.vendor, steps, EMAIL)
 
     lines = out.getvalue().splitlines()
     assert lines, "a check says what it did"
-    assert all(line.startswith(("✔", "ok", "⚠", "warn")) for line in lines), lines
+    assert all(line.startswith(("✔", "ok")) for line in lines), lines
+    assert listed.warned == [], "against its vendor, every step proves what it checks"
     for secret in scanned.settings.secrets:
         assert secret not in out.getvalue()
+
+
+async def test_its_check_fails_a_wrong_secret(scanned: Played, http: HttpClient) -> None:
+    """The vendor judges the secret in `check`, however the token is made: one signed
+    here with a wrong key fails it as one the vendor refuses to issue does."""
+    wrong = demo_settings(scanned.provider.stand_in(), scanned.url)  # other credentials
+    steps, _, out = checklist(http)
+
+    with pytest.raises(StepFailed) as failed:
+        await scanned.provider.check(wrong.vendor, steps, EMAIL)
+
+    key_name, key = wrong.vendor.key
+    assert key_name in failed.value.hint  # the setting to look at
+    assert key.reveal() not in out.getvalue() + str(failed.value)

@@ -12,7 +12,7 @@ The proxy end to end:
 - `test_security.py`: the security model (origins, the token endpoint, identity
   headers, rate limits) through the whole proxy
 - `test_operations.py`: what an operator relies on across processes (serve's JSON lines,
-  metrics across workers, the nginx and oauth2-proxy samples)
+  metrics across workers, the nginx and oauth2-proxy samples of docs/operations.md)
 - `test_upstream_faults.py`: every upstream fault against a real server
 - `test_redis_failover.py`: Redis going away and coming back, in every topology
 - `test_key_rotation.py`: rotating the vendor's key without a dropped request
@@ -22,6 +22,12 @@ The project itself:
 - `test_architecture.py`: which module may import which
 - `test_lock.py`: the requirements lock
 - `test_packaging.py`: the wheel and the sdist
+- `test_container.py`: the Dockerfile (hadolint, the lock, built and run with podman
+  when CONTAINER_TESTS=1)
+- `test_kubernetes.py`: deploy/kubernetes/ against the API's schemas and the app
+- `test_compose.py`: deploy/compose.yaml, and its nginx.conf in front of two proxies
 - `test_bench.py`: the benchmark's smoke run
 - `test_layout.py`: tests mirror the package (docs/testing.md)
+- `test_docs.py`: the README and the docs site: short, built strictly, and the blocks a
+  merchant copies (`.env`, FastAPI app, nginx, stand-in and check) run as written
 """

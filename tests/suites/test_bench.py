@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import QUICK
+from bench.__main__ import parse
+from bench.config import QUICK, SCENARIOS
 from bench.profile import summarize
 from tests.support import unavailable, under_ci
 
@@ -182,6 +183,36 @@ def test_the_built_in_load_generator_stands_in_for_wrk(tmp_path: Path) -> None:
     assert all(name.startswith(("1.", "3.")) for name in found), list(found)
     for prefix in ROWS[:2]:
         assert NUMBER.search(row(found, prefix)[1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_proxy_and_its_limit_run_under_granian(tmp_path: Path) -> None:
+    _, table = run_bench(tmp_path, "--quick", "--server", "granian", "--scenarios", "warm")
+
+    assert "- Server: granian" in table
+    found = rows(table)
+    assert list(found) == [name for name in found if name.startswith("1. ")]
+    for prefix in ROWS[:2]:
+        cells = row(found, prefix)
+        assert NUMBER.search(cells[1]), cells
+        assert cells[4] == "0", cells
+    assert re.search(r"proxy / limit: [\d.]+x req/s", row(found, ROWS[1])[-1])
+
+
+def test_granian_refuses_the_scenario_of_uvicorns_protocols(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse(["--server", "granian", "--scenarios", "warm,http"])
+    config, _ = parse(["--server", "granian"])  # every scenario: all but uvicorn's own
+
+    assert exited.value.code == 2
+    assert "scenario http compares uvicorn's HTTP protocols: run it with --server uvicorn" in (
+        capsys.readouterr().err
+    )
+    assert config.server == "granian"
+    assert config.scenarios == tuple(s for s in SCENARIOS if s not in ("http", "served"))
 
 
 def test_profile_summary_ranks_frames_by_own_and_inclusive_time(tmp_path: Path) -> None:

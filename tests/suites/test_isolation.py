@@ -1,5 +1,5 @@
 """The vendor's page runs on the origin that serves it: what that allows, and the two
-defences the README gives (a CSP sandbox, or the proxy on an origin of its own).
+defences docs/security.md gives (a CSP sandbox, or the proxy on an origin of its own).
 
 A hostile vendor script tries what the review's did: read the shop's home page (its
 CSRF token and the signed-in email) with a same-origin fetch, and read the cookies.

@@ -38,7 +38,6 @@ TESTED_ELSEWHERE: dict[str, tuple[str, str]] = {
         "the tokenizer is the placeholder scanner's: read through the pages it scans",
     ),
     "delivery/page.py": ("tests/cache/test_pages.py", "the page cache is its main source"),
-    "demo/__init__.py": ("tests/demo/test_site.py", "starts demo_app(demo_settings(...))"),
     "options/__init__.py": (
         "tests/test_settings_secrets.py",
         "options are read through Settings.from_env: the _FILE forms, secret files",
@@ -48,7 +47,6 @@ TESTED_ELSEWHERE: dict[str, tuple[str, str]] = {
         "each parser through the variable it reads (test_bad_values_name_their_variable)",
     ),
     "providers/checking.py": (_PROVIDER_SUITE, "each provider's check against its stand-in"),
-    "providers/hissuno/check.py": (_PROVIDER_SUITE, _RUNS_PROVIDERS),
     "providers/neuroon/check.py": (_PROVIDER_SUITE, _RUNS_PROVIDERS),
     "providers/returningai/__init__.py": (_PROVIDER_SUITE, _RUNS_PROVIDERS),
     "providers/returningai/check.py": (_PROVIDER_SUITE, _RUNS_PROVIDERS),

@@ -1,6 +1,6 @@
 """What an operator relies on across processes and parts: metrics added up across
-workers, serve's JSON lines, the README's nginx samples, and one user's failing sign-in
-that must not open the circuit for everybody. (Health and readiness:
+workers, serve's JSON lines, the nginx samples of docs/operations.md (run as written),
+and one user's failing sign-in that must not open the circuit for everybody. (Health and readiness:
 tests/test_health.py; request ids and log lines: tests/ops/test_requestlog.py.)"""
 
 from __future__ import annotations
@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import re
 import socket
-import subprocess
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import jwt
@@ -26,13 +24,14 @@ from tests.support import (
     LeakScanner,
     Proxy,
     Respond,
+    docs,
     scanning_client,
     token_in,
     unavailable,
-    wait_until,
 )
 from tests.support.metrics import at_once, samples, value
-from tests.support.processes import answers, free_port, serve
+from tests.support.nginx import nginx
+from tests.support.processes import serve
 from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.servers import BackgroundServer
 
@@ -53,11 +52,18 @@ def test_one_users_failing_signin_does_not_open_the_circuit_for_everybody(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
 def test_metrics_add_up_across_workers(
-    tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
+    tmp_path: Path,
+    vendor: ReturningAIStandIn,
+    upstream: str,
+    leak_scanner: LeakScanner,
+    server: str,
 ) -> None:
     with (
-        serve(tmp_path, vendor, upstream, leak_scanner, "--workers", "2") as proxy,
+        serve(
+            tmp_path, vendor, upstream, leak_scanner, "--workers", "2", "--server", server
+        ) as proxy,
         scanning_client(leak_scanner, base_url=proxy.url, timeout=30) as client,
     ):
         at_once(client, "/widget", [proxy.cookie(f"w{i}@x.io") for i in range(40)])
@@ -129,58 +135,22 @@ def test_serve_logs_json_lines(
     assert EMAIL not in proxy.log.read_text()
 
 
-NGINX = Path("/usr/sbin/nginx")
-
-
-def readme_nginx_blocks() -> list[str]:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    blocks = re.findall(r"```nginx\n(.*?)```", readme, re.DOTALL)
-    assert len(blocks) == 2, "the README has a forwarding and an oauth2-proxy nginx sample"
-    return blocks
-
-
-@contextmanager
-def nginx(tmp_path: Path, block: str, backend: str) -> Iterator[str]:
-    """A real nginx serving `block` (a README sample) with the proxy at `backend`."""
-    if not NGINX.exists():
-        unavailable("nginx is not installed (apt-get install nginx)")
-    port = free_port()
-    (tmp_path / "nginx.conf").write_text(
-        f"daemon off; user root; pid {tmp_path}/nginx.pid;"
-        f" error_log {tmp_path}/nginx-error.log;\n"
-        "events {}\n"
-        "http {\n  access_log off;\n"
-        + "".join(f"  {kind}_temp_path {tmp_path}/{kind};\n"
-                  for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        + f"  server {{\n    listen 127.0.0.1:{port};\n"
-        + block.replace("127.0.0.1:8000", backend)
-        + "  }\n}\n"
-    )  # fmt: skip
-    process = subprocess.Popen(
-        [str(NGINX), "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: answers(f"{base}/rewards/healthz"), timeout=15)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 @pytest.mark.slow
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
 def test_behind_nginx_with_the_readme_config(
-    tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
+    tmp_path: Path,
+    vendor: ReturningAIStandIn,
+    upstream: str,
+    leak_scanner: LeakScanner,
+    server: str,
 ) -> None:
     with serve(
-        tmp_path, vendor, upstream, leak_scanner, "--root-path", "/rewards",
+        tmp_path, vendor, upstream, leak_scanner, "--root-path", "/rewards", "--server", server,
         TRUSTED_PROXIES="127.0.0.1/32", LOGIN_URL="/login",
     ) as proxy:  # fmt: skip
         backend = proxy.url.removeprefix("http://")
         with (
-            nginx(tmp_path, readme_nginx_blocks()[0], backend) as base,
+            nginx(tmp_path, docs.block("nginx-serve"), backend) as base,
             scanning_client(leak_scanner, base_url=base, timeout=30) as client,
         ):
             page = client.get(
@@ -223,7 +193,7 @@ def test_the_forwarding_sample_never_passes_on_a_clients_identity_header(
     ) as proxy:  # fmt: skip
         backend = proxy.url.removeprefix("http://")
         with (
-            nginx(tmp_path, underscores + readme_nginx_blocks()[0], backend) as base,
+            nginx(tmp_path, underscores + docs.block("nginx-serve"), backend) as base,
             scanning_client(leak_scanner, base_url=base, timeout=30) as client,
         ):
             claimed = client.get("/rewards/widget", headers={"x-auth-request-email": EMAIL})
@@ -260,7 +230,7 @@ def test_the_oauth2_proxy_sample_sets_the_identity_itself(
             IDENTITY_PROXIES="127.0.0.1/32",
         ) as proxy,
     ):  # fmt: skip
-        block = readme_nginx_blocks()[1].replace(
+        block = docs.block("nginx-oauth2-proxy").replace(
             "127.0.0.1:4180", auth_server.url.removeprefix("http://")
         )
         with (

@@ -100,7 +100,6 @@ def merchant_project(
         "PATH": os.environ.get("PATH", ""),
         **vendor.proxy_env(upstream),
         "SESSION_SECRET": secret,
-        "SESSION_HTTPS_ONLY": "false",
         "LOGIN_URL": "/login",
     }
     port = free_port()

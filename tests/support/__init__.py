@@ -5,8 +5,11 @@ FIFO nobody writes, the leak scanner, a fault-injecting wrapper for the stand-in
 vendor, and the proxy under test with its scanning client. Beside it:
 `support.processes` (the proxy as a real process), `support.redis` (a real Redis,
 found or started), `support.vendors` (the other vendors' keys and environments),
-`support.metrics` (Prometheus text read back), `support.browser` (Chromium) and
-`support.settings_docs` (the settings' docs, written).
+`support.metrics` (Prometheus text read back), `support.browser` (Chromium),
+`support.settings_docs` (the settings' docs, written), `support.docs` (the README's and
+the docs site's pages and marked code blocks), `support.nginx` (a real nginx),
+`support.deploy` (the Dockerfile and deploy/ as the tests read them) and
+`support.containers` (podman, and a base image made without a registry).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import threading
 import time
 from collections import Counter
@@ -36,13 +40,21 @@ from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings
 
 EMAIL: Final = "ann@example.com"
+
+
+def fresh_secret(prefix: str = "") -> str:
+    """A secret made for this run. A fixed one would be published with the tests, and
+    the proxy refuses published secrets and placeholders (`options.published`)."""
+    return prefix + secrets.token_urlsafe(32)
+
+
 # A valid Returning.AI configuration, for tests that build settings by hand.
 VALID: Final = {
     "WIDGET_BASE_URL": "https://widgets.example.com/",
-    "WIDGET_API_KEY": "key-that-must-stay-hidden",
+    "WIDGET_API_KEY": fresh_secret("wp-key-"),
     "WIDGET_COMMUNITY_ID": "community-1",
     "WIDGET_ID": "w-1",
-    "SESSION_SECRET": "s" * 32,
+    "SESSION_SECRET": fresh_secret(),
 }
 # Most tests send far more than a user's minute allows; the rate-limit tests lower these.
 UNLIMITED: Final = {"RATE_LIMIT_PER_MINUTE": "1000000", "RATE_LIMIT_IP_PER_MINUTE": "1000000"}

@@ -3,10 +3,13 @@ one user's paced page views at processes that share a rate limit."""
 
 from __future__ import annotations
 
+import io
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,11 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
+from dotenv import dotenv_values
 
-from tests.support import EMAIL, LeakScanner, free_port, session_cookie, wait_until
+from tests.support import EMAIL, LeakScanner, free_port, fresh_secret, session_cookie, wait_until
 from widget_proxy.cache.counts import admitted_at_most
 from widget_proxy.providers.returningai import ReturningAIStandIn
-from widget_proxy.settings import all_options
+from widget_proxy.settings import Settings, all_options
+
+SERVED_SECRET = fresh_secret("served-")
 
 
 def answers(url: str) -> bool:
@@ -76,7 +82,7 @@ def serve(
 ) -> Iterator[Served]:
     """`widget-proxy serve` configured by a `.env` file in its working directory."""
     port = free_port()
-    secret = "served-secret-" + "x" * 32
+    secret = SERVED_SECRET  # the same for every process of a run: they share a cache
     scanner.add(secret)
     settings = {
         "WIDGET_BASE_URL": upstream,
@@ -94,6 +100,58 @@ def serve(
         yield Served(base, secret, tmp_path / "stderr.log", process)
 
 
+def clean_environ(**env: str) -> dict[str, str]:
+    """The runner's environment without any setting of the proxy, and `env`."""
+    names = {o.name for o in all_options()}
+    return {**{k: v for k, v in os.environ.items() if k not in names}, **env}
+
+
+@contextmanager
+def printing(
+    args: list[str], cwd: Path, scanner: LeakScanner, env: dict[str, str] | None = None
+) -> Iterator[dict[str, str]]:
+    """`widget-proxy *args` (`standin`, `demo`) until the block ends, then SIGTERM, which
+    must end it with status 0; the settings it printed on stdout, up to the empty line
+    that ends them. Its log (stderr) is scanned for every secret it printed."""
+    log = cwd / "stderr.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "widget_proxy", *args],
+            cwd=cwd,
+            env=clean_environ(**(env or {})),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=_read_lines, args=(process, lines), daemon=True)
+    reader.start()
+    printed: list[str] = []
+    try:
+        while (line := lines.get(timeout=30)) != "\n":
+            assert line, f"it stopped before printing its settings: {log.read_text()}"
+            printed.append(line)
+        read = dotenv_values(stream=io.StringIO("".join(printed)))
+        settings = {k: v for k, v in read.items() if v is not None}
+        scanner.add(*Settings.from_env(settings).secrets)
+        yield settings
+    finally:
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=30)
+        reader.join(timeout=5)  # it reads to the end of the output, then stops
+        if process.stdout is not None:
+            process.stdout.close()
+        scanner.check("the process's log", log.read_text())
+        assert status == 0, log.read_text()  # a clean stop, not a death by signal
+
+
+def _read_lines(process: subprocess.Popen[str], lines: queue.Queue[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.put(line)
+    lines.put("")  # the end of its output
+
+
 def serve_refused(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """`widget-proxy serve` configured by `env` only, for settings it must refuse: it
     exits at once (a start, or a hang, fails the caller by the timeout)."""
@@ -108,17 +166,35 @@ def serve_refused(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Comp
     )
 
 
+def refused_by(
+    command: str, cwd: Path, env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """`serve` or `check` (with a test user's email) given settings they must refuse
+    before anything starts: the process, and all it said (stdout and stderr)."""
+    refused = serve_refused(cwd, env) if command == "serve" else run_check(cwd, env, "t@x.org")
+    return refused, refused.stdout + refused.stderr
+
+
 def run_check(
-    cwd: Path, settings: dict[str, str], email: str | None
+    cwd: Path,
+    settings: dict[str, str],
+    email: str | None,
+    *args: str,
+    dotenv: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """`widget-proxy check` in `cwd`, configured by a `.env` of `settings` only."""
-    (cwd / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
-    # Only the .env configures it: the environment would win over the file.
-    env = {k: v for k, v in os.environ.items() if k not in {o.name for o in all_options()}}
+    """`widget-proxy check` in `cwd`, configured by `settings` only: a `.env` of them, or
+    (`dotenv=False`) the environment, with no `.env` in `cwd`."""
+    env = clean_environ()  # only `settings` configure it, not the runner's environment
+    if dotenv:
+        (cwd / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    else:
+        (cwd / ".env").unlink(missing_ok=True)
+        env.update(settings)
     env["PYTHONIOENCODING"] = "utf-8"  # the check marks, whatever the runner's locale
-    args = [sys.executable, "-m", "widget_proxy", "check", *(["--email", email] if email else [])]
+    command = [sys.executable, "-m", "widget_proxy", "check"]
+    command += [*(["--email", email] if email else []), *args]
     return subprocess.run(
-        args,
+        command,
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -139,7 +215,7 @@ SHARED_LIMIT = {"RATE_LIMIT_PER_MINUTE": str(LIMIT), "RATE_LIMIT_SYNC_INTERVAL":
 
 
 def bound(processes: int, round_trip: float = LOOPBACK) -> int:
-    """README, Rate limits: what `processes` may admit of one user asking each one every
+    """docs/redis.md, the bound: what `processes` may admit of one user asking each one every
     `PACE` seconds, with Redis `round_trip` seconds away."""
     return admitted_at_most(
         LIMIT, processes=processes, rate=1 / PACE, interval=INTERVAL, round_trip=round_trip

@@ -3,21 +3,23 @@ and what a refused environment's problems are; a Neuroon stand-in's search and a
 
 from __future__ import annotations
 
+import secrets
+
 import httpx2
 import pytest
 
-from tests.support import VALID, Proxy
+from tests.support import VALID, Proxy, fresh_secret
 from widget_proxy.settings import Settings, SettingsError
 
-# Keys of the shape each vendor issues (none of them is real).
-SHOP_KEY = "sk_" + "0123456789abcdef" * 2
-HISSUNO_KEY = "sk_live_" + "Ab3_-" * 6 + "xy"
+# Keys of the shape each vendor issues (none of them is real), made for this run.
+SHOP_KEY = "sk_" + secrets.token_hex(16)
+HISSUNO_KEY = "sk_live_" + secrets.token_urlsafe(24)[:32]
 
 
 def neuroon_env(**extra: str) -> dict[str, str]:
     """A Neuroon configuration that signs its shop token here (`extra` overrides)."""
     return {
-        "SESSION_SECRET": "s" * 32,
+        "SESSION_SECRET": VALID["SESSION_SECRET"],
         "TOKEN_PROVIDER": "neuroon",
         "NEUROON_SHOP_ID": "shop-1",
         "NEUROON_API_KEY": SHOP_KEY,
@@ -30,7 +32,7 @@ def neuroon_env(**extra: str) -> dict[str, str]:
 def hissuno_env(**extra: str) -> dict[str, str]:
     """A Hissuno configuration (`extra` overrides)."""
     return {
-        "SESSION_SECRET": "s" * 32,
+        "SESSION_SECRET": VALID["SESSION_SECRET"],
         "TOKEN_PROVIDER": "hissuno",
         "HISSUNO_SECRET_KEY": HISSUNO_KEY,
         "HISSUNO_PROJECT_ID": "proj-1",
@@ -57,12 +59,12 @@ NEUROON = {
     "TOKEN_PROVIDER": "neuroon",
     "SESSION_SECRET": VALID["SESSION_SECRET"],
     "NEUROON_SHOP_ID": "shop-1",
-    "NEUROON_API_KEY": "sk_" + "a" * 32,
+    "NEUROON_API_KEY": "sk_" + secrets.token_hex(16),
 }
 HISSUNO = {
     "TOKEN_PROVIDER": "hissuno",
     "SESSION_SECRET": VALID["SESSION_SECRET"],
-    "HISSUNO_SECRET_KEY": "sk_live_" + "b" * 32,
+    "HISSUNO_SECRET_KEY": "sk_live_" + secrets.token_urlsafe(24)[:32],
     "HISSUNO_PROJECT_ID": "p-1",
     "HISSUNO_SCRIPT_URL": "https://cdn.example/hissuno.js",
 }
@@ -70,7 +72,7 @@ SDK = {
     "TOKEN_PROVIDER": "returningai-sdk",
     "SESSION_SECRET": VALID["SESSION_SECRET"],
     "RETURNINGAI_ACCESS_ID": "access-1",
-    "RETURNINGAI_ACCESS_KEY": "rai-key-" + "c" * 24,
+    "RETURNINGAI_ACCESS_KEY": fresh_secret("rai-key-"),
     "RETURNINGAI_COMMUNITY_ID": "community-1",
 }
 

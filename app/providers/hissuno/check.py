@@ -1,7 +1,16 @@
-"""Hissuno's steps in `widget-proxy check`: sign a user JWT and verify it as Hissuno
-will, then the bundle that mounts the widget, then where the widget will chat."""
+"""Hissuno's steps in `widget-proxy check`: sign a user JWT, then the bundle that mounts
+the widget, then Hissuno itself judges the token where the widget will chat.
+
+The proof is `POST {HISSUNO_API_URL}/close` for a chat that never started: Hissuno
+verifies the token there as it does for a chat (401 `Invalid token` under another key,
+`Invalid project ID` for another project), then closes nothing and records nothing.
+Posting a chat would prove the same but start a support conversation in the project.
+"""
 
 from __future__ import annotations
+
+import json
+import secrets
 
 import jwt
 
@@ -42,18 +51,36 @@ async def check(settings: HissunoSettings, steps: Steps, email: str | None) -> N
     else:
         steps.out.ok("token", text)
     await steps.script(settings.script_url)
-    await _api(settings.api_url, steps)
+    await _api(settings, steps, entry.token)
 
 
-async def _api(url: str, steps: Steps) -> None:
-    """Where the widget will post its chats: only reachability, since Hissuno judges
-    the page's origin, which a check from this server can't have."""
+async def _api(settings: HissunoSettings, steps: Steps, token: str) -> None:
+    """Where the widget will post its chats, asked to judge the token."""
+    url = settings.api_url
     if not url:
         steps.out.warn(
             "api",
             "HISSUNO_API_URL is empty, so the widget posts to /api/integrations/widget/chat"
-            " on the widget page's own origin: route that path to Hissuno, or set it",
+            " on the widget page's own origin (route that path to Hissuno, or set it);"
+            " HISSUNO_SECRET_KEY is unverified: there is no Hissuno to ask",
         )
         return
-    await steps.connect(url)
-    steps.out.ok("api", f"the widget chats with {url} (HISSUNO_API_URL)")
+    body = {
+        "projectId": settings.project_id,
+        "sessionId": f"widget-proxy-check-{secrets.token_hex(8)}",  # a chat never started
+        "widgetToken": token,
+    }
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if steps.origin is not None:
+        headers["origin"] = steps.origin
+    await steps.proven(
+        "api",
+        url,
+        lambda: steps.http.call(
+            "api", "POST", f"{url}/close", headers=headers, content=json.dumps(body).encode()
+        ),
+        key="HISSUNO_SECRET_KEY",
+        accepted=f"Hissuno accepted the token for project {settings.project_id} at {url}",
+        refused="Hissuno refused the token signed with HISSUNO_SECRET_KEY",
+        hint="check HISSUNO_SECRET_KEY and HISSUNO_PROJECT_ID",
+    )

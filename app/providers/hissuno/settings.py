@@ -23,7 +23,7 @@ class HissunoSettings:
     script_url: str = option(
         "HISSUNO_SCRIPT_URL",
         None,
-        "URL of the bundle that mounts Hissuno's React widget (see the README)",
+        "URL of the bundle that mounts Hissuno's React widget (see docs/vendors/hissuno.md)",
         p.url,
     )
     api_url: str = option(

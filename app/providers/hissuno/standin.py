@@ -7,9 +7,13 @@ tolerance, with a `userId` claim. The token's user replaces the body's; a projec
 requires no token ignores one and takes the body's `userId`. The reply then streams from
 `GET …/chat/stream` as Server-Sent Events in Hissuno's framing: every event is
 `event: message` with the event's `type` in its JSON data. `GET /api/integrations/widget`
-is the widget's settings. The origin allow-list takes exact hosts and `*.domain`
-wildcards (which also match the bare domain), case-insensitively, on the host only; an
-empty list allows every origin, as Hissuno does in development.
+is the widget's settings. `POST …/chat/close` ends a chat: its token is verified as the
+chat's is (when one is sent, or the project requires one), then an unknown `sessionId` is
+a success that changes nothing, as Hissuno's idempotent close is (what `widget-proxy
+check` asks, to prove the key without starting a chat). The origin allow-list takes
+exact hosts and `*.domain` wildcards (which also match the bare domain),
+case-insensitively, on the host only; an empty list allows every origin, as Hissuno did
+in development (newer versions refuse every origin then, and a call without one).
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ class HissunoStandIn:
     calls: Counter[str] = field(default_factory=Counter)
     tokens_seen: list[str] = field(default_factory=list)  # each chat body's widgetToken
     last_user_id: str | None = None  # whom the last chat run was for (None: anonymous)
+    sessions: set[str] = field(default_factory=set)  # every chat's sessionId
+    closed: set[str] = field(default_factory=set)  # the sessionIds of the chats closed
     _replies: dict[str, str] = field(default_factory=dict, repr=False)  # by sessionId
 
     def proxy_env(self, url: str) -> dict[str, str]:
@@ -85,6 +91,7 @@ class HissunoStandIn:
             routes=[
                 Route(f"{API}/chat", self._chat, methods=["POST", "OPTIONS"]),
                 Route(f"{API}/chat/stream", self._stream, methods=["GET", "OPTIONS"]),
+                Route(f"{API}/chat/close", self._close, methods=["POST", "OPTIONS"]),
                 Route(API, self._settings, methods=["GET", "OPTIONS"]),
                 Route("/widget.js", self._script, methods=["GET"]),
             ]
@@ -127,6 +134,7 @@ class HissunoStandIn:
         if not isinstance(session_id, str) or not session_id:
             session_id = f"session_{int(time.time() * 1000):x}_{secrets.token_hex(4)}"
         self._replies[session_id] = reply_for(user_id)
+        self.sessions.add(session_id)
         return session_id
 
     def _project(self, project_id: object, origin: str) -> None:
@@ -151,6 +159,36 @@ class HissunoStandIn:
         if problem is not None:
             raise Refused(401, problem)
         return str(claims["userId"])
+
+    async def _close(self, request: Request) -> Response:
+        origin = _origin(request)
+        if request.method == "OPTIONS":
+            return _preflight(origin, "POST, OPTIONS")
+        self.calls["close"] += 1
+        cors = _cors(origin, "POST, OPTIONS")
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "Unable to close session."}, 500, headers=cors)
+        body = body if isinstance(body, dict) else {}
+        session_id = body.get("sessionId")
+        try:
+            if not isinstance(session_id, str) or not session_id:
+                raise Refused(400, "sessionId is required")
+            self._project(body.get("projectId"), origin)
+            token = body.get("widgetToken")
+            if self.token_required and not token:
+                raise Refused(401, "Widget token is required")
+            if token and (problem := self.verify(str(token))[1]) is not None:
+                raise Refused(401, problem)
+        except Refused as refused:
+            return JSONResponse({"error": refused.error}, refused.status, headers=cors)
+        if session_id not in self.sessions:  # never started: nothing to close or record
+            return JSONResponse({"success": True, "reviewTriggered": False}, headers=cors)
+        self._replies.pop(session_id, None)
+        self.closed.add(session_id)
+        review = {"success": True, "reviewTriggered": True, "runId": f"review-{session_id}"}
+        return JSONResponse(review, headers=cors)
 
     async def _stream(self, request: Request) -> Response:
         origin = _origin(request)

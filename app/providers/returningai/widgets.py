@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from ...options.parsers import is_segment
+from ...options.parsers import is_segment, shown
 
 WIDGET_TYPES: Final = ("store", "channel", "milestone", "social", "currency", "minigames")
 
@@ -38,7 +38,7 @@ class Widget:
 
 def widget_type(raw: str) -> str:
     if raw.strip() not in WIDGET_TYPES:
-        raise ValueError(f"must be one of {', '.join(WIDGET_TYPES)}")
+        raise ValueError(f"{shown(raw)} is not one of {', '.join(WIDGET_TYPES)}")
     return raw.strip()
 
 

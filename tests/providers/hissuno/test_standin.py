@@ -9,6 +9,7 @@ from typing import Any
 import jwt
 from starlette.testclient import TestClient
 
+from tests.support import fresh_secret
 from tests.support.vendors import HISSUNO_KEY
 from widget_proxy.providers.hissuno import HissunoSettings, HissunoStandIn
 from widget_proxy.settings import Settings
@@ -72,8 +73,36 @@ def test_hissuno_stand_in_points_the_proxy_at_itself() -> None:
     vendor = HissunoStandIn(project_id="p", secret_key=HISSUNO_KEY)
     env = vendor.proxy_env("http://127.0.0.1:9")
 
-    group = Settings.from_env({**env, "SESSION_SECRET": "s" * 32}).vendor
+    group = Settings.from_env({**env, "SESSION_SECRET": fresh_secret()}).vendor
 
     assert isinstance(group, HissunoSettings)
     assert group.api_url == "http://127.0.0.1:9/api/integrations/widget/chat"
     assert group.script_url == "http://127.0.0.1:9/widget.js"
+
+
+def test_hissuno_stand_in_judges_the_token_of_a_close() -> None:
+    """`check` proves a key here: the token is verified, a chat never started is not
+    recorded, and a wrong key is Hissuno's 401 `Invalid token`."""
+    vendor = HissunoStandIn(project_id="proj-1", secret_key=HISSUNO_KEY)
+    token = user_jwt({"userId": "u-42"})
+    close = {"projectId": "proj-1", "sessionId": "never-started", "widgetToken": token}
+    wrong_key = user_jwt({"userId": "u-42"}, key="sk_live_" + "Zz9-_" * 6 + "ab")
+
+    with TestClient(vendor.app()) as client:
+        unknown = client.post(f"{CHAT}/close", json=close)
+        refused = client.post(f"{CHAT}/close", json={**close, "widgetToken": wrong_key})
+        tokenless = client.post(f"{CHAT}/close", json={**close, "widgetToken": ""})
+        other = client.post(f"{CHAT}/close", json={**close, "projectId": "proj-2"})
+        started = client.post(
+            CHAT, json={"messages": HELLO, "projectId": "proj-1", "widgetToken": token}
+        ).json()["sessionId"]
+        ended = client.post(f"{CHAT}/close", json={**close, "sessionId": started})
+
+    assert unknown.status_code == 200
+    assert unknown.json() == {"success": True, "reviewTriggered": False}
+    assert (refused.status_code, refused.json()) == (401, {"error": "Invalid token"})
+    assert (tokenless.status_code, tokenless.json()) == (401, {"error": "Widget token is required"})
+    assert (other.status_code, other.json()) == (401, {"error": "Invalid project ID"})
+    assert ended.json()["reviewTriggered"] is True
+    assert vendor.sessions == {started}  # the close of a chat never started recorded nothing
+    assert vendor.closed == {started}

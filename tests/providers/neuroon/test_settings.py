@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from tests.support.vendors import NEUROON, problems
@@ -23,9 +25,9 @@ def test_neuroon_documented_defaults() -> None:
     [
         ({"NEUROON_SCRIPT_INTEGRITY": "sha384-not base64!"}, "NEUROON_SCRIPT_INTEGRITY: must be"),
         ({"NEUROON_LOCALE": "english"}, "NEUROON_LOCALE: must be a two-letter"),
-        ({"NEUROON_THEME": "blue"}, "NEUROON_THEME: must be one of auto, light, dark"),
-        ({"NEUROON_POSITION": "top"}, "NEUROON_POSITION: must be one of inline, floating"),
-        ({"NEUROON_TOKEN_MODE": "local", "NEUROON_API_KEY_NEXT": "sk_" + "d" * 32},
+        ({"NEUROON_THEME": "blue"}, "NEUROON_THEME: 'blue' is not one of auto, light, dark"),
+        ({"NEUROON_POSITION": "top"}, "NEUROON_POSITION: 'top' is not one of inline, floating"),
+        ({"NEUROON_TOKEN_MODE": "local", "NEUROON_API_KEY_NEXT": "sk_" + secrets.token_hex(16)},
          "NEUROON_API_KEY_NEXT: only used with NEUROON_TOKEN_MODE=remote"),
         ({"NEUROON_API_KEY_NEXT": "sk_short"}, "NEUROON_API_KEY_NEXT: must be sk_"),
     ],

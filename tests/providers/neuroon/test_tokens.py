@@ -132,7 +132,7 @@ def test_neuroon_remote_key_refused_is_a_502(
 ) -> None:
     vendor, url = neuroon
     env = neuroon_env(NEUROON_TOKEN_MODE="remote", NEUROON_API_URL=url)
-    env["NEUROON_API_KEY"] = "sk_" + "e" * 32
+    env["NEUROON_API_KEY"] = "sk_" + secrets.token_hex(16)
     proxy = make_proxy(settings=Settings.from_env({**env, **UNLIMITED}))
 
     response = proxy.client.post("/widget/token", headers=cookie(proxy, EMAIL))

@@ -35,9 +35,10 @@ async def check(settings: ReturningAISdkSettings, steps: Steps, email: str | Non
         rejected="check RETURNINGAI_ACCESS_ID and RETURNINGAI_ACCESS_KEY",
     )
     steps.token_exp(token)
-    await steps.script(settings.sdk_url)
+    # Two scripts: each line says which (RETURNINGAI_SDK_URL, RETURNINGAI_BUNDLE_URL).
+    await steps.script(settings.sdk_url, "script (SDK loader)")
     if settings.bundle_url:
-        await steps.script(settings.bundle_url)
+        await steps.script(settings.bundle_url, "script (widget bundle)")
 
 
 def _lives(expires_in: float | None) -> str:
