@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import fields, replace
 from typing import Any
@@ -20,10 +20,10 @@ from typing import Any
 import httpx2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from .cache import Keys, MemoryStore, PageCache, TokenCache, open_store
 from .cache.counts import WindowCounters
@@ -32,8 +32,9 @@ from .cache.store import Store
 from .cache.tokens import Backoff
 from .fastpath import ProxyApp
 from .health import CacheCensus, MetricsEndpoint, Readiness, healthz
+from .ops.logs import add_redaction
 from .ops.metrics import Metrics
-from .ops.requestlog import RequestLog
+from .ops.requestlog import Answerer, LineSink, RequestLog, through_logging
 from .options import canonical
 from .providers import PROVIDERS, JwtLifetime, Parts, Provider
 from .responses import error_page, report_error
@@ -58,15 +59,19 @@ def create_app(
     transport: httpx2.AsyncBaseTransport | None = None,
     metrics: Metrics | None = None,
     clock: Callable[[], float] = time.time,
+    request_log: LineSink = through_logging,
 ) -> Starlette:
     """The proxy as an ASGI app; settings come from the environment when not given.
 
     `transport` replaces the network under the upstream client (unit tests only);
     `metrics` carries the counters over from an earlier app (a settings reload);
     `clock` is the wall clock the caches and rate limits read (tests move it by hand
-    instead of sleeping past an expiry).
+    instead of sleeping past an expiry); `request_log` is where each request's line
+    goes: a record of the `widget_proxy.request` logger unless `serve` (which owns
+    the process's logging) hands in its `FastLines` (docs/logging.md).
     """
     settings = settings if settings is not None else Settings.load()
+    add_redaction(settings.secrets)  # whoever configured the proxy's logging, before or after
     metrics = metrics if metrics is not None else Metrics()
     http = http_client(settings, metrics=metrics, transport=transport)
     store = open_store(
@@ -154,23 +159,26 @@ def create_app(
         await http.aclose()
         await store.aclose()
 
+    def front(app: ASGIApp, answers: Mapping[str, Answerer]) -> RequestLog:
+        return RequestLog(app, metrics, proxies, limits, request_log, answers)
+
     app = ProxyApp(
         routes=routes,
-        middleware=[
-            Middleware(RequestLog, metrics=metrics, proxies=proxies, ip_limit=limits),
-            Middleware(
-                HeaderLimit,
+        log=front,
+        gates=[
+            lambda app: HeaderLimit(
+                app,
                 max_bytes=settings.max_header_bytes,
                 max_target_bytes=settings.max_request_target_bytes,
             ),
-            Middleware(OriginGuard, policy=policy, proxies=proxies),
+            lambda app: OriginGuard(app, policy=policy, proxies=proxies),
         ],
+        # The widget page's fixed path skips the router (the same gates, the same crash
+        # page): a warm view is mostly what wraps it otherwise.
+        short=[(routes[0], page.answer)] if "{" not in widget else [],
+        crash=_crash,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _crash},
-        # The widget page's fixed path skips the router (the same middleware, the same
-        # crash page): a warm view is mostly what wraps it otherwise.
-        fast=[routes[0]] if "{" not in widget else [],
-        crash=_crash,
     )
     # `/widget/` would be answered with a redirect built from the request's Host.
     app.router.redirect_slashes = False
@@ -214,6 +222,7 @@ def http_client(
         ),
         metrics=metrics,
         transport=transport,
+        vendor=settings.token_provider,
     )
 
 

@@ -128,7 +128,9 @@ class Reloading:
     (`create_app`, sharing one `Metrics` so that counters carry over); `check` may refuse
     settings that load fine (what `serve`'s own flags rule out). `handle_sighup` makes
     SIGHUP call `reload()`, when the lifespan runs in a process's main thread.
-    `on_started` and `cancel_requests` are for a server's drain (granian_worker).
+    `on_started` and `cancel_requests` are for a server's drain (granian_worker). `flush`
+    writes what the request lines' writer holds (`serve`'s `BatchWriter`): at each
+    reload, and at the end of the lifespan, once every generation is closed.
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class Reloading:
         *,
         check: Callable[[Settings], list[str]] | None = None,
         handle_sighup: bool = False,
+        flush: Callable[[], None] | None = None,
     ) -> None:
         if build is None:
             metrics = Metrics()
@@ -149,6 +152,7 @@ class Reloading:
         self._build = build
         self._check = check or (lambda settings: [])
         self._handle_sighup = handle_sighup
+        self._flush = flush
         settings = load()
         if problems := self._check(settings):
             raise SettingsError(problems)
@@ -196,6 +200,7 @@ class Reloading:
         """Read the settings again and swap them in; False (and the running settings
         kept) if they are invalid or the new app can't start. Returns once the previous
         generation is closed."""
+        await self._flushed()  # what was answered before the reload, written now
         async with self._lock:
             try:
                 settings = await asyncio.to_thread(self._load)
@@ -316,7 +321,12 @@ class Reloading:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         results = [await self._stopped(generation) for generation in list(self._live)]
+        await self._flushed()
         return all(results)
+
+    async def _flushed(self) -> None:
+        if self._flush is not None:  # in a thread: a stalled stream must not stall the loop
+            await asyncio.to_thread(self._flush)
 
     def _on_sighup(self) -> None:
         log.info("SIGHUP received: reloading the settings")

@@ -13,7 +13,9 @@ import threading
 from starlette.applications import Starlette
 
 from .application import create_app
+from .ops.fastlines import FastLines
 from .ops.metrics import Metrics
+from .ops.requestlog import LineSink, through_logging
 from .options import parsers as p
 from .reload import Reloading
 from .settings import Settings
@@ -46,9 +48,13 @@ def serve_app(*, proxy_headers: bool, metrics_dir: str | None = None) -> Reloadi
     """
     ignore_sighup_until_serving()  # the settings are read just below anyway
     metrics = Metrics(multiprocess_dir=metrics_dir)  # one for every generation
+    # The process and its log configuration are ours: request lines skip `logging`
+    # (docs/logging.md), one writer for every generation.
+    fast = FastLines.serving(on_drop=metrics.log_lines_dropped.inc)
+    lines: LineSink = through_logging if fast is None else fast[0]
 
     def build(settings: Settings) -> Starlette:
-        return create_app(settings, metrics=metrics)
+        return create_app(settings, metrics=metrics, request_log=lines)
 
     loads = 0
 
@@ -64,6 +70,7 @@ def serve_app(*, proxy_headers: bool, metrics_dir: str | None = None) -> Reloadi
         build,
         check=lambda settings: serve_problems(settings, proxy_headers=proxy_headers),
         handle_sighup=True,
+        flush=None if fast is None else fast[1].flush,
     )
 
 

@@ -85,8 +85,8 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Config, Path | None]:
         chosen = overrides.get("scenarios", config.scenarios)
         if args.scenarios and (only := [s for s in chosen if s in UVICORN_ONLY]):
             parser.error(
-                f"scenario {', '.join(only)} compares uvicorn's HTTP protocols:"
-                " run it with --server uvicorn"
+                "; ".join(f"scenario {s} {UVICORN_ONLY[s]}" for s in only)
+                + ": run it with --server uvicorn"
             )
         overrides["scenarios"] = tuple(s for s in chosen if s not in UVICORN_ONLY)
     for name in ("duration", "connections", "users", "burst", "expiry_duration", "threads"):

@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Final
 
 SCENARIOS: Final = (
-    "warm", "http", "redis", "naive", "cold", "expiry", "memory", "workers", "limits",
+    "warm", "served", "http", "redis", "naive", "cold", "expiry", "memory", "workers", "limits",
 )  # fmt: skip
 # The HTTP servers the proxy, its limit and the naive recipe can run on (`--server`); the
 # stand-in vendor runs on uvicorn whichever is measured.
 SERVERS: Final = ("uvicorn", "granian")
-# What only uvicorn can run: scenario 1c compares uvicorn's own HTTP protocols.
-UVICORN_ONLY: Final = ("http",)
+# What only uvicorn can run, and why.
+UVICORN_ONLY: Final = {
+    "http": "compares uvicorn's HTTP protocols",  # 1c
+    "served": "compares serve's defaults with the limit at uvicorn's",  # 1d
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,10 @@ instruction count per view is a figure the machine's noise doesn't move:
         .venv/bin/python -m bench.inprocess --views 2000 --runs 1 --only proxy
 
 The vendor is the Returning.AI stand-in, reached in process through httpx2's ASGI
-transport. Logging is as the server configures it (`LOG_LEVEL=INFO`, text lines),
-written to /dev/null, so the request line's cost is counted.
+transport. Logging is as the server configures it (`LOG_LEVEL=INFO`, text lines, or
+`--format json`), written to /dev/null, so the request line's cost is counted:
+`serve`'s way (its `FastLines`), or `--lines logging` as a mounted proxy's lines go
+(`logging`); `--no-log` writes none.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from bench.apps import StaticPage
 from bench.users import cookies
 from widget_proxy.application import create_app
 from widget_proxy.demo import demo_settings
+from widget_proxy.ops.fastlines import FastLines
 from widget_proxy.ops.logs import log_config
+from widget_proxy.ops.requestlog import LineSink, through_logging
 from widget_proxy.providers.returningai import ReturningAIStandIn
 
 
@@ -106,14 +110,18 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         RATE_LIMIT_IP_PER_MINUTE="1000000000",
         CACHE_URL="memory://",
     )
+    lines: LineSink = through_logging
     if args.log:
         sink = open(os.devnull, "w")  # noqa: SIM115, ASYNC230 (set-up, once)
-        config = log_config(level="INFO", secrets=settings.secrets)
+        config = log_config(level="INFO", fmt=args.format, secrets=settings.secrets)
         config["handlers"]["stderr"]["stream"] = sink
         logging.config.dictConfig(config)
+        fast = FastLines.serving() if args.lines == "fast" else None
+        if fast is not None:
+            lines = fast[0]
     else:
         logging.getLogger("widget_proxy").setLevel(logging.WARNING)
-    app = create_app(settings, transport=httpx2.ASGITransport(app=vendor.app()))
+    app = create_app(settings, transport=httpx2.ASGITransport(app=vendor.app()), request_log=lines)
     users = cookies(settings.session_secret.reveal(), args.users)
     results: dict[str, float] = {}
     async with app.router.lifespan_context(app):
@@ -154,6 +162,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", choices=("limit", "proxy"))
     parser.add_argument("--no-log", dest="log", action="store_false", help="request lines off")
+    parser.add_argument(
+        "--lines",
+        choices=("fast", "logging"),
+        default="fast",
+        help="request lines as `serve` writes them (fast), or through logging (mounted)",
+    )
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="LOG_FORMAT")
     args = parser.parse_args(argv)
     results = asyncio.run(run(args))
     for name, micros in results.items():

@@ -1,10 +1,11 @@
 """`--plot FILE`: the compared load runs as grouped bars, req/s above, p50 and p99 below.
 
-Each pair is one comparison the table makes: the warm proxy against the limit and
-against the naive recipe, the memory store against Redis (one worker), one worker
-against several (both on Redis), and several workers on one Redis against the same
-on a Sentinel and on a Cluster. A pair is drawn when both of its runs took place.
-matplotlib is imported here only, so a run without `--plot` does not need it.
+Each pair is one comparison the table makes: the warm proxy against the limit (quiet,
+and as served: each logging a line per request) and against the naive recipe, the
+memory store against Redis (one worker), one worker against several (both on Redis),
+and several workers on one Redis against the same on a Sentinel and on a Cluster. A
+pair is drawn when both of its runs took place. matplotlib is imported here only, so a
+run without `--plot` does not need it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.loadgen import LoadResult
-from bench.report import CLUSTER, LIMIT, NAIVE, PROXY, REDIS, SENTINEL, WORKERS
+from bench.report import (
+    CLUSTER,
+    LIMIT,
+    NAIVE,
+    PROXY,
+    REDIS,
+    SENTINEL,
+    SERVED,
+    SERVED_LIMIT,
+    WORKERS,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -34,6 +45,7 @@ def pairs(loads: Mapping[str, LoadResult], workers: int = 2) -> list[Pair]:
     """The comparisons whose two runs are both in `loads`, in the table's order."""
     wanted = [
         ("1. warm proxy vs limit", (PROXY, "proxy"), (LIMIT, "limit")),
+        ("1d. as served (request lines on)", (SERVED, "proxy"), (SERVED_LIMIT, "limit")),
         ("2. proxy vs naive recipe", (PROXY, "proxy"), (NAIVE, "naive")),
         ("1b. memory vs Redis (1 worker)", (PROXY, "memory"), (REDIS, "Redis")),
         (
@@ -66,7 +78,7 @@ def draw(path: Path, loads: Mapping[str, LoadResult], title: str = "", workers: 
     if not found:
         for axes in (speed, latency):
             axes.set_axis_off()
-        speed.text(0.5, 0.5, "no compared pair ran (scenarios warm, naive, redis, workers)",
+        speed.text(0.5, 0.5, "no compared pair ran (warm, served, naive, redis, workers)",
                    ha="center", va="center")  # fmt: skip
     else:
         throughput(speed, found)

@@ -2,7 +2,8 @@
 
 Each server is `python -m uvicorn … --loop uvloop --http httptools --no-access-log` (or,
 with `--server granian`, `python -m granian …` as `serve --server granian` configures
-it) in a session of its own, so that workers it forks can be found and stopped with it.
+it) in a session of its own, so that workers it forks can be found and stopped with it;
+or, as served (`Command`), `widget-proxy serve` and a uvicorn at its defaults.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Final
@@ -56,6 +57,24 @@ def uvicorn_command(target: str, port: int, workers: int = 1, http: str = "httpt
     if workers > 1:
         command += ["--workers", str(workers)]
     return command
+
+
+Command = Callable[[int], list[str]]  # the command line that serves on this port
+
+
+def widget_proxy_serve(port: int) -> list[str]:
+    """`widget-proxy serve` as a merchant runs it: its defaults (LOG_LEVEL=INFO, a JSON
+    request line per request on stderr), the settings from the environment."""
+    return [sys.executable, "-m", "widget_proxy", "serve", "--host", HOST, "--port", str(port)]
+
+
+def uvicorn_defaults(target: str) -> Command:
+    """uvicorn with nothing but the app and where to listen: its defaults (its access
+    log on, a line per request on stderr; uvloop and httptools, when installed)."""
+    return lambda port: [
+        sys.executable, "-m", "uvicorn", target, "--factory", "--app-dir", str(REPO),
+        "--host", HOST, "--port", str(port),
+    ]  # fmt: skip
 
 
 def granian_command(target: str, port: int, workers: int = 1) -> list[str]:
@@ -174,16 +193,18 @@ def start(
     workers: int = 1,
     http: str = "httptools",
     server: str = "uvicorn",
+    command: Command | None = None,
 ) -> Server:
+    """`command`: another way to serve than `target` under `server_command`."""
     port = free_port()
     log = workdir / f"{name}-{port}.log"
     with log.open("wb") as stderr:
         process = subprocess.Popen(  # noqa: S603 (our own interpreter, fixed arguments)
-            server_command(server, target, port, workers, http),
+            command(port) if command else server_command(server, target, port, workers, http),
             cwd=workdir,  # not the checkout: a developer's .env there must not apply
             env=dict(env),
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=stderr,  # (uvicorn's access log goes to stdout: a file like the rest)
             stderr=stderr,
             start_new_session=True,
             preexec_fn=die_with_parent if sys.platform == "linux" else None,
@@ -200,10 +221,11 @@ async def serving(
     workers: int = 1,
     http: str = "httptools",
     server: str = "uvicorn",
+    command: Command | None = None,
 ) -> AsyncIterator[Server]:
     """`http`: uvicorn's --http (a name, or a protocol class's import string); `server`:
-    uvicorn or granian."""
-    process = start(name, target, env, workdir, workers, http, server)
+    uvicorn or granian; `command`: another way to serve (as served)."""
+    process = start(name, target, env, workdir, workers, http, server, command)
     try:
         await process.wait_ready()
         yield process

@@ -18,6 +18,8 @@ from bench.processes import REPO
 # The load runs the plot compares (bench.plot), by the part they played in the run.
 PROXY: Final = "proxy"  # scenario 1: one worker, memory store
 LIMIT: Final = "limit"
+SERVED: Final = "served"  # scenario 1d: `widget-proxy serve` at its defaults
+SERVED_LIMIT: Final = "served-limit"  # … and the limit under uvicorn's defaults
 NAIVE: Final = "naive"
 REDIS: Final = "redis"  # scenario 1b: one worker, Redis
 WORKERS: Final = "workers"  # scenario 6: several workers, Redis

@@ -15,7 +15,14 @@ from typing import Final
 
 from bench import apps, upstream
 from bench.http import fetch
-from bench.processes import Server, ServerFailed, clean_environ, serving
+from bench.processes import (
+    Server,
+    ServerFailed,
+    clean_environ,
+    serving,
+    uvicorn_defaults,
+    widget_proxy_serve,
+)
 from widget_proxy.security.bounded import BoundedHttpTools
 
 COMMUNITY: Final = "bench-community"
@@ -94,7 +101,17 @@ class Stack:
             yield server
 
     @asynccontextmanager
-    async def limit(self, body: bytes, headers: list[tuple[str, str]]) -> AsyncIterator[Server]:
+    async def served(self, **settings: str) -> AsyncIterator[Server]:
+        """The proxy as `widget-proxy serve` runs it, at its defaults but `settings`."""
+        env = self.proxy_env(**settings)
+        async with serving("served", "", env, self.workdir, command=widget_proxy_serve) as server:
+            yield server
+
+    @asynccontextmanager
+    async def limit(
+        self, body: bytes, headers: list[tuple[str, str]], *, as_served: bool = False
+    ) -> AsyncIterator[Server]:
+        """The bare route; `as_served`: under uvicorn's defaults (its access log on)."""
         (self.workdir / "limit-body.html").write_bytes(body)
         (self.workdir / "limit-headers.json").write_text(json.dumps(headers))
         env = {
@@ -102,8 +119,10 @@ class Stack:
             apps.LIMIT_BODY: str(self.workdir / "limit-body.html"),
             apps.LIMIT_HEADERS: str(self.workdir / "limit-headers.json"),
         }
+        target = "bench.apps:limit_app"
+        command = uvicorn_defaults(target) if as_served else None
         async with serving(
-            "limit", "bench.apps:limit_app", env, self.workdir, server=self.server
+            "limit", target, env, self.workdir, server=self.server, command=command
         ) as server:
             yield server
 

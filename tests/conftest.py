@@ -38,6 +38,16 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture
+def proxy_logging() -> Iterator[None]:
+    """The `widget_proxy` and HTTP library loggers as they were, after a test that
+    configures them (`configure_logging`)."""
+    proxy, library = logging.getLogger("widget_proxy"), logging.getLogger("httpx2")
+    saved = (proxy.handlers[:], proxy.level, proxy.propagate, library.level)
+    yield
+    proxy.handlers[:], proxy.level, proxy.propagate, library.level = saved
+
+
 @pytest.fixture(scope="session", autouse=True)
 def leak_scanner() -> Iterator[LeakScanner]:
     root = logging.getLogger()

@@ -1,48 +1,42 @@
-"""The widget page's short path (`app/fastpath.py`) behaves as the router's path does."""
+"""The widget page's short path (`app/fastpath.py`): taken by every GET of the page, and
+answering as the router's path does."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.types import Receive, Scope
 
 from tests.support import EMAIL, LeakScanner, Proxy, scanning_client
 from widget_proxy import create_app
+from widget_proxy.fastpath import ProxyApp
 from widget_proxy.responses import Answer
+from widget_proxy.routes import WidgetPage
 from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings
 
 
-async def boom(scope: Scope, receive: Receive, send: Send) -> None:
-    raise RuntimeError("the endpoint broke")
-
-
-class Broken:
-    """An endpoint that says what it would send (as the widget page does), and breaks."""
-
-    async def answer(self, scope: Scope, receive: Receive) -> Answer:
-        raise RuntimeError("the endpoint broke")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await (await self.answer(scope, receive))(scope, receive, send)
-
-
-# GET: the short path (folded into one coroutine for an answering endpoint, else the
-# middleware chain); HEAD: the router.
-@pytest.mark.parametrize("endpoint", [boom, Broken()], ids=["asgi", "answering"])
+# GET: the short path (the endpoint's `answer`, no layer awaiting the next); HEAD: the
+# router, through the request log's `send`.
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 def test_an_unexpected_error_is_the_crash_page_either_way(
     make_settings: Callable[..., Settings],
     leak_scanner: LeakScanner,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
     method: str,
-    endpoint: ASGIApp,
 ) -> None:
+    async def broken(self: WidgetPage, scope: Scope, receive: Receive) -> Answer:
+        raise RuntimeError("the endpoint broke")
+
+    monkeypatch.setattr(WidgetPage, "answer", broken)
     settings = make_settings()
     app = create_app(settings)
-    app.routes[0].app = endpoint  # type: ignore[attr-defined]  # before the stack is built
     with (
         BackgroundServer(app, timeout_graceful_shutdown=1) as server,
         scanning_client(leak_scanner, base_url=server.url) as client,
@@ -62,6 +56,39 @@ def test_an_unexpected_error_is_the_crash_page_either_way(
     lines = [r for r in caplog.records if r.getMessage().startswith(f"{method} /widget 500")]
     assert len(lines) == 1  # one request line, at WARNING for a 5xx
     assert lines[0].levelno == logging.WARNING
+    assert lines[0].name == "widget_proxy.request"
+
+
+@pytest.mark.parametrize("root_path", ["", "/rewards"])  # served alone, mounted in an app
+def test_a_warm_page_view_takes_the_short_path(
+    make_settings: Callable[..., Settings], leak_scanner: LeakScanner, root_path: str
+) -> None:
+    settings = make_settings()
+    app = create_app(settings)
+    assert isinstance(app, ProxyApp)
+    served: Starlette = app
+    if root_path:
+
+        @asynccontextmanager
+        async def lifespan(merchant: Starlette) -> AsyncIterator[None]:
+            async with app.router.lifespan_context(app):
+                yield
+
+        served = Starlette(routes=[Mount(root_path, app)], lifespan=lifespan)
+    with (
+        BackgroundServer(served, timeout_graceful_shutdown=1) as server,
+        scanning_client(leak_scanner, base_url=server.url) as client,
+    ):
+        cookie = Proxy(settings, server.url, leak_scanner).cookie({"email": EMAIL})
+        views = [client.get(f"{root_path}/widget", headers=cookie) for _ in range(3)]
+        head = client.head(f"{root_path}/widget", headers=cookie)  # the router's path
+        token = client.post(f"{root_path}/widget/token", headers=cookie)
+
+    assert [v.status_code for v in views] == [200, 200, 200]
+    assert (head.status_code, token.status_code) == (200, 200)
+    (short,) = app.shortcuts
+    assert short.route.path == "/widget"
+    assert short.taken == 3  # the page views, the first (cold) one too; nothing else
 
 
 def test_the_short_path_counts_under_the_route(make_proxy: Callable[..., Proxy]) -> None:

@@ -229,6 +229,30 @@ async def test_concurrent_reloads_take_turns_and_close_every_old_app(
     assert len(closed) == 4
 
 
+@pytest.mark.anyio
+async def test_request_lines_are_flushed_at_each_reload_and_at_the_end(
+    make_settings: Callable[..., Settings], leak_scanner: LeakScanner
+) -> None:
+    """`serve`'s writer of request lines is flushed when SIGHUP reloads the settings,
+    and when the server stops, once every generation is closed (their last lines in)."""
+    flushed: list[str] = []
+    closed: list[str] = []
+
+    def flush() -> None:
+        flushed.append(f"after {len(closed)} closed")
+
+    proxy = Reloading(lambda: make_settings(SESSION_SECRET=SECRET), recording(closed), flush=flush)
+    async with (
+        serving(proxy) as url,
+        async_scanning_client(leak_scanner, base_url=url, timeout=30) as client,
+    ):
+        assert (await client.get("/widget", headers=cookie(EMAIL))).status_code == 200
+        assert flushed == []
+        assert await proxy.reload() is True
+        assert flushed == ["after 0 closed"]  # the reload's first step
+    assert flushed == ["after 0 closed", "after 2 closed"]
+
+
 def write_env(path: Path, values: dict[str, str]) -> None:
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
 

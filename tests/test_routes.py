@@ -131,7 +131,7 @@ def test_refused_requests_never_reach_upstream(
     assert message.strip()  # names the problem
     if code in ("bad_request", "invalid_email"):
         assert "(" in message
-    lines = [r.getMessage() for r in caplog.records if r.name == "widget_proxy"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "widget_proxy.request"]
     assert len(lines) == 1
     assert code in lines[0]
     assert request_id in lines[0]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
@@ -37,9 +38,11 @@ JWT: Final = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]
 EMAIL: Final = re.compile(
     r"(?<![A-Za-z0-9._%+'-])([A-Za-z0-9._%+'-])[A-Za-z0-9._%+'-]*(@[A-Za-z0-9.-]+\.[A-Za-z]{2,})"
 )
-# Fields a request or upstream line carries beside its message (see app.access).
+# Fields a request line (requestlog) or an upstream call's (upstream/client) carries
+# beside its message: the JSON format shows them, in this order.
 FIELDS: Final = (
     "method", "path", "status", "duration_ms", "request_id", "cache", "client_ip", "error",
+    "vendor", "operation", "url_path", "ms", "attempt",
 )  # fmt: skip
 # Unicode's format characters (category Cf): invisible, yet they change what a reader
 # sees. The bidi controls (U+202A-U+202E, U+2066-U+2069) reorder the rest of a line (a
@@ -61,6 +64,8 @@ TRACE_CONTROL: Final = re.compile(f"[\x00-\x09\x0b-\x1f{_OTHER}]")  # not \n
 CONTINUATION: Final = "\n    "  # how the text format starts a record's further lines
 # The loggers `log_config` gives the handler (and its redaction filter), besides the root.
 LOGGERS: Final = ("widget_proxy", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx2")
+# The HTTP library's loggers: one "HTTP Request: …" line per request at INFO.
+HTTP_LIBRARY: Final = ("httpx2", "httpx")
 # The longest a record's parts may be, in characters (before escaping): a field (a path,
 # an address), a message (which may hold a few fields), a trace.
 MAX_FIELD_CHARS: Final = 1024
@@ -98,23 +103,23 @@ class RedactionFilter(logging.Filter):
     def __init__(self, secrets: Iterable[str] = (), log_emails: bool = False) -> None:
         super().__init__()
         # Longest first, so a secret that contains another is removed whole.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-        self._log_emails = log_emails
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.log_emails = log_emails
 
     def add(self, secrets: Iterable[str]) -> None:
         """Redact these too (a settings reload's new secrets); the old ones stay redacted."""
         # One assignment: a record filtered meanwhile in another thread sees either list.
-        self._secrets = sorted({*self._secrets, *(s for s in secrets if s)}, key=len, reverse=True)
+        self.secrets = sorted({*self.secrets, *(s for s in secrets if s)}, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
+        for secret in self.secrets:
             text = text.replace(secret, "[redacted]")
         text = JWT.sub("[jwt]", text)
-        if not self._log_emails:
+        if not self.log_emails:
             text = EMAIL.sub(r"\1***\2", text)
         return text
 
-    def _clean(self, text: str) -> bool:
+    def clean(self, text: str) -> bool:
         """True if neither `redact` nor `escape_controls` would change `text`.
 
         A JWT always holds "eyJ" (a JSON header in base64url) and an email an "@";
@@ -122,9 +127,9 @@ class RedactionFilter(logging.Filter):
         more, which only send the text the long way)."""
         if "eyJ" in text or not text.isprintable():
             return False
-        if not self._log_emails and "@" in text:
+        if not self.log_emails and "@" in text:
             return False
-        for secret in self._secrets:  # noqa: SIM110 (a loop is cheaper than any() here)
+        for secret in self.secrets:  # noqa: SIM110 (a loop is cheaper than any() here)
             if secret in text:
                 return False
         return True
@@ -137,7 +142,7 @@ class RedactionFilter(logging.Filter):
         if not (record.exc_info or record.exc_text or record.stack_info):
             shown = [v for k, v in fields.items() if isinstance(v, str) and k != "msg"]
             text = " ".join((message, *shown))
-            if len(text) <= MAX_FIELD_CHARS and self._clean(text):  # (short: nothing to cut)
+            if len(text) <= MAX_FIELD_CHARS and self.clean(text):  # (short: nothing to cut)
                 record.msg, record.args = message, None
                 return True
         record.msg = escape_controls(cut(self.redact(message), MAX_MESSAGE_CHARS))
@@ -172,13 +177,13 @@ class Stamps:
     def __init__(self, fmt: str, convert: Callable[[float | None], time.struct_time]) -> None:
         self._fmt = fmt
         self._convert = convert
-        self._last: tuple[int, str] = (-1, "")
+        self.last: tuple[int, str] = (-1, "")  # the second and its stamp
 
     def __call__(self, created: float) -> str:
         second = int(created)
-        last = self._last
+        last = self.last
         if last[0] != second:  # one tuple, swapped whole: a reader sees a matching pair
-            last = self._last = (second, time.strftime(self._fmt, self._convert(second)))
+            last = self.last = (second, time.strftime(self._fmt, self._convert(second)))
         return last[1]
 
 
@@ -187,12 +192,12 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self, fmt: str = TEXT_FORMAT) -> None:
         super().__init__(fmt)
-        self._stamps = Stamps(self.default_time_format, self.converter)
+        self.stamp = Stamps(self.default_time_format, self.converter)  # a record's second
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
             return super().formatTime(record, datefmt)
-        return f"{self._stamps(record.created)},{int(record.msecs):03d}"  # logging's own form
+        return f"{self.stamp(record.created)},{int(record.msecs):03d}"  # logging's own form
 
     def format(self, record: logging.LogRecord) -> str:
         return super().format(record).replace("\n", CONTINUATION)
@@ -203,11 +208,11 @@ class JsonFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._stamps = Stamps("%Y-%m-%dT%H:%M:%S", time.gmtime)
+        self.stamp = Stamps("%Y-%m-%dT%H:%M:%S", time.gmtime)  # a record's second, in UTC
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": f"{self._stamps(record.created)}.{int(record.msecs):03d}Z",
+            "time": f"{self.stamp(record.created)}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -228,6 +233,7 @@ def log_config(
     secrets: Iterable[str] = (),
     log_emails: bool = False,
 ) -> dict[str, Any]:
+    """The logging configuration `serve` and `demo` hand to uvicorn (each worker's)."""
     formatter = {"()": JsonFormatter if fmt == "json" else TextFormatter}
     handler = {
         "class": "logging.StreamHandler",
@@ -235,28 +241,76 @@ def log_config(
         "filters": ["redact"],
         "stream": "ext://sys.stderr",
     }
+    loggers: dict[str, dict[str, Any]] = {
+        name: {"handlers": ["stderr"], "level": level, "propagate": False} for name in LOGGERS
+    }
+    for name in HTTP_LIBRARY:  # its "HTTP Request:" line repeats the upstream call's own
+        loggers.setdefault(name, {})["level"] = library_level(level)
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {
             "redact": {
                 "()": RedactionFilter,
-                "secrets": list(secrets),
+                "secrets": [*_REDACTED, *secrets],
                 "log_emails": log_emails,
             }
         },
         "formatters": {"main": formatter},
         "handlers": {"stderr": handler},
-        "loggers": {
-            name: {"handlers": ["stderr"], "level": level, "propagate": False} for name in LOGGERS
-        },
+        "loggers": loggers,
         "root": {"handlers": ["stderr"], "level": "WARNING"},
     }
 
 
-def add_redaction(secrets: tuple[str, ...]) -> None:
+def library_level(level: str | int) -> int:
+    """The HTTP library's level: its own line of each request only when debugging."""
+    number = level if isinstance(level, int) else logging.getLevelNamesMapping()[level.upper()]
+    return number if number <= logging.DEBUG else max(number, logging.WARNING)
+
+
+class _Ours(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler `configure_logging` installs (so that a second call replaces it)."""
+
+
+def configure_logging(
+    level: str | int = DEFAULT_LOG_LEVEL, format: str = "text", *, log_emails: bool = False
+) -> None:
+    """Log the proxy's records to stderr, for an app that mounts it: one call.
+
+    Installs one handler (text or JSON lines, the redaction filter: every secret of
+    the proxies created in this process, JWTs, emails unless `log_emails`) on the
+    `widget_proxy` logger, not the root, at `level`; request lines (`widget_proxy.request`)
+    and upstream calls (`widget_proxy.upstream`) are INFO. The HTTP library's own line
+    of each request is silenced unless `level` is DEBUG. Calling it again replaces what
+    an earlier call installed. Configure `logging.getLogger("widget_proxy")` yourself
+    instead to send the lines anywhere else (docs/logging.md).
+    """
+    if format not in ("text", "json"):
+        raise ValueError(f"format must be 'text' or 'json', not {format!r}")
+    handler = _Ours(sys.stderr)
+    handler.setFormatter(JsonFormatter() if format == "json" else TextFormatter())
+    handler.addFilter(RedactionFilter(_REDACTED, log_emails=log_emails))
+    logger = logging.getLogger("widget_proxy")
+    for old in [h for h in logger.handlers if isinstance(h, _Ours)]:
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False  # once here, not again through the root's handlers
+    for name in HTTP_LIBRARY:
+        logging.getLogger(name).setLevel(library_level(level))
+
+
+# Every secret `add_redaction` was told of in this process (the proxies' settings):
+# a filter made later (`configure_logging` after `create_app`) redacts them too.
+_REDACTED: Final[set[str]] = set()
+
+
+def add_redaction(secrets: Iterable[str]) -> None:
     """Make every redaction filter of the configured loggers redact `secrets` too
-    (a settings reload's new secrets, before anything built from them may log)."""
+    (a new app's, a settings reload's, before anything built from them may log)."""
+    secrets = [s for s in secrets if s]
+    _REDACTED.update(secrets)
     found: dict[int, RedactionFilter] = {}
     for name in ("", *LOGGERS):
         logger = logging.getLogger(name or None)

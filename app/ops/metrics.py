@@ -146,6 +146,11 @@ class Metrics:
             "widget_proxy_rate_limited", "Requests refused by a rate limit, by what was counted",
             ["limit"], registry=r,
         )  # fmt: skip
+        self.log_lines_dropped = Counter(
+            "widget_proxy_log_lines_dropped",
+            "Request lines dropped: their stream did not keep up (a full buffer) or failed",
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         self.tally.flush()  # (the multiprocess collector reads files, not the registry)

@@ -11,6 +11,12 @@ colour: any 4xx without a client address noted) is counted against its client IP
 refusal before routing (a gate's, or no route) counts under the route `unmatched` on
 either path, the widget page's short one included. Every field of the line that a
 client chose (path, method, address) is cut to `logs.MAX_FIELD_CHARS`.
+
+The line itself goes to a `LineSink`: by default `through_logging`, a record of the
+`widget_proxy.request` logger (mounted in a merchant's app, their logging configuration
+decides where it goes); under `widget-proxy serve`, which owns the process and its log
+configuration, `fastlines.FastLines` writes the same bytes without `logging`'s
+per-record work (docs/logging.md).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Protocol
 
 from starlette.datastructures import Headers
@@ -29,18 +35,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .logs import cut
 from .metrics import Metrics
 
-log = logging.getLogger("widget_proxy")
+log = logging.getLogger("widget_proxy.request")
+# The line's message: method, path, status, ms, request id, cache, client, " error=…".
+MESSAGE: Final = "%s %s %d %.1fms request_id=%s cache=%s client=%s%s"
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 # A random prefix per process and a counter: unique across workers and restarts,
 # without a system call per request (request ids are labels, not secrets).
 _PREFIX: Final = secrets.token_hex(4)
-_COUNTER: Final = itertools.count(1)
+_COUNTER: Final = itertools.count(0x10000000)  # eight hex digits from the first
 
 
 def new_request_id() -> str:
-    return f"{_PREFIX}{next(_COUNTER):08x}"
+    return _PREFIX + hex(next(_COUNTER))[2:]  # (a format spec costs three times as much)
 
 
 def request_id(scope: Scope) -> str:
@@ -74,6 +82,54 @@ class Proxies(Protocol):
     def client_ip(self, scope: Scope, headers: Mapping[str, str]) -> str: ...
 
 
+class LineSink(Protocol):
+    """Where a request's one line goes: its level, then its fields as the request has
+    them (`error` empty when there was none); the sink cuts what a client chose."""
+
+    def __call__(
+        self,
+        level: int,
+        method: str,
+        path: str,
+        status: int,
+        seconds: float,
+        request_id: str,
+        cache: str,
+        client_ip: str,
+        error: str,
+    ) -> None: ...
+
+
+def through_logging(
+    level: int,
+    method: str,
+    path: str,
+    status: int,
+    seconds: float,
+    request_id: str,
+    cache: str,
+    client_ip: str,
+    error: str,
+) -> None:
+    """The line as a record of `widget_proxy.request`, its fields as the record's extras
+    (the JSON format shows them): the reference `FastLines` writes byte for byte."""
+    method, path, client_ip = cut(method), cut(path), cut(client_ip)
+    fields: dict[str, object] = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 2),
+        "request_id": request_id,
+        "cache": cache,
+        "client_ip": client_ip,
+    }
+    if error:
+        fields["error"] = cut(error)
+    suffix = f" error={error}" if error else ""
+    log.log(level, MESSAGE, method, path, status, seconds * 1000, request_id, cache, client_ip,
+            suffix, extra=fields)  # fmt: skip
+
+
 class IpLimit(Protocol):
     """Counts a refused request against its client IP's limit
     (`security.ratelimit.RateLimits`, handed in by `create_app`)."""
@@ -81,49 +137,117 @@ class IpLimit(Protocol):
     def tally_ip(self, ip: str) -> None: ...
 
 
+class Sendable(Protocol):
+    """An answer known before any of it is sent (`responses.Answer`)."""
+
+    status_code: int
+    raw_headers: list[tuple[bytes, bytes]]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+
+Answerer = Callable[[Scope, Receive], Awaitable[Sendable]]
+
+
 class RequestLog:
+    """The front of the app: every request's id, metrics and one line.
+
+    `answers` (path → answerer, GETs only, paths within the app's `root_path`): the
+    widget page's short path (`fastpath.ShortPath`). Its answer is known before a byte
+    leaves, so it is sent as it is; any other request goes through `app`, its answer's
+    head seen through a wrapped `send`. Either way the same steps, in `answering` and
+    `record`: the line and metrics as the answer's head leaves (500 if none does),
+    `X-Request-ID` on it.
+    """
+
     def __init__(
-        self, app: ASGIApp, metrics: Metrics, proxies: Proxies, ip_limit: IpLimit | None = None
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        proxies: Proxies,
+        ip_limit: IpLimit | None = None,
+        lines: LineSink = through_logging,
+        answers: Mapping[str, Answerer] | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.proxies = proxies
         self.ip_limit = ip_limit
+        self.lines = lines
+        self.answers = answers or {}
         # Metric children bound once per label set: labels() takes a lock each time.
         self._bound: dict[tuple[str, int], tuple[Callable[[], None], Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        state = self.begin(scope) if scope["type"] == "http" else None
-        if state is None:  # not HTTP, or logged further out
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = state["request_id"]
-        status, logged = 500, False
-        head = scope["method"] == "HEAD"
+        started = time.perf_counter()
+        state = self.begin(scope)  # None: a request log further out has it
+        answerer = None
+        if scope["method"] == "GET" and self.answers:
+            path: str = scope["path"]
+            root: str = scope.get("root_path", "")
+            if root and path.startswith(root):  # mounted: matched as the router would
+                path = path[len(root) :]
+            answerer = self.answers.get(path)
+        if answerer is None:
+            await self._streamed(scope, receive, send, state, started)
+            return
+        try:
+            answer = await answerer(scope, receive)
+        except BaseException:
+            if state is not None:  # its crash page failed too: the line still says so
+                self.record(scope, state, 500, started)
+            raise
+        if state is not None:
+            answer.raw_headers = self.answering(
+                scope, state, answer.status_code, answer.raw_headers, started
+            )
+        await answer(scope, receive, send)
+
+    async def _streamed(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        state: dict[str, str] | None,
+        started: float,
+    ) -> None:
+        """Through the app, its answer's head seen on its way out. (A method of its own:
+        the closure's cells would cost the short path too.)"""
+        if state is None:
+            await self.app(scope, receive, send)
+            return
+        answered = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, logged
+            nonlocal answered
             if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = with_id(message.setdefault("headers", []), rid)
-                # A HEAD answer is complete with its headers (the client reads no body):
-                # logged before they leave, as any other answer before its last byte.
-                last = head
-            else:
-                last = message["type"] == "http.response.body" and not message.get("more_body")
-            if last and not logged:
-                # Logged before the last byte leaves, so the line is written by the time
-                # the client has its answer.
-                self.record(scope, state, status, started)
-                logged = True
+                answered = True
+                message["headers"] = self.answering(
+                    scope, state, message["status"], message.get("headers", []), started
+                )
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            if not logged:  # no complete answer: an error, or the client went away
-                self.record(scope, state, status, started)
+            if not answered:  # no answer: an error, or the client went away
+                self.record(scope, state, 500, started)
+
+    def answering(
+        self,
+        scope: Scope,
+        state: dict[str, str],
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        started: float,
+    ) -> list[tuple[bytes, bytes]]:
+        """An answer's head is leaving: its line and metrics (written by the time the
+        client has its answer), and its headers with `X-Request-ID`."""
+        self.record(scope, state, status, started)
+        return with_id(headers, state["request_id"])
 
     def begin(self, scope: Scope) -> dict[str, str] | None:
         """Give an HTTP request its id, in its state; None if a `RequestLog` further
@@ -165,30 +289,14 @@ class RequestLog:
         level = logging.WARNING if status >= 500 else logging.INFO
         if not log.isEnabledFor(level):
             return
-        fields = {
-            "method": cut(scope["method"]),
-            "path": cut(scope["path"]),
-            "status": status,
-            "duration_ms": round(seconds * 1000, 2),
-            "request_id": state["request_id"],
-            "cache": state.get("cache", "-"),
-            "client_ip": cut(
-                state.get("client_ip") or self.proxies.client_ip(scope, Headers(scope=scope))
-            ),
-        }
-        error = state.get("error")
-        if error:
-            fields["error"] = cut(error)
-        log.log(
+        self.lines(
             level,
-            "%s %s %d %.1fms request_id=%s cache=%s client=%s%s",
-            fields["method"],
-            fields["path"],
+            scope["method"],
+            scope["path"],
             status,
-            seconds * 1000,
-            fields["request_id"],
-            fields["cache"],
-            fields["client_ip"],
-            f" error={error}" if error else "",
-            extra=fields,
+            seconds,
+            state["request_id"],
+            state.get("cache", "-"),
+            state.get("client_ip") or self.proxies.client_ip(scope, Headers(scope=scope)),
+            state.get("error", ""),
         )

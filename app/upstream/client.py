@@ -9,8 +9,10 @@ One call (`HttpClient.call`) is: at most 1 + `UPSTREAM_RETRIES` attempts, all wi
 an exponential backoff with full jitter; a 429 or 503 with `Retry-After` is waited
 out only if that fits in the deadline. The first attempt asks the origin's circuit
 breaker for a pass, a retry goes only while the breaker still admits it, and the
-call's outcome is reported to the breaker once, however many attempts it took.
-What an answer means (status, charset, redirect, Retry-After) is `answers.py`'s.
+call's outcome is reported to the breaker once, however many attempts it took, and
+logged as one line (`widget_proxy.upstream`: vendor, operation, method, the URL's path
+only, status, ms, attempts). What an answer means (status, charset, redirect,
+Retry-After) is `answers.py`'s.
 
 (Over 300 lines: one call's whole life, from the pool slot and the breaker's pass to
 the last retry and the body's limit, reads best in one place.)
@@ -26,6 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urlsplit
 
 import httpx2
 
@@ -89,6 +92,14 @@ class Reply:
     url: str  # after same-origin redirects
 
 
+@dataclass(slots=True)
+class Tried:
+    """How far one call got: its attempts so far, and the last HTTP status it saw."""
+
+    attempts: int = 0
+    status: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
     """One logical upstream call, as asked for; each attempt replays it."""
@@ -112,9 +123,12 @@ class HttpClient:
         breaker: BreakerPolicy = DEFAULT_BREAKER,
         metrics: Metrics | None = None,
         transport: httpx2.AsyncBaseTransport | None = None,
+        vendor: str = "",
     ) -> None:
-        """`transport` replaces the network under the client (narrow unit tests only)."""
+        """`vendor` names the calls' vendor in their log lines; `transport` replaces the
+        network under the client (narrow unit tests only)."""
         self._metrics = metrics or Metrics()
+        self._vendor = vendor
         self._max_bytes = limits.max_bytes
         self._deadline = retries.deadline
         self._retries = retries.retries
@@ -175,28 +189,28 @@ class HttpClient:
         started = time.monotonic()
         breaker = self.breaker(url)
         ticket: list[Ticket] = []  # the breaker's pass, once a connection was free
+        call = Call(kind, method, url, headers, params, key_statuses, content)
+        tried = Tried()
         try:
             async with asyncio.timeout(self._deadline):
-                reply = await self._attempts(
-                    Call(kind, method, url, headers, params, key_statuses, content), breaker, ticket
-                )
+                reply = await self._attempts(call, breaker, ticket, tried)
         except TimeoutError:
             error: UpstreamError = UpstreamTimeout(
                 f"{kind} missed the {self._deadline:g} s deadline", unhealthy=True
             )
             self._settle(breaker, ticket, error)
-            self._observe(kind, started, error)
+            self._observe(call, started, tried, error)
             raise error from None
         except UpstreamError as exc:
             self._settle(breaker, ticket, exc)
-            self._observe(kind, started, exc)
+            self._observe(call, started, tried, exc)
             raise
         except BaseException:  # cancelled: the caller went away, or a sibling call failed
             if ticket:
                 breaker.ended(ticket[0])
             raise
         self._settle(breaker, ticket, None)
-        self._observe(kind, started, None, reply.status)
+        self._observe(call, started, tried, None)
         return reply
 
     @staticmethod
@@ -217,20 +231,32 @@ class HttpClient:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def _observe(
-        self, kind: str, started: float, exc: UpstreamError | None, status: int = 0
-    ) -> None:
+    def _observe(self, call: Call, started: float, tried: Tried, exc: UpstreamError | None) -> None:
         """One log line and the metrics of one call, however many attempts it took."""
         elapsed = time.monotonic() - started
+        kind = call.kind
         self._metrics.upstream_seconds.labels(kind).observe(elapsed)
         self._metrics.upstream_calls.labels(kind, exc.code if exc else "ok").inc()
+        # The URL's path only: a query may carry a key, and never reaches a log.
+        fields = {
+            "vendor": self._vendor or "-", "operation": kind, "method": call.method,
+            "url_path": urlsplit(call.url).path or "/", "status": tried.status,
+            "ms": round(elapsed * 1000, 1), "attempt": tried.attempts,
+        }  # fmt: skip
+        called = f"upstream {fields['vendor']} {kind} {call.method} {fields['url_path']}"
+        ms, attempt = elapsed * 1000, tried.attempts
         if exc is None:
-            log.info("upstream %s answered %d in %.0f ms", kind, status, elapsed * 1000)
+            log.info("%s answered %s in %.0f ms (attempt %d)",
+                     called, tried.status, ms, attempt, extra=fields)  # fmt: skip
         else:
-            log.warning("upstream %s failed after %.0f ms: %s", kind, elapsed * 1000, exc.detail)
+            log.warning("%s failed after %.0f ms (attempt %d): %s",
+                        called, ms, attempt, exc.detail, extra=fields)  # fmt: skip
 
-    async def _attempts(self, call: Call, breaker: Breaker, ticket: list[Ticket]) -> Reply:
-        """The call's attempts; `ticket` receives the breaker's pass once one is given."""
+    async def _attempts(
+        self, call: Call, breaker: Breaker, ticket: list[Ticket], tried: Tried
+    ) -> Reply:
+        """The call's attempts; `ticket` receives the breaker's pass once one is given,
+        `tried` how far they got."""
         deadline = time.monotonic() + self._deadline
         attempt = 0
         last: UpstreamError | None = None
@@ -245,7 +271,8 @@ class HttpClient:
                         # Opened by others meanwhile: answer with this call's own failure.
                         last.detail += f" (after {attempt} attempts; then the circuit opened)"
                         raise last
-                    reply = await self._once(call)
+                    tried.attempts += 1
+                    reply = await self._once(call, tried)
             except UpstreamError as exc:
                 if exc is last or isinstance(exc, CircuitOpen):
                     raise
@@ -289,7 +316,7 @@ class HttpClient:
             delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))  # noqa: S311
         return delay if time.monotonic() + delay < deadline else None
 
-    async def _once(self, call: Call) -> Reply:
+    async def _once(self, call: Call, tried: Tried) -> Reply:
         kind, method, url, headers, params = (
             call.kind, call.method, call.url, call.headers, call.params
         )  # fmt: skip
@@ -299,7 +326,7 @@ class HttpClient:
                 async with self._client.stream(
                     method, url, headers=headers, params=params, content=call.content
                 ) as response:
-                    status = response.status_code
+                    status = tried.status = response.status_code
                     if conditional and status == 304:
                         return Reply(304, response.headers, "", url)
                     if method == "GET" and status in _REDIRECTS:

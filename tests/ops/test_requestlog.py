@@ -38,7 +38,7 @@ def test_one_log_line_per_request(proxy: Proxy, caplog: pytest.LogCaptureFixture
         first = proxy.get("/widget?color=dark", EMAIL)
         proxy.get("/widget?color=dark", EMAIL)
 
-    lines = [r for r in caplog.records if r.name == "widget_proxy"]
+    lines = [r for r in caplog.records if r.name == "widget_proxy.request"]
     assert len(lines) == 2
     record = lines[0]
     assert record.__dict__["method"] == "GET"
@@ -74,7 +74,7 @@ def test_every_field_a_client_chose_is_cut_in_the_line(
     with caplog.at_level(logging.INFO, logger="widget_proxy"):
         assert proxy.client.get("/" + "p" * 8_000).status_code == 404
 
-    (record,) = [r for r in caplog.records if r.name == "widget_proxy"]
+    (record,) = [r for r in caplog.records if r.name == "widget_proxy.request"]
     assert len(record.__dict__["path"]) < 1_100
     assert len(record.getMessage()) < 1_400
 

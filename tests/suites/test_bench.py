@@ -28,6 +28,8 @@ MARKER = "WIDGET_PROXY_BENCH_TEST"
 ROWS = (
     "1. warm path: proxy",
     "1. warm path: limit",
+    "1d. as served: proxy",
+    "1d. as served: limit",
     "1b. warm path: 1 worker + Redis",
     "2. naive recipe",
     "3. cold burst: 1 user",
@@ -41,9 +43,10 @@ ROWS = (
 )
 REDIS_ROWS = ("1b.", "6.", "7.")  # on the Redis at --redis-url
 OWN_REDIS_ROWS = ("6b.", "6c.")  # on redis-server processes the benchmark starts
-# The plot's pairs: the first two need no Redis.
+# The plot's pairs: the first three need no Redis.
 PAIRS = (
     "1. warm proxy vs limit",
+    "1d. as served (request lines on)",
     "2. proxy vs naive recipe",
     "1b. memory vs Redis (1 worker)",
     "6. Redis: 1 worker vs 2 workers",
@@ -151,13 +154,17 @@ def test_quick_run_prints_every_scenario_with_numbers(tmp_path: Path) -> None:
         assert "| Every 429 carries a Retry-After of 1 to 65 s | 0 of" in table
     assert "| Target | measured | met |" in table
     assert re.search(r"\| Warm path ≥ 0\.8 x the limit's req/s \| [\d.]+x", table)
+    assert re.search(r"\| As served ≥ 0\.8 x the limit's req/s .*\| [\d.]+x", table)
+    assert re.search(
+        r"\| As served: a log line for every answer, on both sides \| .* \| yes", table
+    )
     assert "FAILED" not in table
     assert "bench: warm" in done.stderr  # progress goes to stderr, the table to stdout
     if plotting:
         assert plot.is_file(), "--plot wrote no file"
         drawing = plot.read_text()
         assert "<svg" in drawing
-        for caption in PAIRS[: 2 if skipped else len(PAIRS)]:
+        for caption in PAIRS[: 3 if skipped else len(PAIRS)]:
             assert caption in drawing, caption
     if skipped:
         unavailable(f"the Redis rows were skipped: {skipped[0]}")
@@ -198,14 +205,14 @@ def test_granian_refuses_the_scenario_of_uvicorns_protocols(
 ) -> None:
     with pytest.raises(SystemExit) as exited:
         parse(["--server", "granian", "--scenarios", "warm,http"])
-    config, _ = parse(["--server", "granian"])  # every scenario: all but that one
+    config, _ = parse(["--server", "granian"])  # every scenario: all but uvicorn's own
 
     assert exited.value.code == 2
     assert "scenario http compares uvicorn's HTTP protocols: run it with --server uvicorn" in (
         capsys.readouterr().err
     )
     assert config.server == "granian"
-    assert config.scenarios == tuple(s for s in SCENARIOS if s != "http")
+    assert config.scenarios == tuple(s for s in SCENARIOS if s not in ("http", "served"))
 
 
 def test_profile_summary_ranks_frames_by_own_and_inclusive_time(tmp_path: Path) -> None:

@@ -219,7 +219,6 @@ def merchant_app(tmp_path: Path, env: dict[str, str], scanner: LeakScanner) -> I
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="configure_logging lands with the logging branch")
 def test_the_readme_app_serves_the_widget_alone_and_behind_the_readme_nginx(
     tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:

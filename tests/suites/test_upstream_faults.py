@@ -176,7 +176,7 @@ def test_fault(
     assert elapsed < DEADLINE + 2.0  # within the deadline; the margin is for a loaded machine
     assert LEAK.decode() not in response.text
     assert all(LEAK.decode() not in r.getMessage() for r in caplog.records)
-    request_lines = [r.getMessage() for r in caplog.records if r.name == "widget_proxy"]
+    request_lines = [r.getMessage() for r in caplog.records if r.name == "widget_proxy.request"]
     if logged is None:
         assert "Caf\u00e9 cr\u00e8me" in response.text  # decoded, served as UTF-8
         assert response.headers["content-type"] == "text/html; charset=utf-8"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,6 +13,7 @@ from functools import partial
 import httpx2
 import pytest
 
+from widget_proxy import configure_logging
 from widget_proxy.__version__ import __version__
 from widget_proxy.errors import (
     CircuitOpen,
@@ -277,10 +280,12 @@ async def test_one_log_line_and_one_count_per_call_however_many_attempts(
     assert seconds == 2
     lines = [r.getMessage() for r in caplog.records if r.name == "widget_proxy.upstream"]
     assert len(lines) == 2
-    assert re.fullmatch(r"upstream signin answered 200 in \d+ ms", lines[0])
     assert re.fullmatch(
-        r"upstream signin failed after \d+ ms: signin connection failed \(ConnectError\)"
-        r" \(after 3 attempts\)",
+        r"upstream - signin POST /store/w-1 answered 200 in \d+ ms \(attempt 3\)", lines[0]
+    )
+    assert re.fullmatch(
+        r"upstream - signin POST /store/w-1 failed after \d+ ms \(attempt 3\):"
+        r" signin connection failed \(ConnectError\) \(after 3 attempts\)",
         lines[1],
     )
     assert [r.levelname for r in caplog.records if r.name == "widget_proxy.upstream"] == [
@@ -607,7 +612,9 @@ async def test_a_call_that_misses_the_deadline_times_out_and_counts_against_the_
     lines = [r.getMessage() for r in caplog.records if r.name == "widget_proxy.upstream"]
     assert any(
         re.fullmatch(
-            r"upstream signin failed after \d+ ms: signin missed the 0.05 s deadline", line
+            r"upstream - signin POST /store/w-1 failed after \d+ ms \(attempt \d\):"
+            r" signin missed the 0.05 s deadline",
+            line,
         )
         for line in lines
     )
@@ -667,8 +674,8 @@ async def test_the_log_line_and_the_histogram_give_each_call_its_duration(
 
     lines = [r.getMessage() for r in caplog.records if r.name == "widget_proxy.upstream"]
     assert lines == [
-        "upstream signin answered 200 in 2000 ms",
-        "upstream signin failed after 2000 ms: signin answered 500",
+        "upstream - signin POST /store/w-1 answered 200 in 2000 ms (attempt 1)",
+        "upstream - signin POST /store/w-1 failed after 2000 ms (attempt 1): signin answered 500",
     ]
     seconds = metrics.registry.get_sample_value(
         "widget_proxy_upstream_duration_seconds_sum", {"kind": "signin"}
@@ -687,3 +694,37 @@ def test_a_wait_that_would_end_at_the_deadline_is_not_waited(
 
     assert http._retry_delay(busy, 0, 101.5) == 1.0
     assert http._retry_delay(busy, 0, 101.0) is None  # no time left for the attempt
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("proxy_logging")
+async def test_each_call_is_one_json_line_with_its_fields(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One line per call (`widget_proxy.upstream`), fields for a log search: the URL's
+    path only (its query may carry a key); the HTTP library's own line only at DEBUG."""
+    script = Script(httpx2.Response(502), OK, httpx2.Response(500))
+    http = HttpClient(
+        vendor="acme", retries=Retries(retries=2), transport=httpx2.MockTransport(script)
+    )
+    configure_logging("INFO", "json")
+
+    assert await call(http) == 200  # a retry, then its answer
+    with pytest.raises(UpstreamBadStatus):
+        await http.call("page", "GET", URL, headers={}, params={"key": "in-the-query"})
+    err = capsys.readouterr().err
+
+    lines = [json.loads(line) for line in err.splitlines()]
+    assert [line["logger"] for line in lines] == ["widget_proxy.upstream"] * 2
+    fields = ("level", "vendor", "operation", "method", "url_path", "status", "attempt")
+    assert [tuple(line[f] for f in fields) for line in lines] == [
+        ("info", "acme", "signin", "POST", "/store/w-1", 200, 2),
+        ("warning", "acme", "page", "GET", "/store/w-1", 500, 1),
+    ]
+    assert all(isinstance(line["ms"], float) for line in lines)
+    assert "in-the-query" not in err
+    assert "HTTP Request" not in err
+
+    assert not logging.getLogger("httpx2").isEnabledFor(logging.INFO)
+    configure_logging("DEBUG", "json")  # (its line then goes wherever the app's root sends it)
+    assert logging.getLogger("httpx2").isEnabledFor(logging.INFO)
