@@ -23,7 +23,7 @@ from .errors import BadRequest, NotAuthenticated, WidgetProxyError
 from .ops.requestlog import note
 from .responses import BASE_HEADERS, Answer, Prepared, error_response, prefers_json
 from .security.admission import Admission
-from .security.identity import Identity
+from .security.identity import Identity, Visitor
 from .security.origins import OriginPolicy, parse_origin
 from .upstream.breaker import one_caller
 
@@ -78,7 +78,7 @@ class WidgetPage:
                 if self._login_url is not None and not prefers_json(headers.get("accept", "")):
                     return self._to_login(scope)
                 raise NotAuthenticated("no signed-in session")
-            if visitor.anonymous and self._tokenless:
+            if visitor.identity.anonymous and self._tokenless:
                 page = self._pages.cached(widget, color) or await self._pages.fetch(widget, color)
                 body = page.render("")
             else:
@@ -87,12 +87,12 @@ class WidgetPage:
             return error_response(exc, scope, accept=headers.get("accept", ""))
         return Prepared(200, [*self._headers, (b"content-length", str(len(body)).encode())], body)
 
-    async def _body(self, scope: Scope, visitor: Identity, widget: str, color: Color) -> bytes:
-        key = self._tokens.key(visitor)
+    async def _body(self, scope: Scope, visitor: Visitor, widget: str, color: Color) -> bytes:
+        key = visitor.token_key
         token, page = self._tokens.cached(key), self._pages.cached(widget, color)
         if token is None or page is None:
             note(scope, cache="miss")
-            token, page = await self._fetch(key, visitor, widget, color, token, page)
+            token, page = await self._fetch(key, visitor.identity, widget, color, token, page)
         else:
             note(scope, cache="hit")
         return page.render(token)
@@ -184,10 +184,10 @@ class TokenEndpoint:
             if visitor is None:
                 raise NotAuthenticated("no signed-in session")
             body: dict[str, object] = {"token": None}  # anonymous: the widget runs without
-            if not (visitor.anonymous and self._tokenless):
-                key = self._tokens.key(visitor)
+            if not (visitor.identity.anonymous and self._tokenless):
+                key = visitor.token_key
                 one_caller(key, shared=self._tokens.shared)
-                entry = await self._tokens.entry(key, visitor)
+                entry = await self._tokens.entry(key, visitor.identity)
                 # When to come back: the proxy serves this token until then, not after.
                 expires_in = max(0, int(entry.expires_at - self._clock()))
                 body = {"token": entry.token, "expiresIn": expires_in}

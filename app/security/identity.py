@@ -58,6 +58,23 @@ class Identity:
 ANONYMOUS: Final = Identity("")
 
 
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    """Who is asking, with every key derived from who they are.
+
+    Worked out once per session (the session memo holds it) by the `Derive` the app
+    wires in, so a warm view looks the keys up instead of hashing for each. A source
+    given no `Derive` makes visitors without keys (the identity alone).
+    """
+
+    identity: Identity
+    rate_key: str = ""  # the user's rate-limit count (`RateLimits.user_key`)
+    token_key: str = ""  # the user's token in the cache (`TokenCache.key`)
+
+
+Derive = Callable[[Identity], Visitor]
+
+
 def validate_email(value: object) -> str:
     """Return the email if it is safe to send as an upstream header, else raise InvalidEmail.
 
@@ -94,8 +111,9 @@ def _is_label(label: str) -> bool:
 
 
 class IdentitySource(Protocol):
-    def identity(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
-        """Who is signed in; None when anonymous. A present but unusable email raises."""
+    def visitor(self, scope: Scope, headers: Mapping[str, str]) -> Visitor | None:
+        """Who is signed in, with their keys; None when anonymous. A present but unusable
+        email raises."""
 
 
 class SessionReader:
@@ -104,10 +122,12 @@ class SessionReader:
     Verifying and decoding a cookie is most of a warm page view's work, and a browser
     sends the same cookie with every view, so a verified answer is remembered per
     session cookie value: not per `Cookie` header, whose other cookies are the
-    client's to pad. The memo is bounded by entries and by bytes (least recently used
-    first; a value too large to remember is verified on every request). Only what
-    passed the signature check is remembered; its age is still checked on every
-    request.
+    client's to pad. What is remembered is the session's `Visitor` (its identity and
+    every key `derive` makes of it) and when the session stops being valid: one
+    entry per session, one lookup per view. The memo is bounded by entries and by
+    bytes (least recently used first; a value too large to remember is verified on
+    every request). Only what passed the signature check is remembered; its age is
+    still checked on every request.
     """
 
     MEMO_SIZE: Final = 4096  # the active sessions; memory stays flat with many users
@@ -123,8 +143,10 @@ class SessionReader:
         email_key: tuple[str, ...] = DEFAULT_EMAIL_KEY,
         user_id_key: tuple[str, ...] = (),
         metadata_keys: tuple[tuple[str, ...], ...] = (),
+        derive: Derive = Visitor,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._derive = derive
         self._signer = itsdangerous.TimestampSigner(secret)
         self._cookie = cookie
         self._max_age = max_age
@@ -132,8 +154,8 @@ class SessionReader:
         self._user_id_key = user_id_key
         self._metadata_keys = metadata_keys
         self._clock = clock
-        # The session cookie's value → its identity and when it stops being valid.
-        self.memo: BoundedMemo[str, tuple[Identity, float]] = BoundedMemo(
+        # The session cookie's value → its visitor and when it stops being valid.
+        self.memo: BoundedMemo[str, tuple[Visitor, float]] = BoundedMemo(
             max_entries=self.MEMO_SIZE,
             max_bytes=self.MEMO_BYTES,
             max_entry_bytes=self.MEMO_ENTRY_BYTES,
@@ -162,14 +184,19 @@ class SessionReader:
         return (data, signed_at.timestamp()) if isinstance(data, dict) else None
 
     def identity(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
+        """Who is signed in; None when anonymous. A present but unusable email raises."""
+        visitor = self.visitor(scope, headers)
+        return None if visitor is None else visitor.identity
+
+    def visitor(self, scope: Scope, headers: Mapping[str, str]) -> Visitor | None:
         raw = self.cookie_value(headers)
         if not raw:
             return None
         known = self.memo.get(raw)
         if known is not None:
-            identity, expires = known
+            visitor, expires = known
             if expires > self._clock():
-                return identity
+                return visitor
             self.memo.pop(raw)
         found = self._verify(raw)
         if found is None:
@@ -189,8 +216,9 @@ class SessionReader:
             user_id=str(user_id) if type(user_id) in (str, int) else "",  # not bool
             metadata=metadata,
         )
-        self.memo.put(raw, (identity, signed_at + self._max_age))
-        return identity
+        visitor = self._derive(identity)
+        self.memo.put(raw, (visitor, signed_at + self._max_age))
+        return visitor
 
 
 def _lookup(data: Any, path: tuple[str, ...]) -> Any:
@@ -214,10 +242,22 @@ class HeaderIdentity:
     folded into this one.
     """
 
-    def __init__(self, *, proxies: TrustedProxies, header: str = DEFAULT_IDENTITY_HEADER) -> None:
+    def __init__(
+        self,
+        *,
+        proxies: TrustedProxies,
+        header: str = DEFAULT_IDENTITY_HEADER,
+        derive: Derive = Visitor,
+    ) -> None:
         self._header = header.lower()
         self._raw_header = self._header.encode("latin-1")
         self._proxies = proxies
+        self._derive = derive
+
+    def visitor(self, scope: Scope, headers: Mapping[str, str]) -> Visitor | None:
+        # Each request says who anew (no memo): the keys come from the hashers' memos.
+        identity = self.identity(scope, headers)
+        return None if identity is None else self._derive(identity)
 
     def identity(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
         if not self._proxies.trusts(self._proxies.peer(scope)):

@@ -70,9 +70,17 @@ class RateLimits:
     def _ip_key(self, ip: str) -> str:
         return f"ip:{self._hash(ip_client(ip))}"
 
+    def user_key(self, email: str) -> str:
+        """The key this user's requests are counted under (a session remembers it)."""
+        return f"user:{self._hash(email)}"
+
     def count_user(self, email: str) -> None:
         """Count a request by this user; RateLimited past the limit."""
-        self._count(f"user:{self._hash(email)}", self._per_user, "user")
+        self.count_user_key(self.user_key(email))
+
+    def count_user_key(self, key: str) -> None:
+        """`count_user`, by the user's `user_key`."""
+        self._count(key, self._per_user, "user")
 
     def _count(self, key: str, limit: int, who: str) -> None:
         wait = self._counters.throttle(key, limit)

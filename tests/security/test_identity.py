@@ -19,9 +19,12 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from tests.support import EMAIL, Clock, Proxy, wait_until
+from widget_proxy.cache.counts import WindowCounters
+from widget_proxy.cache.keys import Hasher, Keys
 from widget_proxy.errors import InvalidEmail
 from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.security.identity import Identity, SessionReader, validate_email
+from widget_proxy.security.ratelimit import RateLimits
 
 SECRET = "a-shared-secret-of-more-than-32-characters"
 SCOPE = {"type": "http", "client": ("203.0.113.9", 5555)}
@@ -264,6 +267,42 @@ def test_a_proxy_remembers_a_session_not_the_junk_sent_beside_it(
     assert sessions.memo.keys() == [value]
     assert sessions.memo.nbytes < 3000  # none of the junk is held
     assert vendor.calls["signin"] == 1
+
+
+def test_a_session_is_one_memo_entry_with_every_key_made_from_it(
+    make_proxy: Callable[..., Proxy], readers: list[SessionReader], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = make_proxy()
+    [sessions] = readers
+    hashed: list[str] = []
+    digest = Hasher.__call__
+
+    def recording(self: Hasher, value: str) -> str:
+        hashed.append(value)
+        return digest(self, value)
+
+    monkeypatch.setattr(Hasher, "__call__", recording)
+    for email in (EMAIL, "other@example.com"):
+        assert proxy.get("/widget", email).status_code == 200
+    made = list(hashed)
+    hashed.clear()
+    for _ in range(3):
+        for email in (EMAIL, "other@example.com"):
+            assert proxy.get("/widget", email).status_code == 200
+
+    # The first view of a session made its rate-limit key and its token's key; the
+    # later ones looked them up, with the session itself, in one memo entry each.
+    assert made.count(EMAIL) == 2
+    assert EMAIL not in hashed
+    assert "other@example.com" not in hashed
+    held = sessions.memo.keys()  # least recently used first
+    visitors = [found[0] for key in held if (found := sessions.memo.get(key)) is not None]
+    assert [v.identity.email for v in visitors] == [EMAIL, "other@example.com"]
+    keys = Keys(proxy.settings.session_secret.reveal())
+    limits = RateLimits(WindowCounters(), keys=keys)
+    assert [v.rate_key for v in visitors] == [limits.user_key(v.identity.email) for v in visitors]
+    assert len({v.token_key for v in visitors}) == 2
+    assert all(v.token_key.startswith("tok:") for v in visitors)
 
 
 def test_a_proxy_treats_a_session_nested_too_deep_as_anonymous(
