@@ -1,8 +1,9 @@
 """The widget page: identity → token and page (cached, else upstream) → injected HTML.
 
 A pure ASGI endpoint: on a warm page view the token and the page are two lookups in
-this process's memory and the body is a concatenation; it builds no Request or
-Response object, and its headers are computed once per app.
+this process's memory, and so is the answer they make (`cache/views`: the page
+rendered with the user's token and its headers, once per token and page); it builds
+no Request or Response object.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from .cache.tokens import TokenCache
+from .cache.views import Views
 from .delivery.page import DEFAULT_COLOR, Color, Page, PageSource
 from .errors import BadRequest, NotAuthenticated, WidgetProxyError
 from .ops.requestlog import note
-from .responses import BASE_HEADERS, Answer, Prepared, error_response, prefers_json
+from .responses import BASE_HEADERS, Answer, error_response, prefers_json
 from .security.admission import Admission
 from .security.identity import Identity, Visitor
 from .security.origins import OriginPolicy, parse_origin
@@ -57,11 +59,14 @@ class WidgetPage:
             # The vendor's scripts run, in an opaque origin: nothing of the merchant's
             # origin (its pages, cookies, storage) is theirs to read.
             csp += "; sandbox allow-scripts allow-forms allow-popups"
-        self._headers = [
-            (b"content-type", b"text/html; charset=utf-8"),
-            *((k.encode(), v.encode()) for k, v in BASE_HEADERS.items()),
-            (b"content-security-policy", csp.encode()),
-        ]
+        # Each user's answer, rendered once per token and page (cache/views).
+        self._views = Views(
+            [
+                (b"content-type", b"text/html; charset=utf-8"),
+                *((k.encode(), v.encode()) for k, v in BASE_HEADERS.items()),
+                (b"content-security-policy", csp.encode()),
+            ]
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await (await self.answer(scope, receive))(scope, receive, send)
@@ -80,14 +85,12 @@ class WidgetPage:
                 raise NotAuthenticated("no signed-in session")
             if visitor.identity.anonymous and self._tokenless:
                 page = self._pages.cached(widget, color) or await self._pages.fetch(widget, color)
-                body = page.render("")
-            else:
-                body = await self._body(scope, visitor, widget, color)
+                return self._views.answer("", "", page)  # the same for every such visitor
+            return await self._answer(scope, visitor, widget, color)
         except WidgetProxyError as exc:
             return error_response(exc, scope, accept=headers.get("accept", ""))
-        return Prepared(200, [*self._headers, (b"content-length", str(len(body)).encode())], body)
 
-    async def _body(self, scope: Scope, visitor: Visitor, widget: str, color: Color) -> bytes:
+    async def _answer(self, scope: Scope, visitor: Visitor, widget: str, color: Color) -> Answer:
         key = visitor.token_key
         token, page = self._tokens.cached(key), self._pages.cached(widget, color)
         if token is None or page is None:
@@ -95,7 +98,7 @@ class WidgetPage:
             token, page = await self._fetch(key, visitor.identity, widget, color, token, page)
         else:
             note(scope, cache="hit")
-        return page.render(token)
+        return self._views.answer(key, token, page)
 
     async def _fetch(
         self,
