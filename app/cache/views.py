@@ -35,12 +35,12 @@ MAX_ENTRY_BYTES: Final = 256 * 1024
 class View:
     token: str  # what it was rendered with: the token cache's own object
     page: Page  # and the page cache's
-    length: tuple[bytes, bytes]  # its content-length header
+    length: bytes  # its content-length
     body: bytes
 
 
-# The view and its content-length header: the token and the page are the caches'.
-_VIEW_BYTES: Final = 200
+# The view and its length: the token and the page are the caches'.
+_VIEW_BYTES: Final = 150
 
 
 def _weigh(key: str, view: View) -> int:
@@ -69,7 +69,7 @@ class Views:
         """`page` rendered with `token` (the token cached under `key`), with its headers."""
         view = self.view(key, token, page)
         # A header list of its own: whoever sends it may add to it in place.
-        return Prepared(200, [*self._headers, view.length], view.body)
+        return Prepared(200, [*self._headers, (b"content-length", view.length)], view.body)
 
     def view(self, key: str, token: str, page: Page) -> View:
         """`page` rendered with `token`: kept from an earlier view, or rendered now."""
@@ -77,6 +77,6 @@ class Views:
         if found is not None and found.token is token and found.page is page:
             return found
         body = page.render(token)
-        view = View(token, page, (b"content-length", str(len(body)).encode()), body)
+        view = View(token, page, str(len(body)).encode(), body)
         self.memo.put(key, view)
         return view

@@ -242,6 +242,9 @@ class HeaderIdentity:
     folded into this one.
     """
 
+    MEMO_SIZE: Final = 4096  # the active users
+    MEMO_BYTES: Final = 4 * 1024 * 1024  # 4096 emails and their keys, ~1 KB each at most
+
     def __init__(
         self,
         *,
@@ -253,11 +256,21 @@ class HeaderIdentity:
         self._raw_header = self._header.encode("latin-1")
         self._proxies = proxies
         self._derive = derive
+        # The email → its visitor (an email is at most 254 characters: no entry is large).
+        self.memo: BoundedMemo[str, Visitor] = BoundedMemo(
+            max_entries=self.MEMO_SIZE, max_bytes=self.MEMO_BYTES
+        )
 
     def visitor(self, scope: Scope, headers: Mapping[str, str]) -> Visitor | None:
-        # Each request says who anew (no memo): the keys come from the hashers' memos.
         identity = self.identity(scope, headers)
-        return None if identity is None else self._derive(identity)
+        if identity is None:
+            return None
+        # The same users come back: each one's keys are made once (within the memo's bound).
+        visitor = self.memo.get(identity.email)
+        if visitor is None:
+            visitor = self._derive(identity)
+            self.memo.put(identity.email, visitor)
+        return visitor
 
     def identity(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
         if not self._proxies.trusts(self._proxies.peer(scope)):

@@ -81,7 +81,7 @@ def test_a_refreshed_page_is_rendered_anew() -> None:
     refreshed = views.view("tok:ann", token, Counted(b"<p>new {token}</p>"))
 
     assert refreshed.body == b"<p>new token-a</p>"
-    assert refreshed.length == (b"content-length", str(len(refreshed.body)).encode())
+    assert refreshed.length == str(len(refreshed.body)).encode()
 
 
 def test_each_user_gets_their_own_answer() -> None:

@@ -368,6 +368,33 @@ def test_the_identity_header_is_oauth2_proxys_unless_configured() -> None:
     assert custom.identity(scope, {}) == Identity("b@example.com")
 
 
+def test_a_visitor_by_header_is_made_once_per_email_within_a_bound() -> None:
+    from widget_proxy.security.forwarded import TrustedProxies, parse_networks
+    from widget_proxy.security.identity import HeaderIdentity, Visitor
+
+    made: list[Identity] = []
+
+    def derive(identity: Identity) -> Visitor:
+        made.append(identity)
+        return Visitor(identity, f"user:{identity.email}", f"tok:{identity.email}")
+
+    source = HeaderIdentity(proxies=TrustedProxies(parse_networks("127.0.0.1")), derive=derive)
+
+    def scope(email: str) -> dict[str, Any]:
+        headers = [(b"x-auth-request-email", email.encode())]
+        return {"type": "http", "client": ("127.0.0.1", 1), "headers": headers}
+
+    first = source.visitor(scope(EMAIL), {})
+    assert source.visitor(scope(EMAIL), {}) is first
+    assert first is not None
+    assert first.token_key == f"tok:{EMAIL}"
+    assert made == [Identity(EMAIL)]
+    for n in range(HeaderIdentity.MEMO_SIZE + 10):
+        source.visitor(scope(f"user{n}@example.com"), {})
+    assert len(source.memo) == HeaderIdentity.MEMO_SIZE
+    assert source.memo.nbytes <= HeaderIdentity.MEMO_BYTES
+
+
 # What the browser is told (a 400's message carries the reason) for each unusable email.
 REASONS = [
     (7, "the session email is not a string"),
