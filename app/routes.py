@@ -74,13 +74,12 @@ class WidgetPage:
     async def answer(self, scope: Scope, receive: Receive) -> Answer:
         """What to send: the page, the login redirect or an error page (`fastpath`
         sends it itself, with the request log's header)."""
-        headers = Headers(scope=scope)
         try:
             widget = self._pages.select(scope["path_params"])
             color = self._color(scope["query_string"])
-            visitor = self._admission.visitor(scope, headers)
+            visitor = self._admission.visitor(scope)
             if visitor is None:
-                if self._login_url is not None and not prefers_json(headers.get("accept", "")):
+                if self._login_url is not None and not prefers_json(_accept(scope)):
                     return self._to_login(scope)
                 raise NotAuthenticated("no signed-in session")
             if visitor.identity.anonymous and self._tokenless:
@@ -88,7 +87,7 @@ class WidgetPage:
                 return self._views.answer("", "", page)  # the same for every such visitor
             return await self._answer(scope, visitor, widget, color)
         except WidgetProxyError as exc:
-            return error_response(exc, scope, accept=headers.get("accept", ""))
+            return error_response(exc, scope, accept=_accept(scope))
 
     async def _answer(self, scope: Scope, visitor: Visitor, widget: str, color: Color) -> Answer:
         key = visitor.token_key
@@ -183,7 +182,7 @@ class TokenEndpoint:
             await Response(status_code=204, headers=preflight)(scope, receive, send)
             return
         try:
-            visitor = self._admission.visitor(scope, headers)
+            visitor = self._admission.visitor(scope)
             if visitor is None:
                 raise NotAuthenticated("no signed-in session")
             body: dict[str, object] = {"token": None}  # anonymous: the widget runs without
@@ -211,6 +210,16 @@ class TokenEndpoint:
             "access-control-allow-credentials": "true",
             "vary": "Origin, Cookie",
         }
+
+
+def _accept(scope: Scope) -> str:
+    """The first `Accept` header, as Starlette's `Headers.get` reads it (a warm view
+    builds no `Headers`: only a refusal or the login redirect reads it)."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for key, value in headers:
+        if key == b"accept":
+            return value.decode("latin-1")
+    return ""
 
 
 def external_path(scope: Scope) -> str:

@@ -7,8 +7,9 @@ comes with every key derived from it (`Visitor`), made once per session by `visi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
+from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from ..ops.requestlog import note
@@ -42,16 +43,19 @@ class Admission:
         self._limits = limits
         self._anonymous = anonymous
 
-    def visitor(self, scope: Scope, headers: Mapping[str, str]) -> Visitor | None:
+    def visitor(self, scope: Scope) -> Visitor | None:
         """The signed-in visitor, else the anonymous one if allowed, else None.
 
         Raises RateLimited or InvalidEmail. An anonymous visitor is counted by IP only:
         there is nobody else to count.
         """
-        ip = self._proxies.client_ip(scope, headers)
+        proxies = self._proxies
+        ip = proxies.peer(scope)
+        if proxies.trusts(ip):  # behind a trusted proxy: its forwarded headers say who
+            ip = proxies.client_ip(scope, Headers(scope=scope))
         note(scope, client_ip=ip)  # the request's log line shows the same address
         self._limits.count_ip(ip)
-        visitor = self._identities.visitor(scope, headers)
+        visitor = self._identities.visitor(scope)
         if visitor is not None:
             self._limits.count_user_key(visitor.rate_key)
             return visitor

@@ -16,10 +16,10 @@ import time
 from base64 import b64decode
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from http.cookies import _unquote
 from typing import Any, Final, Protocol
 
 import itsdangerous
-from starlette.requests import cookie_parser
 from starlette.types import Scope
 
 from ..errors import BadRequest, InvalidEmail
@@ -110,8 +110,25 @@ def _is_label(label: str) -> bool:
     return bool(label) and LDH.issuperset(label) and label[0] != "-" and label[-1] != "-"
 
 
+def read_cookie(header: str, name: str) -> str:
+    """The value of cookie `name` in a `Cookie` header ("" when there is none), read as
+    Starlette's `cookie_parser` reads it (the last of that name wins), without a
+    dictionary of every other cookie: a warm view reads one cookie out of the header."""
+    found = ""
+    if name not in header:  # (in C: a header without it costs no split)
+        return found
+    for chunk in header.split(";"):
+        key, eq, value = chunk.partition("=")
+        if not eq:  # a cookie without a name (as browsers read it)
+            key, value = "", chunk
+        key, value = key.strip(), value.strip()
+        if key == name and (key or value):
+            found = _unquote(value)
+    return found
+
+
 class IdentitySource(Protocol):
-    def visitor(self, scope: Scope, headers: Mapping[str, str]) -> Visitor | None:
+    def visitor(self, scope: Scope) -> Visitor | None:
         """Who is signed in, with their keys; None when anonymous. A present but unusable
         email raises."""
 
@@ -163,7 +180,7 @@ class SessionReader:
 
     def cookie_value(self, headers: Mapping[str, str]) -> str:
         """The session cookie's value as sent ("" when there is none)."""
-        return cookie_parser(headers.get("cookie", "")).get(self._cookie, "")
+        return read_cookie(headers.get("cookie", ""), self._cookie)
 
     def session(self, headers: Mapping[str, str]) -> tuple[dict[str, Any], float] | None:
         """The decoded session and when it was signed; None when absent, forged, old or garbled."""
@@ -185,11 +202,18 @@ class SessionReader:
 
     def identity(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
         """Who is signed in; None when anonymous. A present but unusable email raises."""
-        visitor = self.visitor(scope, headers)
+        visitor = self._known(self.cookie_value(headers))
         return None if visitor is None else visitor.identity
 
-    def visitor(self, scope: Scope, headers: Mapping[str, str]) -> Visitor | None:
-        raw = self.cookie_value(headers)
+    def visitor(self, scope: Scope) -> Visitor | None:
+        # The request's first `Cookie` header, as Starlette's `Headers.get` reads it,
+        # straight from the scope: no `Headers` object.
+        for key, value in scope["headers"]:
+            if key == b"cookie":
+                return self._known(read_cookie(value.decode("latin-1"), self._cookie))
+        return None
+
+    def _known(self, raw: str) -> Visitor | None:
         if not raw:
             return None
         known = self.memo.get(raw)
@@ -261,8 +285,8 @@ class HeaderIdentity:
             max_entries=self.MEMO_SIZE, max_bytes=self.MEMO_BYTES
         )
 
-    def visitor(self, scope: Scope, headers: Mapping[str, str]) -> Visitor | None:
-        identity = self.identity(scope, headers)
+    def visitor(self, scope: Scope) -> Visitor | None:
+        identity = self.identity(scope, {})
         if identity is None:
             return None
         # The same users come back: each one's keys are made once (within the memo's bound).

@@ -10,10 +10,13 @@ from typing import Any
 
 import itsdangerous
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
@@ -23,7 +26,7 @@ from widget_proxy.cache.counts import WindowCounters
 from widget_proxy.cache.keys import Hasher, Keys
 from widget_proxy.errors import InvalidEmail
 from widget_proxy.providers.returningai import ReturningAIStandIn
-from widget_proxy.security.identity import Identity, SessionReader, validate_email
+from widget_proxy.security.identity import Identity, SessionReader, read_cookie, validate_email
 from widget_proxy.security.ratelimit import RateLimits
 
 SECRET = "a-shared-secret-of-more-than-32-characters"
@@ -58,6 +61,40 @@ def test_reads_a_cookie_written_by_starlettes_session_middleware() -> None:
     identity = reader().identity(SCOPE, {"cookie": f"session={value}"})
 
     assert identity == Identity("ann@example.com")
+
+
+# Cookie headers made of the characters that decide how one is read.
+COOKIE_HEADERS = st.text(alphabet=' ;="\\session\t,x', max_size=40)
+
+
+@given(COOKIE_HEADERS, st.sampled_from(["session", "s", "x", "session x", ""]))
+def test_one_cookie_is_read_as_starlette_reads_them_all(header: str, name: str) -> None:
+    assert read_cookie(header, name) == cookie_parser(header).get(name, "")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],
+        [(b"cookie", b"session=VALUE")],
+        [(b"cookie", b"a=1; session=VALUE; b=2")],
+        [(b"cookie", b'session="VALUE"')],
+        [(b"cookie", b"session=junk; session=VALUE")],  # the last one of a name wins
+        [(b"cookie", b"other=1"), (b"cookie", b"session=VALUE")],  # the first header only
+        [(b"cookie", b"session=VALUE"), (b"cookie", b"session=junk")],
+        [(b"Cookie", b"session=VALUE")],  # ASGI names are lower-case: not a cookie header
+    ],
+)
+def test_the_raw_cookie_header_is_read_as_starlettes_headers_read_it(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    value = merchant_login_cookie({"email": "ann@example.com"})
+    scope = {**SCOPE, "headers": [(k, v.replace(b"VALUE", value.encode())) for k, v in headers]}
+
+    visitor = reader().visitor(scope)
+
+    expected = reader().identity(scope, Headers(scope=scope))
+    assert (visitor and visitor.identity) == expected
 
 
 def test_custom_cookie_name_and_nested_email() -> None:
@@ -384,13 +421,13 @@ def test_a_visitor_by_header_is_made_once_per_email_within_a_bound() -> None:
         headers = [(b"x-auth-request-email", email.encode())]
         return {"type": "http", "client": ("127.0.0.1", 1), "headers": headers}
 
-    first = source.visitor(scope(EMAIL), {})
-    assert source.visitor(scope(EMAIL), {}) is first
+    first = source.visitor(scope(EMAIL))
+    assert source.visitor(scope(EMAIL)) is first
     assert first is not None
     assert first.token_key == f"tok:{EMAIL}"
     assert made == [Identity(EMAIL)]
     for n in range(HeaderIdentity.MEMO_SIZE + 10):
-        source.visitor(scope(f"user{n}@example.com"), {})
+        source.visitor(scope(f"user{n}@example.com"))
     assert len(source.memo) == HeaderIdentity.MEMO_SIZE
     assert source.memo.nbytes <= HeaderIdentity.MEMO_BYTES
 
