@@ -37,6 +37,14 @@ of Envoy's local limit in front of its global one):
   least recently used are forgotten, counts and all), and is sent by the next sync
   that is answered. A sync lets the event loop run between its batches, even when the
   store fails each at once.
+- Nearly every event is decided in integers: a key counted in this slot already
+  holds its counts pruned, and the sum of every slot it and its view hold (the oldest
+  one whole) is at least its count; when that leaves room (four times the event's,
+  with others counting: nothing to hold or sync early then), the exact count, with
+  the part of the oldest slot still inside the window, would admit it too. Only near
+  a limit, or on a key's first event in a slot, is the exact count taken. So "least
+  recently used" is to the slot: a key's place is that of its first event in the
+  latest slot it was counted in.
 """
 
 from __future__ import annotations
@@ -102,8 +110,39 @@ class WindowCounters:
         until it would be (and it is not counted)."""
         now = self._clock()
         slot = int(now // self._width)
-        oldest = slot - BUCKETS  # partly inside the window
         pending = self._pending.get(key)
+        if pending and pending[-2] == slot:
+            # Counted in this slot already: the key is among the recently used, its
+            # counts pruned. Every slot it holds (the oldest one whole) is at least its
+            # count in the window, and so are its view's: when even those leave room, the
+            # exact count admits it too (with others counting, they must leave four times
+            # the event's room on a recent view: nothing to hold or sync early then).
+            # Integers only, summed in C: the decision of nearly every event.
+            mine = sum(pending[1::2])
+            if self._shared is None:
+                if mine < limit:
+                    pending[-1] += 1
+                    return 0.0
+            else:
+                view = self._view.get(key)
+                seen = sum(view[1::2]) if view else 0
+                if (
+                    (mine + 1) * 4 + seen <= limit and self._fresh.get(key, 0.0) >= now
+                    if self._eager and self._answering
+                    else mine + seen < limit
+                ):
+                    if key not in self._touched:  # (synced since it was counted)
+                        self._touched.add(key)
+                        self._start()
+                    pending[-1] += 1
+                    return 0.0
+        return self._throttle(key, limit, now, slot, pending)
+
+    def _throttle(
+        self, key: str, limit: int, now: float, slot: int, pending: list[int] | None
+    ) -> float:
+        """`throttle`, exactly: the part of the oldest slot still inside the window."""
+        oldest = slot - BUCKETS  # partly inside the window
         if pending is None:
             pending = self._pending[key] = []
             if len(self._pending) > self._max_keys:

@@ -66,7 +66,10 @@ class RateLimits:
 
     def count_ip(self, ip: str) -> None:
         """Count a request from `ip` (its /64 for IPv6); RateLimited past the limit."""
-        self._count(self._ip_key(ip), self._per_ip, "ip")
+        key = self._ip_keys.get(ip) or self._ip_key(ip)
+        wait = self._counters.throttle(key, self._per_ip)
+        if wait > 0:
+            self._refuse(wait, self._per_ip, "ip")
 
     def tally_ip(self, ip: str) -> None:
         """Count a request from `ip` that was refused already (a 404, a 431, …): it
@@ -93,13 +96,12 @@ class RateLimits:
 
     def count_user_key(self, key: str) -> None:
         """`count_user`, by the user's `user_key`."""
-        self._count(key, self._per_user, "user")
-
-    def _count(self, key: str, limit: int, who: str) -> None:
-        wait = self._counters.throttle(key, limit)
+        wait = self._counters.throttle(key, self._per_user)
         if wait > 0:
-            self._refused.labels(who).inc()
-            raise RateLimited(
-                f"more than {limit} requests a minute from this {who}",
-                retry_after=retry_after(wait),
-            )
+            self._refuse(wait, self._per_user, "user")
+
+    def _refuse(self, wait: float, limit: int, who: str) -> None:
+        self._refused.labels(who).inc()
+        raise RateLimited(
+            f"more than {limit} requests a minute from this {who}", retry_after=retry_after(wait)
+        )
