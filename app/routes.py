@@ -25,7 +25,7 @@ from .errors import BadRequest, NotAuthenticated, WidgetProxyError
 from .ops.requestlog import note
 from .responses import BASE_HEADERS, Answer, error_response, prefers_json
 from .security.admission import Admission
-from .security.identity import Identity, Visitor
+from .security.identity import Identity
 from .security.origins import OriginPolicy, parse_origin
 from .upstream.breaker import one_caller
 
@@ -83,21 +83,18 @@ class WidgetPage:
                     return self._to_login(scope)
                 raise NotAuthenticated("no signed-in session")
             if visitor.identity.anonymous and self._tokenless:
-                page = self._pages.cached(widget, color) or await self._pages.fetch(widget, color)
-                return self._views.answer("", "", page)  # the same for every such visitor
-            return await self._answer(scope, visitor, widget, color)
+                same = self._pages.cached(widget, color) or await self._pages.fetch(widget, color)
+                return self._views.answer("", "", same)  # the same for every such visitor
+            key = visitor.token_key
+            token, page = self._tokens.cached(key), self._pages.cached(widget, color)
+            if token is None or page is None:
+                note(scope, cache="miss")
+                token, page = await self._fetch(key, visitor.identity, widget, color, token, page)
+            else:
+                note(scope, cache="hit")
+            return self._views.answer(key, token, page)
         except WidgetProxyError as exc:
             return error_response(exc, scope, accept=_accept(scope))
-
-    async def _answer(self, scope: Scope, visitor: Visitor, widget: str, color: Color) -> Answer:
-        key = visitor.token_key
-        token, page = self._tokens.cached(key), self._pages.cached(widget, color)
-        if token is None or page is None:
-            note(scope, cache="miss")
-            token, page = await self._fetch(key, visitor.identity, widget, color, token, page)
-        else:
-            note(scope, cache="hit")
-        return self._views.answer(key, token, page)
 
     async def _fetch(
         self,

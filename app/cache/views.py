@@ -67,7 +67,9 @@ class Views:
 
     def answer(self, key: str, token: str, page: Page) -> Prepared:
         """`page` rendered with `token` (the token cached under `key`), with its headers."""
-        view = self.view(key, token, page)
+        view = self.memo.get(key)
+        if view is None or view.token is not token or view.page is not page:
+            view = self.view(key, token, page)
         # A header list of its own: whoever sends it may add to it in place.
         return Prepared(200, [*self._headers, (b"content-length", view.length)], view.body)
 

@@ -20,6 +20,7 @@ from http.cookies import _unquote
 from typing import Any, Final, Protocol
 
 import itsdangerous
+from starlette.requests import cookie_parser
 from starlette.types import Scope
 
 from ..errors import BadRequest, InvalidEmail
@@ -115,15 +116,15 @@ def read_cookie(header: str, name: str) -> str:
     Starlette's `cookie_parser` reads it (the last of that name wins), without a
     dictionary of every other cookie: a warm view reads one cookie out of the header."""
     found = ""
+    if not name:  # cookies without a name are this one (as browsers read them)
+        return cookie_parser(header).get("", "")
     if name not in header:  # (in C: a header without it costs no split)
         return found
-    for chunk in header.split(";"):
+    for chunk in header.split(";") if ";" in header else (header,):
         key, eq, value = chunk.partition("=")
-        if not eq:  # a cookie without a name (as browsers read it)
-            key, value = "", chunk
-        key, value = key.strip(), value.strip()
-        if key == name and (key or value):
-            found = _unquote(value)
+        if eq and key.strip() == name:
+            value = value.strip()
+            found = _unquote(value) if value[:1] == '"' else value  # (only a quoted one)
     return found
 
 
@@ -210,8 +211,14 @@ class SessionReader:
         # straight from the scope: no `Headers` object.
         for key, value in scope["headers"]:
             if key == b"cookie":
-                return self._known(read_cookie(value.decode("latin-1"), self._cookie))
-        return None
+                raw = read_cookie(value.decode("latin-1"), self._cookie)
+                break
+        else:
+            return None
+        known = self.memo.get(raw)  # (the warm view's one lookup, `_known` without a call)
+        if known is not None and known[1] > self._clock():
+            return known[0]
+        return self._known(raw)
 
     def _known(self, raw: str) -> Visitor | None:
         if not raw:
