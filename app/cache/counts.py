@@ -63,6 +63,7 @@ log = logging.getLogger("widget_proxy.cache")
 
 DEFAULT_SYNC_INTERVAL: Final = 1.0  # seconds between two syncs of a process's counts
 BUCKETS: Final = 12  # 5 s slots of a one-minute window
+_STALE: Final = (0.0, 0)  # no view yet: none recent, nothing seen
 SYNC_BATCH: Final = 100  # keys per round trip: each costs the event loop ~1.5 ms to build and read
 
 
@@ -100,7 +101,9 @@ class WindowCounters:
         self._touched: set[str] = set()  # keys to sync: counted, or refused, since the last
         self._task: asyncio.Task[None] | None = None
         self._early: asyncio.Task[None] | None = None  # a sync ahead of the interval
-        self._fresh: dict[str, float] = {}  # key → until when its view is recent
+        # key → until when its view is recent, and the sum of every slot of the view (at
+        # least what it counts in the window, however the window moved since)
+        self._fresh: dict[str, tuple[float, int]] = {}
         self._answering = True  # the last sync reached the shared store
         self._syncing = asyncio.Lock()  # one sync at a time: an older answer never wins
         self._closed = False
@@ -124,10 +127,9 @@ class WindowCounters:
                     pending[-1] += 1
                     return 0.0
             else:
-                view = self._view.get(key)
-                seen = sum(view[1::2]) if view else 0
+                fresh, seen = self._fresh.get(key, _STALE)
                 if (
-                    (mine + 1) * 4 + seen <= limit and self._fresh.get(key, 0.0) >= now
+                    (mine + 1) * 4 + seen <= limit and fresh >= now
                     if self._eager and self._answering
                     else mine + seen < limit
                 ):
@@ -178,7 +180,7 @@ class WindowCounters:
                 # however old the view (an old one leaves more room, not less).
                 self._sync_soon()
                 return min(self._interval, 1.0)
-            if (mine + 1) * 4 > room or self._fresh.get(key, 0.0) < now:
+            if (mine + 1) * 4 > room or self._fresh.get(key, _STALE)[0] < now:
                 self._sync_soon()  # a quarter, or an old view (or none): sync it early
         if pending and pending[-2] == slot:
             pending[-1] += 1
@@ -246,7 +248,7 @@ class WindowCounters:
                 if self._kept(key, counts):  # (else forgotten meanwhile: its answer too)
                     _subtract(counts, done)  # now in the view
                     self._view[key] = [n for slot in sorted(shared) for n in (slot, shared[slot])]
-                    self._fresh[key] = fresh
+                    self._fresh[key] = (fresh, sum(shared.values()))
 
     def _kept(self, key: str, counts: list[int]) -> bool:
         """Whether `counts` are still `key`'s: not forgotten (and counted anew) since."""

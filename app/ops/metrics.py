@@ -73,7 +73,7 @@ class Tally:
 
     def histogram(self, child: Any) -> Observable:
         """An `observe` for `child` (a labelled histogram) that counts in its buckets
-        here, added to `child` whenever anything reads the metrics."""
+        here, added to `child` whenever anything reads the metrics (`settle`)."""
         if self._immediate or not _foldable(child):
             return child  # type: ignore[no-any-return]
         observer = self._observers.get(child)
@@ -91,10 +91,15 @@ class Tally:
         loop.call_soon(self.flush)
 
     def flush(self) -> None:
+        """Hand the counts to prometheus-client (at the end of the loop's turn)."""
         self._soon = False
         pending, self._pending = self._pending, {}
         for child, count in pending.items():
             child.inc(count)
+
+    def settle(self) -> None:
+        """Hand everything to prometheus-client, the histograms' tallies too: for a read."""
+        self.flush()
         for observer in self._observers.values():
             observer.fold()
 
@@ -165,7 +170,7 @@ class _Flush:
         self._tally = tally
 
     def collect(self) -> Iterable[object]:
-        self._tally.flush()
+        self._tally.settle()
         return ()
 
 
@@ -228,7 +233,7 @@ class Metrics:
         )  # fmt: skip
 
     def exposition(self) -> bytes:
-        self.tally.flush()  # (the multiprocess collector reads files, not the registry)
+        self.tally.settle()  # (the multiprocess collector reads files, not the registry)
         if self._multiprocess_dir is not None:
             merged = CollectorRegistry()
             multiprocess.MultiProcessCollector(merged, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]
