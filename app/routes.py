@@ -82,7 +82,7 @@ class WidgetPage:
                 if self._login_url is not None and not prefers_json(_accept(scope)):
                     return self._to_login(scope)
                 raise NotAuthenticated("no signed-in session")
-            if visitor.identity.anonymous and self._tokenless:
+            if self._tokenless and visitor.identity.anonymous:
                 same = self._pages.cached(widget, color) or await self._pages.fetch(widget, color)
                 return self._views.answer("", "", same)  # the same for every such visitor
             key = visitor.token_key
