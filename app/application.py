@@ -39,11 +39,17 @@ from .options import canonical
 from .providers import PROVIDERS, JwtLifetime, Parts, Provider
 from .responses import error_page, report_error
 from .routes import TokenEndpoint, WidgetPage
-from .security.admission import Admission
+from .security.admission import Admission, visitors
 from .security.forwarded import TrustedProxies
 from .security.guard import OriginGuard
 from .security.headers import HeaderLimit
-from .security.identity import HeaderIdentity, IdentitySource, SessionReader
+from .security.identity import (
+    ANONYMOUS,
+    Derive,
+    HeaderIdentity,
+    IdentitySource,
+    SessionReader,
+)
 from .security.origins import OriginPolicy
 from .security.ratelimit import RateLimits
 from .settings import Settings
@@ -115,8 +121,12 @@ def create_app(
         per_ip=settings.rate_limit_ip_per_minute,
         metrics=metrics,
     )
+    derive = visitors(limits, tokens.key)  # each session's keys, made once (identity.Visitor)
     admission = Admission(
-        _identities(settings, proxies), proxies, limits, anonymous=bool(settings.allow_anonymous)
+        _identities(settings, proxies, derive),
+        proxies,
+        limits,
+        anonymous=derive(ANONYMOUS) if settings.allow_anonymous else None,
     )
     tokenless = provider.anonymous == "tokenless"
     page = WidgetPage(
@@ -258,10 +268,12 @@ def _parts(
     )
 
 
-def _identities(settings: Settings, proxies: TrustedProxies) -> IdentitySource:
+def _identities(settings: Settings, proxies: TrustedProxies, derive: Derive) -> IdentitySource:
     if settings.identity_source == "header":
         identity_proxies = TrustedProxies(settings.identity_proxies)
-        return HeaderIdentity(proxies=identity_proxies, header=settings.identity_header)
+        return HeaderIdentity(
+            proxies=identity_proxies, header=settings.identity_header, derive=derive
+        )
     return SessionReader(
         secret=settings.session_secret.reveal(),
         cookie=settings.session_cookie,
@@ -269,6 +281,7 @@ def _identities(settings: Settings, proxies: TrustedProxies) -> IdentitySource:
         email_key=settings.session_email_key,
         user_id_key=settings.session_user_id_key,
         metadata_keys=settings.session_metadata_keys,
+        derive=derive,
     )
 
 

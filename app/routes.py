@@ -1,8 +1,9 @@
 """The widget page: identity → token and page (cached, else upstream) → injected HTML.
 
 A pure ASGI endpoint: on a warm page view the token and the page are two lookups in
-this process's memory and the body is a concatenation; it builds no Request or
-Response object, and its headers are computed once per app.
+this process's memory, and so is the answer they make (`cache/views`: the page
+rendered with the user's token and its headers, once per token and page); it builds
+no Request or Response object.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from .cache.tokens import TokenCache
+from .cache.views import Views
 from .delivery.page import DEFAULT_COLOR, Color, Page, PageSource
 from .errors import BadRequest, NotAuthenticated, WidgetProxyError
 from .ops.requestlog import note
-from .responses import BASE_HEADERS, Answer, Prepared, error_response, prefers_json
+from .responses import BASE_HEADERS, Answer, error_response, prefers_json
 from .security.admission import Admission
 from .security.identity import Identity
 from .security.origins import OriginPolicy, parse_origin
@@ -57,11 +59,14 @@ class WidgetPage:
             # The vendor's scripts run, in an opaque origin: nothing of the merchant's
             # origin (its pages, cookies, storage) is theirs to read.
             csp += "; sandbox allow-scripts allow-forms allow-popups"
-        self._headers = [
-            (b"content-type", b"text/html; charset=utf-8"),
-            *((k.encode(), v.encode()) for k, v in BASE_HEADERS.items()),
-            (b"content-security-policy", csp.encode()),
-        ]
+        # Each user's answer, rendered once per token and page (cache/views).
+        self._views = Views(
+            [
+                (b"content-type", b"text/html; charset=utf-8"),
+                *((k.encode(), v.encode()) for k, v in BASE_HEADERS.items()),
+                (b"content-security-policy", csp.encode()),
+            ]
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await (await self.answer(scope, receive))(scope, receive, send)
@@ -69,33 +74,27 @@ class WidgetPage:
     async def answer(self, scope: Scope, receive: Receive) -> Answer:
         """What to send: the page, the login redirect or an error page (`fastpath`
         sends it itself, with the request log's header)."""
-        headers = Headers(scope=scope)
         try:
             widget = self._pages.select(scope["path_params"])
             color = self._color(scope["query_string"])
-            visitor = self._admission.visitor(scope, headers)
+            visitor = self._admission.visitor(scope)
             if visitor is None:
-                if self._login_url is not None and not prefers_json(headers.get("accept", "")):
+                if self._login_url is not None and not prefers_json(_accept(scope)):
                     return self._to_login(scope)
                 raise NotAuthenticated("no signed-in session")
-            if visitor.anonymous and self._tokenless:
-                page = self._pages.cached(widget, color) or await self._pages.fetch(widget, color)
-                body = page.render("")
+            if self._tokenless and visitor.identity.anonymous:
+                same = self._pages.cached(widget, color) or await self._pages.fetch(widget, color)
+                return self._views.answer("", "", same)  # the same for every such visitor
+            key = visitor.token_key
+            token, page = self._tokens.cached(key), self._pages.cached(widget, color)
+            if token is None or page is None:
+                note(scope, cache="miss")
+                token, page = await self._fetch(key, visitor.identity, widget, color, token, page)
             else:
-                body = await self._body(scope, visitor, widget, color)
+                note(scope, cache="hit")
+            return self._views.answer(key, token, page)
         except WidgetProxyError as exc:
-            return error_response(exc, scope, accept=headers.get("accept", ""))
-        return Prepared(200, [*self._headers, (b"content-length", str(len(body)).encode())], body)
-
-    async def _body(self, scope: Scope, visitor: Identity, widget: str, color: Color) -> bytes:
-        key = self._tokens.key(visitor)
-        token, page = self._tokens.cached(key), self._pages.cached(widget, color)
-        if token is None or page is None:
-            note(scope, cache="miss")
-            token, page = await self._fetch(key, visitor, widget, color, token, page)
-        else:
-            note(scope, cache="hit")
-        return page.render(token)
+            return error_response(exc, scope, accept=_accept(scope))
 
     async def _fetch(
         self,
@@ -180,14 +179,14 @@ class TokenEndpoint:
             await Response(status_code=204, headers=preflight)(scope, receive, send)
             return
         try:
-            visitor = self._admission.visitor(scope, headers)
+            visitor = self._admission.visitor(scope)
             if visitor is None:
                 raise NotAuthenticated("no signed-in session")
             body: dict[str, object] = {"token": None}  # anonymous: the widget runs without
-            if not (visitor.anonymous and self._tokenless):
-                key = self._tokens.key(visitor)
+            if not (visitor.identity.anonymous and self._tokenless):
+                key = visitor.token_key
                 one_caller(key, shared=self._tokens.shared)
-                entry = await self._tokens.entry(key, visitor)
+                entry = await self._tokens.entry(key, visitor.identity)
                 # When to come back: the proxy serves this token until then, not after.
                 expires_in = max(0, int(entry.expires_at - self._clock()))
                 body = {"token": entry.token, "expiresIn": expires_in}
@@ -208,6 +207,16 @@ class TokenEndpoint:
             "access-control-allow-credentials": "true",
             "vary": "Origin, Cookie",
         }
+
+
+def _accept(scope: Scope) -> str:
+    """The first `Accept` header, as Starlette's `Headers.get` reads it (a warm view
+    builds no `Headers`: only a refusal or the login redirect reads it)."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for key, value in headers:
+        if key == b"accept":
+            return value.decode("latin-1")
+    return ""
 
 
 def external_path(scope: Scope) -> str:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from typing import Any
 
 import jwt
 import pytest
+from starlette.datastructures import Headers
 
 from tests.support import EMAIL, Proxy, session_cookie, token_in
 from widget_proxy.providers.returningai import ReturningAIStandIn
@@ -31,6 +33,26 @@ def test_serves_the_page_with_the_users_token(proxy: Proxy, vendor: ReturningAIS
         response.text
     )
     assert vendor.calls == {"signin": 1, "page": 1}
+
+
+def test_a_warm_view_reads_its_headers_from_the_scope(
+    proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cookie (and all else a warm view reads) comes from the raw header list: no
+    Starlette `Headers` is built for it."""
+    assert proxy.get("/widget", EMAIL).status_code == 200  # cold: whatever it takes
+    built: list[object] = []
+    init = Headers.__init__
+
+    def counting(self: Headers, *args: Any, **kwargs: Any) -> None:
+        built.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Headers, "__init__", counting)
+    for _ in range(3):
+        assert proxy.get("/widget", EMAIL).status_code == 200
+
+    assert built == []
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,14 @@ of Envoy's local limit in front of its global one):
   least recently used are forgotten, counts and all), and is sent by the next sync
   that is answered. A sync lets the event loop run between its batches, even when the
   store fails each at once.
+- Nearly every event is decided in integers: a key counted in this slot already
+  holds its counts pruned, and the sum of every slot it and its view hold (the oldest
+  one whole) is at least its count; when that leaves room (four times the event's,
+  with others counting: nothing to hold or sync early then), the exact count, with
+  the part of the oldest slot still inside the window, would admit it too. Only near
+  a limit, or on a key's first event in a slot, is the exact count taken. So "least
+  recently used" is to the slot: a key's place is that of its first event in the
+  latest slot it was counted in.
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ log = logging.getLogger("widget_proxy.cache")
 
 DEFAULT_SYNC_INTERVAL: Final = 1.0  # seconds between two syncs of a process's counts
 BUCKETS: Final = 12  # 5 s slots of a one-minute window
+_STALE: Final = (0.0, 0)  # no view yet: none recent, nothing seen
 SYNC_BATCH: Final = 100  # keys per round trip: each costs the event loop ~1.5 ms to build and read
 
 
@@ -92,7 +101,9 @@ class WindowCounters:
         self._touched: set[str] = set()  # keys to sync: counted, or refused, since the last
         self._task: asyncio.Task[None] | None = None
         self._early: asyncio.Task[None] | None = None  # a sync ahead of the interval
-        self._fresh: dict[str, float] = {}  # key → until when its view is recent
+        # key → until when its view is recent, and the sum of every slot of the view (at
+        # least what it counts in the window, however the window moved since)
+        self._fresh: dict[str, tuple[float, int]] = {}
         self._answering = True  # the last sync reached the shared store
         self._syncing = asyncio.Lock()  # one sync at a time: an older answer never wins
         self._closed = False
@@ -102,8 +113,38 @@ class WindowCounters:
         until it would be (and it is not counted)."""
         now = self._clock()
         slot = int(now // self._width)
-        oldest = slot - BUCKETS  # partly inside the window
         pending = self._pending.get(key)
+        if pending and pending[-2] == slot:
+            # Counted in this slot already: the key is among the recently used, its
+            # counts pruned. Every slot it holds (the oldest one whole) is at least its
+            # count in the window, and so are its view's: when even those leave room, the
+            # exact count admits it too (with others counting, they must leave four times
+            # the event's room on a recent view: nothing to hold or sync early then).
+            # Integers only, summed in C: the decision of nearly every event.
+            mine = sum(pending[1::2])
+            if self._shared is None:
+                if mine < limit:
+                    pending[-1] += 1
+                    return 0.0
+            else:
+                fresh, seen = self._fresh.get(key, _STALE)
+                if (
+                    (mine + 1) * 4 + seen <= limit and fresh >= now
+                    if self._eager and self._answering
+                    else mine + seen < limit
+                ):
+                    if key not in self._touched:  # (synced since it was counted)
+                        self._touched.add(key)
+                        self._start()
+                    pending[-1] += 1
+                    return 0.0
+        return self._throttle(key, limit, now, slot, pending)
+
+    def _throttle(
+        self, key: str, limit: int, now: float, slot: int, pending: list[int] | None
+    ) -> float:
+        """`throttle`, exactly: the part of the oldest slot still inside the window."""
+        oldest = slot - BUCKETS  # partly inside the window
         if pending is None:
             pending = self._pending[key] = []
             if len(self._pending) > self._max_keys:
@@ -139,7 +180,7 @@ class WindowCounters:
                 # however old the view (an old one leaves more room, not less).
                 self._sync_soon()
                 return min(self._interval, 1.0)
-            if (mine + 1) * 4 > room or self._fresh.get(key, 0.0) < now:
+            if (mine + 1) * 4 > room or self._fresh.get(key, _STALE)[0] < now:
                 self._sync_soon()  # a quarter, or an old view (or none): sync it early
         if pending and pending[-2] == slot:
             pending[-1] += 1
@@ -207,7 +248,7 @@ class WindowCounters:
                 if self._kept(key, counts):  # (else forgotten meanwhile: its answer too)
                     _subtract(counts, done)  # now in the view
                     self._view[key] = [n for slot in sorted(shared) for n in (slot, shared[slot])]
-                    self._fresh[key] = fresh
+                    self._fresh[key] = (fresh, sum(shared.values()))
 
     def _kept(self, key: str, counts: list[int]) -> bool:
         """Whether `counts` are still `key`'s: not forgotten (and counted anew) since."""

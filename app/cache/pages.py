@@ -32,6 +32,9 @@ log = logging.getLogger("widget_proxy.cache")
 DEFAULT_PAGE_TTL: Final = 60.0  # seconds a page is served before it is revalidated
 DEFAULT_STALE_IF_ERROR: Final = 600.0  # and past that, while the upstream fails
 REFRESH_BACKOFF: Final = 5.0
+# The pages' keys are remembered: the vendor's configured pages in each colour, a few
+# (the paths are chosen by `PageSource.select`, never by a client; the bound is a guard).
+MAX_KEYS: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,7 @@ class PageCache:
         self._stale = stale_if_error
         self._lease = lease
         self._scope = hashlib.sha256(scope.encode()).hexdigest()[:12]
+        self._keys: dict[tuple[str, Color], str] = {}  # (path, colour) → its key
         self._refreshing: dict[str, asyncio.Task[None]] = {}
         self._retry_at: dict[str, float] = {}
         observed = metrics or Metrics()
@@ -120,8 +124,16 @@ class PageCache:
 
     def cached(self, path: str, color: Color) -> SplitPage | None:
         """The page if this process holds a servable one; never waits."""
-        key = self.key(path, color)
-        return self._serve(key, path, color, self._store.peek(key, PageEntry))
+        key = self._keys.get((path, color))
+        if key is None:
+            key = self.key(path, color)
+            if len(self._keys) < MAX_KEYS:
+                self._keys[path, color] = key
+        entry = self._store.peek(key, PageEntry)
+        if entry is not None and self._clock() < entry.fresh_until:
+            self._hit()  # fresh: `_serve` without a call
+            return entry.page
+        return self._serve(key, path, color, entry)
 
     async def fetch(self, path: str, color: Color) -> SplitPage:
         """The page from the shared store, or one upstream fetch shared by every caller."""

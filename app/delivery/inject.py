@@ -28,21 +28,15 @@ import json
 import re
 from dataclasses import dataclass, field
 from html import escape, unescape
-from typing import Final, NamedTuple
+from typing import NamedTuple
 
 from ..errors import UpstreamBadResponse
-from ..memo import BoundedMemo
 from .javascript import Token, Unread, js_tokens
 
 # JSON escapes quotes, backslashes, control characters and U+2028/U+2029; the rest can
 # end a script (`</script>`, `<!--`) or, should the scanner ever be wrong, a template
 # literal, a regular expression, a comment or a single-quoted string.
 _JS_UNSAFE = str.maketrans({c: f"\\u{ord(c):04x}" for c in "<>&`$/'"})
-# A user's token is served many times while it lives: its literal is remembered, for
-# the active users, in bounded memory whatever the vendor's tokens weigh.
-_ESCAPED: Final[BoundedMemo[str, str]] = BoundedMemo(
-    max_entries=4096, max_bytes=8 * 1024 * 1024, max_entry_bytes=64 * 1024
-)
 
 
 def js_string(value: str) -> str:
@@ -53,11 +47,8 @@ def js_string(value: str) -> str:
     too so that no `</script>` or `<!--` can appear in the literal, and `` ` ``, `$`,
     `/` and `'` so that it stays inert even where a template literal, regular
     expression, comment or single-quoted string would have surrounded it.
+    (A user's token is escaped once per token and page: `cache/views` keeps the answer.)
     """
-    return _ESCAPED.get_or_compute(value, _js_literal)
-
-
-def _js_literal(value: str) -> str:
     return json.dumps(value).translate(_JS_UNSAFE)
 
 

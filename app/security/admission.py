@@ -1,19 +1,30 @@
 """Who is asking, and whether they may ask now: client IP, identity, rate limits.
 
 Both the widget page and the token endpoint admit a request the same way: count it
-against its client IP, find its user, count it against the user.
+against its client IP, find its user, count it against the user. Who the user is
+comes with every key derived from it (`Visitor`), made once per session by `visitors`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 
+from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from ..ops.requestlog import note
 from .forwarded import TrustedProxies
-from .identity import ANONYMOUS, Identity, IdentitySource
+from .identity import Derive, Identity, IdentitySource, Visitor
 from .ratelimit import RateLimits
+
+
+def visitors(limits: RateLimits, token_key: Callable[[Identity], str]) -> Derive:
+    """How a visitor is made from an identity: its rate-limit key and its token's key."""
+
+    def derive(identity: Identity) -> Visitor:
+        return Visitor(identity, limits.user_key(identity.email), token_key(identity))
+
+    return derive
 
 
 class Admission:
@@ -23,24 +34,29 @@ class Admission:
         proxies: TrustedProxies,
         limits: RateLimits,
         *,
-        anonymous: bool = False,
+        anonymous: Visitor | None = None,
     ) -> None:
+        """`anonymous`: the visitor a request without a session is (ALLOW_ANONYMOUS:
+        `ANONYMOUS` with its keys), or None when it must sign in."""
         self._identities = identities
         self._proxies = proxies
         self._limits = limits
         self._anonymous = anonymous
 
-    def visitor(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
-        """The signed-in visitor, else `ANONYMOUS` if allowed, else None.
+    def visitor(self, scope: Scope) -> Visitor | None:
+        """The signed-in visitor, else the anonymous one if allowed, else None.
 
         Raises RateLimited or InvalidEmail. An anonymous visitor is counted by IP only:
         there is nobody else to count.
         """
-        ip = self._proxies.client_ip(scope, headers)
+        proxies = self._proxies
+        ip = proxies.peer(scope)
+        if proxies.trusts(ip):  # behind a trusted proxy: its forwarded headers say who
+            ip = proxies.client_ip(scope, Headers(scope=scope))
         note(scope, client_ip=ip)  # the request's log line shows the same address
         self._limits.count_ip(ip)
-        identity = self._identities.identity(scope, headers)
-        if identity is not None:
-            self._limits.count_user(identity.email)
-            return identity
-        return ANONYMOUS if self._anonymous else None
+        visitor = self._identities.visitor(scope)
+        if visitor is not None:
+            self._limits.count_user_key(visitor.rate_key)
+            return visitor
+        return self._anonymous

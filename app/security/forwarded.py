@@ -171,7 +171,8 @@ class TrustedProxies:
         client = scope.get("client")
         if not client:
             return ""
-        return self._reading(str(client[0]))[1]
+        found = self._read.get(client[0])  # (every request asks: `_reading` without a call)
+        return (found or self._reading(str(client[0])))[1]
 
     def client_ip(self, scope: Scope, headers: Mapping[str, str]) -> str:
         """The first untrusted hop from the right. A hop that names no address (junk, or

@@ -16,6 +16,7 @@ import time
 from base64 import b64decode
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from http.cookies import _unquote
 from typing import Any, Final, Protocol
 
 import itsdangerous
@@ -58,6 +59,23 @@ class Identity:
 ANONYMOUS: Final = Identity("")
 
 
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    """Who is asking, with every key derived from who they are.
+
+    Worked out once per session (the session memo holds it) by the `Derive` the app
+    wires in, so a warm view looks the keys up instead of hashing for each. A source
+    given no `Derive` makes visitors without keys (the identity alone).
+    """
+
+    identity: Identity
+    rate_key: str = ""  # the user's rate-limit count (`RateLimits.user_key`)
+    token_key: str = ""  # the user's token in the cache (`TokenCache.key`)
+
+
+Derive = Callable[[Identity], Visitor]
+
+
 def validate_email(value: object) -> str:
     """Return the email if it is safe to send as an upstream header, else raise InvalidEmail.
 
@@ -93,9 +111,27 @@ def _is_label(label: str) -> bool:
     return bool(label) and LDH.issuperset(label) and label[0] != "-" and label[-1] != "-"
 
 
+def read_cookie(header: str, name: str) -> str:
+    """The value of cookie `name` in a `Cookie` header ("" when there is none), read as
+    Starlette's `cookie_parser` reads it (the last of that name wins), without a
+    dictionary of every other cookie: a warm view reads one cookie out of the header."""
+    found = ""
+    if not name:  # cookies without a name are this one (as browsers read them)
+        return cookie_parser(header).get("", "")
+    if name not in header:  # (in C: a header without it costs no split)
+        return found
+    for chunk in header.split(";") if ";" in header else (header,):
+        key, eq, value = chunk.partition("=")
+        if eq and key.strip() == name:
+            value = value.strip()
+            found = _unquote(value) if value[:1] == '"' else value  # (only a quoted one)
+    return found
+
+
 class IdentitySource(Protocol):
-    def identity(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
-        """Who is signed in; None when anonymous. A present but unusable email raises."""
+    def visitor(self, scope: Scope) -> Visitor | None:
+        """Who is signed in, with their keys; None when anonymous. A present but unusable
+        email raises."""
 
 
 class SessionReader:
@@ -104,10 +140,12 @@ class SessionReader:
     Verifying and decoding a cookie is most of a warm page view's work, and a browser
     sends the same cookie with every view, so a verified answer is remembered per
     session cookie value: not per `Cookie` header, whose other cookies are the
-    client's to pad. The memo is bounded by entries and by bytes (least recently used
-    first; a value too large to remember is verified on every request). Only what
-    passed the signature check is remembered; its age is still checked on every
-    request.
+    client's to pad. What is remembered is the session's `Visitor` (its identity and
+    every key `derive` makes of it) and when the session stops being valid: one
+    entry per session, one lookup per view. The memo is bounded by entries and by
+    bytes (least recently used first; a value too large to remember is verified on
+    every request). Only what passed the signature check is remembered; its age is
+    still checked on every request.
     """
 
     MEMO_SIZE: Final = 4096  # the active sessions; memory stays flat with many users
@@ -123,8 +161,10 @@ class SessionReader:
         email_key: tuple[str, ...] = DEFAULT_EMAIL_KEY,
         user_id_key: tuple[str, ...] = (),
         metadata_keys: tuple[tuple[str, ...], ...] = (),
+        derive: Derive = Visitor,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._derive = derive
         self._signer = itsdangerous.TimestampSigner(secret)
         self._cookie = cookie
         self._max_age = max_age
@@ -132,8 +172,8 @@ class SessionReader:
         self._user_id_key = user_id_key
         self._metadata_keys = metadata_keys
         self._clock = clock
-        # The session cookie's value → its identity and when it stops being valid.
-        self.memo: BoundedMemo[str, tuple[Identity, float]] = BoundedMemo(
+        # The session cookie's value → its visitor and when it stops being valid.
+        self.memo: BoundedMemo[str, tuple[Visitor, float]] = BoundedMemo(
             max_entries=self.MEMO_SIZE,
             max_bytes=self.MEMO_BYTES,
             max_entry_bytes=self.MEMO_ENTRY_BYTES,
@@ -141,7 +181,7 @@ class SessionReader:
 
     def cookie_value(self, headers: Mapping[str, str]) -> str:
         """The session cookie's value as sent ("" when there is none)."""
-        return cookie_parser(headers.get("cookie", "")).get(self._cookie, "")
+        return read_cookie(headers.get("cookie", ""), self._cookie)
 
     def session(self, headers: Mapping[str, str]) -> tuple[dict[str, Any], float] | None:
         """The decoded session and when it was signed; None when absent, forged, old or garbled."""
@@ -162,14 +202,32 @@ class SessionReader:
         return (data, signed_at.timestamp()) if isinstance(data, dict) else None
 
     def identity(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
-        raw = self.cookie_value(headers)
+        """Who is signed in; None when anonymous. A present but unusable email raises."""
+        visitor = self._known(self.cookie_value(headers))
+        return None if visitor is None else visitor.identity
+
+    def visitor(self, scope: Scope) -> Visitor | None:
+        # The request's first `Cookie` header, as Starlette's `Headers.get` reads it,
+        # straight from the scope: no `Headers` object.
+        for key, value in scope["headers"]:
+            if key == b"cookie":
+                raw = read_cookie(value.decode("latin-1"), self._cookie)
+                break
+        else:
+            return None
+        known = self.memo.get(raw)  # (the warm view's one lookup, `_known` without a call)
+        if known is not None and known[1] > self._clock():
+            return known[0]
+        return self._known(raw)
+
+    def _known(self, raw: str) -> Visitor | None:
         if not raw:
             return None
         known = self.memo.get(raw)
         if known is not None:
-            identity, expires = known
+            visitor, expires = known
             if expires > self._clock():
-                return identity
+                return visitor
             self.memo.pop(raw)
         found = self._verify(raw)
         if found is None:
@@ -189,8 +247,9 @@ class SessionReader:
             user_id=str(user_id) if type(user_id) in (str, int) else "",  # not bool
             metadata=metadata,
         )
-        self.memo.put(raw, (identity, signed_at + self._max_age))
-        return identity
+        visitor = self._derive(identity)
+        self.memo.put(raw, (visitor, signed_at + self._max_age))
+        return visitor
 
 
 def _lookup(data: Any, path: tuple[str, ...]) -> Any:
@@ -214,10 +273,35 @@ class HeaderIdentity:
     folded into this one.
     """
 
-    def __init__(self, *, proxies: TrustedProxies, header: str = DEFAULT_IDENTITY_HEADER) -> None:
+    MEMO_SIZE: Final = 4096  # the active users
+    MEMO_BYTES: Final = 4 * 1024 * 1024  # 4096 emails and their keys, ~1 KB each at most
+
+    def __init__(
+        self,
+        *,
+        proxies: TrustedProxies,
+        header: str = DEFAULT_IDENTITY_HEADER,
+        derive: Derive = Visitor,
+    ) -> None:
         self._header = header.lower()
         self._raw_header = self._header.encode("latin-1")
         self._proxies = proxies
+        self._derive = derive
+        # The email → its visitor (an email is at most 254 characters: no entry is large).
+        self.memo: BoundedMemo[str, Visitor] = BoundedMemo(
+            max_entries=self.MEMO_SIZE, max_bytes=self.MEMO_BYTES
+        )
+
+    def visitor(self, scope: Scope) -> Visitor | None:
+        identity = self.identity(scope, {})
+        if identity is None:
+            return None
+        # The same users come back: each one's keys are made once (within the memo's bound).
+        visitor = self.memo.get(identity.email)
+        if visitor is None:
+            visitor = self._derive(identity)
+            self.memo.put(identity.email, visitor)
+        return visitor
 
     def identity(self, scope: Scope, headers: Mapping[str, str]) -> Identity | None:
         if not self._proxies.trusts(self._proxies.peer(scope)):

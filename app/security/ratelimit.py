@@ -24,6 +24,11 @@ DEFAULT_PER_USER: Final = 60  # requests a minute
 DEFAULT_PER_IP: Final = 120  # (a shop's office or a school shares one address)
 IPV6_PREFIX: Final = 64
 _IPV6_HOST_BITS: Final = (1 << (128 - IPV6_PREFIX)) - 1
+# Each address's key is remembered (it comes back with each of its requests), within a
+# bound, as `forwarded.TrustedProxies` remembers addresses: 4,096 of at most 64
+# characters (an address is never longer; anything longer is hashed each time).
+REMEMBERED: Final = 4096
+LONGEST_ADDRESS: Final = 64
 
 
 def ip_client(ip: str) -> str:
@@ -57,10 +62,14 @@ class RateLimits:
         self._per_user = per_user
         self._per_ip = per_ip
         self._hash = keys.hasher(b"widget-proxy rate limit key")
+        self._ip_keys: dict[str, str] = {}  # address → its key
 
     def count_ip(self, ip: str) -> None:
         """Count a request from `ip` (its /64 for IPv6); RateLimited past the limit."""
-        self._count(self._ip_key(ip), self._per_ip, "ip")
+        key = self._ip_keys.get(ip) or self._ip_key(ip)
+        wait = self._counters.throttle(key, self._per_ip)
+        if wait > 0:
+            self._refuse(wait, self._per_ip, "ip")
 
     def tally_ip(self, ip: str) -> None:
         """Count a request from `ip` that was refused already (a 404, a 431, …): it
@@ -68,17 +77,31 @@ class RateLimits:
         self._counters.throttle(self._ip_key(ip), self._per_ip)
 
     def _ip_key(self, ip: str) -> str:
-        return f"ip:{self._hash(ip_client(ip))}"
+        key = self._ip_keys.get(ip)
+        if key is None:
+            key = f"ip:{self._hash(ip_client(ip))}"
+            if len(ip) <= LONGEST_ADDRESS:
+                if len(self._ip_keys) >= REMEMBERED:
+                    self._ip_keys.clear()  # a flood of new clients: start again, not grow
+                self._ip_keys[ip] = key
+        return key
+
+    def user_key(self, email: str) -> str:
+        """The key this user's requests are counted under (a session remembers it)."""
+        return f"user:{self._hash(email)}"
 
     def count_user(self, email: str) -> None:
         """Count a request by this user; RateLimited past the limit."""
-        self._count(f"user:{self._hash(email)}", self._per_user, "user")
+        self.count_user_key(self.user_key(email))
 
-    def _count(self, key: str, limit: int, who: str) -> None:
-        wait = self._counters.throttle(key, limit)
+    def count_user_key(self, key: str) -> None:
+        """`count_user`, by the user's `user_key`."""
+        wait = self._counters.throttle(key, self._per_user)
         if wait > 0:
-            self._refused.labels(who).inc()
-            raise RateLimited(
-                f"more than {limit} requests a minute from this {who}",
-                retry_after=retry_after(wait),
-            )
+            self._refuse(wait, self._per_user, "user")
+
+    def _refuse(self, wait: float, limit: int, who: str) -> None:
+        self._refused.labels(who).inc()
+        raise RateLimited(
+            f"more than {limit} requests a minute from this {who}", retry_after=retry_after(wait)
+        )

@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.support import EMAIL, Proxy
 from tests.support.metrics import at_once, samples, value
 from widget_proxy.ops.metrics import Metrics
@@ -75,6 +77,84 @@ def test_the_exposition_shows_every_count() -> None:
         return metrics.exposition()
 
     assert b'widget_proxy_requests_total{route="/widget",status="200"} 5.0' in asyncio.run(run())
+
+
+# --- the request-duration histogram, tallied like the counters --------------------------
+
+# On a bound, between two, below the first and past the last (+Inf).
+DURATIONS = [0.0, 0.0004, 0.001, 0.0011, 0.0025, 0.3, 0.5, 1.0, 7.5, 10.0, 11.0, 99.0] * 3
+
+
+def durations(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = samples(text)
+    return {k: v for k, v in found.items() if "request_duration" in k[0]}
+
+
+def test_tallied_durations_read_as_prometheus_clients_own_observations() -> None:
+    metrics = Metrics()
+    plain = Metrics()  # the histogram as prometheus-client keeps it, observed one by one
+    tallied = metrics.request_seconds.labels("/widget")
+
+    for seconds in DURATIONS:
+        tallied.observe(seconds)
+        plain.request_seconds.histogram.labels("/widget").observe(seconds)
+
+    got = durations(metrics.exposition().decode())
+    expected = durations(plain.exposition().decode())
+    assert got.keys() == expected.keys()
+    assert len(got) == 13 + 1 + 3  # 13 bounds, +Inf, count, sum and created
+    for key, number in expected.items():
+        if key[0].endswith("_created"):
+            continue
+        assert got[key] == pytest.approx(number), key
+
+
+def test_a_duration_reaches_prometheus_client_when_the_metrics_are_read_only() -> None:
+    metrics = Metrics()
+    observe = metrics.request_seconds.labels("/widget")
+    child = metrics.request_seconds.histogram.labels("/widget")
+
+    async def run() -> tuple[float, float | None]:
+        for _ in range(3):
+            observe.observe(0.002)
+        metrics.tally.counter(metrics.cache.labels("token", "hit"))()
+        await asyncio.sleep(0)  # the turn ends: the counters' tally goes, not this one
+        pending = child._sum.get()  # prometheus-client's own value: not yet added to
+        read = metrics.registry.get_sample_value(  # whoever collects gets them all the same
+            "widget_proxy_request_duration_seconds_count", {"route": "/widget"}
+        )
+        return pending, read
+
+    pending, read = asyncio.run(run())
+
+    assert pending == 0  # three observations were three additions, not six locked ones
+    assert read == 3
+    assert metrics.request_seconds.labels("/widget") is observe  # one tally per child
+
+
+def test_with_several_workers_a_duration_reaches_prometheus_at_once(tmp_path: Path) -> None:
+    metrics = Metrics(multiprocess_dir=str(tmp_path))
+
+    metrics.request_seconds.labels("/widget").observe(0.002)
+
+    child = metrics.request_seconds.histogram.labels("/widget")
+    assert child._sum.get() == pytest.approx(0.002)
+
+
+def test_a_histogram_it_cant_fold_into_is_observed_as_it_is() -> None:
+    class Observed:
+        def __init__(self) -> None:
+            self.seen: list[float] = []
+
+        def observe(self, amount: float) -> None:
+            self.seen.append(amount)
+
+    child = Observed()
+    observe = Metrics().tally.histogram(child)
+    observe.observe(0.5)
+
+    assert observe is child
+    assert child.seen == [0.5]
 
 
 def test_metrics_after_a_few_requests(make_proxy: Callable[..., Proxy]) -> None:

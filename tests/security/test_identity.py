@@ -10,18 +10,24 @@ from typing import Any
 
 import itsdangerous
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from tests.support import EMAIL, Clock, Proxy, wait_until
+from widget_proxy.cache.counts import WindowCounters
+from widget_proxy.cache.keys import Hasher, Keys
 from widget_proxy.errors import InvalidEmail
 from widget_proxy.providers.returningai import ReturningAIStandIn
-from widget_proxy.security.identity import Identity, SessionReader, validate_email
+from widget_proxy.security.identity import Identity, SessionReader, read_cookie, validate_email
+from widget_proxy.security.ratelimit import RateLimits
 
 SECRET = "a-shared-secret-of-more-than-32-characters"
 SCOPE = {"type": "http", "client": ("203.0.113.9", 5555)}
@@ -55,6 +61,40 @@ def test_reads_a_cookie_written_by_starlettes_session_middleware() -> None:
     identity = reader().identity(SCOPE, {"cookie": f"session={value}"})
 
     assert identity == Identity("ann@example.com")
+
+
+# Cookie headers made of the characters that decide how one is read.
+COOKIE_HEADERS = st.text(alphabet=' ;="\\session\t,x', max_size=40)
+
+
+@given(COOKIE_HEADERS, st.sampled_from(["session", "s", "x", "session x", ""]))
+def test_one_cookie_is_read_as_starlette_reads_them_all(header: str, name: str) -> None:
+    assert read_cookie(header, name) == cookie_parser(header).get(name, "")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],
+        [(b"cookie", b"session=VALUE")],
+        [(b"cookie", b"a=1; session=VALUE; b=2")],
+        [(b"cookie", b'session="VALUE"')],
+        [(b"cookie", b"session=junk; session=VALUE")],  # the last one of a name wins
+        [(b"cookie", b"other=1"), (b"cookie", b"session=VALUE")],  # the first header only
+        [(b"cookie", b"session=VALUE"), (b"cookie", b"session=junk")],
+        [(b"Cookie", b"session=VALUE")],  # ASGI names are lower-case: not a cookie header
+    ],
+)
+def test_the_raw_cookie_header_is_read_as_starlettes_headers_read_it(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    value = merchant_login_cookie({"email": "ann@example.com"})
+    scope = {**SCOPE, "headers": [(k, v.replace(b"VALUE", value.encode())) for k, v in headers]}
+
+    visitor = reader().visitor(scope)
+
+    expected = reader().identity(scope, Headers(scope=scope))
+    assert (visitor and visitor.identity) == expected
 
 
 def test_custom_cookie_name_and_nested_email() -> None:
@@ -266,6 +306,42 @@ def test_a_proxy_remembers_a_session_not_the_junk_sent_beside_it(
     assert vendor.calls["signin"] == 1
 
 
+def test_a_session_is_one_memo_entry_with_every_key_made_from_it(
+    make_proxy: Callable[..., Proxy], readers: list[SessionReader], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = make_proxy()
+    [sessions] = readers
+    hashed: list[str] = []
+    digest = Hasher.__call__
+
+    def recording(self: Hasher, value: str) -> str:
+        hashed.append(value)
+        return digest(self, value)
+
+    monkeypatch.setattr(Hasher, "__call__", recording)
+    for email in (EMAIL, "other@example.com"):
+        assert proxy.get("/widget", email).status_code == 200
+    made = list(hashed)
+    hashed.clear()
+    for _ in range(3):
+        for email in (EMAIL, "other@example.com"):
+            assert proxy.get("/widget", email).status_code == 200
+
+    # The first view of a session made its rate-limit key and its token's key; the
+    # later ones looked them up, with the session itself, in one memo entry each.
+    assert made.count(EMAIL) == 2
+    assert EMAIL not in hashed
+    assert "other@example.com" not in hashed
+    held = sessions.memo.keys()  # least recently used first
+    visitors = [found[0] for key in held if (found := sessions.memo.get(key)) is not None]
+    assert [v.identity.email for v in visitors] == [EMAIL, "other@example.com"]
+    keys = Keys(proxy.settings.session_secret.reveal())
+    limits = RateLimits(WindowCounters(), keys=keys)
+    assert [v.rate_key for v in visitors] == [limits.user_key(v.identity.email) for v in visitors]
+    assert len({v.token_key for v in visitors}) == 2
+    assert all(v.token_key.startswith("tok:") for v in visitors)
+
+
 def test_a_proxy_treats_a_session_nested_too_deep_as_anonymous(
     proxy: Proxy, vendor: ReturningAIStandIn
 ) -> None:
@@ -327,6 +403,33 @@ def test_the_identity_header_is_oauth2_proxys_unless_configured() -> None:
     assert HeaderIdentity(proxies=proxies).identity(scope, {}) == Identity(EMAIL)
     custom = HeaderIdentity(proxies=proxies, header="X-User")
     assert custom.identity(scope, {}) == Identity("b@example.com")
+
+
+def test_a_visitor_by_header_is_made_once_per_email_within_a_bound() -> None:
+    from widget_proxy.security.forwarded import TrustedProxies, parse_networks
+    from widget_proxy.security.identity import HeaderIdentity, Visitor
+
+    made: list[Identity] = []
+
+    def derive(identity: Identity) -> Visitor:
+        made.append(identity)
+        return Visitor(identity, f"user:{identity.email}", f"tok:{identity.email}")
+
+    source = HeaderIdentity(proxies=TrustedProxies(parse_networks("127.0.0.1")), derive=derive)
+
+    def scope(email: str) -> dict[str, Any]:
+        headers = [(b"x-auth-request-email", email.encode())]
+        return {"type": "http", "client": ("127.0.0.1", 1), "headers": headers}
+
+    first = source.visitor(scope(EMAIL))
+    assert source.visitor(scope(EMAIL)) is first
+    assert first is not None
+    assert first.token_key == f"tok:{EMAIL}"
+    assert made == [Identity(EMAIL)]
+    for n in range(HeaderIdentity.MEMO_SIZE + 10):
+        source.visitor(scope(f"user{n}@example.com"))
+    assert len(source.memo) == HeaderIdentity.MEMO_SIZE
+    assert source.memo.nbytes <= HeaderIdentity.MEMO_BYTES
 
 
 # What the browser is told (a 400's message carries the reason) for each unusable email.

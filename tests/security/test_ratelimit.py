@@ -9,10 +9,10 @@ import pytest
 
 from tests.support import Clock
 from widget_proxy.cache.counts import WindowCounters
-from widget_proxy.cache.keys import Keys
+from widget_proxy.cache.keys import Hasher, Keys
 from widget_proxy.errors import RateLimited
 from widget_proxy.ops.metrics import Metrics
-from widget_proxy.security.ratelimit import RateLimits, ip_client
+from widget_proxy.security.ratelimit import LONGEST_ADDRESS, REMEMBERED, RateLimits, ip_client
 
 SECRET = "s" * 32
 
@@ -165,3 +165,28 @@ def test_a_refusal_tallied_uses_up_the_addresss_room_and_is_not_refused_again() 
     with pytest.raises(RateLimited):
         rate.count_ip("::ffff:203.0.113.5")  # the same client, however its address is written
     assert refused(metrics, "ip") == 2  # the tallies themselves were never refusals
+
+
+def test_each_addresss_key_is_remembered_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    hashed: list[str] = []
+    digest = Hasher.__call__
+
+    def recording(self: Hasher, value: str) -> str:
+        hashed.append(value)
+        return digest(self, value)
+
+    monkeypatch.setattr(Hasher, "__call__", recording)
+    rate = limits(Metrics(), per_ip=1_000_000)
+    long = "x" * (LONGEST_ADDRESS + 1)  # no address: counted as itself, never remembered
+
+    for _ in range(3):
+        rate.count_ip("203.0.113.5")
+        rate.count_ip(long)
+    assert hashed == ["203.0.113.5", long, long, long]
+
+    for n in range(REMEMBERED + 10):  # a flood of new addresses: bounded, then afresh
+        rate.count_ip(f"10.0.{n // 256}.{n % 256}")
+    assert len(rate._ip_keys) <= REMEMBERED
+    hashed.clear()
+    rate.count_ip("10.0.16.9")  # among the last ones
+    assert hashed == []
