@@ -265,7 +265,11 @@ def test_the_mount_path_and_the_proxy_headers_are_read_as_under_uvicorn(
     assert anonymous.status_code == 303
     assert anonymous.headers["location"] == "/login?next=%2Frewards%2Fwidget"
     assert page.status_code == 200
-    (line,) = [line for line in lines(proxy.log) if line.get("status") == 200]
+    (line,) = [
+        line
+        for line in lines(proxy.log)
+        if line["logger"] == "widget_proxy.request" and line["status"] == 200
+    ]
     assert line["path"] == "/rewards/widget"
     assert line["client_ip"] == client_ip
 
