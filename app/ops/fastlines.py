@@ -21,8 +21,8 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from .batches import BatchWriter
-from .logs import MAX_FIELD_CHARS, TEXT_FORMAT, JsonFormatter, RedactionFilter, TextFormatter, cut
-from .requestlog import MESSAGE, log
+from .logs import MAX_FIELD_CHARS, TEXT_FORMAT, JsonFormatter, RedactionFilter, TextFormatter
+from .requestlog import MESSAGE, log, record_parts
 
 _MILLIS: Final = tuple(f"{n:03d}" for n in range(1000))  # a line's milliseconds, as %03d
 
@@ -101,7 +101,7 @@ class FastLines:
                     plain = False
                     break
         if not plain:
-            self._by_handler(created, level, message, method, path, status, seconds,
+            self._by_handler(created, level, method, path, status, seconds,
                              request_id, cache, client_ip, error)  # fmt: skip
             return
         second = int(created)
@@ -137,7 +137,6 @@ class FastLines:
         self,
         created: float,
         level: int,
-        message: str,
         method: str,
         path: str,
         status: int,
@@ -149,16 +148,9 @@ class FastLines:
     ) -> None:
         """The record `through_logging` would make, through the handler's own filter and
         formatter, into the batch."""
-        method, path, client_ip = cut(method), cut(path), cut(client_ip)
-        fields: dict[str, object] = {
-            "method": method, "path": path, "status": status,
-            "duration_ms": round(seconds * 1000, 2), "request_id": request_id,
-            "cache": cache, "client_ip": client_ip,
-        }  # fmt: skip
-        if error:
-            fields["error"] = cut(error)
-        suffix = f" error={error}" if error else ""
-        args = (method, path, status, seconds * 1000, request_id, cache, client_ip, suffix)
+        args, fields = record_parts(
+            method, path, status, seconds, request_id, cache, client_ip, error
+        )
         record = log.makeRecord(self._name, level, "", 0, MESSAGE, args, None, extra=fields)
         record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
         if self._handler.filter(record):
