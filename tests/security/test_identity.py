@@ -319,13 +319,16 @@ def test_a_session_is_one_memo_entry_with_every_key_made_from_it(
         return digest(self, value)
 
     monkeypatch.setattr(Hasher, "__call__", recording)
-    for email in (EMAIL, "other@example.com"):
-        assert proxy.get("/widget", email).status_code == 200
+    # One cookie per user, as a browser holds it: signed anew, a cookie made in another
+    # second is another session (its timestamp differs), with keys of its own to make.
+    cookies = [proxy.cookie({"email": email}) for email in (EMAIL, "other@example.com")]
+    for cookie in cookies:
+        assert proxy.get("/widget", headers=cookie).status_code == 200
     made = list(hashed)
     hashed.clear()
     for _ in range(3):
-        for email in (EMAIL, "other@example.com"):
-            assert proxy.get("/widget", email).status_code == 200
+        for cookie in cookies:
+            assert proxy.get("/widget", headers=cookie).status_code == 200
 
     # The first view of a session made its rate-limit key and its token's key; the
     # later ones looked them up, with the session itself, in one memo entry each.
