@@ -54,11 +54,19 @@ def warnings(env: Mapping[str, str], options: Iterable[Option]) -> list[str]:
                 f" did you mean {name.removesuffix('_FILE')}?"
             )
         elif _looks_like_ours(name, names, words):
-            # The closest name of its own group (the same first word), else of all.
-            group = [n for n in names if _first_word(n) == _first_word(name)] or names
-            guess = get_close_matches(name, group, 1, 0) or group
-            found.append(f"{name} is not a setting (ignored); did you mean {guess[0]}?")
+            guess = closest(name, names)
+            found.append(f"{name} is not a setting (ignored); did you mean {guess}?")
     return found
+
+
+def closest(name: str, names: Iterable[str]) -> str:
+    """The setting `name` most likely misspells: the closest of its own group (the same
+    first word), else of all (a config file's unknown keys are told it too)."""
+    ordered = sorted(names)
+    if name.upper() in ordered:  # a config file's key in lower case
+        return name.upper()
+    group = [n for n in ordered if _first_word(n) == _first_word(name)] or ordered
+    return (get_close_matches(name, group, 1, 0) or group)[0]
 
 
 def _platform(name: str, value: str) -> bool:
