@@ -53,6 +53,7 @@ from .security.identity import (
 from .security.origins import OriginPolicy
 from .security.ratelimit import RateLimits
 from .settings import Settings
+from .sharing import Shared
 from .upstream.breaker import BreakerPolicy
 from .upstream.client import HttpClient, Limits, Retries, Timeouts
 
@@ -66,6 +67,7 @@ def create_app(
     metrics: Metrics | None = None,
     clock: Callable[[], float] = time.time,
     request_log: LineSink = through_logging,
+    shared: Shared | None = None,
 ) -> Starlette:
     """The proxy as an ASGI app; settings come from the environment when not given.
 
@@ -74,20 +76,24 @@ def create_app(
     `clock` is the wall clock the caches and rate limits read (tests move it by hand
     instead of sleeping past an expiry); `request_log` is where each request's line
     goes: a record of the `widget_proxy.request` logger unless `serve` (which owns
-    the process's logging) hands in its `FastLines` (docs/logging.md).
+    the process's logging) hands in its `FastLines` (docs/logging.md); `shared`: what
+    it shares with the other widgets of its process (`sharing`; `serve --config`).
     """
     settings = settings if settings is not None else Settings.load()
     add_redaction(settings.secrets)  # whoever configured the proxy's logging, before or after
     metrics = metrics if metrics is not None else Metrics()
-    http = http_client(settings, metrics=metrics, transport=transport)
-    store = open_store(
-        settings.cache_url,
-        secret=settings.session_secret.reveal(),
-        max_entries=settings.cache_max_entries,
-        metrics=metrics,
-        clock=clock,
-    )
-    keys = Keys(settings.session_secret.reveal())
+    if shared is None:
+        http = http_client(settings, metrics=metrics, transport=transport)
+        store = open_store(
+            settings.cache_url,
+            secret=settings.session_secret.reveal(),
+            max_entries=settings.cache_max_entries,
+            metrics=metrics,
+            clock=clock,
+        )
+    else:
+        http, store = shared.http(settings, metrics), shared.store(settings, metrics, clock)
+    keys = Keys(settings.session_secret.reveal(), scope=shared.scope if shared else "")
     lease = settings.upstream_deadline + 1  # a fill's lock outlives one upstream call
     provider: Provider[Any] = PROVIDERS[settings.token_provider]
     namespace = vendor_namespace(settings, keys)
@@ -166,8 +172,9 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await counters.aclose()  # its last sync, before the store goes
-        await http.aclose()
-        await store.aclose()
+        if shared is None:  # else their maker closes them
+            await http.aclose()
+            await store.aclose()
 
     def front(app: ASGIApp, answers: Mapping[str, Answerer]) -> RequestLog:
         return RequestLog(app, metrics, proxies, limits, request_log, answers)

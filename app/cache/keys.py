@@ -23,13 +23,17 @@ class Hasher:
 
 
 class Keys:
-    """Hands each component a `Hasher` of its own purpose, all from one secret."""
+    """Hands each component a `Hasher` of its own purpose, all from one secret.
 
-    def __init__(self, secret: str) -> None:
+    `scope` (a widget's name, when several share a process and a Redis) puts each
+    purpose of its own under it: every key differs from another widget's."""
+
+    def __init__(self, secret: str, *, scope: str = "") -> None:
         self._secret = secret
+        self._scope = f"widget {scope}: ".encode() if scope else b""
 
     def __repr__(self) -> str:
         return "Keys(secret='**********')"
 
     def hasher(self, purpose: bytes) -> Hasher:
-        return Hasher(self._secret, purpose)
+        return Hasher(self._secret, self._scope + purpose)

@@ -9,6 +9,7 @@ workers start) and hands it to each worker's `Metrics(multiprocess_dir=…)`, wh
 from __future__ import annotations
 
 import asyncio
+import copy
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, Protocol
@@ -174,68 +175,102 @@ class _Flush:
         return ()
 
 
+LABELLED: Final = (
+    "requests", "request_seconds", "upstream_calls", "upstream_seconds", "cache", "coalesced",
+    "circuit", "degraded", "key_in_use", "cache_nodes", "rate_limited",
+)  # fmt: skip
+
+
+class _Widget:
+    """A labelled metric whose first label, `widget`, is given: each `labels(...)` call
+    gets the rest (components bind their children once, off the page path)."""
+
+    def __init__(self, metric: Any, widget: str) -> None:
+        self._metric = metric
+        self._widget = widget
+
+    def labels(self, *values: str) -> Any:
+        return self._metric.labels(self._widget, *values)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._metric, name)
+
+
 class Metrics:
-    def __init__(self, *, multiprocess_dir: str | None = None) -> None:
+    """`widgets`: every series but the request lines' drops gets a first label, `widget`,
+    set by each widget's view of them (`for_widget`), as several widgets in one process
+    share one registry (`serve --config`); without it, the series are as one widget's."""
+
+    def __init__(self, *, multiprocess_dir: str | None = None, widgets: bool = False) -> None:
         self._multiprocess_dir = multiprocess_dir
+        w = ["widget"] if widgets else []
         self.registry = CollectorRegistry()
         r = self.registry
         self.tally = Tally(immediate=multiprocess_dir is not None)
         r.register(_Flush(self.tally))  # type: ignore[arg-type]  # a collector of nothing
         self.requests = Counter(
             "widget_proxy_requests", "Requests answered, by route and status",
-            ["route", "status"], registry=r,
+            [*w, "route", "status"], registry=r,
         )  # fmt: skip
         # Observed on every request: tallied like the page path's counters.
         self.request_seconds = TalliedHistogram(Histogram(
             "widget_proxy_request_duration_seconds", "Time to answer a request, by route",
-            ["route"], buckets=LATENCY_BUCKETS, registry=r,
+            [*w, "route"], buckets=LATENCY_BUCKETS, registry=r,
         ), self.tally)  # fmt: skip
         self.upstream_calls = Counter(
             "widget_proxy_upstream_calls", "Calls to the vendor, by kind and outcome",
-            ["kind", "outcome"], registry=r,
+            [*w, "kind", "outcome"], registry=r,
         )  # fmt: skip
         self.upstream_seconds = Histogram(
             "widget_proxy_upstream_duration_seconds", "Time of one vendor call, retries included",
-            ["kind"], buckets=LATENCY_BUCKETS, registry=r,
+            [*w, "kind"], buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
         self.cache = Counter(
             "widget_proxy_cache_events", "Cache lookups: hit, miss, or stale (served, refreshing)",
-            ["cache", "outcome"], registry=r,
+            [*w, "cache", "outcome"], registry=r,
         )  # fmt: skip
         self.coalesced = Counter(
             "widget_proxy_coalesced_waiters", "Callers that joined a call already under way",
-            ["cache"], registry=r,
+            [*w, "cache"], registry=r,
         )  # fmt: skip
         self.circuit = Gauge(
             "widget_proxy_circuit_state", "Circuit per origin: 0 closed, 1 half-open, 2 open",
-            ["origin"], registry=r, multiprocess_mode="max",
+            [*w, "origin"], registry=r, multiprocess_mode="max",
         )  # fmt: skip
         self.degraded = Gauge(
             "widget_proxy_degraded",
             "1 while a part serves in a degraded mode (cache: Redis unreachable, memory only;"
             " token: a token every visitor shares could not be issued)",
-            ["part"], registry=r, multiprocess_mode="max",
+            [*w, "part"], registry=r, multiprocess_mode="max",
         )  # fmt: skip
         self.key_in_use = Gauge(
             "widget_proxy_key_in_use",
             "1 for the vendor key setting used first (a rotation's *_NEXT once it was needed)",
-            ["setting"], registry=r, multiprocess_mode="max",
+            [*w, "setting"], registry=r, multiprocess_mode="max",
         )  # fmt: skip
         self.cache_nodes = Gauge(
             "widget_proxy_cache_nodes",
             "Redis data nodes by topology (single, sentinel, cluster) and role (master,"
             " replica), counted by /readyz and by a scrape at most every 5 s",
-            ["topology", "role"], registry=r, multiprocess_mode="mostrecent",
+            [*w, "topology", "role"], registry=r, multiprocess_mode="mostrecent",
         )  # fmt: skip
         self.rate_limited = Counter(
             "widget_proxy_rate_limited", "Requests refused by a rate limit, by what was counted",
-            ["limit"], registry=r,
+            [*w, "limit"], registry=r,
         )  # fmt: skip
         self.log_lines_dropped = Counter(
             "widget_proxy_log_lines_dropped",
             "Request lines dropped: their stream did not keep up (a full buffer) or failed",
             registry=r,
         )
+
+    def for_widget(self, name: str) -> Metrics:
+        """These metrics as the widget `name` counts them: the same registry, each
+        labelled series bound to its `widget` label (with `widgets=True`)."""
+        view = copy.copy(self)
+        for attr in LABELLED:
+            setattr(view, attr, _Widget(getattr(self, attr), name))
+        return view
 
     def exposition(self) -> bytes:
         self.tally.settle()  # (the multiprocess collector reads files, not the registry)

@@ -1,0 +1,92 @@
+"""The parts the widgets of one process share (`sharing.Shared`), made once and closed
+once, after every widget's own shutdown:
+
+- one upstream client for each vendor and client settings: its connection pool per
+  origin and its circuit breaker per origin serve every widget of that vendor;
+- one Redis connection pool for each CACHE_URL: each widget keeps its own memory in
+  front of it (its CACHE_MAX_ENTRIES) and its own keys (`cache.Keys`' scope), so that
+  caches and rate counts stay apart though the connections are one.
+
+An upstream client's metrics carry the label of the first widget that asked for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..application import http_client
+from ..cache import MemoryStore, RedisStore, Store, TieredStore
+from ..ops.metrics import Metrics
+from ..settings import Settings
+from ..upstream.client import HttpClient
+
+
+class SharedParts:
+    """Every shared part of one generation of the process's widgets."""
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[object, ...], HttpClient] = {}
+        self._redis: dict[tuple[str, ...], RedisStore] = {}
+
+    def of(self, widget: str) -> WidgetShare:
+        """What the widget `widget` is handed (`create_app(shared=…)`)."""
+        return WidgetShare(self, widget)
+
+    def http(self, settings: Settings, metrics: Metrics) -> HttpClient:
+        key = (
+            settings.token_provider,
+            settings.upstream_connect_timeout,
+            settings.upstream_read_timeout,
+            settings.upstream_pool_timeout,
+            settings.upstream_max_connections,
+            settings.upstream_max_bytes,
+            settings.upstream_retries,
+            settings.upstream_deadline,
+            settings.breaker_failures,
+            settings.breaker_cooldown,
+        )
+        if key not in self._clients:
+            self._clients[key] = http_client(settings, metrics=metrics)
+        return self._clients[key]
+
+    def store(self, settings: Settings, metrics: Metrics, clock: Callable[[], float]) -> Store:
+        where = settings.cache_url
+        local = MemoryStore(settings.cache_max_entries, clock=clock)
+        if where.kind == "memory":
+            return local
+        key = (where.shown, *where.secrets)  # the same server with other credentials: apart
+        redis = self._redis.get(key)
+        if redis is None:
+            redis = self._redis[key] = RedisStore(
+                where, secret=settings.session_secret.reveal(), clock=clock
+            )
+        return TieredStore(local, redis, where=where.shown, metrics=metrics)
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)
+
+    @property
+    def pools(self) -> int:
+        return len(self._redis)
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        for redis in self._redis.values():
+            await redis.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class WidgetShare:
+    """One widget's view of the shared parts: its name scopes its keys."""
+
+    parts: SharedParts
+    scope: str
+
+    def http(self, settings: Settings, metrics: Metrics) -> HttpClient:
+        return self.parts.http(settings, metrics)
+
+    def store(self, settings: Settings, metrics: Metrics, clock: Callable[[], float]) -> Store:
+        return self.parts.store(settings, metrics, clock)
