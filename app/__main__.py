@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,9 @@ from typing import Any
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from .config import WidgetsConfig
 from .errors import SettingsError
+from .multi.serving import CONFIG_VARIABLE, config_problems, serve_widgets
 from .ops.logs import log_config
 from .options import read_environ, strays
 from .providers import DEFAULT_PROVIDER, PROVIDERS
@@ -54,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument(
         "--root-path", default="", help="the path prefix a reverse proxy serves this under"
     )
+    serve.add_argument("--config", help=CONFIG_HELP)
     serve.add_argument(
         "--proxy-headers",
         action=argparse.BooleanOptionalAction,
@@ -100,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check", help="check the settings and the vendor before going live (a real signin)"
     )
     check.add_argument("--email", help="a test user's email for the real signin and page fetch")
+    check.add_argument("--config", help=CONFIG_HELP)
     check.add_argument(
         "--strict",
         action="store_true",
@@ -118,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             from .check import run_check
 
+            if (path := config_file(args)) is not None:
+                from .multi.checking import run_check_config
+
+                return run_check_config(path, args.email, strict=args.strict)
             return run_check(args.email, strict=args.strict, origin=args.origin)
         if args.command == "standin":
             from .demo.standin import run_standin
@@ -128,6 +136,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except BrokenPipeError:  # `widget-proxy check | head -1`: the reader left
         return _reader_left()
+
+
+CONFIG_HELP = (
+    "a TOML file of several widgets, each at its mount path (docs/config-file.md);"
+    f" default: ${CONFIG_VARIABLE} if set, else one widget from the environment"
+)
+
+
+def config_file(args: argparse.Namespace) -> str | None:
+    """The config file `--config` or WIDGET_PROXY_CONFIG names; None: one widget."""
+    return args.config or os.environ.get(CONFIG_VARIABLE, "").strip() or None
 
 
 DEMO_HELP = """\
@@ -162,22 +181,39 @@ def _trust_list(raw: str) -> list[str]:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    path = config_file(args)
     try:
         # Fail here, once, before any worker starts; and warn here, once, for them all.
-        settings = Settings.load(warn=warn)
+        if path is None:
+            settings = Settings.load(warn=warn)
+            problems = serve_problems(settings, proxy_headers=args.proxy_headers)
+        else:
+            widgets = WidgetsConfig.load(Path(path))
+            settings = widgets.process
+            problems = config_problems(widgets, proxy_headers=args.proxy_headers)
     except SettingsError as exc:
         print(f"widget-proxy: {exc}", file=sys.stderr)
         return 2
-    if problems := serve_problems(settings, proxy_headers=args.proxy_headers):
+    if problems:
         print("\n".join(f"widget-proxy: {problem}" for problem in problems), file=sys.stderr)
         return 2
     if args.server == "granian":
+        if path is not None:
+            print("widget-proxy: --config is served by uvicorn only, for now", file=sys.stderr)
+            return 2
         return run_granian(args, settings)
     metrics_dir = prepare_multiprocess_metrics() if args.workers > 1 else None
+    factory: Callable[[], object] = (
+        partial(serve_app, proxy_headers=args.proxy_headers, metrics_dir=metrics_dir)
+        if path is None
+        else partial(
+            serve_widgets, config=path, proxy_headers=args.proxy_headers, metrics_dir=metrics_dir
+        )
+    )
     config = uvicorn.Config(
         # `Reloading`: SIGHUP swaps the settings in-process. Each worker (spawned) gets
         # this factory pickled, with serve's flags: it checks its reloads the same way.
-        partial(serve_app, proxy_headers=args.proxy_headers, metrics_dir=metrics_dir),
+        factory,
         factory=True,
         host=args.host,
         port=args.port,
@@ -203,11 +239,19 @@ def run_serve(args: argparse.Namespace) -> int:
         return 0 if server.started else STARTUP_FAILURE
     # What uvicorn.run does for workers, but with a supervisor that passes SIGHUP on to
     # the workers (to swap their settings) instead of restarting them.
-    supervisor = ReloadingWorkers(
-        config,
-        [config.bind_socket()],
-        check=lambda new: serve_problems(new, proxy_headers=args.proxy_headers),
-    )
+    if path is None:
+        supervisor = ReloadingWorkers(
+            config,
+            [config.bind_socket()],
+            check=lambda new: serve_problems(new, proxy_headers=args.proxy_headers),
+        )
+    else:
+        supervisor = ReloadingWorkers(
+            config,
+            [config.bind_socket()],
+            check=lambda new: config_problems(new, proxy_headers=args.proxy_headers),
+            load=lambda: WidgetsConfig.load(Path(path)),
+        )
     supervisor.run()
     return 0
 

@@ -27,7 +27,7 @@ import signal
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
@@ -48,10 +48,23 @@ CLOSED: Final = "previous settings closed: no request uses them any more"
 RESTART_ONLY: Final = ("LOG_FORMAT", "LOG_LEVEL", "LOG_EMAILS")
 
 
-class Generation:
+class Configured(Protocol):
+    """What a generation is built from: `Settings`, or a config file's widgets."""
+
+    @property
+    def secrets(self) -> tuple[str, ...]: ...
+
+    @property
+    def shutdown_timeout(self) -> int: ...
+
+
+S = TypeVar("S", bound=Configured)
+
+
+class Generation(Generic[S]):
     """One settings object, the app built from it, and the requests it is answering."""
 
-    def __init__(self, number: int, settings: Settings, app: Starlette) -> None:
+    def __init__(self, number: int, settings: S, app: Starlette) -> None:
         self.number = number
         self.settings = settings
         self.app = app
@@ -121,7 +134,7 @@ class Generation:
             raise
 
 
-class Reloading:
+class Reloading(Generic[S]):
     """The proxy as `serve` runs it: one generation at a time, swapped by `reload()`.
 
     `load` reads the settings (`Settings.load`); `build` turns them into an app
@@ -130,25 +143,29 @@ class Reloading:
     SIGHUP call `reload()`, when the lifespan runs in a process's main thread.
     `on_started` and `cancel_requests` are for a server's drain (granian_worker). `flush`
     writes what the request lines' writer holds (`serve`'s `BatchWriter`): at each
-    reload, and at the end of the lifespan, once every generation is closed.
+    reload, and at the end of the lifespan, once every generation is closed. `changes`
+    names what differs between two loads (a config file's: `multi.serving`).
     """
 
     def __init__(
         self,
-        load: Callable[[], Settings],
-        build: Callable[[Settings], Starlette] | None = None,
+        load: Callable[[], S],
+        build: Callable[[S], Starlette] | None = None,
         *,
-        check: Callable[[Settings], list[str]] | None = None,
+        check: Callable[[S], list[str]] | None = None,
         handle_sighup: bool = False,
         flush: Callable[[], None] | None = None,
+        changes: Callable[[S, S], list[str]] | None = None,
     ) -> None:
         if build is None:
             metrics = Metrics()
 
-            def build(settings: Settings) -> Starlette:
+            def build(settings: Any) -> Starlette:  # Settings, as `load` gives without one
                 return create_app(settings, metrics=metrics)
 
         self._load = load
+        # What a reload's line names as changed (`changed_options`, for `Settings`).
+        self._changes: Callable[[Any, Any], list[str]] = changes or changed_options
         self._build = build
         self._check = check or (lambda settings: [])
         self._handle_sighup = handle_sighup
@@ -157,7 +174,7 @@ class Reloading:
         if problems := self._check(settings):
             raise SettingsError(problems)
         self._current = Generation(1, settings, build(settings))
-        self._live: list[Generation] = []  # every generation whose lifespan was started
+        self._live: list[Generation[S]] = []  # every generation whose lifespan was started
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[bool]] = set()
         self._previous_handler: Any = None
@@ -170,7 +187,7 @@ class Reloading:
         return self._current.app
 
     @property
-    def settings(self) -> Settings:
+    def settings(self) -> S:
         """The settings new requests are served with."""
         return self._current.settings
 
@@ -216,7 +233,7 @@ class Reloading:
             if generation is None:
                 return False
             self._current = generation  # the swap: one assignment, between two awaits
-            changed = changed_options(old.settings, settings)
+            changed = self._changes(old.settings, settings)
             log.info(
                 "settings reloaded (changed: %s)%s",
                 ", ".join(changed) or "nothing",
@@ -225,7 +242,7 @@ class Reloading:
         await self._retire(old)
         return True
 
-    async def _started(self, number: int, settings: Settings) -> Generation | None:
+    async def _started(self, number: int, settings: S) -> Generation[S] | None:
         try:
             generation = Generation(number, settings, self._build(settings))
         except Exception as exc:
@@ -240,7 +257,7 @@ class Reloading:
             return None
         return generation
 
-    async def _retire(self, old: Generation) -> None:
+    async def _retire(self, old: Generation[S]) -> None:
         timeout = old.settings.shutdown_timeout
         try:
             async with asyncio.timeout(timeout):
@@ -257,7 +274,7 @@ class Reloading:
         # a vendor key is revoked safely only once every process has logged this.
         log.info(CLOSED)
 
-    async def _stopped(self, generation: Generation) -> bool:
+    async def _stopped(self, generation: Generation[S]) -> bool:
         try:
             await generation.stop()
         except Exception:

@@ -40,7 +40,7 @@ def uvicorn_trust(raw: str) -> list[str]:
     return [str(n) for n in found] + mapped
 
 
-def serve_app(*, proxy_headers: bool, metrics_dir: str | None = None) -> Reloading:
+def serve_app(*, proxy_headers: bool, metrics_dir: str | None = None) -> Reloading[Settings]:
     """The app of `widget-proxy serve` (a uvicorn factory, run in each worker).
 
     `proxy_headers`: serve's --proxy-headers; `metrics_dir`: where the workers keep their

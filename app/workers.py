@@ -13,6 +13,7 @@ import os
 import signal
 from collections.abc import Callable
 from socket import socket
+from typing import Any
 
 from uvicorn.config import Config
 from uvicorn.supervisors.multiprocess import Multiprocess
@@ -28,13 +29,19 @@ class ReloadingWorkers(Multiprocess):
     worker is disturbed), then sends SIGHUP to each worker that serves."""
 
     def __init__(
-        self, config: Config, sockets: list[socket], *, check: Callable[[Settings], list[str]]
+        self,
+        config: Config,
+        sockets: list[socket],
+        *,
+        check: Callable[[Any], list[str]],
+        load: Callable[[], object] = Settings.load,
     ) -> None:
         super().__init__(config, sockets)
         self._check = check
+        self._load = load  # a config file's widgets, under serve --config
 
     def handle_hup(self) -> None:
-        if refused(self._check):
+        if refused(self._check, self._load):
             return
         log.info("SIGHUP received: passing it on to %d workers", len(self.processes))
         for process in list(self.processes):
@@ -49,12 +56,12 @@ class ReloadingWorkers(Multiprocess):
             os.kill(process.pid, signal.SIGHUP)
 
 
-def refused(check: Callable[[Settings], list[str]]) -> bool:
+def refused(check: Callable[[Any], list[str]], load: Callable[[], object] = Settings.load) -> bool:
     """A supervisor's look at the settings a SIGHUP asks for, before it passes the signal
     on: True (the refusal logged, with the problems) if they don't load, or `check`
     finds problems in them."""
     try:
-        problems = check(Settings.load())
+        problems = check(load())
     except Exception as exc:  # whatever it is, the supervisor must keep running
         problems = unreadable(exc)
     if problems:

@@ -48,10 +48,19 @@ def run_check(email: str | None, *, strict: bool = False, origin: str | None = N
         out.failed("settings", str(exc))
         out.say(f"Check failed: {_count(len(exc.problems), 'setting')} invalid; nothing was tried")
         return 2
+    source = "the environment and .env" if Path(".env").is_file() else "the environment (no .env)"
+    code = check_widget(settings, out, email, origin=origin, source=source)
+    return code if code else _verdict(out, strict=strict)
+
+
+def check_widget(
+    settings: Settings, out: Checklist, email: str | None, *, origin: str | None, source: str
+) -> int:
+    """Every step for one widget's valid settings: 0 if none failed (the verdict is the
+    caller's), else the exit code (`serve --config` checks each widget in turn)."""
     name = settings.token_provider
     provider: Provider[Any] = PROVIDERS[name]
     key_name, key = settings.vendor.key
-    source = "the environment and .env" if Path(".env").is_file() else "the environment (no .env)"
     out.ok(
         "settings",
         f"valid, from {source} (TOKEN_PROVIDER={name}, {key_name} {out.fingerprint(key.reveal())})",
@@ -92,6 +101,10 @@ def run_check(email: str | None, *, strict: bool = False, origin: str | None = N
         # must not look like a passed one.
         out.say("Check failed: interrupted")
         return 130
+    return 0
+
+
+def verdict(out: Checklist, *, strict: bool) -> int:
     return _verdict(out, strict=strict)
 
 

@@ -28,8 +28,11 @@ from ..settings import Option, Settings, all_options
 from .mounts import mount_path, overlaps
 from .tables import Tables, read_tables
 
-# Settings of the process, not of one widget: its logs, its drain, its /metrics.
+# Settings of the process, not of one widget: its logs, its drain, its /metrics, the
+# request heads its server reads.
 PROCESS_WIDE: Final = (
+    "MAX_HEADER_BYTES",
+    "MAX_REQUEST_TARGET_BYTES",
     "LOG_FORMAT",
     "LOG_LEVEL",
     "LOG_EMAILS",
@@ -59,6 +62,10 @@ class WidgetsConfig:
     def process(self) -> Settings:
         """The process-wide settings (`PROCESS_WIDE`): every widget holds the same."""
         return self.widgets[0].settings
+
+    @property
+    def shutdown_timeout(self) -> int:
+        return self.process.shutdown_timeout
 
     @property
     def secrets(self) -> tuple[str, ...]:

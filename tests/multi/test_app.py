@@ -1,0 +1,109 @@
+"""Several widgets in one app (`multi.app`): a Returning.AI store under /rewards and a
+Hissuno chat under /support, against their stand-ins; each answers as it does alone
+(its short path taken under the mount), the shared parts are made once, each widget's
+keys are its own, and the metrics carry a `widget` label."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from bench.users import session_cookie
+from tests.support import EMAIL
+from tests.support.configs import TwoVendors, two_vendors
+from tests.support.metrics import samples
+from widget_proxy.config import WidgetsConfig
+from widget_proxy.fastpath import ProxyApp
+from widget_proxy.multi import WidgetsApp, create_widgets_app
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def vendors() -> Any:
+    with two_vendors() as found:
+        yield found
+
+
+@pytest.fixture
+async def served(vendors: TwoVendors, tmp_path: Path) -> AsyncIterator[tuple[WidgetsApp, Any]]:
+    config = WidgetsConfig.load(vendors.write(tmp_path / "widgets.toml"), env_file=None)
+    app = create_widgets_app(config)
+    cookie = session_cookie(vendors.secret, {"email": EMAIL})
+    transport = httpx2.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with (
+        app.router.lifespan_context(app),
+        httpx2.AsyncClient(
+            transport=transport, base_url="http://shop.test", cookies={"session": cookie}
+        ) as client,
+    ):
+        yield app, client
+
+
+async def test_both_widgets_answer_under_their_mounts(served: tuple[WidgetsApp, Any]) -> None:
+    app, client = served
+    rewards = await client.get("/rewards/widget")
+    support = await client.get("/support/widget")
+    assert rewards.status_code == 200, rewards.text
+    assert support.status_code == 200, support.text
+    assert "demo-project" in support.text  # Hissuno's loader page, its project
+    token = await client.post("/support/widget/token", headers={"origin": "http://shop.test"})
+    assert token.status_code == 200, token.text  # its renewal, under the mount
+    again = await client.get("/rewards/widget")
+    assert again.status_code == 200
+    widgets = [w for _, w in app.mounts]
+    assert all(isinstance(w, ProxyApp) for w in widgets)
+    # Each warm view took its widget's short path, as alone.
+    assert [sum(s.taken for s in w.shortcuts) for w in widgets] == [2, 1]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/rewards", 404),  # the mount itself is no page
+        ("/rewardsx/widget", 404),  # a prefix, not a segment: nobody's
+        ("/support/widget/", 404),  # no redirect built from the Host
+        ("/healthz", 200),
+        ("/rewards/healthz", 200),  # each widget's own checks, under its mount
+        ("/support/readyz", 200),
+        ("/elsewhere", 404),
+    ],
+)
+async def test_dispatch_is_by_whole_segments(
+    served: tuple[WidgetsApp, Any], path: str, status: int
+) -> None:
+    _, client = served
+    assert (await client.get(path)).status_code == status
+
+
+async def test_root_health_and_readiness_name_each_widget(served: tuple[WidgetsApp, Any]) -> None:
+    _, client = served
+    health = (await client.get("/healthz")).json()
+    assert health["widgets"] == {"rewards": {"mount": "/rewards"}, "support": {"mount": "/support"}}
+    ready = (await client.get("/readyz")).json()
+    assert ready["ready"] is True
+    assert set(ready["widgets"]) == {"rewards", "support"}
+    assert ready["widgets"]["support"]["cache"] == {"topology": "memory"}
+
+
+async def test_one_registry_labelled_by_widget(served: tuple[WidgetsApp, Any]) -> None:
+    _, client = served
+    await client.get("/rewards/widget")
+    await client.get("/support/widget")
+    found = samples((await client.get("/metrics")).text)
+    requests = {
+        dict(labels)["widget"]: value
+        for (name, labels), value in found.items()
+        if name == "widget_proxy_requests_total" and dict(labels)["route"] == "/widget"
+    }
+    assert requests == {"rewards": 1.0, "support": 1.0}
+
+
+async def test_shared_parts_are_made_once_per_vendor(served: tuple[WidgetsApp, Any]) -> None:
+    app, _ = served
+    assert app.state.shared.clients == 2  # one per vendor (both on loopback, apart)
+    assert app.state.shared.pools == 0  # memory://: no Redis to share
