@@ -33,28 +33,30 @@ def test_one_process_serves_both_vendors(vendors: TwoVendors, tmp_path: Path) ->
     base = f"http://127.0.0.1:{free_port()}"
     args = ["serve", "--port", base.rsplit(":", 1)[1], "--config", str(config)]
     cookie = {"session": session_cookie(vendors.secret, {"email": EMAIL})}
-    with running(args, tmp_path, base, scanner) as process:
-        with httpx2.Client(base_url=base, cookies=cookie) as client:
-            assert client.get("/rewards/widget").status_code == 200
-            assert "demo-project" in client.get("/support/widget").text
-            assert client.get("/readyz").json()["ready"] is True
+    with (
+        running(args, tmp_path, base, scanner) as process,
+        httpx2.Client(base_url=base, cookies=cookie) as client,
+    ):
+        assert client.get("/rewards/widget").status_code == 200
+        assert "demo-project" in client.get("/support/widget").text
+        assert client.get("/readyz").json()["ready"] is True
 
-            # A good file: swapped in, the change named by widget and key.
-            vendors.widgets["rewards"]["WIDGET_COLOR"] = "dark"
-            vendors.write(config)
-            process.send_signal(signal.SIGHUP)
-            log = tmp_path / "stderr.log"
-            wait_until(lambda: "widgets.rewards: WIDGET_COLOR" in log.read_text())
+        # A good file: swapped in, the change named by widget and key.
+        vendors.widgets["rewards"]["WIDGET_COLOR"] = "dark"
+        vendors.write(config)
+        process.send_signal(signal.SIGHUP)
+        log = tmp_path / "stderr.log"
+        wait_until(lambda: "widgets.rewards: WIDGET_COLOR" in log.read_text())
 
-            # A bad file: refused whole, every problem logged, the widgets still serve.
-            config.write_text(toml(vendors.shared, {**vendors.widgets, "support": {
-                "mount": "/rewards/support", "TOKEN_PROVIDER": "hissuno"}}))  # fmt: skip
-            process.send_signal(signal.SIGHUP)
-            wait_until(lambda: "settings reload refused" in log.read_text())
-            refused = log.read_text().split("settings reload refused", 1)[1]
-            assert "widgets.support: HISSUNO_SECRET_KEY: required" in refused
-            assert "widgets.support: mount: /rewards/support is inside /rewards" in refused
-            assert client.get("/support/widget").status_code == 200
+        # A bad file: refused whole, every problem logged, the widgets still serve.
+        config.write_text(toml(vendors.shared, {**vendors.widgets, "support": {
+            "mount": "/rewards/support", "TOKEN_PROVIDER": "hissuno"}}))  # fmt: skip
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: "settings reload refused" in log.read_text())
+        refused = log.read_text().split("settings reload refused", 1)[1]
+        assert "widgets.support: HISSUNO_SECRET_KEY: required" in refused
+        assert "widgets.support: mount: /rewards/support is inside /rewards" in refused
+        assert client.get("/support/widget").status_code == 200
     scanner.check("the process's log", (tmp_path / "stderr.log").read_text())
 
 
