@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .check import run_check
 
             if (path := config_file(args)) is not None:
-                from .multi.checking import run_check_config
+                from .check.widgets import run_check_config
 
                 return run_check_config(path, args.email, strict=args.strict)
             return run_check(args.email, strict=args.strict, origin=args.origin)

@@ -76,10 +76,10 @@ async def _ask(app: ASGIApp, scope: Scope, mount: str) -> dict[str, Any]:
     try:
         await app(inner, receive, send)
         status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+        if status != 200:
+            return {"ready": False, "degraded": {"app": f"/readyz answered {status}"}}
         body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
         answer: dict[str, Any] = json.loads(body)
     except Exception as exc:  # one widget's failure is its own line, not the whole answer's
         return {"ready": False, "degraded": {"app": f"no readiness ({type(exc).__name__})"}}
-    if status != 200:
-        return {"ready": False, "degraded": {"app": f"/readyz answered {status}"}}
     return answer

@@ -25,6 +25,10 @@ CROSS_CUTTING = ("suites", "support")
 _PROVIDER_SUITE = "tests/providers/test_base.py"
 _RUNS_PROVIDERS = "runs the provider suite against every provider in the registry"
 TESTED_ELSEWHERE: dict[str, tuple[str, str]] = {
+    "sharing.py": (
+        "tests/multi/test_shared.py",
+        "the protocol create_app takes; multi.shared's parts are what it is handed",
+    ),
     "application.py": (
         "tests/test_routes.py",
         "create_app builds the proxy every test drives (make_proxy in tests/conftest.py)",

@@ -6,10 +6,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..check import check_widget, verdict
-from ..check.checklist import Checklist
 from ..config import WidgetsConfig
 from ..errors import SettingsError
+from . import check_widget, verdict
+from .checklist import Checklist
 
 
 def run_check_config(path: str, email: str | None, *, strict: bool = False) -> int:
