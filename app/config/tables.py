@@ -79,13 +79,14 @@ def _values(table: dict[str, object], where: str, problems: list[str]) -> dict[s
     values = {}
     for key, value in table.items():
         try:
-            values[key] = _as_text(key, value)
+            values[key] = as_text(key, value)
         except ValueError as exc:
             problems.append(f"{where}{key}: {exc}")
     return values
 
 
-def _as_text(key: str, value: object) -> str:
+def as_text(key: str, value: object) -> str:
+    """`value` as the variable `key` holds it in the environment."""
     if isinstance(value, bool | int | float | str):
         return text(value)
     if isinstance(value, list) and all(isinstance(item, str) for item in value):

@@ -72,6 +72,23 @@ class WidgetsConfig:
         return tuple(dict.fromkeys(s for w in self.widgets for s in w.settings.secrets))
 
     @classmethod
+    def mounted(cls, widgets: Mapping[str, Settings]) -> WidgetsConfig:
+        """Widgets built in Python (`typed.widget_settings`), by mount path; each is named
+        by its path (`/shop/chat`: shop-chat). The mounts are checked as a file's are."""
+        problems = []
+        found = []
+        for path, settings in widgets.items():
+            name = path.strip("/").replace("/", "-") or "root"
+            try:
+                found.append(Widget(name, mount_path(path), settings))
+            except ValueError as exc:
+                problems.append(f"widgets.{name}: mount: {exc}")
+        problems += overlaps({w.name: w.mount for w in found})
+        if problems or not found:
+            raise SettingsError(problems or ["no widget to mount"])
+        return cls(tuple(found), Path("<python>"))
+
+    @classmethod
     def load(cls, path: Path, env_file: Path | None = Path(".env")) -> WidgetsConfig:
         """The file at `path` under the environment over an optional `.env`."""
         return cls.from_tables(read_tables(path), read_environ(env_file), source=path)
@@ -82,10 +99,10 @@ class WidgetsConfig:
     ) -> WidgetsConfig:
         """Every widget's settings from `tables`, or SettingsError with every problem."""
         options = all_options()
-        names = _names(options)
+        names = setting_names(options)
         problems = list(tables.problems)
         problems += _unknown(tables.shared, names, "")
-        shared = _layer(tables.shared, {k: v for k, v in environ.items() if k in names})
+        shared = layer(tables.shared, {k: v for k, v in environ.items() if k in names})
         mounts: dict[str, str] = {}
         widgets = []
         for name, table in tables.widgets.items():
@@ -101,7 +118,7 @@ class WidgetsConfig:
                 for key in own
                 if key in PROCESS_WIDE
             ]
-            env = _layer(shared, own)
+            env = layer(shared, own)
             problems += _foreign(own, env.get("TOKEN_PROVIDER", ""), options, where)
             try:
                 settings = Settings.from_env(env)
@@ -116,11 +133,11 @@ class WidgetsConfig:
         return cls(tuple(widgets), source)
 
 
-def _names(options: tuple[Option, ...]) -> frozenset[str]:
+def setting_names(options: tuple[Option, ...]) -> frozenset[str]:
     return frozenset(n for o in options for n in (o.name, o.file_name)[: 1 + o.secret])
 
 
-def _layer(below: Mapping[str, str], over: Mapping[str, str]) -> dict[str, str]:
+def layer(below: Mapping[str, str], over: Mapping[str, str]) -> dict[str, str]:
     """`over` on `below`: a setting given either way in `over` replaces both forms."""
     merged = dict(below)
     for key, value in over.items():
