@@ -84,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=list(PROVIDERS),
         help=f"which vendor to play (TOKEN_PROVIDER if set, else {DEFAULT_PROVIDER})",
     )
+    demo.add_argument(
+        "--config", help="a config file's widgets on one shop page, each vendor a stand-in"
+    )
 
     standin = commands.add_parser(
         "standin",
@@ -131,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo.standin import run_standin
 
             return run_standin(args.provider, args.host, args.port)
+        if args.config:
+            from .demo.widgets import run_demo_widgets
+
+            return run_demo_widgets(args.port, Path(args.config), logging_for)
         return run_demo(args.port, args.provider)
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after its graceful shutdown
         return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Sequence
 from urllib.parse import parse_qs, unquote
 
 from starlette.middleware import Middleware
@@ -75,7 +76,11 @@ def one_vary(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     return [(k, v) for k, v in headers if k.lower() != b"vary"] + [(b"vary", vary)]
 
 
-def site_routes(settings: Settings, upstream_url: str) -> list[Route]:
+def site_routes(
+    settings: Settings, upstream_url: str, *, widgets: Sequence[tuple[str, str, str]] = ()
+) -> list[Route]:
+    """The shop's pages; `widgets` (name, vendor, mount path), when several are mounted
+    (`demo --config`), are each framed on its home page."""
     session = [
         Middleware(OneVary),
         Middleware(
@@ -100,6 +105,7 @@ def site_routes(settings: Settings, upstream_url: str) -> list[Route]:
             widgets=getattr(settings.vendor, "widgets", ()),
             provider=settings.token_provider,
             upstream=upstream_url,
+            mounted=widgets,
         )
         return HTMLResponse(html, headers=BASE_HEADERS)
 

@@ -16,11 +16,13 @@ from ..config import WidgetsConfig
 from ..ops.fastlines import FastLines
 from ..ops.metrics import Metrics
 from ..ops.requestlog import LineSink, through_logging
+from ..options.strays import COMMAND_LINE
 from ..reload import Reloading, changed_options
 from ..serve import ignore_sighup_until_serving, serve_problems
 from .app import create_widgets_app
 
 CONFIG_VARIABLE: Final = "WIDGET_PROXY_CONFIG"
+assert CONFIG_VARIABLE in COMMAND_LINE  # never warned of as a stray setting
 
 
 def config_problems(config: WidgetsConfig, *, proxy_headers: bool) -> list[str]:

@@ -24,6 +24,8 @@ RETIRED: Final = {
     " (the session cookie is your app's; the proxy only reads it)"
     for name in ("SESSION_HTTPS_ONLY", "SESSION_SAME_SITE")
 }
+# Read by the command line, not a setting: the config file `serve --config` defaults to.
+COMMAND_LINE: Final = frozenset({"WIDGET_PROXY_CONFIG"})
 # Set by the platform, never by a merchant for the proxy: Kubernetes' service variables
 # (`X_SERVICE_HOST`, `X_PORT_8000_TCP_ADDR`, … and `X_PORT=tcp://…`), the desktop's one.
 PLATFORM: Final = re.compile(
@@ -44,7 +46,7 @@ def warnings(env: Mapping[str, str], options: Iterable[Option]) -> list[str]:
     words = {_first_word(name) for name in names}
     found = []
     for name, value in sorted(env.items()):
-        if name in names or _platform(name, value):
+        if name in names or name in COMMAND_LINE or _platform(name, value):
             continue
         if name in RETIRED:
             found.append(f"{name} {RETIRED[name]}")

@@ -63,6 +63,7 @@ def test_the_platforms_variables_and_the_settings_themselves_are_left_alone() ->
         "WIDGET_PROXY_PORT_8000_TCP": "tcp://10.0.0.7:8000",
         "WIDGET_PROXY_PORT_8000_TCP_ADDR": "10.0.0.7",
         "TOKEN_CACHE_PORT_6379_TCP_PROTO": "tcp",
+        "WIDGET_PROXY_CONFIG": "widgets.toml",  # serve --config's file, not a setting
         **{o.name: "" for o in OPTIONS},
         **{o.file_name: "" for o in OPTIONS if o.secret},
     }
