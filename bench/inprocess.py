@@ -13,7 +13,8 @@ The vendor is the Returning.AI stand-in, reached in process through httpx2's ASG
 transport. Logging is as the server configures it (`LOG_LEVEL=INFO`, text lines, or
 `--format json`), written to /dev/null, so the request line's cost is counted:
 `serve`'s way (its `FastLines`), or `--lines logging` as a mounted proxy's lines go
-(`logging`); `--no-log` writes none.
+(`logging`); `--no-log` writes none. `--widgets two` measures the same widget mounted
+at /rewards beside a Hissuno chat, in the app `serve --config` runs (issue 26).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bench.apps import StaticPage
 from bench.users import cookies
+from bench.widgets import MOUNT, two_widgets
 from widget_proxy.application import create_app
 from widget_proxy.demo import demo_settings
 from widget_proxy.ops.fastlines import FastLines
@@ -42,7 +44,7 @@ from widget_proxy.ops.requestlog import LineSink, through_logging
 from widget_proxy.providers.returningai import ReturningAIStandIn
 
 
-def scope_for(cookie: str) -> Scope:
+def scope_for(cookie: str, path: str = "/widget") -> Scope:
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -52,8 +54,8 @@ def scope_for(cookie: str) -> Scope:
         "scheme": "http",
         "method": "GET",
         "root_path": "",
-        "path": "/widget",
-        "raw_path": b"/widget",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "headers": [
             (b"host", b"127.0.0.1:8000"),
@@ -79,9 +81,11 @@ async def _receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-async def views(app: ASGIApp, cookie_values: Sequence[str], count: int) -> float:
+async def views(
+    app: ASGIApp, cookie_values: Sequence[str], count: int, path: str = "/widget"
+) -> float:
     """Seconds for `count` views, users in turn; every answer must be a 200."""
-    templates = [scope_for(c) for c in cookie_values]
+    templates = [scope_for(c, path) for c in cookie_values]
     sink = Sink()
     receive: Receive = _receive
     send: Send = sink
@@ -121,24 +125,31 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             lines = fast[0]
     else:
         logging.getLogger("widget_proxy").setLevel(logging.WARNING)
-    app = create_app(settings, transport=httpx2.ASGITransport(app=vendor.app()), request_log=lines)
+    transport = httpx2.ASGITransport(app=vendor.app())
+    app: Starlette = create_app(settings, transport=transport, request_log=lines)
+    path = "/widget"
+    if args.widgets == "two":  # the same widget, mounted beside another (bench.widgets)
+        app, path = two_widgets(settings, lines, transport), f"{MOUNT}/widget"
     users = cookies(settings.session_secret.reveal(), args.users)
     results: dict[str, float] = {}
     async with app.router.lifespan_context(app):
-        await views(app, users, len(users))  # warm: one signin per user, one page
-        body, headers = await _answer(app, users[0])
+        await views(app, users, len(users), path)  # warm: one signin per user, one page
+        body, headers = await _answer(app, users[0], path)
         # The limit as the benchmark serves it (bench.apps.limit_app): one Starlette route.
         limit_app = Starlette(routes=[Route("/widget", StaticPage(body, headers), methods=["GET"])])
-        limit: dict[str, ASGIApp] = {"limit": limit_app, "proxy": app}
-        for name, target in limit.items():
+        limit: dict[str, tuple[ASGIApp, str]] = {
+            "limit": (limit_app, "/widget"),
+            "proxy": (app, path),
+        }
+        for name, (target, at) in limit.items():
             if args.only and name != args.only:
                 continue
-            best = min([await views(target, users, args.views) for _ in range(args.runs)])
+            best = min([await views(target, users, args.views, at) for _ in range(args.runs)])
             results[name] = best / args.views * 1e6
     return results
 
 
-async def _answer(app: ASGIApp, cookie: str) -> tuple[bytes, list[tuple[str, str]]]:
+async def _answer(app: ASGIApp, cookie: str, path: str) -> tuple[bytes, list[tuple[str, str]]]:
     got: dict[str, Any] = {"body": b""}
 
     async def send(message: Message) -> None:
@@ -151,7 +162,7 @@ async def _answer(app: ASGIApp, cookie: str) -> tuple[bytes, list[tuple[str, str
         else:
             got["body"] += message.get("body", b"")
 
-    await app(scope_for(cookie), _receive, send)
+    await app(scope_for(cookie, path), _receive, send)
     return got["body"], got["headers"]
 
 
@@ -169,6 +180,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="request lines as `serve` writes them (fast), or through logging (mounted)",
     )
     parser.add_argument("--format", choices=("text", "json"), default="text", help="LOG_FORMAT")
+    parser.add_argument(
+        "--widgets",
+        choices=("one", "two"),
+        default="one",
+        help="the widget alone (create_app), or mounted at /rewards beside a second"
+        " (serve --config's app: bench.widgets)",
+    )
     args = parser.parse_args(argv)
     results = asyncio.run(run(args))
     for name, micros in results.items():

@@ -12,9 +12,11 @@ widget's request: the widget's own front logs it, counts it and gates it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
+import httpx2
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -34,9 +36,13 @@ class WidgetsApp(Starlette):
     def __init__(self, mounts: Sequence[tuple[str, Starlette]], **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.mounts = tuple(mounts)
-        self._prefixes = tuple((path, len(path), app) for path, app in mounts)
+        self._prefixes: tuple[tuple[str, int, Starlette], ...] = tuple(
+            (path, len(path), app) for path, app in mounts
+        )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
+        # Not a coroutine itself: it hands the server the widget's own coroutine, so that a
+        # page view awaits no frame of the dispatch's (callgrind: BENCHMARKS.md, issue 26).
         if scope["type"] != "lifespan":
             path: str = scope["path"]
             root: str = scope.get("root_path", "")
@@ -44,10 +50,9 @@ class WidgetsApp(Starlette):
                 path = path[len(root) :]
             for prefix, length, app in self._prefixes:
                 if path.startswith(prefix) and (len(path) == length or path[length] == "/"):
-                    scope["root_path"] = root + prefix
-                    await app(scope, receive, send)
-                    return
-        await super().__call__(scope, receive, send)
+                    scope["root_path"] = root + prefix if root else prefix
+                    return app(scope, receive, send)
+        return super().__call__(scope, receive, send)
 
 
 def create_widgets_app(
@@ -56,12 +61,15 @@ def create_widgets_app(
     metrics: Metrics | None = None,
     request_log: LineSink = through_logging,
     build: Callable[..., Starlette] = create_app,
+    transport: httpx2.AsyncBaseTransport | None = None,
 ) -> WidgetsApp:
     """Every widget of `config` in one app, sharing one upstream client per vendor, one
     Redis pool per CACHE_URL, one metrics registry (labelled by widget) and `request_log`.
-    `metrics`: carried over from an earlier generation (a reload); `widgets=True`."""
+    `metrics`: carried over from an earlier generation (a reload); `widgets=True`.
+    `build`: each widget's app (`create_app`); `transport`: under the upstream clients,
+    instead of the network (tests and benchmarks only)."""
     metrics = metrics if metrics is not None else Metrics(widgets=True)
-    parts = SharedParts()
+    parts = SharedParts(transport=transport)
     mounts = [
         (
             widget.mount,

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import httpx2
+
 from ..application import http_client
 from ..cache import MemoryStore, RedisStore, Store, TieredStore
 from ..ops.metrics import Metrics
@@ -25,7 +27,8 @@ from ..upstream.client import HttpClient
 class SharedParts:
     """Every shared part of one generation of the process's widgets."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, transport: httpx2.AsyncBaseTransport | None = None) -> None:
+        self._transport = transport  # replaces the network (tests and bench.inprocess)
         self._clients: dict[tuple[object, ...], HttpClient] = {}
         self._redis: dict[tuple[str, ...], RedisStore] = {}
 
@@ -47,7 +50,7 @@ class SharedParts:
             settings.breaker_cooldown,
         )
         if key not in self._clients:
-            self._clients[key] = http_client(settings, metrics=metrics)
+            self._clients[key] = http_client(settings, metrics=metrics, transport=self._transport)
         return self._clients[key]
 
     def store(self, settings: Settings, metrics: Metrics, clock: Callable[[], float]) -> Store:
