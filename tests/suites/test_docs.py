@@ -41,7 +41,8 @@ from tests.support import (
 from tests.support.docs import DOCS, README, ROOT, block, marked_blocks
 from tests.support.nginx import nginx
 from tests.support.processes import free_port
-from tests.support.vendors import problems
+from tests.support.vendors import HISSUNO_KEY, problems
+from widget_proxy.providers.hissuno import HissunoStandIn
 from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.settings import Settings, all_options
 
@@ -52,8 +53,10 @@ MARKED = {
     "nginx-oauth2-proxy", "standin", "standin-check",
 }  # fmt: skip
 IN_THE_README = {"env", "fastapi-app", "fastapi-run", "nginx-mounted", "standin", "standin-check"}
-# What the README's `.env` leaves for the merchant to fill in.
+# What the README's `.env` leaves for the merchant to fill in: its Returning.AI store's,
+# and the Hissuno chat's beside it.
 BLANKS = {"WIDGET_COMMUNITY_ID", "WIDGET_ID", "WIDGET_API_KEY", "SESSION_SECRET"}
+CHAT_BLANKS = {"HISSUNO_PROJECT_ID", "HISSUNO_SCRIPT_URL", "HISSUNO_SECRET_KEY"}
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -138,13 +141,22 @@ def readme_env() -> dict[str, str]:
     return {name: value or "" for name, value in values.items()}
 
 
-def filled_in(vendor: ReturningAIStandIn, upstream: str) -> dict[str, str]:
-    """The README's `.env` as a merchant fills it in, here with a stand-in's values."""
+def filled_in(
+    vendor: ReturningAIStandIn, upstream: str, chat: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The README's `.env` as a merchant fills it in, here with a stand-in's values (and
+    `chat`: the Hissuno stand-in's settings, or placeholders of the right shape)."""
     given = vendor.proxy_env(upstream)
     env = readme_env()
+    chat = chat or {
+        "HISSUNO_PROJECT_ID": "p-1",
+        "HISSUNO_SCRIPT_URL": "https://cdn.example/h.js",
+        "HISSUNO_SECRET_KEY": HISSUNO_KEY,
+    }
     return {
         **env,
         **{name: given[name] for name in BLANKS - {"SESSION_SECRET"}},
+        **{name: chat[name] for name in CHAT_BLANKS},
         "SESSION_SECRET": secrets.token_urlsafe(48),
     }
 
@@ -154,12 +166,15 @@ def test_the_readme_env_is_a_proxys_settings(vendor: ReturningAIStandIn, upstrea
     known = {option.name for option in all_options()}
 
     assert set(env) <= known
-    assert {name for name, value in env.items() if not value} == BLANKS
-    # As written, it starts nothing, and says which lines to fill in.
+    assert {name for name, value in env.items() if not value} == BLANKS | CHAT_BLANKS
+    # As written, it starts nothing, and says which lines to fill in (each widget's).
+    chat = env | {"TOKEN_PROVIDER": "hissuno"}
     assert {problem.split(":")[0] for problem in problems(env)} == BLANKS
+    assert {problem.split(":")[0] for problem in problems(chat)} == CHAT_BLANKS | {"SESSION_SECRET"}
     settings = Settings.from_env(filled_in(vendor, upstream))
     assert settings.token_provider == "returningai"
     assert settings.login_url == "/login"
+    assert Settings.from_env(filled_in(vendor, upstream) | {"TOKEN_PROVIDER": "hissuno"})
 
 
 # The merchant's own sign-in, which the README leaves to them: it signs a user in through
@@ -222,8 +237,10 @@ def merchant_app(tmp_path: Path, env: dict[str, str], scanner: LeakScanner) -> I
 def test_the_readme_app_serves_the_widget_alone_and_behind_the_readme_nginx(
     tmp_path: Path, vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner
 ) -> None:
-    env = filled_in(vendor, upstream) | {"WIDGET_BASE_URL": upstream}  # the stand-in
-    leak_scanner.add(env["SESSION_SECRET"], env["WIDGET_API_KEY"])
+    # Hissuno's page is signed here: its stand-in's settings, no call to it on the way.
+    chat = HissunoStandIn(project_id="readme-chat", secret_key=HISSUNO_KEY).proxy_env(upstream)
+    env = filled_in(vendor, upstream, chat) | {"WIDGET_BASE_URL": upstream}  # the stand-in
+    leak_scanner.add(env["SESSION_SECRET"], env["WIDGET_API_KEY"], HISSUNO_KEY)
     with (
         merchant_app(tmp_path, env, leak_scanner) as url,
         scanning_client(leak_scanner, timeout=30) as client,
@@ -233,6 +250,7 @@ def test_the_readme_app_serves_the_widget_alone_and_behind_the_readme_nginx(
         set_cookie = signed_in.headers["set-cookie"]
         cookie = {"cookie": set_cookie.split(";")[0]}
         page = client.get(f"{url}/rewards/widget", headers=cookie)
+        chat_page = client.get(f"{url}/support/widget", headers=cookie)
         renewed = client.post(f"{url}/rewards/widget/token", headers={**cookie, "origin": url})
         backend = url.removeprefix("http://")
         with nginx(tmp_path, block("nginx-mounted"), backend) as base:
@@ -247,6 +265,8 @@ def test_the_readme_app_serves_the_widget_alone_and_behind_the_readme_nginx(
     assert anonymous.headers["location"] == "/login?next=%2Frewards%2Fwidget"
     assert {"secure", "httponly", "samesite=lax"} <= set(re.split(r";\s*", set_cookie.lower()))
     assert page.status_code == 200
+    assert chat_page.status_code == 200  # the second vendor, its loader page (signed here)
+    assert "readme-chat" in chat_page.text
     claims = jwt.decode(token_in(page.text), vendor.signing_key, algorithms=["HS256"])
     assert claims["email"] == EMAIL  # the user the app's own session names
     assert renewed.status_code == 200
