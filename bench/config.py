@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Final
 
 SCENARIOS: Final = (
-    "warm", "served", "http", "redis", "naive", "cold", "expiry", "memory", "workers", "limits",
+    "warm", "served", "mounted", "http", "redis", "naive", "cold", "expiry", "memory",
+    "workers", "limits",
 )  # fmt: skip
 # The HTTP servers the proxy, its limit and the naive recipe can run on (`--server`); the
 # stand-in vendor runs on uvicorn whichever is measured.
@@ -16,6 +17,7 @@ SERVERS: Final = ("uvicorn", "granian")
 UVICORN_ONLY: Final = {
     "http": "compares uvicorn's HTTP protocols",  # 1c
     "served": "compares serve's defaults with the limit at uvicorn's",  # 1d
+    "mounted": "serve --config runs under uvicorn only",  # 1e
 }
 
 

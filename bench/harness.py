@@ -52,13 +52,13 @@ class Harness:
         return users.cookies(self.stack.keys.session_secret, count, first)
 
     async def measure(
-        self, server: Server, cookies: Sequence[str], seconds: float
+        self, server: Server, cookies: Sequence[str], seconds: float, path: str = "/widget"
     ) -> tuple[LoadResult, Counter[str]]:
-        """One load run, and the upstream calls counted while it ran."""
+        """One load run (of GETs of `path`), and the upstream calls counted while it ran."""
         before = await self.stack.calls()
         busy, serving = cpu.sample(), cpu.server_sample(server.pid)
         load = await self.loadgen.run(
-            Target(server.port), cookies, seconds, self.config.connections
+            Target(server.port, path), cookies, seconds, self.config.connections
         )
         others, used = (
             cpu.others(busy, cpu.sample()),
@@ -68,11 +68,12 @@ class Harness:
         return load, await self.stack.calls() - before
 
     async def prime(
-        self, server: Server, cookies: Sequence[str]
+        self, server: Server, cookies: Sequence[str], path: str = "/widget"
     ) -> tuple[LoadResult, Counter[str]]:
         """One request per cookie, so that every token (and the page) is cached."""
         before = await self.stack.calls()
-        load = await drive(Target(server.port), cookies, min(self.config.connections, len(cookies)))
+        target = Target(server.port, path)
+        load = await drive(target, cookies, min(self.config.connections, len(cookies)))
         return load, await self.stack.calls() - before
 
     async def profiled(self, server: Server, cookies: Sequence[str], label: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
-from bench import rate_limit, served, token_cache, warm_path, workers
+from bench import mounted, rate_limit, served, token_cache, warm_path, workers
 from bench.config import Config
 from bench.harness import Harness
 from bench.loadgen import LoadGenerator
@@ -21,6 +21,7 @@ Scenario = Callable[[Harness], Awaitable[Outcome]]
 BY_NAME: Final[Mapping[str, Scenario]] = {
     "warm": warm_path.warm,
     "served": served.served,
+    "mounted": mounted.mounted,
     "http": warm_path.protocols,
     "redis": warm_path.warm_redis,
     "naive": warm_path.naive,

@@ -24,6 +24,7 @@ from bench.processes import (
     widget_proxy_serve,
 )
 from widget_proxy.security.bounded import BoundedHttpTools
+from widget_proxy.settings import all_options
 
 COMMUNITY: Final = "bench-community"
 WIDGET_TYPE: Final = "store"
@@ -108,6 +109,31 @@ class Stack:
             yield server
 
     @asynccontextmanager
+    async def served_widgets(self, **settings: str) -> AsyncIterator[Server]:
+        """`widget-proxy serve --config`: this proxy's widget at /rewards, a Hissuno chat
+        (a key made up for the run; its page is signed here) at /support."""
+        env = self.proxy_env(**settings)
+        vendors = {o.name: o.vendor for o in all_options()}
+        rewards = {k: env.pop(k) for k in list(env) if vendors.get(k) == "returningai"}
+        shared = {k: env.pop(k) for k in list(env) if k in vendors}  # the core settings
+        config = self.workdir / "widgets.toml"
+        config.write_text(widgets_toml(shared, {
+            "rewards": {"mount": "/rewards", "TOKEN_PROVIDER": "returningai", **rewards},
+            "support": {
+                "mount": "/support", "TOKEN_PROVIDER": "hissuno",
+                "HISSUNO_SECRET_KEY": "sk_live_" + secrets.token_urlsafe(24)[:32],
+                "HISSUNO_PROJECT_ID": "bench-chat",
+                "HISSUNO_SCRIPT_URL": f"{self.vendor_url}/hissuno.js",
+            },
+        }))  # fmt: skip
+
+        def command(port: int) -> list[str]:
+            return [*widget_proxy_serve(port), "--config", str(config)]
+
+        async with serving("widgets", "", env, self.workdir, command=command) as server:
+            yield server
+
+    @asynccontextmanager
     async def limit(
         self, body: bytes, headers: list[tuple[str, str]], *, as_served: bool = False
     ) -> AsyncIterator[Server]:
@@ -140,6 +166,14 @@ class Stack:
             "naive", "bench.apps:naive_app", env, self.workdir, server=self.server
         ) as server:
             yield server
+
+
+def widgets_toml(shared: Mapping[str, str], widgets: Mapping[str, Mapping[str, str]]) -> str:
+    """A config file (TOML's basic strings read JSON's escapes)."""
+    lines = [f"{key} = {json.dumps(value)}" for key, value in shared.items()]
+    for name, table in widgets.items():
+        lines += [f"[widgets.{name}]", *(f"{k} = {json.dumps(v)}" for k, v in table.items())]
+    return "\n".join(lines) + "\n"
 
 
 @asynccontextmanager

@@ -30,6 +30,8 @@ ROWS = (
     "1. warm path: limit",
     "1d. as served: proxy",
     "1d. as served: limit",
+    "1e. one widget",
+    "1e. two widgets",
     "1b. warm path: 1 worker + Redis",
     "2. naive recipe",
     "3. cold burst: 1 user",
@@ -212,7 +214,7 @@ def test_granian_refuses_the_scenario_of_uvicorns_protocols(
         capsys.readouterr().err
     )
     assert config.server == "granian"
-    assert config.scenarios == tuple(s for s in SCENARIOS if s not in ("http", "served"))
+    assert config.scenarios == tuple(s for s in SCENARIOS if s not in ("http", "served", "mounted"))
 
 
 def test_profile_summary_ranks_frames_by_own_and_inclusive_time(tmp_path: Path) -> None:
