@@ -28,7 +28,7 @@ async def mounted(harness: Harness) -> Outcome:
         both, both_calls = await harness.measure(two, cookies, c.duration, MOUNTED)
     rps, p99 = ratio(both.rps, single.rps), ratio(both.p99, single.p99)
     # Requests per core of the server: what a view costs, whatever else shares the cores.
-    per_core = ratio(both.rps * single.server_cores, single.rps * both.server_cores)
+    per_core = ratio(both.per_core or 0.0, single.per_core or 0.0)
     return Outcome(
         rows=[
             Row.of("1e. one widget: /widget (widget-proxy serve)", single, single_calls, ""),
