@@ -18,11 +18,12 @@ Whatever else (a table where a value belongs, a date) is a problem naming the ke
 from __future__ import annotations
 
 import tomllib
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from ..options import text, within
+from ..options import read_bounded, text, within
 
 # A config file names a handful of widgets; anything much larger is the wrong file.
 MAX_CONFIG_FILE: Final = 256 * 1024
@@ -44,8 +45,15 @@ def read_tables(path: Path) -> Tables:
     """The file's tables; what can't be read is in `problems`, each naming its key."""
     found = Tables()
     try:
-        data = tomllib.loads(within(READ_TIMEOUT, lambda: _read(path), f"cannot read {path}"))
-    except ValueError as exc:  # tomllib's TOMLDecodeError is one too
+        text = within(
+            READ_TIMEOUT, lambda: read_bounded(path, MAX_CONFIG_FILE), f"cannot read {path}"
+        )
+    except ValueError as exc:  # it names the file
+        found.problems.append(str(exc))
+        return found
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         found.problems.append(f"{path}: {exc}")
         return found
     widgets = data.pop("widgets", {})
@@ -59,20 +67,6 @@ def read_tables(path: Path) -> Tables:
             continue
         found.widgets[name] = _values(table, f"widgets.{name}: ", found.problems)
     return found
-
-
-def _read(path: Path) -> str:
-    try:
-        with path.open("rb") as file:
-            data = file.read(MAX_CONFIG_FILE + 1)
-    except OSError as exc:
-        raise ValueError(f"cannot read it ({exc.strerror or type(exc).__name__})") from None
-    if len(data) > MAX_CONFIG_FILE:
-        raise ValueError(f"larger than {MAX_CONFIG_FILE} bytes; is it the right file?")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
 
 
 def _values(table: dict[str, object], where: str, problems: list[str]) -> dict[str, str]:

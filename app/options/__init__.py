@@ -160,6 +160,16 @@ def read_secret_file(path: str, *, timeout: float = SECRET_FILE_TIMEOUT) -> str:
 
 
 def _read_regular(path: str) -> str:
+    value = read_bounded(path, MAX_SECRET_FILE).strip()
+    if not value:
+        raise ValueError(f"{path} is empty")
+    return value
+
+
+def read_bounded(path: str | os.PathLike[str], limit: int) -> str:
+    """A regular file's UTF-8 text, at most `limit` bytes; ValueError names what is
+    wrong (never the content). Opened without blocking, then checked: a FIFO or a device
+    is refused, not waited on (a config file's reader uses it too)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
@@ -170,18 +180,15 @@ def _read_regular(path: str) -> str:
         raise ValueError(f"{path} is not a regular file ({_kind(mode)}); name the file itself")
     with os.fdopen(fd, "rb") as file:
         try:
-            data = file.read(MAX_SECRET_FILE + 1)
+            data = file.read(limit + 1)
         except OSError as exc:
             raise ValueError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
-    if len(data) > MAX_SECRET_FILE:
-        raise ValueError(f"{path} is larger than {MAX_SECRET_FILE} bytes; is it the right file?")
+    if len(data) > limit:
+        raise ValueError(f"{path} is larger than {limit} bytes; is it the right file?")
     try:
-        value = data.decode("utf-8").strip()
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not UTF-8 text") from None
-    if not value:
-        raise ValueError(f"{path} is empty")
-    return value
 
 
 _KINDS: Final = (

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import fifo
 from widget_proxy.config.tables import MAX_CONFIG_FILE, read_tables
 
 
@@ -47,8 +48,10 @@ def test_what_cannot_be_read_names_its_key(tmp_path: Path, text: str, said: str)
     assert any(said in problem for problem in read_tables(path).problems)
 
 
-def test_a_missing_a_huge_or_a_binary_file_is_a_problem(tmp_path: Path) -> None:
-    assert "cannot read it" in read_tables(tmp_path / "none.toml").problems[0]
+def test_a_missing_a_huge_a_binary_or_a_fifo_file_is_a_problem(tmp_path: Path) -> None:
+    assert "cannot read" in read_tables(tmp_path / "none.toml").problems[0]
+    with fifo(tmp_path / "fifo.toml") as path:  # refused at once, not waited on
+        assert "is not a regular file (a FIFO)" in read_tables(path).problems[0]
     huge = tmp_path / "huge.toml"
     huge.write_text("#" * (MAX_CONFIG_FILE + 1))
     assert "larger than" in read_tables(huge).problems[0]
