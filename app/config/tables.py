@@ -18,7 +18,6 @@ Whatever else (a table where a value belongs, a date) is a problem naming the ke
 from __future__ import annotations
 
 import tomllib
-from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
