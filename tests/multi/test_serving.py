@@ -18,6 +18,8 @@ from bench.users import session_cookie
 from tests.support import EMAIL, LeakScanner, wait_until
 from tests.support.configs import TwoVendors, toml, two_vendors
 from tests.support.processes import clean_environ, running
+from widget_proxy.config import WidgetsConfig
+from widget_proxy.multi.serving import changed_widgets
 
 
 @pytest.fixture
@@ -97,3 +99,19 @@ def test_the_variable_names_the_file(vendors: TwoVendors, tmp_path: Path) -> Non
 def _keys(vendors: TwoVendors) -> list[str]:
     return [vendors.widgets["rewards"]["WIDGET_API_KEY"], vendors.widgets["support"][
         "HISSUNO_SECRET_KEY"]]  # fmt: skip
+
+
+def test_a_reload_names_what_changed_by_widget(vendors: TwoVendors, tmp_path: Path) -> None:
+    path = vendors.write(tmp_path / "widgets.toml")
+    old = WidgetsConfig.load(path, env_file=None)
+    vendors.widgets["rewards"]["mount"] = "/store"
+    vendors.widgets["rewards"]["WIDGET_COLOR"] = "dark"
+    vendors.widgets["chat"] = {**vendors.widgets.pop("support"), "mount": "/chat"}
+    new = WidgetsConfig.load(vendors.write(path), env_file=None)
+    assert changed_widgets(old, new) == [
+        "widgets.support (removed)",
+        "widgets.rewards: mount",
+        "widgets.rewards: WIDGET_COLOR",
+        "widgets.chat (added)",
+    ]
+    assert changed_widgets(new, new) == []

@@ -188,3 +188,22 @@ def test_coalesced_waiters_are_counted(proxy: Proxy, vendor: ReturningAIStandIn)
     assert value(found, "widget_proxy_coalesced_waiters_total", cache="token") >= 10
     assert vendor.calls["signin"] == 1
     assert statuses == [200] * 20
+
+
+def test_widgets_share_one_registry_each_series_labelled_by_widget() -> None:
+    metrics = Metrics(widgets=True)
+    rewards, support = metrics.for_widget("rewards"), metrics.for_widget("support")
+    rewards.requests.labels("/widget", "200").inc()
+    support.requests.labels("/widget", "200").inc(2)
+    support.rate_limited.labels("user").inc()
+    metrics.log_lines_dropped.inc()  # the one request log's: no widget
+
+    found = samples(metrics.exposition().decode())
+
+    requests = "widget_proxy_requests_total"
+    assert value(found, requests, route="/widget", status="200", widget="rewards") == 1
+    assert value(found, requests, route="/widget", status="200", widget="support") == 2
+    assert value(found, "widget_proxy_rate_limited_total", limit="user", widget="support") == 1
+    assert value(found, "widget_proxy_log_lines_dropped_total") == 1
+    # One widget alone: the series as they always were, no widget label.
+    assert "widget=" not in Metrics().exposition().decode()
