@@ -12,9 +12,11 @@ widget's request: the widget's own front logs it, counts it and gates it.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 from starlette.applications import Starlette
@@ -29,6 +31,19 @@ from ..ops.requestlog import LineSink, through_logging
 from .root import Readiness, health
 from .shared import SharedParts
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def returns_a_coroutine(function: F) -> F:
+    """Mark `function`, which returns a coroutine, as a coroutine function for whoever
+    inspects the app: uvicorn tells an ASGI 3 app from an ASGI 2 one so."""
+    mark = getattr(inspect, "markcoroutinefunction", None)  # Python 3.12+
+    if mark is not None:
+        return mark(function)  # type: ignore[no-any-return]
+    # Python 3.11: what `asyncio.iscoroutinefunction` reads.
+    setattr(function, "_is_coroutine", getattr(asyncio.coroutines, "_is_coroutine"))  # noqa: B009, B010
+    return function
+
 
 class WidgetsApp(Starlette):
     """`mounts`: each widget's mount path and app, none inside another (`config.mounts`)."""
@@ -40,6 +55,7 @@ class WidgetsApp(Starlette):
             (path, len(path), app) for path, app in mounts
         )
 
+    @returns_a_coroutine
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
         # Not a coroutine itself: it hands the server the widget's own coroutine, so that a
         # page view awaits no frame of the dispatch's (callgrind: BENCHMARKS.md, issue 26).

@@ -5,12 +5,14 @@ keys are its own, and the metrics carry a `widget` label."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
+import uvicorn
 
 from bench.users import session_cookie
 from tests.support import EMAIL
@@ -107,3 +109,13 @@ async def test_shared_parts_are_made_once_per_vendor(served: tuple[WidgetsApp, A
     app, _ = served
     assert app.state.shared.clients == 2  # one per vendor (both on loopback, apart)
     assert app.state.shared.pools == 0  # memory://: no Redis to share
+
+
+async def test_servers_see_an_asgi_3_app(served: tuple[WidgetsApp, Any]) -> None:
+    """The dispatch returns the widget's coroutine rather than being one (no frame of its
+    own on a view): a server that inspects the app must still see ASGI 3."""
+    app, _ = served
+    config = uvicorn.Config(app)
+    config.load()
+    assert config.interface == "asgi3"
+    assert asyncio.iscoroutinefunction(app.__call__)
