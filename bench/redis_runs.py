@@ -21,11 +21,12 @@ REDIS_PREFIX: Final = "widget-proxy:"
 
 
 async def over_redis(
-    harness: Harness, workers: int, label: str, url: str | None = None
+    harness: Harness, workers: int, label: str | None, url: str | None = None
 ) -> tuple[LoadResult, Counter[str], LoadResult, Counter[str]] | str:
     """The warm run with Redis as the store: (warm-up, its calls, load, its calls),
     or why Redis can't be used. `url`: a deployment of the run's own (fresh, and
-    thrown away after), instead of the shared `--redis-url` (cleaned before and after)."""
+    thrown away after), instead of the shared `--redis-url` (cleaned before and after).
+    `label`: the name of its `--profile` run; None, none (a round before the last)."""
     c = harness.config
     shared = url is None
     url = c.redis_url if url is None else url
@@ -42,7 +43,8 @@ async def over_redis(
                 await asyncio.sleep(1.0)  # uvicorn starts its workers one after the other
             primed, warmed = await harness.prime(proxy, cookies)
             load, during = await harness.measure(proxy, cookies, c.duration)
-            await harness.profiled(proxy, cookies, label)
+            if label is not None:
+                await harness.profiled(proxy, cookies, label)
     finally:
         if shared:
             await forget(url)
