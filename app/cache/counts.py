@@ -41,10 +41,12 @@ of Envoy's local limit in front of its global one):
   holds its counts pruned, and the sum of every slot it and its view hold (the oldest
   one whole) is at least its count; when that leaves room (four times the event's,
   with others counting: nothing to hold or sync early then), the exact count, with
-  the part of the oldest slot still inside the window, would admit it too. Only near
-  a limit, or on a key's first event in a slot, is the exact count taken. So "least
-  recently used" is to the slot: a key's place is that of its first event in the
-  latest slot it was counted in.
+  the part of the oldest slot still inside the window, would admit it too. A key
+  counted alone (no shared store) is decided so on its first event in a slot too,
+  once the slots that left the window are pruned. Only near a limit, or on a shared
+  key's first event in a slot, is the exact count taken. So "least recently used" is
+  to the slot: a key's place is that of its first event in the latest slot it was
+  counted in.
 """
 
 from __future__ import annotations
