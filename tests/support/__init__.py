@@ -155,6 +155,8 @@ class Faults:
     released: threading.Event = field(default_factory=threading.Event)
     # Every request the upstream received, by kind, faulted or not: how often it was tried.
     hits: Counter[str] = field(default_factory=Counter)
+    # The `traceparent` each request carried, by kind, in order (None: it carried none).
+    traceparents: list[tuple[str, str | None]] = field(default_factory=list)
 
     def reset(self) -> None:
         self.active.clear()
@@ -177,6 +179,8 @@ def with_faults(app: ASGIApp, faults: Faults) -> ASGIApp:
     async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             faults.hits[kind_of(scope)] += 1
+            parent = dict(scope["headers"]).get(b"traceparent")
+            faults.traceparents.append((kind_of(scope), parent and parent.decode("latin-1")))
         fault = faults.active.get(kind_of(scope)) if scope["type"] == "http" else None
         if fault is None:
             await app(scope, receive, send)
