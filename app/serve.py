@@ -63,11 +63,11 @@ def serve_app(*, proxy_headers: bool, metrics_dir: str | None = None) -> Reloadi
     def build(settings: Settings) -> Starlette:
         return create_app(settings, metrics=metrics, request_log=lines, tracer=tracer)
 
-    def flush() -> None:  # on exit: the lines still batched, the spans still queued
+    def flush() -> None:  # at a reload and the exit: the lines batched, the spans queued
         if fast is not None:
             fast[1].flush()
         if tracing is not None:
-            tracing.shutdown()
+            tracing.flush()
 
     loads = 0
 

@@ -4,7 +4,8 @@ Read once per process, at start-up (`widget-proxy serve`: each worker, before it
 first app): `start` builds the process's one `TracerProvider` (a batch processor and
 the OTLP/HTTP exporter, both configured by the SDK from `OTEL_BSP_*` and
 `OTEL_EXPORTER_OTLP_*`) and gives every app the process builds its tracer, so a
-SIGHUP reload traces on with the same provider; `shutdown` flushes it on exit.
+SIGHUP reload traces on with the same provider; `flush` exports what is queued
+(at a reload and at the exit).
 
 Tracing is on when `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
 or `OTEL_TRACES_EXPORTER=otlp` is set, unless `OTEL_SDK_DISABLED=true` or
@@ -20,6 +21,7 @@ expects traces: a proxy that started without them would hide it.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
@@ -107,9 +109,11 @@ class Tracing:
             if not any(isinstance(f, TraceIds) for f in handler.filters):
                 handler.addFilter(TraceIds())
 
-    def shutdown(self) -> None:
-        """Export what is left, then stop (on exit; blocks up to the exporter's timeout)."""
-        self.provider.shutdown()
+    def flush(self) -> None:
+        """Export what is queued (at a reload, and at the exit; blocks up to the export's
+        timeout: `Reloading` calls it in a thread). The provider stays: the SDK shuts it
+        down as the process exits."""
+        self.provider.force_flush()
 
 
 _process: Tracing | None = None  # one provider per process, whatever reloads
@@ -138,6 +142,8 @@ def start(environ: Mapping[str, str]) -> Tracing | None:
         {
             "service.name": _value(environ, "OTEL_SERVICE_NAME") or SERVICE,
             "service.version": __version__,
+            # This process (each worker has its own): a reload keeps it, a restart doesn't.
+            "service.instance.id": str(uuid.uuid4()),
         }
     )
     provider = TracerProvider(resource=resource)
