@@ -10,12 +10,11 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.support import EMAIL, FaultyUpstream, LeakScanner, Proxy, token_in
-from tests.support.otlp import Receiver, Span, exporting, receiver, tree
+from tests.support.otlp import CLIENT, Span, Traced, named, servers, traced, tree
 from widget_proxy.ops.requestlog import log as request_log
 from widget_proxy.ops.spans import TraceIds
 from widget_proxy.providers.returningai import ReturningAIStandIn
 
-SERVER, CLIENT = 2, 3
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 
@@ -44,40 +43,29 @@ def lines() -> Iterator[Lines]:
 
 
 @pytest.fixture
-def traced(
+def traced_proxy(
     make_proxy: Callable[..., Proxy], faulty: FaultyUpstream[ReturningAIStandIn]
-) -> Iterator[tuple[Proxy, Receiver, Callable[[], None]]]:
-    with receiver() as (received, url), exporting(url) as (tracer, provider):
-        proxy = make_proxy(WIDGET_BASE_URL=faulty.url, tracer=tracer)
-        yield proxy, received, lambda: assert_flushed(provider.force_flush())
+) -> Iterator[Traced]:
+    with traced(make_proxy, WIDGET_BASE_URL=faulty.url) as found:
+        yield found
 
 
-def assert_flushed(done: bool) -> None:
-    assert done, "the spans were not exported in time"
-
-
-def roots(spans: list[Span]) -> list[Span]:
-    return sorted((s for s in spans if s.kind == SERVER), key=lambda s: s.start)
-
-
-def named(spans: list[Span], name: str) -> Span:
-    (found,) = (s for s in spans if s.name == name)
+def one(spans: list[Span], name: str) -> Span:
+    (found,) = named(spans, name)
     return found
 
 
 def test_a_cold_and_a_warm_view_show_each_step_with_its_timing(
-    traced: tuple[Proxy, Receiver, Callable[[], None]],
+    traced_proxy: Traced,
     faulty: FaultyUpstream[ReturningAIStandIn],
     leak_scanner: LeakScanner,
     lines: Lines,
 ) -> None:
-    proxy, received, flush = traced
+    proxy, received = traced_proxy.proxy, traced_proxy.received
     cold = proxy.get("/widget", EMAIL)
     warm = proxy.get("/widget", EMAIL)
     assert cold.status_code == warm.status_code == 200
-    flush()
-    spans = received.wait_for(lambda spans: len(roots(spans)) == 2)
-    cold_root, warm_root = roots(spans)
+    cold_root, warm_root = servers(traced_proxy.spans(2))
     cold_trace, warm_trace = received.trace(cold_root.trace_id), received.trace(warm_root.trace_id)
 
     print("\n".join(tree(cold_trace, cold_root) + tree(warm_trace, warm_root)))
@@ -114,19 +102,19 @@ def test_a_cold_and_a_warm_view_show_each_step_with_its_timing(
     assert cold_root.attributes["http.response.status_code"] == 200
     assert cold_root.attributes["http.request.method"] == "GET"
     outcome = "widget_proxy.cache.result"
-    assert named(cold_trace, "token lookup").attributes[outcome] == "miss"
-    assert named(cold_trace, "token fetch").attributes[outcome] == "miss"
-    assert named(cold_trace, "page fetch").attributes[outcome] == "miss"
-    assert named(cold_trace, "inject").attributes["widget_proxy.inject.rendered"] is True
-    signin = named(cold_trace, "upstream signin").attributes
+    assert one(cold_trace, "token lookup").attributes[outcome] == "miss"
+    assert one(cold_trace, "token fetch").attributes[outcome] == "miss"
+    assert one(cold_trace, "page fetch").attributes[outcome] == "miss"
+    assert one(cold_trace, "inject").attributes["widget_proxy.inject.rendered"] is True
+    signin = one(cold_trace, "upstream signin").attributes
     assert signin["widget_proxy.upstream.attempts"] == 1
     assert signin["widget_proxy.breaker.state"] == "closed"
-    assert named(cold_trace, "POST").attributes["http.response.status_code"] == 200
-    assert named(warm_trace, "token lookup").attributes[outcome] == "hit"
-    assert named(warm_trace, "page lookup").attributes[outcome] == "hit"
-    assert named(warm_trace, "inject").attributes["widget_proxy.inject.rendered"] is False
-    pseudonym = named(cold_trace, "admission").attributes["enduser.pseudo.id"]
-    assert pseudonym == named(warm_trace, "admission").attributes["enduser.pseudo.id"]
+    assert one(cold_trace, "POST").attributes["http.response.status_code"] == 200
+    assert one(warm_trace, "token lookup").attributes[outcome] == "hit"
+    assert one(warm_trace, "page lookup").attributes[outcome] == "hit"
+    assert one(warm_trace, "inject").attributes["widget_proxy.inject.rendered"] is False
+    pseudonym = one(cold_trace, "admission").attributes["enduser.pseudo.id"]
+    assert pseudonym == one(warm_trace, "admission").attributes["enduser.pseudo.id"]
     # The timings: every step inside its parent, and the cold view's upstream calls
     # are where its time went.
     for spans_of, root in ((cold_trace, cold_root), (warm_trace, warm_root)):
@@ -137,7 +125,7 @@ def test_a_cold_and_a_warm_view_show_each_step_with_its_timing(
                 parent = by_id[span.parent_id]
                 assert parent.start <= span.start, span.name
                 assert span.end <= parent.end, span.name
-    assert named(cold_trace, "token fetch").ms > named(cold_trace, "inject").ms
+    assert one(cold_trace, "token fetch").ms > one(cold_trace, "inject").ms
     assert cold_root.resource["service.name"] == "widget-proxy-test"
     # The request lines carry their trace ids.
     assert lines.lines[-2].endswith(f" trace_id={cold_root.trace_id}")
@@ -152,16 +140,15 @@ def test_a_cold_and_a_warm_view_show_each_step_with_its_timing(
 
 
 def test_the_callers_trace_is_honoured_and_carried_to_the_vendor(
-    traced: tuple[Proxy, Receiver, Callable[[], None]],
+    traced_proxy: Traced,
     faulty: FaultyUpstream[ReturningAIStandIn],
 ) -> None:
-    proxy, received, flush = traced
+    proxy = traced_proxy.proxy
     parent = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
     response = proxy.get("/widget", EMAIL, headers={"traceparent": parent})
     assert response.status_code == 200
-    flush()
-    spans = received.wait_for(lambda spans: len(roots(spans)) == 1)
-    (root,) = roots(spans)
+    spans = traced_proxy.spans(1)
+    (root,) = servers(spans)
     assert (root.trace_id, root.parent_id) == (CALLER_TRACE, CALLER_SPAN)
     clients = {s.span_id: s for s in spans if s.kind == CLIENT}
     seen = dict(faulty.faults.traceparents)
@@ -173,16 +160,15 @@ def test_the_callers_trace_is_honoured_and_carried_to_the_vendor(
 
 
 def test_an_unsampled_caller_is_not_traced(
-    traced: tuple[Proxy, Receiver, Callable[[], None]],
+    traced_proxy: Traced,
     faulty: FaultyUpstream[ReturningAIStandIn],
 ) -> None:
-    proxy, received, flush = traced
+    proxy = traced_proxy.proxy
     unsampled = f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"
     assert proxy.get("/widget", EMAIL, headers={"traceparent": unsampled}).status_code == 200
     assert proxy.get("/healthz").status_code == 200  # sampled: its own trace
-    flush()
-    spans = received.wait_for(lambda spans: len(roots(spans)) == 1)
-    assert [s.name for s in roots(spans)] == ["GET /healthz"]
+    spans = traced_proxy.spans(1)
+    assert [s.name for s in servers(spans)] == ["GET /healthz"]
     assert all(s.trace_id != CALLER_TRACE for s in spans)
     # The vendor still gets the caller's trace, unsampled, as W3C says.
     assert all((p or "").startswith(f"00-{CALLER_TRACE}-") for _, p in faulty.faults.traceparents)

@@ -1,6 +1,7 @@
 """A small OTLP/HTTP receiver on loopback (a raw ASGI app under uvicorn): the spans a
 proxy exports, decoded from their protobuf (`ExportTraceServiceRequest`), and a tracer
-exporting to it as `serve`'s does (a batch processor and the OTLP/HTTP exporter)."""
+exporting to it as `serve`'s does (a batch processor and the OTLP/HTTP exporter), and
+a proxy traced with it."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Tracer
 from starlette.types import Receive, Scope, Send
 
-from tests.support import wait_until
+from tests.support import Proxy, wait_until
 from widget_proxy.servers import BackgroundServer
 
 
@@ -122,6 +123,18 @@ class Receiver:
         return [s for s in self.snapshot() if s.trace_id == trace_id]
 
 
+SERVER, CLIENT = 2, 3  # the protobuf's span kinds
+
+
+def servers(spans: list[Span]) -> list[Span]:
+    """The server spans (one per request), first to last."""
+    return sorted((s for s in spans if s.kind == SERVER), key=lambda s: s.start)
+
+
+def named(spans: list[Span], name: str) -> list[Span]:
+    return sorted((s for s in spans if s.name == name), key=lambda s: s.start)
+
+
 def children(spans: list[Span], parent: Span) -> list[Span]:
     return sorted((s for s in spans if s.parent_id == parent.span_id), key=lambda s: s.start)
 
@@ -156,3 +169,27 @@ def exporting(url: str) -> Iterator[tuple[Tracer, TracerProvider]]:
         yield provider.get_tracer("widget_proxy"), provider
     finally:
         provider.shutdown()
+
+
+@dataclass
+class Traced:
+    """A proxy whose spans go to `received`; `flush()` sends what is queued."""
+
+    proxy: Proxy
+    received: Receiver
+    provider: TracerProvider
+
+    def flush(self) -> None:
+        assert self.provider.force_flush(), "the spans were not exported in time"
+
+    def spans(self, requests: int) -> list[Span]:
+        """Every span, once `requests` requests' server spans have come."""
+        self.flush()
+        return self.received.wait_for(lambda spans: len(servers(spans)) >= requests)
+
+
+@contextmanager
+def traced(make_proxy: Callable[..., Proxy], **overrides: Any) -> Iterator[Traced]:
+    """`make_proxy(**overrides)`, its app traced, exporting to a receiver of its own."""
+    with receiver() as (received, url), exporting(url) as (tracer, provider):
+        yield Traced(make_proxy(tracer=tracer, **overrides), received, provider)
