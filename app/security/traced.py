@@ -5,7 +5,7 @@ is on (`ops.tracing`); what a span may hold: `ops.spans`."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry.trace import Tracer
 from starlette.types import Scope
@@ -70,16 +70,13 @@ class TracedAdmission(Admission):
         proxies: TrustedProxies,
         limits: Limits,
         *,
-        anonymous: Visitor | None = None,
         tracer: Tracer,
         pseudonyms: Pseudonyms,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            TracedIdentities(identities, tracer=tracer),
-            proxies,
-            TracedLimits(limits, tracer=tracer),
-            anonymous=anonymous,
-        )
+        """`Admission`'s arguments (its parts traced here), and the tracer."""
+        traced = TracedIdentities(identities, tracer=tracer), TracedLimits(limits, tracer=tracer)
+        super().__init__(traced[0], proxies, traced[1], **options)
         self._tracer = tracer
         self._pseudonyms = pseudonyms
 

@@ -24,31 +24,13 @@ class TracedHttpClient(HttpClient):
         super().__init__(**kwargs)
         self._tracer = tracer
 
-    async def call(
-        self,
-        kind: str,
-        method: str,
-        url: str,
-        *,
-        headers: dict[str, str],
-        params: dict[str, str] | None = None,
-        key_statuses: frozenset[int] = frozenset(),
-        content: bytes | None = None,
-    ) -> Reply:
+    async def call(self, kind: str, method: str, url: str, **options: Any) -> Reply:
         breaker = self.breaker(url)
         attributes = {"widget_proxy.upstream.operation": kind, **_server(url)}
         with step(self._tracer, f"upstream {kind}", **attributes) as span:
             span.set_attribute("widget_proxy.breaker.state", breaker.state)
             try:
-                return await super().call(
-                    kind,
-                    method,
-                    url,
-                    headers=headers,
-                    params=params,
-                    key_statuses=key_statuses,
-                    content=content,
-                )
+                return await super().call(kind, method, url, **options)
             finally:
                 span.set_attribute("widget_proxy.breaker.state_after", breaker.state)
 

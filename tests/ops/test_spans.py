@@ -15,6 +15,7 @@ from widget_proxy.ops.requestlog import log as request_log
 from widget_proxy.ops.spans import TraceIds
 from widget_proxy.providers.returningai import ReturningAIStandIn
 
+ADMITTED = ["GET /widget", "  admission", "    ip limit", "    identity", "    user limit"]
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 
@@ -70,11 +71,7 @@ def test_a_cold_and_a_warm_view_show_each_step_with_its_timing(
 
     print("\n".join(tree(cold_trace, cold_root) + tree(warm_trace, warm_root)))
     assert tree(cold_trace, cold_root) == [
-        "GET /widget",
-        "  admission",
-        "    ip limit",
-        "    identity",
-        "    user limit",
+        *ADMITTED,
         "  token lookup",
         "  page lookup",
         "  token fetch",
@@ -88,11 +85,7 @@ def test_a_cold_and_a_warm_view_show_each_step_with_its_timing(
         "  inject",
     ]
     assert tree(warm_trace, warm_root) == [
-        "GET /widget",
-        "  admission",
-        "    ip limit",
-        "    identity",
-        "    user limit",
+        *ADMITTED,
         "  token lookup",
         "  page lookup",
         "  inject",
