@@ -8,8 +8,9 @@ found or started), `support.vendors` (the other vendors' keys and environments),
 `support.metrics` (Prometheus text read back), `support.browser` (Chromium),
 `support.settings_docs` (the settings' docs, written), `support.docs` (the README's and
 the docs site's pages and marked code blocks), `support.nginx` (a real nginx),
-`support.deploy` (the Dockerfile and deploy/ as the tests read them) and
-`support.containers` (podman, and a base image made without a registry).
+`support.deploy` (the Dockerfile and deploy/ as the tests read them),
+`support.containers` (podman, and a base image made without a registry) and
+`support.otlp` (an OTLP/HTTP receiver, and a proxy traced into it).
 """
 
 from __future__ import annotations
