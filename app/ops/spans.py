@@ -71,7 +71,15 @@ def failed(span: Span, exc: BaseException) -> None:
 
 @contextmanager
 def step(tracer: Tracer, name: str, **attributes: str | bool | int) -> Iterator[Span]:
-    """A child span of the current one around a step; its error recorded by `failed`."""
+    """A child span of the current one around a step; its error recorded by `failed`.
+
+    Inside a request that is not sampled (or outside any span), none: its spans would
+    be dropped anyway, and the SDK's span costs more than most steps it would time
+    (docs/tracing.md: sampling is how a busy proxy pays less)."""
+    current = trace.get_current_span()
+    if not current.get_span_context().trace_flags.sampled:  # (an ended parent's still is)
+        yield current
+        return
     with tracer.start_as_current_span(
         name, attributes=attributes, record_exception=False, set_status_on_exception=False
     ) as span:

@@ -40,6 +40,9 @@ class TracedHttpClient(HttpClient):
         super()._observe(call, started, tried, exc)
 
     async def _once(self, call: Call, tried: Tried) -> Reply:
+        if not trace.get_current_span().get_span_context().trace_flags.sampled:
+            # Not sampled: no span of its own, the vendor still gets the request's trace.
+            return await super()._once(replace(call, headers={**call.headers, **outgoing()}), tried)
         method = call.method
         with self._tracer.start_as_current_span(
             method,
