@@ -19,6 +19,7 @@ from uvicorn.config import STARTUP_FAILURE
 
 from .errors import SettingsError
 from .ops.logs import log_config
+from .ops.tracing import problems as tracing_problems
 from .options import read_environ, strays
 from .providers import DEFAULT_PROVIDER, PROVIDERS
 from .security.bounded import BoundedHttpTools, head_bound
@@ -168,7 +169,8 @@ def run_serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"widget-proxy: {exc}", file=sys.stderr)
         return 2
-    if problems := serve_problems(settings, proxy_headers=args.proxy_headers):
+    problems = serve_problems(settings, proxy_headers=args.proxy_headers)
+    if problems := problems + tracing_problems(os.environ):
         print("\n".join(f"widget-proxy: {problem}" for problem in problems), file=sys.stderr)
         return 2
     if args.server == "granian":

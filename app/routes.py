@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode
 
@@ -47,7 +47,9 @@ class WidgetPage:
         frame_ancestors: tuple[str, ...] = ("'self'",),
         sandbox: bool = False,
         tokenless_anonymous: bool = False,
+        views: Callable[[Sequence[tuple[bytes, bytes]]], Views] = Views,
     ) -> None:
+        """`views`: makes the answers' memo (`cache.traced.TracedViews` when tracing)."""
         self._admission = admission
         self._tokens = tokens
         self._pages = pages
@@ -60,7 +62,7 @@ class WidgetPage:
             # origin (its pages, cookies, storage) is theirs to read.
             csp += "; sandbox allow-scripts allow-forms allow-popups"
         # Each user's answer, rendered once per token and page (cache/views).
-        self._views = Views(
+        self._views = views(
             [
                 (b"content-type", b"text/html; charset=utf-8"),
                 *((k.encode(), v.encode()) for k, v in BASE_HEADERS.items()),

@@ -8,6 +8,7 @@ comes with every key derived from it (`Visitor`), made once per session by `visi
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from starlette.datastructures import Headers
 from starlette.types import Scope
@@ -27,12 +28,20 @@ def visitors(limits: RateLimits, token_key: Callable[[Identity], str]) -> Derive
     return derive
 
 
+class Limits(Protocol):
+    """What admission counts (`RateLimits`; `ops.spans.TracedLimits` when tracing)."""
+
+    def count_ip(self, ip: str) -> None: ...
+
+    def count_user_key(self, key: str) -> None: ...
+
+
 class Admission:
     def __init__(
         self,
         identities: IdentitySource,
         proxies: TrustedProxies,
-        limits: RateLimits,
+        limits: Limits,
         *,
         anonymous: Visitor | None = None,
     ) -> None:
