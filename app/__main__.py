@@ -21,6 +21,7 @@ from .config import WidgetsConfig
 from .errors import SettingsError
 from .multi.serving import CONFIG_VARIABLE, config_problems, serve_widgets
 from .ops.logs import log_config
+from .ops.tracing import problems as tracing_problems
 from .options import read_environ, strays
 from .providers import DEFAULT_PROVIDER, PROVIDERS
 from .security.bounded import BoundedHttpTools, head_bound
@@ -201,7 +202,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"widget-proxy: {exc}", file=sys.stderr)
         return 2
-    if problems:
+    if problems := problems + tracing_problems(os.environ):
         print("\n".join(f"widget-proxy: {problem}" for problem in problems), file=sys.stderr)
         return 2
     if args.server == "granian":

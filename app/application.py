@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields, replace
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 from starlette.applications import Starlette
@@ -30,6 +31,7 @@ from .cache.counts import WindowCounters
 from .cache.pages import Fetch
 from .cache.store import Store
 from .cache.tokens import Backoff
+from .cache.views import Views
 from .fastpath import ProxyApp
 from .health import CacheCensus, MetricsEndpoint, Readiness, healthz
 from .ops.logs import add_redaction
@@ -57,6 +59,9 @@ from .sharing import Shared
 from .upstream.breaker import BreakerPolicy
 from .upstream.client import HttpClient, Limits, Retries, Timeouts
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
 log = logging.getLogger("widget_proxy")
 
 
@@ -67,6 +72,7 @@ def create_app(
     metrics: Metrics | None = None,
     clock: Callable[[], float] = time.time,
     request_log: LineSink = through_logging,
+    tracer: Tracer | None = None,
     shared: Shared | None = None,
 ) -> Starlette:
     """The proxy as an ASGI app; settings come from the environment when not given.
@@ -76,14 +82,17 @@ def create_app(
     `clock` is the wall clock the caches and rate limits read (tests move it by hand
     instead of sleeping past an expiry); `request_log` is where each request's line
     goes: a record of the `widget_proxy.request` logger unless `serve` (which owns
-    the process's logging) hands in its `FastLines` (docs/logging.md); `shared`: what
-    it shares with the other widgets of its process (`sharing`; `serve --config`).
+    the process's logging) hands in its `FastLines` (docs/logging.md); `tracer`: trace
+    every request with it (`serve` gives its process's when `OTEL_*` asks for traces:
+    docs/tracing.md), its spans made by the traced parts built instead of the plain
+    ones, at no cost when None; `shared`: what it shares with the other widgets of its
+    process (`sharing`; `serve --config`: its upstream client is the process's, untraced).
     """
     settings = settings if settings is not None else Settings.load()
     add_redaction(settings.secrets)  # whoever configured the proxy's logging, before or after
     metrics = metrics if metrics is not None else Metrics()
     if shared is None:
-        http = http_client(settings, metrics=metrics, transport=transport)
+        http = http_client(settings, metrics=metrics, transport=transport, tracer=tracer)
         store = open_store(
             settings.cache_url,
             secret=settings.session_secret.reveal(),
@@ -97,11 +106,19 @@ def create_app(
     lease = settings.upstream_deadline + 1  # a fill's lock outlives one upstream call
     provider: Provider[Any] = PROVIDERS[settings.token_provider]
     namespace = vendor_namespace(settings, keys)
-    parts = _parts(settings, http, store, keys, metrics, lease, namespace, clock)
+    parts = _parts(settings, http, store, keys, metrics, lease, namespace, clock, tracer)
     vendor = provider.build(settings.vendor, parts)
-    tokens = TokenCache(
+    issuer, pages = vendor.tokens, vendor.pages
+    token_cache: Callable[..., TokenCache[Any]] = TokenCache
+    if tracer is not None:
+        from .cache.traced import TracedIssuer, TracedPages, TracedTokenCache
+
+        issuer = TracedIssuer(issuer, tracer=tracer, vendor=settings.token_provider)
+        pages = TracedPages(pages, tracer=tracer)
+        token_cache = partial(TracedTokenCache, tracer=tracer)
+    tokens = token_cache(
         store,
-        vendor.tokens,
+        issuer,
         namespace=namespace,
         margin=settings.token_refresh_margin,
         lease=lease,
@@ -128,7 +145,13 @@ def create_app(
         metrics=metrics,
     )
     derive = visitors(limits, tokens.key)  # each session's keys, made once (identity.Visitor)
-    admission = Admission(
+    admitting: Callable[..., Admission] = Admission
+    if tracer is not None:
+        from .security.traced import Pseudonyms, TracedAdmission
+
+        pseudonyms = Pseudonyms(keys.hasher(b"widget-proxy trace pseudonym"))
+        admitting = partial(TracedAdmission, tracer=tracer, pseudonyms=pseudonyms)
+    admission = admitting(
         _identities(settings, proxies, derive),
         proxies,
         limits,
@@ -138,14 +161,15 @@ def create_app(
     page = WidgetPage(
         admission=admission,
         tokens=tokens,
-        pages=vendor.pages,
+        pages=pages,
         default_color=settings.widget_color,
         login_url=settings.login_url,
         frame_ancestors=settings.frame_ancestors,
         sandbox=settings.widget_sandbox,
         tokenless_anonymous=tokenless,
+        views=Views if tracer is None else _traced_views(tracer),
     )
-    widget, *more = vendor.pages.paths
+    widget, *more = pages.paths
     census = CacheCensus(store, metrics)  # the cache's nodes, counted off the page path
     routes = [
         Route(widget, page, methods=["GET"]),
@@ -176,8 +200,13 @@ def create_app(
             await http.aclose()
             await store.aclose()
 
-    def front(app: ASGIApp, answers: Mapping[str, Answerer]) -> RequestLog:
-        return RequestLog(app, metrics, proxies, limits, request_log, answers)
+    def front(app: ASGIApp, answers: Mapping[str, Answerer]) -> ASGIApp:
+        logged = RequestLog(app, metrics, proxies, limits, request_log, answers)
+        if tracer is None:
+            return logged
+        from .ops.spans import ServerSpans
+
+        return ServerSpans(logged, tracer=tracer)  # the request line is written inside
 
     app = ProxyApp(
         routes=routes,
@@ -221,9 +250,15 @@ def http_client(
     *,
     metrics: Metrics | None = None,
     transport: httpx2.AsyncBaseTransport | None = None,
+    tracer: Tracer | None = None,
 ) -> HttpClient:
     """The one upstream client, as the settings describe it (`check` uses it too)."""
-    return HttpClient(
+    client: Callable[..., HttpClient] = HttpClient
+    if tracer is not None:
+        from .upstream.traced import TracedHttpClient
+
+        client = partial(TracedHttpClient, tracer=tracer)
+    return client(
         timeouts=Timeouts(
             connect=settings.upstream_connect_timeout,
             read=settings.upstream_read_timeout,
@@ -252,9 +287,16 @@ def _parts(
     lease: float,
     namespace: str,
     clock: Callable[[], float],
+    tracer: Tracer | None,
 ) -> Parts:
+    cache: Callable[..., PageCache] = PageCache
+    if tracer is not None:
+        from .cache.traced import TracedPageCache
+
+        cache = partial(TracedPageCache, tracer=tracer)
+
     def page_cache(origin: str, fetch: Fetch) -> PageCache:
-        return PageCache(
+        return cache(
             store,
             fetch,
             scope=f"{namespace} {origin}",
@@ -273,6 +315,12 @@ def _parts(
     return Parts(
         http, keys, lifetime, page_cache, metrics=metrics, template=settings.widget_template
     )
+
+
+def _traced_views(tracer: Tracer) -> Callable[[Sequence[tuple[bytes, bytes]]], Views]:
+    from .cache.traced import TracedViews
+
+    return partial(TracedViews, tracer=tracer)
 
 
 def _identities(settings: Settings, proxies: TrustedProxies, derive: Derive) -> IdentitySource:

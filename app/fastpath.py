@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope
 
-from .ops.requestlog import Answerer, RequestLog
+from .ops.requestlog import Answerer
 from .responses import Answer, Refusing
 
 Crash = Callable[[Request, Exception], Awaitable[Response]]
@@ -37,14 +37,15 @@ Answering = Callable[[Scope, Receive], Awaitable[Answer]]  # an endpoint's `answ
 
 
 class ProxyApp(Starlette):
-    """`log`: the request log around what it is given (and the short paths' answers);
+    """`log`: the request log around what it is given (and the short paths' answers),
+    and whatever goes around it (the server span, when tracing: `ops.spans`);
     `gates`: each gate around what it is given, outermost first; `short`: the routes
     whose GETs take the short path, with their endpoints' `answer`."""
 
     def __init__(
         self,
         *args: Any,
-        log: Callable[[ASGIApp, Mapping[str, Answerer]], RequestLog],
+        log: Callable[[ASGIApp, Mapping[str, Answerer]], ASGIApp],
         gates: Sequence[Callable[[ASGIApp], Refusing]] = (),
         short: Sequence[tuple[Route, Answering]] = (),
         crash: Crash,

@@ -7,6 +7,7 @@ workers), so nothing is passed through the environment.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -16,6 +17,7 @@ from .application import create_app
 from .ops.fastlines import FastLines
 from .ops.metrics import Metrics
 from .ops.requestlog import LineSink, through_logging
+from .ops.tracing import start as start_tracing
 from .options import parsers as p
 from .reload import Reloading
 from .settings import Settings
@@ -48,13 +50,24 @@ def serve_app(*, proxy_headers: bool, metrics_dir: str | None = None) -> Reloadi
     """
     ignore_sighup_until_serving()  # the settings are read just below anyway
     metrics = Metrics(multiprocess_dir=metrics_dir)  # one for every generation
+    # One provider per process, read from OTEL_* once: a reload traces on with it.
+    tracing = start_tracing(os.environ)
+    if tracing is not None:  # before FastLines looks: a line with its trace id is logging's
+        tracing.mark_log_lines()
+    tracer = None if tracing is None else tracing.tracer
     # The process and its log configuration are ours: request lines skip `logging`
     # (docs/logging.md), one writer for every generation.
     fast = FastLines.serving(on_drop=metrics.log_lines_dropped.inc)
     lines: LineSink = through_logging if fast is None else fast[0]
 
     def build(settings: Settings) -> Starlette:
-        return create_app(settings, metrics=metrics, request_log=lines)
+        return create_app(settings, metrics=metrics, request_log=lines, tracer=tracer)
+
+    def flush() -> None:  # at a reload and the exit: the lines batched, the spans queued
+        if fast is not None:
+            fast[1].flush()
+        if tracing is not None:
+            tracing.flush()
 
     loads = 0
 
@@ -70,7 +83,7 @@ def serve_app(*, proxy_headers: bool, metrics_dir: str | None = None) -> Reloadi
         build,
         check=lambda settings: serve_problems(settings, proxy_headers=proxy_headers),
         handle_sighup=True,
-        flush=None if fast is None else fast[1].flush,
+        flush=None if fast is None and tracing is None else flush,
     )
 
 

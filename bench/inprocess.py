@@ -13,8 +13,10 @@ The vendor is the Returning.AI stand-in, reached in process through httpx2's ASG
 transport. Logging is as the server configures it (`LOG_LEVEL=INFO`, text lines, or
 `--format json`), written to /dev/null, so the request line's cost is counted:
 `serve`'s way (its `FastLines`), or `--lines logging` as a mounted proxy's lines go
-(`logging`); `--no-log` writes none. `--widgets two` measures the same widget mounted
-at /rewards beside a Hissuno chat, in the app `serve --config` runs (issue 26).
+(`logging`); `--no-log` writes none. `--trace`: tracing on, as `serve` runs it when
+`OTEL_*` asks (docs/tracing.md), its spans dropped instead of exported. `--widgets two`
+measures the same widget mounted at /rewards beside a Hissuno chat, in the app
+`serve --config` runs (issue 26).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import os
 import secrets
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 from starlette.applications import Starlette
@@ -42,6 +44,9 @@ from widget_proxy.ops.fastlines import FastLines
 from widget_proxy.ops.logs import log_config
 from widget_proxy.ops.requestlog import LineSink, through_logging
 from widget_proxy.providers.returningai import ReturningAIStandIn
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 
 def scope_for(cookie: str, path: str = "/widget") -> Scope:
@@ -100,6 +105,21 @@ async def views(
     return time.perf_counter() - started
 
 
+def tracing(*, logs: bool) -> Tracer:
+    """A tracer as `serve`'s (the SDK's provider, a batch processor), its spans dropped
+    instead of exported: what is measured is what a request pays, not the export."""
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Dropped(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Dropped()))
+    return provider.get_tracer("widget_proxy")
+
+
 async def run(args: argparse.Namespace) -> dict[str, float]:
     vendor = ReturningAIStandIn(
         api_key="bench-key-" + secrets.token_hex(8),
@@ -115,18 +135,24 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         CACHE_URL="memory://",
     )
     lines: LineSink = through_logging
+    tracer = tracing(logs=args.log) if args.trace else None
     if args.log:
         sink = open(os.devnull, "w")  # noqa: SIM115, ASYNC230 (set-up, once)
         config = log_config(level="INFO", fmt=args.format, secrets=settings.secrets)
         config["handlers"]["stderr"]["stream"] = sink
         logging.config.dictConfig(config)
+        if tracer is not None:  # as `serve` does: the lines carry trace ids, through logging
+            from widget_proxy.ops.spans import TraceIds
+
+            for handler in logging.getLogger("widget_proxy").handlers:
+                handler.addFilter(TraceIds())
         fast = FastLines.serving() if args.lines == "fast" else None
         if fast is not None:
             lines = fast[0]
     else:
         logging.getLogger("widget_proxy").setLevel(logging.WARNING)
     transport = httpx2.ASGITransport(app=vendor.app())
-    app: Starlette = create_app(settings, transport=transport, request_log=lines)
+    app: Starlette = create_app(settings, transport=transport, request_log=lines, tracer=tracer)
     path = "/widget"
     if args.widgets == "two":  # the same widget, mounted beside another (bench.widgets)
         app, path = two_widgets(settings, lines, transport), f"{MOUNT}/widget"
@@ -178,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=("fast", "logging"),
         default="fast",
         help="request lines as `serve` writes them (fast), or through logging (mounted)",
+    )
+    parser.add_argument(
+        "--trace", action="store_true", help="tracing on (spans made and dropped: no export)"
     )
     parser.add_argument("--format", choices=("text", "json"), default="text", help="LOG_FORMAT")
     parser.add_argument(

@@ -11,7 +11,8 @@ from; `tests/suites/test_lock.py` fails when they no longer match.
 
 - `requirements/test.txt`: the package, its `test` extra (pytest, linters, pip-tools),
   its `docs` extra (MkDocs and Material: CI and a test build the docs site strictly),
-  its `granian` extra (the tests run `serve --server granian` too) and the build
+  its `granian` extra (the tests run `serve --server granian` too), its `otel` extra
+  (the tracing tests) and the build
   backend (installed with `--no-build-isolation`, so hatchling is locked too);
 - `requirements/demo.txt`: the package and the build backend only, at the same
   versions as `test.txt` (it is compiled with `test.txt` as its constraint);
@@ -37,8 +38,8 @@ LOCKS = ROOT / "requirements"
 DIGEST_LINE = "# pyproject.toml dependencies sha256: "
 # The extras `requirements/test.txt` installs besides the package: the docs extra rides
 # in it (one environment runs the suite and builds the site), granian for the tests of
-# `serve --server granian`.
-TESTED_EXTRAS = ("test", "docs", "granian")
+# `serve --server granian`, otel for the tracing tests (docs/tracing.md).
+TESTED_EXTRAS = ("test", "docs", "granian", "otel")
 
 
 def pyproject_digest(pyproject: Path = ROOT / "pyproject.toml") -> str:

@@ -24,6 +24,7 @@ from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
     from playwright.sync_api import Browser, Page, Response
 
 # A loaded 2-core machine can't promise hypothesis's 200 ms per example.
@@ -129,10 +130,13 @@ def make_proxy(
     servers: list[tuple[BackgroundServer, Proxy]] = []
 
     def make(
-        settings: Settings | None = None, clock: Clock | None = None, **overrides: str
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        tracer: Tracer | None = None,
+        **overrides: str,
     ) -> Proxy:
         settings = settings or make_settings(**overrides)
-        app = create_app(settings) if clock is None else create_app(settings, clock=clock)
+        app = create_app(settings, tracer=tracer, **({} if clock is None else {"clock": clock}))
         server = BackgroundServer(app, timeout_graceful_shutdown=1).__enter__()
         proxy = Proxy(settings, server.url, leak_scanner)
         servers.append((server, proxy))

@@ -8,11 +8,12 @@ comes with every key derived from it (`Visitor`), made once per session by `visi
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
-from ..ops.requestlog import note
+from ..ops.requestlog import note_field
 from .forwarded import TrustedProxies
 from .identity import Derive, Identity, IdentitySource, Visitor
 from .ratelimit import RateLimits
@@ -27,12 +28,20 @@ def visitors(limits: RateLimits, token_key: Callable[[Identity], str]) -> Derive
     return derive
 
 
+class Limits(Protocol):
+    """What admission counts (`RateLimits`; `ops.spans.TracedLimits` when tracing)."""
+
+    def count_ip(self, ip: str) -> None: ...
+
+    def count_user_key(self, key: str) -> None: ...
+
+
 class Admission:
     def __init__(
         self,
         identities: IdentitySource,
         proxies: TrustedProxies,
-        limits: RateLimits,
+        limits: Limits,
         *,
         anonymous: Visitor | None = None,
     ) -> None:
@@ -42,6 +51,7 @@ class Admission:
         self._proxies = proxies
         self._limits = limits
         self._anonymous = anonymous
+        self._behind_proxies = proxies.trusts_anyone  # (else no peer is asked about)
 
     def visitor(self, scope: Scope) -> Visitor | None:
         """The signed-in visitor, else the anonymous one if allowed, else None.
@@ -51,9 +61,9 @@ class Admission:
         """
         proxies = self._proxies
         ip = proxies.peer(scope)
-        if proxies.trusts(ip):  # behind a trusted proxy: its forwarded headers say who
+        if self._behind_proxies and proxies.trusts(ip):  # its forwarded headers say who
             ip = proxies.client_ip(scope, Headers(scope=scope))
-        note(scope, client_ip=ip)  # the request's log line shows the same address
+        note_field(scope, "client_ip", ip)  # the request's log line shows the same address
         self._limits.count_ip(ip)
         visitor = self._identities.visitor(scope)
         if visitor is not None:

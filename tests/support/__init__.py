@@ -8,8 +8,9 @@ found or started), `support.vendors` (the other vendors' keys and environments),
 `support.metrics` (Prometheus text read back), `support.browser` (Chromium),
 `support.settings_docs` (the settings' docs, written), `support.docs` (the README's and
 the docs site's pages and marked code blocks), `support.nginx` (a real nginx),
-`support.deploy` (the Dockerfile and deploy/ as the tests read them) and
-`support.containers` (podman, and a base image made without a registry).
+`support.deploy` (the Dockerfile and deploy/ as the tests read them),
+`support.containers` (podman, and a base image made without a registry) and
+`support.otlp` (an OTLP/HTTP receiver, and a proxy traced into it).
 """
 
 from __future__ import annotations
@@ -155,6 +156,8 @@ class Faults:
     released: threading.Event = field(default_factory=threading.Event)
     # Every request the upstream received, by kind, faulted or not: how often it was tried.
     hits: Counter[str] = field(default_factory=Counter)
+    # The `traceparent` each request carried, by kind, in order (None: it carried none).
+    traceparents: list[tuple[str, str | None]] = field(default_factory=list)
 
     def reset(self) -> None:
         self.active.clear()
@@ -177,6 +180,8 @@ def with_faults(app: ASGIApp, faults: Faults) -> ASGIApp:
     async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             faults.hits[kind_of(scope)] += 1
+            parent = dict(scope["headers"]).get(b"traceparent")
+            faults.traceparents.append((kind_of(scope), parent and parent.decode("latin-1")))
         fault = faults.active.get(kind_of(scope)) if scope["type"] == "http" else None
         if fault is None:
             await app(scope, receive, send)
