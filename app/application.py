@@ -86,7 +86,7 @@ def create_app(
     every request with it (`serve` gives its process's when `OTEL_*` asks for traces:
     docs/tracing.md), its spans made by the traced parts built instead of the plain
     ones, at no cost when None; `shared`: what it shares with the other widgets of its
-    process (`sharing`; `serve --config`: its upstream client is the process's, untraced).
+    process (`sharing`; `serve --config`: its upstream client is the process's).
     """
     settings = settings if settings is not None else Settings.load()
     add_redaction(settings.secrets)  # whoever configured the proxy's logging, before or after

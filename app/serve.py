@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 
@@ -21,6 +24,9 @@ from .ops.tracing import start as start_tracing
 from .options import parsers as p
 from .reload import Reloading
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 
 def serve_problems(settings: Settings, *, proxy_headers: bool) -> list[str]:
@@ -50,24 +56,10 @@ def serve_app(*, proxy_headers: bool, metrics_dir: str | None = None) -> Reloadi
     """
     ignore_sighup_until_serving()  # the settings are read just below anyway
     metrics = Metrics(multiprocess_dir=metrics_dir)  # one for every generation
-    # One provider per process, read from OTEL_* once: a reload traces on with it.
-    tracing = start_tracing(os.environ)
-    if tracing is not None:  # before FastLines looks: a line with its trace id is logging's
-        tracing.mark_log_lines()
-    tracer = None if tracing is None else tracing.tracer
-    # The process and its log configuration are ours: request lines skip `logging`
-    # (docs/logging.md), one writer for every generation.
-    fast = FastLines.serving(on_drop=metrics.log_lines_dropped.inc)
-    lines: LineSink = through_logging if fast is None else fast[0]
+    output = ProcessOutput.start(metrics)
 
     def build(settings: Settings) -> Starlette:
-        return create_app(settings, metrics=metrics, request_log=lines, tracer=tracer)
-
-    def flush() -> None:  # at a reload and the exit: the lines batched, the spans queued
-        if fast is not None:
-            fast[1].flush()
-        if tracing is not None:
-            tracing.flush()
+        return create_app(settings, metrics=metrics, request_log=output.lines, tracer=output.tracer)
 
     loads = 0
 
@@ -83,8 +75,42 @@ def serve_app(*, proxy_headers: bool, metrics_dir: str | None = None) -> Reloadi
         build,
         check=lambda settings: serve_problems(settings, proxy_headers=proxy_headers),
         handle_sighup=True,
-        flush=None if fast is None and tracing is None else flush,
+        flush=output.flush,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessOutput:
+    """Where a serving process's request lines and spans go, one for every generation
+    (`serve` and `serve --config`): `lines`, the request lines' sink; `tracer`, None
+    unless OTEL_* asks for traces; `flush`, what a reload and the exit call (None:
+    nothing is held)."""
+
+    lines: LineSink
+    tracer: Tracer | None
+    flush: Callable[[], None] | None
+
+    @classmethod
+    def start(cls, metrics: Metrics) -> ProcessOutput:
+        # One provider per process, read from OTEL_* once: a reload traces on with it.
+        tracing = start_tracing(os.environ)
+        if tracing is not None:  # before FastLines looks: a line with its trace id is logging's
+            tracing.mark_log_lines()
+        # The process and its log configuration are ours: request lines skip `logging`
+        # (docs/logging.md), one writer for every generation.
+        fast = FastLines.serving(on_drop=metrics.log_lines_dropped.inc)
+
+        def flush() -> None:  # at a reload and the exit: the lines batched, the spans queued
+            if fast is not None:
+                fast[1].flush()
+            if tracing is not None:
+                tracing.flush()
+
+        return cls(
+            through_logging if fast is None else fast[0],
+            None if tracing is None else tracing.tracer,
+            None if fast is None and tracing is None else flush,
+        )
 
 
 def ignore_sighup_until_serving() -> None:

@@ -16,7 +16,7 @@ import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
 from starlette.applications import Starlette
@@ -30,6 +30,9 @@ from ..ops.metrics import Metrics
 from ..ops.requestlog import LineSink, through_logging
 from .root import Readiness, health
 from .shared import SharedParts
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,14 +81,16 @@ def create_widgets_app(
     request_log: LineSink = through_logging,
     build: Callable[..., Starlette] = create_app,
     transport: httpx2.AsyncBaseTransport | None = None,
+    tracer: Tracer | None = None,
 ) -> WidgetsApp:
     """Every widget of `config` in one app, sharing one upstream client per vendor, one
     Redis pool per CACHE_URL, one metrics registry (labelled by widget) and `request_log`.
     `metrics`: carried over from an earlier generation (a reload); `widgets=True`.
     `build`: each widget's app (`create_app`); `transport`: under the upstream clients,
-    instead of the network (tests and benchmarks only)."""
+    instead of the network (tests and benchmarks only); `tracer`: every widget's
+    requests and upstream calls traced (`serve` with OTEL_*)."""
     metrics = metrics if metrics is not None else Metrics(widgets=True)
-    parts = SharedParts(transport=transport)
+    parts = SharedParts(transport=transport, tracer=tracer)
     mounts = [
         (
             widget.mount,
@@ -93,6 +98,7 @@ def create_widgets_app(
                 widget.settings,
                 metrics=metrics.for_widget(widget.name),
                 request_log=request_log,
+                tracer=tracer,
                 shared=parts.of(widget.name),
             ),
         )

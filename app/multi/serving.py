@@ -13,12 +13,10 @@ from typing import Final
 from starlette.applications import Starlette
 
 from ..config import WidgetsConfig
-from ..ops.fastlines import FastLines
 from ..ops.metrics import Metrics
-from ..ops.requestlog import LineSink, through_logging
 from ..options.strays import COMMAND_LINE
 from ..reload import Reloading, changed_options
-from ..serve import ignore_sighup_until_serving, serve_problems
+from ..serve import ProcessOutput, ignore_sighup_until_serving, serve_problems
 from .app import create_widgets_app
 
 CONFIG_VARIABLE: Final = "WIDGET_PROXY_CONFIG"
@@ -58,17 +56,18 @@ def serve_widgets(
     """The app of `widget-proxy serve --config` (a uvicorn factory, run in each worker)."""
     ignore_sighup_until_serving()
     metrics = Metrics(multiprocess_dir=metrics_dir, widgets=True)  # for every generation
-    fast = FastLines.serving(on_drop=metrics.log_lines_dropped.inc)
-    lines: LineSink = through_logging if fast is None else fast[0]
+    output = ProcessOutput.start(metrics)
 
     def build(loaded: WidgetsConfig) -> Starlette:
-        return create_widgets_app(loaded, metrics=metrics, request_log=lines)
+        return create_widgets_app(
+            loaded, metrics=metrics, request_log=output.lines, tracer=output.tracer
+        )
 
     return Reloading(
         lambda: WidgetsConfig.load(Path(config)),
         build,
         check=lambda loaded: config_problems(loaded, proxy_headers=proxy_headers),
         handle_sighup=True,
-        flush=None if fast is None else fast[1].flush,
+        flush=output.flush,
         changes=changed_widgets,
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx2
 
@@ -23,12 +24,18 @@ from ..ops.metrics import Metrics
 from ..settings import Settings
 from ..upstream.client import HttpClient
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
 
 class SharedParts:
     """Every shared part of one generation of the process's widgets."""
 
-    def __init__(self, *, transport: httpx2.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, *, transport: httpx2.AsyncBaseTransport | None = None, tracer: Tracer | None = None
+    ) -> None:
         self._transport = transport  # replaces the network (tests and bench.inprocess)
+        self._tracer = tracer
         self._clients: dict[tuple[object, ...], HttpClient] = {}
         self._redis: dict[tuple[str, ...], RedisStore] = {}
 
@@ -50,7 +57,9 @@ class SharedParts:
             settings.breaker_cooldown,
         )
         if key not in self._clients:
-            self._clients[key] = http_client(settings, metrics=metrics, transport=self._transport)
+            self._clients[key] = http_client(
+                settings, metrics=metrics, transport=self._transport, tracer=self._tracer
+            )
         return self._clients[key]
 
     def store(self, settings: Settings, metrics: Metrics, clock: Callable[[], float]) -> Store:
