@@ -54,7 +54,7 @@ def serve_app(*, proxy_headers: bool, metrics_dir: str | None = None) -> Reloadi
     lines: LineSink = through_logging if fast is None else fast[0]
 
     def build(settings: Settings) -> Starlette:
-        return create_app(settings, metrics=metrics, request_log=lines)
+        return create_app(settings, metrics=metrics, request_log=lines, shared_dir=metrics_dir)
 
     loads = 0
 

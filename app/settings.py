@@ -337,6 +337,13 @@ class Settings:
         "CIDRs that may read /metrics (the direct peer's address)",
         p.networks,
     )
+    admin_allow: tuple[Network, ...] = option(
+        "ADMIN_ALLOW",
+        "127.0.0.0/8 ::1",
+        "CIDRs that may call /admin/forget (the direct peer's address); each call is also"
+        " signed with a key derived from SESSION_SECRET (docs/revocation.md)",
+        p.networks,
+    )
     # The chosen vendor's own group (its options are declared in its folder).
     vendor: VendorSettings
 

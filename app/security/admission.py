@@ -43,6 +43,11 @@ class Admission:
         self._limits = limits
         self._anonymous = anonymous
 
+    def renew_anonymous(self, visitor: Visitor) -> None:
+        """The anonymous visitor with keys made anew (every user was forgotten)."""
+        if self._anonymous is not None:
+            self._anonymous = visitor
+
     def visitor(self, scope: Scope) -> Visitor | None:
         """The signed-in visitor, else the anonymous one if allowed, else None.
 
