@@ -117,17 +117,9 @@ def test_forget_reaches_both_processes_within_a_second(
         proxies: list[Served] = []
         for name in ("a", "b"):
             (tmp_path / name).mkdir()
+            env = {"CACHE_URL": url, "RATE_LIMIT_SYNC_INTERVAL": str(INTERVAL)}
             proxies.append(
-                stack.enter_context(
-                    serve(
-                        tmp_path / name,
-                        vendor,
-                        upstream,
-                        leak_scanner,
-                        CACHE_URL=url,
-                        RATE_LIMIT_SYNC_INTERVAL=str(INTERVAL),
-                    )  # fmt: skip
-                )
+                stack.enter_context(serve(tmp_path / name, vendor, upstream, leak_scanner, **env))
             )
         users = Users(stack.enter_context(scanning_client(leak_scanner, timeout=30)))
         a, b = (p.url for p in proxies)
