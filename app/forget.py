@@ -35,8 +35,11 @@ def run_forget(emails: Sequence[str], *, everybody: bool, urls: Sequence[str]) -
     try:
         settings = Settings.load()
         checked = [validate_email(e) for e in emails]
-    except (SettingsError, InvalidEmail) as exc:
+    except SettingsError as exc:
         print(f"widget-proxy: {exc}", file=sys.stderr)
+        return 2
+    except InvalidEmail as exc:
+        print(f"widget-proxy: --email: {exc}", file=sys.stderr)
         return 2
     who = "every user" if everybody else f"{len(checked)} user(s)"
     try:

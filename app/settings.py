@@ -340,8 +340,7 @@ class Settings:
     admin_allow: tuple[Network, ...] = option(
         "ADMIN_ALLOW",
         "127.0.0.0/8 ::1",
-        "CIDRs that may call /admin/forget (the direct peer's address); each call is also"
-        " signed with a key derived from SESSION_SECRET (docs/revocation.md)",
+        "CIDRs that may call /admin/forget, signed too (the direct peer's address)",
         p.networks,
     )
     # The chosen vendor's own group (its options are declared in its folder).

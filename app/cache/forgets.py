@@ -26,7 +26,7 @@ WAIT: Final = 1.0  # seconds a subscriber waits for a message before asking agai
 _WRITE = """
 local seq = redis.call('INCR', KEYS[1])
 local value = ARGV[1] .. ' ' .. ARGV[2]
-if #ARGV == 3 then
+if #ARGV == 2 then  -- everybody
   redis.call('SET', KEYS[3], value)
   redis.call('DEL', KEYS[2])
 else
