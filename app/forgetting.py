@@ -60,10 +60,15 @@ def revocations(
 def token_keys(
     revocations: Revocations, key: Callable[[Any], str], *, shared: bool
 ) -> Callable[[Any], str]:
-    """A visitor's token key: the cache's, with their version (`Revocations.suffix`)."""
-    if shared:  # the token names nobody: only `--all` changes its key
-        return lambda identity: key(identity) + revocations.suffix(None)
-    return lambda identity: key(identity) + revocations.suffix(identity.email or None)
+    """A visitor's token key: the cache's, with their version (`Revocations.suffix`).
+    Made once per session: the first one starts reading the log, if the lifespan did not."""
+
+    def token_key(identity: Any) -> str:
+        revocations.started()
+        # A token every visitor shares names nobody: only `--all` changes its key.
+        return key(identity) + revocations.suffix(None if shared else identity.email or None)
+
+    return token_key
 
 
 class Forgetting:

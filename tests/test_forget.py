@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Proxy, free_port, token_in
+from tests.support import LeakScanner, Proxy, free_port, token_in
 from tests.support.processes import clean_environ
 from widget_proxy.providers.returningai import ReturningAIStandIn
 
@@ -36,7 +36,7 @@ def forget(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedPr
 )
 def test_forget_tells_the_running_server(
     case: str, status: int, says: str, tmp_path: Path, make_proxy: Callable[..., Proxy],
-    vendor: ReturningAIStandIn, upstream: str,
+    vendor: ReturningAIStandIn, upstream: str, leak_scanner: LeakScanner,
 ) -> None:  # fmt: skip
     proxy = make_proxy()
     cookie = proxy.cookie({"email": EMAIL})
@@ -57,6 +57,7 @@ def test_forget_tells_the_running_server(
     assert done.returncode == status, said
     assert says in said
     assert EMAIL not in said  # never said back
+    leak_scanner.check("what forget said", said)  # nor any secret
     forgotten = token_in(proxy.get("/widget", headers=cookie).text) != old
     assert forgotten is (status == 0)
 

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 import widget_proxy
-from tests.support import LeakScanner, Proxy, token_in
+from tests.support import LeakScanner, Proxy, token_in, wait_until
 from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings
@@ -63,3 +63,33 @@ def test_forget_drops_the_users_token_and_only_theirs(
         assert (token(KEPT) != kept) is everybody
         assert vendor.calls["signin"] == (4 if everybody else 3)
         server_client.close()
+
+
+def test_another_app_on_the_same_redis_learns_it(
+    make_settings: Callable[..., Settings], vendor: ReturningAIStandIn,
+    leak_scanner: LeakScanner, shared_redis: str,
+) -> None:  # fmt: skip
+    settings = make_settings(CACHE_URL=shared_redis)
+    other = widget_proxy.create_app(settings)
+    mounted = Starlette(
+        routes=[Mount("/", other)],
+        lifespan=lambda app: other.router.lifespan_context(other),
+    )
+    with (
+        BackgroundServer(merchant(settings), timeout_graceful_shutdown=1) as one,
+        BackgroundServer(mounted, timeout_graceful_shutdown=1) as two,
+    ):
+        first, second = (Proxy(settings, s.url, leak_scanner) for s in (one, two))
+        cookie = first.cookie({"email": GONE})
+
+        def tokens() -> set[str]:
+            return {token_in(p.get("/widget", headers=cookie).text) for p in (first, second)}
+
+        old = tokens()
+        assert len(old) == 1
+        assert first.client.post("/logout", json={"email": GONE}).json() == {"forgotten": 1}
+        wait_until(lambda: not old & tokens(), timeout=1.0)
+        assert len(tokens()) == 1
+        assert vendor.calls["signin"] == 2  # once for both
+        for proxy in (first, second):
+            proxy.client.close()

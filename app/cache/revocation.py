@@ -46,6 +46,7 @@ PURPOSE: Final = b"widget-proxy forget"
 DEFAULT_INTERVAL: Final = 1.0  # seconds between two reads of the log (RATE_LIMIT_SYNC_INTERVAL)
 DEFAULT_KEEP: Final = 2 * 3600.0 + 60  # twice TOKEN_MAX_TTL's default, and a minute
 RETRY_PAUSE: Final = 1.0  # before subscribing again after the subscription failed
+START_WAIT: Final = 2.0  # the longest a start waits for the log (Redis down: not longer)
 
 # A user's hash → (the suffix of their keys, when it was forgotten: unix time)
 Versions = dict[str, tuple[str, float]]
@@ -180,13 +181,23 @@ class Revocations:
             self._stamp = stamp
 
     async def start(self) -> None:
-        """Read the log once (a failure is logged: the syncs go on trying), then keep
-        reading it: at each wake-up, and every `interval` seconds."""
+        """Read the log once (at most `START_WAIT` seconds: the syncs go on trying), then
+        keep reading it: at each wake-up, and every `interval` seconds."""
         if self._log is None or self._tasks:
             return
-        await self._sync_quietly()
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._run()), loop.create_task(self._listen())]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._sync_quietly(), START_WAIT)
+        self.started()
+
+    def started(self) -> None:
+        """Start reading the log in the background, if it is not read yet (an app mounted
+        without its lifespan: at its first session)."""
+        if self._log is not None and not self._tasks:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # made outside a request (the anonymous visitor's keys)
+                return
+            self._tasks = [loop.create_task(self._run()), loop.create_task(self._listen())]
 
     async def _sync_quietly(self) -> None:
         try:
@@ -196,10 +207,10 @@ class Revocations:
 
     async def _run(self) -> None:
         while True:
+            await self._sync_quietly()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), self._interval)
             self._woken.clear()
-            await self._sync_quietly()
 
     async def _listen(self) -> None:
         assert self._log is not None

@@ -114,3 +114,21 @@ def test_log_lines_are_read_leniently() -> None:
     assert found.epoch == ("v3", 12.0)
     assert found.users == {"u3": ("v4", 13.0)}  # everybody's keys changed after u1's
     assert as_versions({"u": "v 1.5", "bad": "v x"}) == {"u": ("v", 1.5)}
+
+
+def test_without_a_start_the_first_session_starts_reading_the_log(tmp_path: Path) -> None:
+    path = str(tmp_path / "forget.log")
+    one, _ = revocations(forget_log=FileForgets(path))
+    two, purged = revocations(forget_log=FileForgets(path), interval=0.01)
+
+    async def run() -> None:
+        two.started()  # what a session's first key does (`forgetting.token_keys`)
+        await one.forget(["a@example.com"])
+        for _ in range(100):
+            if purged:
+                break
+            await asyncio.sleep(0.01)
+        await two.aclose()
+
+    asyncio.run(run())
+    assert purged == [frozenset({two.user("a@example.com")})]
