@@ -33,6 +33,7 @@ from .security.identity import ANONYMOUS, Derive, IdentitySource, Visitor
 log = logging.getLogger("widget_proxy")
 
 FORGET_FILE = "forget.log"  # in the folder `serve`'s workers share (their metrics')
+FILE_POLL = 0.25  # seconds between two looks at that file (a `stat`)
 
 
 def revocations(
@@ -47,6 +48,8 @@ def revocations(
     """The app's revocations: logged in Redis when the store has it; else, with several
     workers (`shared_dir`: the folder they share), in a file there; else this process only."""
     forget_log: ForgetLog | None = None
+    if shared_dir is not None:
+        interval = min(interval, FILE_POLL)
     shared = store.shared if isinstance(store, TieredStore) else None
     if isinstance(shared, RedisStore):
         forget_log = RedisForgets(shared.client, prefix=shared.prefix, keep=keep)
