@@ -4,14 +4,13 @@ says when it can't, and that it never says an email back."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.support import LeakScanner, Proxy, free_port, token_in
-from tests.support.processes import clean_environ
+from tests.support.processes import run_forget
 from widget_proxy.providers.returningai import ReturningAIStandIn
 
 EMAIL = "gone@example.com"
@@ -19,10 +18,7 @@ EMAIL = "gone@example.com"
 
 def forget(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     (cwd / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    return subprocess.run(
-        [sys.executable, "-m", "widget_proxy", "forget", *args],
-        cwd=cwd, env=clean_environ(), capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+    return run_forget(cwd, *args)
 
 
 @pytest.mark.parametrize(
@@ -63,11 +59,7 @@ def test_forget_tells_the_running_server(
 
 
 def test_forget_needs_whom(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "widget_proxy", "forget"],
-        cwd=tmp_path, env=clean_environ(), capture_output=True, text=True, timeout=30,
-        check=False,
-    )  # fmt: skip
+    done = run_forget(tmp_path)
     assert done.returncode == 2
     assert "--email" in done.stderr
     assert "--all" in done.stderr

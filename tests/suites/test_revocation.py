@@ -13,8 +13,6 @@ as for a process whose subscription was down) is still applied at the next sync.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -25,7 +23,7 @@ import pytest
 import redis
 
 from tests.support import LeakScanner, scanning_client, session_cookie, token_in, wait_until
-from tests.support.processes import SERVED_SECRET, Served, clean_environ, serve
+from tests.support.processes import SERVED_SECRET, Served, run_forget, serve
 from tests.support.redis import private_cluster, private_redis, private_sentinel
 from widget_proxy.cache import Keys
 from widget_proxy.cache.forgets import RedisForgets
@@ -69,15 +67,7 @@ class Users:
 
 def forget_command(cwd: Path, *args: str) -> None:
     """`widget-proxy forget …` in `cwd` (its `.env` configures it); must succeed."""
-    done = subprocess.run(
-        [sys.executable, "-m", "widget_proxy", "forget", *args],
-        cwd=cwd,
-        env=clean_environ(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_forget(cwd, *args)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "@" not in done.stdout + done.stderr  # no email said back
 
