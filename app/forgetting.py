@@ -143,7 +143,7 @@ async def forget(app: Any, emails: str | Iterable[str] = (), *, everybody: bool 
     stops serving their cached token and pages (within a second, docs/revocation.md),
     and their next view signs in again, once. `app` is what `create_app` returned (or
     `serve`'s app). Returns how many users (-1: everybody); raises if the shared store
-    could not be written (then nothing was forgotten anywhere but here)."""
+    could not be written (then nothing was forgotten anywhere but in this process)."""
     target: Starlette = getattr(app, "current", app)  # serve's `Reloading`: its settings now
     found: Revocations = target.state.revocations
     if isinstance(emails, str):

@@ -123,17 +123,20 @@ class Revocations:
 
     async def forget(self, emails: Iterable[str] = (), *, everybody: bool = False) -> int:
         """Forget `emails` (or everybody) in every process; how many users. Returns once
-        written to the log (raises if it can't be) and applied here."""
+        written to the log and applied here; if the log can't be written, raises, once
+        applied here (the other processes know nothing of it)."""
         users = None if everybody else sorted({self.user(e) for e in emails})
         if users == []:
             return 0
         version, now = secrets.token_hex(6), self._clock()
-        if self._log is not None:
-            await self._log.write(users, version, now)
-        if users is None:
-            self.apply(Forgotten(epoch=(version, now)))
-        else:
-            self.apply(Forgotten(users=dict.fromkeys(users, (version, now))))
+        try:
+            if self._log is not None:
+                await self._log.write(users, version, now)
+        finally:
+            if users is None:
+                self.apply(Forgotten(epoch=(version, now)))
+            else:
+                self.apply(Forgotten(users=dict.fromkeys(users, (version, now))))
         who = (
             "every user"
             if users is None

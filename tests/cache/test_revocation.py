@@ -132,3 +132,15 @@ def test_without_a_start_the_first_session_starts_reading_the_log(tmp_path: Path
 
     asyncio.run(run())
     assert purged == [frozenset({two.user("a@example.com")})]
+
+
+class Unwritable(FileForgets):
+    async def write(self, users: list[str] | None, version: str, at: float) -> None:
+        raise OSError("the log can't be written")
+
+
+def test_a_log_that_cant_be_written_fails_the_forget_once_applied_here(tmp_path: Path) -> None:
+    found, purged = revocations(forget_log=Unwritable(str(tmp_path / "forget.log")))
+    with pytest.raises(OSError, match="can't be written"):
+        asyncio.run(found.forget(["a@example.com"]))
+    assert purged == [frozenset({found.user("a@example.com")})]
