@@ -7,7 +7,8 @@ cookie never seen again). The stand-in vendor issues a distinct token at each si
 and counts them: after `forget` returns, within a second no process serves the
 forgotten user's token, their next view signs in once across the processes, and
 another user is untouched. A forget no process hears of (written, never published:
-as for a process whose subscription was down) is still applied at the next sync.
+as for a process whose subscription was down) is still applied at the next sync, and
+so is one written just after every subscription was killed.
 """
 
 from __future__ import annotations
@@ -90,15 +91,16 @@ def within(seconds: float, predicate: Callable[[], bool]) -> None:
     assert took <= seconds, f"{took:.2f} s"
 
 
-def unpublished_forget(url: str, email: str) -> None:
-    """A forget written to Redis as `forget` writes it, but published where nobody
-    listens: what a process whose subscription was down sees."""
+def written_forget(url: str, email: str, *, published: bool) -> None:
+    """A forget written to Redis as `forget` writes it; unless `published`, its message
+    goes where nobody listens: what a process whose subscription was down sees."""
 
     async def write() -> None:
         client = redis_client(url)
         try:
             log = RedisForgets(client, keep=7260)
-            log.channel = "widget-proxy:nobody-listens"
+            if not published:
+                log.channel = "widget-proxy:nobody-listens"
             hasher = Keys(SERVED_SECRET).hasher(PURPOSE)
             await Revocations(hasher, forget_log=log).forget([email])
         finally:
@@ -136,14 +138,19 @@ def test_forget_reaches_both_processes_within_a_second(
         assert vendor.calls["signin"] == 3  # the next view signed in once, for both
         assert {users.token(p, KEPT) for p in (a, b)} == kept  # another user: untouched
 
-        # Subscriptions killed, and a forget nobody hears of: each process still reads it
-        # at its next sync (subscribed again or not).
+        # A forget nobody hears of: each process reads it at its next sync.
+        written_forget(url, GONE, published=False)
+        within(INTERVAL + BOUND, lambda: not new & {users.token(p, GONE) for p in (a, b)})
+        newer = {users.token(p, GONE) for p in (a, b)}
+        assert vendor.calls["signin"] == 4
+
+        # Every subscription killed, then a forget at once: heard, or read at the sync.
         for port in ports:
             with redis.Redis(port=port) as node:
                 node.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
-        unpublished_forget(url, GONE)
-        within(INTERVAL + BOUND, lambda: not new & {users.token(p, GONE) for p in (a, b)})
-        assert vendor.calls["signin"] == 4
+        written_forget(url, GONE, published=True)
+        within(INTERVAL + BOUND, lambda: not newer & {users.token(p, GONE) for p in (a, b)})
+        assert vendor.calls["signin"] == 5
         assert {users.token(p, KEPT) for p in (a, b)} == kept
 
 
