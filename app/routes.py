@@ -22,7 +22,7 @@ from .cache.tokens import TokenCache
 from .cache.views import Views
 from .delivery.page import DEFAULT_COLOR, Color, Page, PageSource
 from .errors import BadRequest, NotAuthenticated, WidgetProxyError
-from .ops.requestlog import note
+from .ops.requestlog import note_field
 from .responses import BASE_HEADERS, Answer, error_response, prefers_json
 from .security.admission import Admission
 from .security.identity import Identity
@@ -81,7 +81,8 @@ class WidgetPage:
         sends it itself, with the request log's header)."""
         try:
             widget = self._pages.select(scope["path_params"])
-            color = self._color(scope["query_string"])
+            query = scope["query_string"]  # (most views have none: no call then)
+            color = self._color(query) if query else self._default_color
             visitor = self._admission.visitor(scope)
             if visitor is None:
                 if self._login_url is not None and not prefers_json(_accept(scope)):
@@ -93,10 +94,10 @@ class WidgetPage:
             key = visitor.token_key
             token, page = self._tokens.cached(key), self._pages.cached(widget, color)
             if token is None or page is None:
-                note(scope, cache="miss")
+                note_field(scope, "cache", "miss")
                 token, page = await self._fetch(key, visitor.identity, widget, color, token, page)
             else:
-                note(scope, cache="hit")
+                note_field(scope, "cache", "hit")
             return self._views.answer(key, token, page)
         except WidgetProxyError as exc:
             return error_response(exc, scope, accept=_accept(scope))

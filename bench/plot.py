@@ -22,6 +22,7 @@ from bench.report import (
     NAIVE,
     PROXY,
     REDIS,
+    REDIS_MEMORY,
     SENTINEL,
     SERVED,
     SERVED_LIMIT,
@@ -47,7 +48,7 @@ def pairs(loads: Mapping[str, LoadResult], workers: int = 2) -> list[Pair]:
         ("1. warm proxy vs limit", (PROXY, "proxy"), (LIMIT, "limit")),
         ("1d. as served (request lines on)", (SERVED, "proxy"), (SERVED_LIMIT, "limit")),
         ("2. proxy vs naive recipe", (PROXY, "proxy"), (NAIVE, "naive")),
-        ("1b. memory vs Redis (1 worker)", (PROXY, "memory"), (REDIS, "Redis")),
+        ("1b. memory vs Redis (1 worker)", (REDIS_MEMORY, "memory"), (REDIS, "Redis")),
         (
             f"6. Redis: 1 worker vs {workers} workers",
             (REDIS, "1 worker"),

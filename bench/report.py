@@ -22,6 +22,7 @@ SERVED: Final = "served"  # scenario 1d: `widget-proxy serve` at its defaults
 SERVED_LIMIT: Final = "served-limit"  # … and the limit under uvicorn's defaults
 NAIVE: Final = "naive"
 REDIS: Final = "redis"  # scenario 1b: one worker, Redis
+REDIS_MEMORY: Final = "redis-memory"  # … and the memory store beside it, in turn
 WORKERS: Final = "workers"  # scenario 6: several workers, Redis
 SENTINEL: Final = "sentinel"  # 6b: as many workers, a Redis Sentinel the bench starts
 CLUSTER: Final = "cluster"  # 6c: as many workers, a Redis Cluster the bench starts

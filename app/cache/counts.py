@@ -41,10 +41,12 @@ of Envoy's local limit in front of its global one):
   holds its counts pruned, and the sum of every slot it and its view hold (the oldest
   one whole) is at least its count; when that leaves room (four times the event's,
   with others counting: nothing to hold or sync early then), the exact count, with
-  the part of the oldest slot still inside the window, would admit it too. Only near
-  a limit, or on a key's first event in a slot, is the exact count taken. So "least
-  recently used" is to the slot: a key's place is that of its first event in the
-  latest slot it was counted in.
+  the part of the oldest slot still inside the window, would admit it too. A key
+  counted alone (no shared store) is decided so on its first event in a slot too,
+  once the slots that left the window are pruned. Only near a limit, or on a shared
+  key's first event in a slot, is the exact count taken. So "least recently used" is
+  to the slot: a key's place is that of its first event in the latest slot it was
+  counted in.
 """
 
 from __future__ import annotations
@@ -112,31 +114,47 @@ class WindowCounters:
         """Count one event against `limit` per period: 0 when allowed, else the seconds
         until it would be (and it is not counted)."""
         now = self._clock()
-        slot = int(now // self._width)
+        # (`now / width` truncated, as `_throttle`'s share of the oldest slot reads it:
+        # a float's `//` costs an `fmod` more, on every event)
+        slot = int(now / self._width)
         pending = self._pending.get(key)
-        if pending and pending[-2] == slot:
-            # Counted in this slot already: the key is among the recently used, its
-            # counts pruned. Every slot it holds (the oldest one whole) is at least its
-            # count in the window, and so are its view's: when even those leave room, the
-            # exact count admits it too (with others counting, they must leave four times
-            # the event's room on a recent view: nothing to hold or sync early then).
-            # Integers only, summed in C: the decision of nearly every event.
-            mine = sum(pending[1::2])
-            if self._shared is None:
-                if mine < limit:
-                    pending[-1] += 1
-                    return 0.0
-            else:
-                fresh, seen = self._fresh.get(key, _STALE)
-                if (
-                    (mine + 1) * 4 + seen <= limit and fresh >= now
-                    if self._eager and self._answering
-                    else mine + seen < limit
-                ):
-                    if key not in self._touched:  # (synced since it was counted)
-                        self._touched.add(key)
-                        self._start()
-                    pending[-1] += 1
+        if pending:
+            if pending[-2] == slot:
+                # Counted in this slot already: the key is among the recently used, its
+                # counts pruned. Every slot it holds (the oldest one whole) is at least its
+                # count in the window, and so are its view's: when even those leave room, the
+                # exact count admits it too (with others counting, they must leave four times
+                # the event's room on a recent view: nothing to hold or sync early then).
+                # Integers only, summed in C: the decision of nearly every event.
+                mine = sum(pending[1::2])
+                if self._shared is None:
+                    if mine < limit:
+                        pending[-1] += 1
+                        return 0.0
+                else:
+                    fresh, seen = self._fresh.get(key, _STALE)
+                    if (
+                        (mine + 1) * 4 + seen <= limit and fresh >= now
+                        if self._eager and self._answering
+                        else mine + seen < limit
+                    ):
+                        if key not in self._touched:  # (synced since it was counted)
+                            self._touched.add(key)
+                            self._start()
+                        pending[-1] += 1
+                        return 0.0
+            elif self._shared is None:
+                # The key's first event in this slot (a visitor who comes back every few
+                # seconds: most of theirs), counted alone: the slots it holds inside the
+                # window, the oldest one whole, are at least its count, so when they
+                # leave room the exact count does too. The slots that left the window go
+                # first; the key becomes the most recently used, as in `_throttle`.
+                if pending[0] < slot - BUCKETS:
+                    _prune(pending, slot - BUCKETS)
+                if sum(pending[1::2]) < limit:
+                    del self._pending[key]
+                    self._pending[key] = pending
+                    pending += (slot, 1)
                     return 0.0
         return self._throttle(key, limit, now, slot, pending)
 
@@ -223,7 +241,7 @@ class WindowCounters:
         if not self._touched:
             return
         keys, self._touched = list(self._touched), set()
-        oldest = int(self._clock() // self._width) - BUCKETS
+        oldest = int(self._clock() / self._width) - BUCKETS
         for start in range(0, len(keys), SYNC_BATCH):
             if start:
                 # A store that fails at once never awaits: let page views in between.

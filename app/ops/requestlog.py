@@ -71,6 +71,15 @@ def note(scope: Scope, **fields: str) -> None:
     scope.setdefault("state", {}).update(fields)
 
 
+def note_field(scope: Scope, name: str, value: str) -> None:
+    """`note(scope, name=value)`, for the warm view's own notes (its client and cache
+    outcome): without the keyword dictionary and the state's spare `{}`."""
+    state = scope.get("state")
+    if state is None:
+        state = scope["state"] = {}
+    state[name] = value
+
+
 class Proxies(Protocol):
     """Which peers are trusted proxies, and the client behind them
     (`security.forwarded.TrustedProxies`, handed in by `create_app`)."""
@@ -78,6 +87,10 @@ class Proxies(Protocol):
     def peer(self, scope: Scope) -> str: ...
 
     def trusts(self, address: str) -> bool: ...
+
+    @property
+    def trusts_anyone(self) -> bool:
+        """False when `trusts` is False for every peer (fixed for the proxies' life)."""
 
     def client_ip(self, scope: Scope, headers: Mapping[str, str]) -> str: ...
 
@@ -193,6 +206,9 @@ class RequestLog:
         self.answers = answers or {}
         # Metric children bound once per label set: labels() takes a lock each time.
         self._bound: dict[tuple[str, int], tuple[Callable[[], None], Any]] = {}
+        # No trusted proxy (the usual case): no peer's `X-Request-ID` is read, so no
+        # request asks whether its peer is one.
+        self._incoming_ids = proxies.trusts_anyone
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -262,16 +278,19 @@ class RequestLog:
     ) -> list[tuple[bytes, bytes]]:
         """An answer's head is leaving: its line and metrics (written by the time the
         client has its answer), and its headers with `X-Request-ID`."""
-        self.record(scope, state, status, started)
+        self._record(scope, state, status, time.perf_counter() - started)  # (`record`)
         return with_id(headers, state["request_id"])
 
     def begin(self, scope: Scope) -> dict[str, str] | None:
         """Give an HTTP request its id, in its state; None if a `RequestLog` further
         out logs it (a proxy mounted in an app that logs its requests)."""
-        state: dict[str, str] = scope.setdefault("state", {})
-        if "request_id" in state:
+        state: dict[str, str] | None = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        elif "request_id" in state:
             return None
-        state["request_id"] = self._incoming(scope) or new_request_id()
+        incoming = self._incoming(scope) if self._incoming_ids else None
+        state["request_id"] = incoming or new_request_id()
         return state
 
     def record(self, scope: Scope, state: dict[str, str], status: int, started: float) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
-from ..ops.requestlog import note
+from ..ops.requestlog import note_field
 from .forwarded import TrustedProxies
 from .identity import Derive, Identity, IdentitySource, Visitor
 from .ratelimit import RateLimits
@@ -42,6 +42,7 @@ class Admission:
         self._proxies = proxies
         self._limits = limits
         self._anonymous = anonymous
+        self._behind_proxies = proxies.trusts_anyone  # (else no peer is asked about)
 
     def renew_anonymous(self, visitor: Visitor) -> None:
         """The anonymous visitor with keys made anew (every user was forgotten)."""
@@ -56,9 +57,9 @@ class Admission:
         """
         proxies = self._proxies
         ip = proxies.peer(scope)
-        if proxies.trusts(ip):  # behind a trusted proxy: its forwarded headers say who
+        if self._behind_proxies and proxies.trusts(ip):  # its forwarded headers say who
             ip = proxies.client_ip(scope, Headers(scope=scope))
-        note(scope, client_ip=ip)  # the request's log line shows the same address
+        note_field(scope, "client_ip", ip)  # the request's log line shows the same address
         self._limits.count_ip(ip)
         visitor = self._identities.visitor(scope)
         if visitor is not None:

@@ -158,6 +158,11 @@ class TrustedProxies:
                 self._read[text] = found
         return found
 
+    @property
+    def trusts_anyone(self) -> bool:
+        """Whether any peer is trusted: with no networks, `trusts` is always False."""
+        return bool(self._networks)
+
     def trusts(self, peer: str) -> bool:
         if not self._networks:
             return False

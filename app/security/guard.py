@@ -26,7 +26,11 @@ class OriginGuard(Refusing):
 
     def refusal(self, scope: Scope) -> Response | None:
         """The error page for an HTTP request from an origin not allowed, else None."""
-        if not _sends_origin(scope):
+        # A loop here, not any() over a generator nor a helper's call: every request asks.
+        for key, _ in scope["headers"]:
+            if key == b"origin":
+                break
+        else:
             return None
         headers = Headers(scope=scope)
         if self.allows(scope, headers, headers["origin"]):
@@ -44,11 +48,3 @@ class OriginGuard(Refusing):
         if self.policy.allows(origin):
             return True
         return origin == parse_origin(self.proxies.public_origin(scope, headers))
-
-
-def _sends_origin(scope: Scope) -> bool:
-    # A loop, not any() over a generator: this runs on every request.
-    for key, _ in scope["headers"]:  # noqa: SIM110
-        if key == b"origin":
-            return True
-    return False

@@ -22,7 +22,7 @@ class Exact(WindowCounters):
 
     def throttle(self, key: str, limit: int) -> float:
         now = self._clock()
-        return self._throttle(key, limit, now, int(now // self._width), self._pending.get(key))
+        return self._throttle(key, limit, now, int(now / self._width), self._pending.get(key))
 
 
 class Store:

@@ -220,6 +220,16 @@ def test_a_peer_is_matched_as_the_address_it_is(networks: str, peer: str, truste
     assert proxies.peer({"client": (peer, 1)}) == (str(address(peer)) if address(peer) else peer)
 
 
+@pytest.mark.parametrize(("networks", "anyone"), [("", False), ("10.0.0.0/8", True)])
+def test_trusts_anyone_says_whether_any_peer_can_be_trusted(networks: str, anyone: bool) -> None:
+    # The request log and admission ask no peer when it is False: it must never be
+    # False where `trusts` could be True.
+    proxies = TrustedProxies(parse_networks(networks))
+
+    assert proxies.trusts_anyone is anyone
+    assert proxies.trusts("10.0.0.1") is anyone
+
+
 def test_a_dual_stack_peer_is_known_by_its_ipv4_address() -> None:
     assert ours().peer({"client": ("::ffff:203.0.113.5", 1)}) == "203.0.113.5"
     assert ours().peer({"client": ("2001:DB8::1", 1)}) == "2001:db8::1"
