@@ -61,7 +61,9 @@ def serve_app(*, proxy_headers: bool, metrics_dir: str | None = None) -> Reloadi
     lines: LineSink = through_logging if fast is None else fast[0]
 
     def build(settings: Settings) -> Starlette:
-        return create_app(settings, metrics=metrics, request_log=lines, tracer=tracer)
+        return create_app(
+            settings, metrics=metrics, request_log=lines, tracer=tracer, shared_dir=metrics_dir
+        )
 
     def flush() -> None:  # at a reload and the exit: the lines batched, the spans queued
         if fast is not None:
