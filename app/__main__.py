@@ -1,4 +1,4 @@
-"""The command line: `widget-proxy serve`, `demo`, `standin` and `check`."""
+"""The command line: `widget-proxy serve`, `demo`, `standin`, `check` and `forget`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from uvicorn.config import STARTUP_FAILURE
 
 from .config import WidgetsConfig
 from .errors import SettingsError
+from .forgetting import FORGET_FILE
 from .multi.serving import CONFIG_VARIABLE, config_problems, serve_widgets
 from .ops.logs import log_config
 from .ops.tracing import problems as tracing_problems
@@ -119,6 +120,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         " sent as Origin to a vendor API that judges it",
     )
 
+    forget = commands.add_parser(
+        "forget",
+        help="drop a user's cached tokens and pages in every process (docs/revocation.md)",
+        description="Every process stops serving the user's cached token and pages within"
+        " a second; their next view signs in again. With Redis (CACHE_URL) it is written"
+        " there; with memory:// each running server at --url is told.",
+    )
+    whom = forget.add_mutually_exclusive_group(required=True)
+    whom.add_argument("--email", action="append", help="the user's email (repeatable)")
+    whom.add_argument("--all", action="store_true", help="every user")
+    forget.add_argument(
+        "--url",
+        action="append",
+        default=[],
+        help="with memory://: a running server to tell (repeatable; http://127.0.0.1:8000)",
+    )
+
     try:
         args = parser.parse_args(argv)
         if args.command == "serve":
@@ -131,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 return run_check_config(path, args.email, strict=args.strict)
             return run_check(args.email, strict=args.strict, origin=args.origin)
+        if args.command == "forget":
+            from .forget import run_forget
+
+            return run_forget(args.email or [], everybody=args.all, urls=args.url)
         if args.command == "standin":
             from .demo.standin import run_standin
 
@@ -309,8 +331,8 @@ def prepare_multiprocess_metrics() -> str:
     if folder:
         path = Path(folder)
         path.mkdir(parents=True, exist_ok=True)
-        for stale in path.glob("*.db"):  # left by an earlier run: its counts are not ours
-            stale.unlink()
+        for stale in [*path.glob("*.db"), path / FORGET_FILE]:  # an earlier run's: not ours
+            stale.unlink(missing_ok=True)
     else:
         folder = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
             prefix="widget-proxy-metrics-"

@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from . import admin
 from .cache import Keys, MemoryStore, PageCache, TokenCache, open_store
 from .cache.counts import WindowCounters
 from .cache.pages import Fetch
@@ -33,6 +34,7 @@ from .cache.store import Store
 from .cache.tokens import Backoff
 from .cache.views import Views
 from .fastpath import ProxyApp
+from .forgetting import Forgetting, revocations, token_keys
 from .health import CacheCensus, MetricsEndpoint, Readiness, healthz
 from .ops.logs import add_redaction
 from .ops.metrics import Metrics
@@ -73,6 +75,7 @@ def create_app(
     clock: Callable[[], float] = time.time,
     request_log: LineSink = through_logging,
     tracer: Tracer | None = None,
+    shared_dir: str | None = None,
     shared: Shared | None = None,
 ) -> Starlette:
     """The proxy as an ASGI app; settings come from the environment when not given.
@@ -85,8 +88,10 @@ def create_app(
     the process's logging) hands in its `FastLines` (docs/logging.md); `tracer`: trace
     every request with it (`serve` gives its process's when `OTEL_*` asks for traces:
     docs/tracing.md), its spans made by the traced parts built instead of the plain
-    ones, at no cost when None; `shared`: what it shares with the other widgets of its
-    process (`sharing`; `serve --config`: its upstream client is the process's).
+    ones, at no cost when None; `shared_dir`: a folder every worker of `serve` shares,
+    where they learn of forgets with `memory://` (docs/revocation.md); `shared`: what
+    it shares with the other widgets of its process (`sharing`; `serve --config`: its
+    upstream client is the process's).
     """
     settings = settings if settings is not None else Settings.load()
     add_redaction(settings.secrets)  # whoever configured the proxy's logging, before or after
@@ -144,7 +149,18 @@ def create_app(
         per_ip=settings.rate_limit_ip_per_minute,
         metrics=metrics,
     )
-    derive = visitors(limits, tokens.key)  # each session's keys, made once (identity.Visitor)
+    forgets = revocations(
+        store,
+        keys,
+        interval=settings.rate_limit_sync_interval,
+        keep=2 * settings.token_max_ttl + 60,  # longer than a token forgotten lives
+        shared_dir=shared_dir,
+        clock=clock,
+    )
+    shared_token = provider.anonymous == "shared"
+    # Each session's keys, made once (identity.Visitor), with the user's version.
+    derive = visitors(limits, token_keys(forgets, tokens.key, shared=shared_token))
+    identities = _identities(settings, proxies, derive)
     admitting: Callable[..., Admission] = Admission
     if tracer is not None:
         from .security.traced import Pseudonyms, TracedAdmission
@@ -152,7 +168,7 @@ def create_app(
         pseudonyms = Pseudonyms(keys.hasher(b"widget-proxy trace pseudonym"))
         admitting = partial(TracedAdmission, tracer=tracer, pseudonyms=pseudonyms)
     admission = admitting(
-        _identities(settings, proxies, derive),
+        identities,
         proxies,
         limits,
         anonymous=derive(ANONYMOUS) if settings.allow_anonymous else None,
@@ -168,6 +184,15 @@ def create_app(
         sandbox=settings.widget_sandbox,
         tokenless_anonymous=tokenless,
         views=Views if tracer is None else _traced_views(tracer),
+    )
+    Forgetting(
+        forgets,
+        identities=identities,
+        views=page.views,
+        store=store,
+        admission=admission,
+        derive=derive,
+        shared_token=shared_token,
     )
     widget, *more = pages.paths
     census = CacheCensus(store, metrics)  # the cache's nodes, counted off the page path
@@ -187,6 +212,16 @@ def create_app(
         *(Route(path, page, methods=["GET"]) for path in more),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", Readiness(store, http, census, tokens).respond, methods=["GET"]),
+        Route(
+            admin.PATH,
+            admin.ForgetEndpoint(
+                forgets,
+                key=admin.admin_key(settings.session_secret.reveal()),
+                allow=settings.admin_allow,
+                clock=clock,
+            ).respond,
+            methods=["POST"],
+        ),
     ]
     if settings.metrics_enabled:
         endpoint = MetricsEndpoint(metrics, settings.metrics_allow, census)
@@ -194,7 +229,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await forgets.start()  # what was forgotten before this process started
         yield
+        await forgets.aclose()
         await counters.aclose()  # its last sync, before the store goes
         if shared is None:  # else their maker closes them
             await http.aclose()
@@ -229,6 +266,7 @@ def create_app(
     # `/widget/` would be answered with a redirect built from the request's Host.
     app.router.redirect_slashes = False
     app.state.metrics = metrics  # for an app that mounts this one and logs in front of it
+    app.state.revocations = forgets  # `forgetting.forget(app, email)`
     return app
 
 

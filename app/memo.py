@@ -150,6 +150,17 @@ class BoundedMemo(Generic[K, V]):
             self._bytes -= found[1]
             return found[0]
 
+    def discard(self, doomed: Callable[[K, V], bool]) -> list[V]:
+        """Forget every entry `doomed(key, value)` says; their values."""
+        with self._lock:
+            keys = [k for k, (v, _) in self._entries.items() if doomed(k, v)]
+            dropped = []
+            for key in keys:
+                value, weight = self._entries.pop(key)
+                self._bytes -= weight
+                dropped.append(value)
+            return dropped
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

@@ -70,6 +70,11 @@ class WidgetPage:
             ]
         )
 
+    @property
+    def views(self) -> Views:
+        """Each user's answer (a forget drops theirs: `forgetting`)."""
+        return self._views
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await (await self.answer(scope, receive))(scope, receive, send)
 

@@ -59,7 +59,13 @@ def serve_app(*, proxy_headers: bool, metrics_dir: str | None = None) -> Reloadi
     output = ProcessOutput.start(metrics)
 
     def build(settings: Settings) -> Starlette:
-        return create_app(settings, metrics=metrics, request_log=output.lines, tracer=output.tracer)
+        return create_app(
+            settings,
+            metrics=metrics,
+            request_log=output.lines,
+            tracer=output.tracer,
+            shared_dir=metrics_dir,
+        )
 
     loads = 0
 

@@ -337,6 +337,12 @@ class Settings:
         "CIDRs that may read /metrics (the direct peer's address)",
         p.networks,
     )
+    admin_allow: tuple[Network, ...] = option(
+        "ADMIN_ALLOW",
+        "127.0.0.0/8 ::1",
+        "CIDRs that may call /admin/forget, signed too (the direct peer's address)",
+        p.networks,
+    )
     # The chosen vendor's own group (its options are declared in its folder).
     vendor: VendorSettings
 

@@ -52,6 +52,13 @@ class MemoryStore:
     async def delete(self, key: str) -> None:
         self._entries.pop(key, None)
 
+    def drop(self, prefix: str) -> int:
+        """Forget every entry whose key starts with `prefix`; how many."""
+        doomed = [key for key in self._entries if key.startswith(prefix)]
+        for key in doomed:
+            del self._entries[key]
+        return len(doomed)
+
     async def acquire(self, key: str, lease: float) -> str | None:
         now = self._clock()
         held = self._locks.get(key)

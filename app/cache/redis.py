@@ -117,6 +117,15 @@ class RedisStore:
         self._release = self._redis.register_script(_RELEASE)
         self._add_counts = self._redis.register_script(_ADD_COUNTS)
 
+    @property
+    def client(self) -> Client:
+        """The client it owns (the forget log writes through it: `forgets.RedisForgets`)."""
+        return self._redis
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
     async def get(self, key: str, kind: type[E], *, local: bool = True) -> E | None:
         stored = await self._redis.get(self._prefix + key)
         if stored is None:

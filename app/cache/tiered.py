@@ -58,6 +58,14 @@ class TieredStore:
     def peek(self, key: str, kind: type[E]) -> E | None:
         return self._local.peek(key, kind)
 
+    @property
+    def local(self) -> MemoryStore:
+        return self._local
+
+    @property
+    def shared(self) -> SharedStore:
+        return self._shared
+
     async def get(self, key: str, kind: type[E], *, local: bool = True) -> E | None:
         if local and (entry := self._local.peek(key, kind)) is not None:
             return entry

@@ -53,6 +53,11 @@ class Admission:
         self._anonymous = anonymous
         self._behind_proxies = proxies.trusts_anyone  # (else no peer is asked about)
 
+    def renew_anonymous(self, visitor: Visitor) -> None:
+        """The anonymous visitor with keys made anew (every user was forgotten)."""
+        if self._anonymous is not None:
+            self._anonymous = visitor
+
     def visitor(self, scope: Scope) -> Visitor | None:
         """The signed-in visitor, else the anonymous one if allowed, else None.
 

@@ -16,6 +16,7 @@ The proxy end to end:
 - `test_upstream_faults.py`: every upstream fault against a real server
 - `test_redis_failover.py`: Redis going away and coming back, in every topology
 - `test_key_rotation.py`: rotating the vendor's key without a dropped request
+- `test_revocation.py`: `widget-proxy forget` across two processes, in every topology
 
 The project itself:
 

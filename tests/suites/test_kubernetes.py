@@ -275,7 +275,7 @@ def test_the_ingress_routes_the_widgets_and_nothing_else(
     (rule,) = ingress["spec"]["rules"]
     (route,) = rule["http"]["paths"]
     paths = {r.path for r in create_app(make_settings()).routes if isinstance(r, Route)}
-    operators = {"/healthz", "/readyz", "/metrics"}
+    operators = {"/healthz", "/readyz", "/metrics", "/admin/forget"}
 
     assert (route["path"], route["pathType"]) == ("/widget", "Prefix")
     assert route["backend"]["service"]["name"] == PUBLIC["metadata"]["name"]

@@ -152,6 +152,14 @@ def _read_lines(process: subprocess.Popen[str], lines: queue.Queue[str]) -> None
     lines.put("")  # the end of its output
 
 
+def run_forget(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`widget-proxy forget *args` in `cwd`, configured by its `.env` only."""
+    return subprocess.run(
+        [sys.executable, "-m", "widget_proxy", "forget", *args],
+        cwd=cwd, env=clean_environ(), capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
 def serve_refused(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """`widget-proxy serve` configured by `env` only, for settings it must refuse: it
     exits at once (a start, or a hang, fails the caller by the timeout)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -63,7 +64,13 @@ class ReturningAIStandIn:
 
     def issue(self, email: str, now: float | None = None) -> str:
         issued = int(time.time() if now is None else now)
-        claims = {"sub": email, "email": email, "iat": issued, "exp": issued + self.token_ttl}
+        claims = {
+            "sub": email,
+            "email": email,
+            "iat": issued,
+            "exp": issued + self.token_ttl,
+            "jti": secrets.token_hex(8),  # each signin's token its own, as a vendor's are
+        }
         return jwt.encode(claims, self.signing_key, algorithm="HS256")
 
     def app(self) -> Starlette:
