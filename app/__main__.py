@@ -228,10 +228,7 @@ def run_serve(args: argparse.Namespace) -> int:
         print("\n".join(f"widget-proxy: {problem}" for problem in problems), file=sys.stderr)
         return 2
     if args.server == "granian":
-        if path is not None:
-            print("widget-proxy: --config is served by uvicorn only, for now", file=sys.stderr)
-            return 2
-        return run_granian(args, settings)
+        return run_granian(args, settings, config=path)
     metrics_dir = prepare_multiprocess_metrics() if args.workers > 1 else None
     factory: Callable[[], object] = (
         partial(serve_app, proxy_headers=args.proxy_headers, metrics_dir=metrics_dir)
@@ -291,7 +288,7 @@ def warn(line: str) -> None:
     print(f"widget-proxy: warning: {line}", file=sys.stderr)
 
 
-def run_granian(args: argparse.Namespace, settings: Settings) -> int:
+def run_granian(args: argparse.Namespace, settings: Settings, *, config: str | None) -> int:
     try:
         from .granian_server import serve_granian
     except ModuleNotFoundError as exc:
@@ -311,6 +308,7 @@ def run_granian(args: argparse.Namespace, settings: Settings) -> int:
         max_head=head_bound(settings.max_header_bytes, settings.max_request_target_bytes),
         shutdown_timeout=settings.shutdown_timeout,
         metrics_dir=prepare_multiprocess_metrics() if args.workers > 1 else None,
+        config=config,
     )
 
 

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from functools import partial
 from multiprocessing.connection import wait
 from multiprocessing.synchronize import Event
+from pathlib import Path
 from typing import Any, Final
 
 from granian.constants import HTTPModes, Interfaces, Loops
@@ -42,7 +43,9 @@ from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server.mp import MPServer, WorkerProcess
 
+from .config import WidgetsConfig
 from .granian_worker import CANCEL, worker_app
+from .multi.serving import config_problems
 from .serve import serve_problems
 from .settings import Settings
 from .workers import refused
@@ -66,12 +69,14 @@ class GranianWorkers(MPServer):
     def __init__(
         self,
         *,
-        check: Callable[[Settings], list[str]],
+        check: Callable[[Any], list[str]],
+        load: Callable[[], object] = Settings.load,
         grace: float,
         **options: Any,
     ) -> None:
         super().__init__(**options)
         self._check = check
+        self._load = load  # what a SIGHUP asks for: the settings, or serve --config's file
         self._grace = grace
         self._ready: dict[int, Event] = {}  # each worker's, by its index
 
@@ -86,7 +91,7 @@ class GranianWorkers(MPServer):
     def _reload(self, spawn_target: Any, target_loader: Any) -> None:
         self.reload_signal = False
         self.main_loop_interrupt.clear()
-        if refused(self._check):
+        if refused(self._check, self._load):
             return
         log.info("SIGHUP received: passing it on to %d workers", len(self.wrks))
         for worker in list(self.wrks):
@@ -155,10 +160,12 @@ def serve_granian(
     max_head: int,
     shutdown_timeout: float,
     metrics_dir: str | None = None,
+    config: str | None = None,
 ) -> int:
     """Run serve's app under granian until SIGTERM (or SIGINT); the exit status.
 
-    `max_head`: the request head's bound (`security.bounded.head_bound`); the rest as
+    `max_head`: the request head's bound (`security.bounded.head_bound`); `config`:
+    `serve --config`'s file (its widgets, reloaded whole on SIGHUP); the rest as
     `serve`'s flags.
     """
     multiprocessing.set_start_method(START_METHOD, force=True)  # granian's workers take it
@@ -168,9 +175,18 @@ def serve_granian(
         proxy_headers=proxy_headers,
         forwarded_allow_ips=forwarded_allow_ips,
         metrics_dir=metrics_dir,
+        config=config,
     )
+    checks: dict[str, Any] = {
+        "check": lambda settings: serve_problems(settings, proxy_headers=proxy_headers)
+    }
+    if config is not None:
+        checks = {
+            "check": lambda loaded: config_problems(loaded, proxy_headers=proxy_headers),
+            "load": lambda: WidgetsConfig.load(Path(config)),
+        }
     server = GranianWorkers(
-        check=lambda settings: serve_problems(settings, proxy_headers=proxy_headers),
+        **checks,
         grace=shutdown_timeout,
         target=f"{worker_app.__module__}:{worker_app.__qualname__}",  # named in its log
         address=host,

@@ -32,12 +32,14 @@ import threading
 from collections.abc import Callable
 from functools import partial
 from multiprocessing.synchronize import Event
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn._types import ASGI3Application
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from .multi.serving import serve_widgets
+from .reload import Reloading
 from .serve import serve_app
 
 log = logging.getLogger("widget_proxy")
@@ -67,11 +69,16 @@ def worker_app(
     proxy_headers: bool = False,
     forwarded_allow_ips: list[str] | None = None,
     metrics_dir: str | None = None,
+    config: str | None = None,
     ready: Event | None = None,
 ) -> ASGIApp:
-    """What granian calls in each worker (a factory): serve's app, as uvicorn would
-    serve it with the same flags."""
-    reloading = serve_app(proxy_headers=proxy_headers, metrics_dir=metrics_dir)
+    """What granian calls in each worker (a factory): serve's app (`config`: serve
+    --config's, every widget of the file), as uvicorn would serve it with the same flags."""
+    reloading: Reloading[Any] = (
+        serve_app(proxy_headers=proxy_headers, metrics_dir=metrics_dir)
+        if config is None
+        else serve_widgets(config=config, proxy_headers=proxy_headers, metrics_dir=metrics_dir)
+    )
     reloading.on_started(partial(serving, reloading.cancel_requests, ready))
     app: ASGIApp = reloading
     if root_path:

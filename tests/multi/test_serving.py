@@ -28,12 +28,14 @@ def vendors() -> Iterator[TwoVendors]:
         yield found
 
 
-def test_one_process_serves_both_vendors(vendors: TwoVendors, tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_one_process_serves_both_vendors(vendors: TwoVendors, tmp_path: Path, server: str) -> None:
     config = vendors.write(tmp_path / "widgets.toml")
     scanner = LeakScanner()
     scanner.add(vendors.secret, *_keys(vendors))
     base = f"http://127.0.0.1:{free_port()}"
     args = ["serve", "--port", base.rsplit(":", 1)[1], "--config", str(config)]
+    args += ["--server", server]
     cookie = {"session": session_cookie(vendors.secret, {"email": EMAIL})}
     with (
         running(args, tmp_path, base, scanner) as process,
