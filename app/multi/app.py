@@ -90,7 +90,12 @@ def create_widgets_app(
     instead of the network (tests and benchmarks only); `tracer`: every widget's
     requests and upstream calls traced (`serve` with OTEL_*)."""
     metrics = metrics if metrics is not None else Metrics(widgets=True)
-    parts = SharedParts(transport=transport, tracer=tracer)
+    parts = SharedParts(
+        transport=transport,
+        tracer=tracer,
+        metrics=metrics,
+        widgets=[(widget.name, widget.settings) for widget in config.widgets],
+    )
     mounts = [
         (
             widget.mount,

@@ -7,12 +7,14 @@ once, after every widget's own shutdown:
   front of it (its CACHE_MAX_ENTRIES) and its own keys (`cache.Keys`' scope), so that
   caches and rate counts stay apart though the connections are one.
 
-An upstream client's metrics carry the label of the first widget that asked for it.
+An upstream client shared by several widgets counts its calls (and its breaker) under
+a `widget` label naming them all, comma-separated (`rewards,more`): one series for
+one pool, not one widget's name on the others' calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,10 +34,21 @@ class SharedParts:
     """Every shared part of one generation of the process's widgets."""
 
     def __init__(
-        self, *, transport: httpx2.AsyncBaseTransport | None = None, tracer: Tracer | None = None
+        self,
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        tracer: Tracer | None = None,
+        metrics: Metrics | None = None,
+        widgets: Iterable[tuple[str, Settings]] = (),
     ) -> None:
+        """`metrics`: the process's registry (`widgets=True`) and `widgets` every widget
+        by name: a client two of them share is labelled with both names."""
         self._transport = transport  # replaces the network (tests and bench.inprocess)
         self._tracer = tracer
+        self._metrics = metrics
+        self._users: dict[tuple[object, ...], list[str]] = {}
+        for name, settings in widgets:
+            self._users.setdefault(client_key(settings), []).append(name)
         self._clients: dict[tuple[object, ...], HttpClient] = {}
         self._redis: dict[tuple[str, ...], RedisStore] = {}
 
@@ -44,19 +57,11 @@ class SharedParts:
         return WidgetShare(self, widget)
 
     def http(self, settings: Settings, metrics: Metrics) -> HttpClient:
-        key = (
-            settings.token_provider,
-            settings.upstream_connect_timeout,
-            settings.upstream_read_timeout,
-            settings.upstream_pool_timeout,
-            settings.upstream_max_connections,
-            settings.upstream_max_bytes,
-            settings.upstream_retries,
-            settings.upstream_deadline,
-            settings.breaker_failures,
-            settings.breaker_cooldown,
-        )
+        key = client_key(settings)
         if key not in self._clients:
+            users = self._users.get(key, [])
+            if len(users) > 1 and self._metrics is not None:
+                metrics = self._metrics.for_widget(",".join(users))
             self._clients[key] = http_client(
                 settings, metrics=metrics, transport=self._transport, tracer=self._tracer
             )
@@ -88,6 +93,22 @@ class SharedParts:
             await client.aclose()
         for redis in self._redis.values():
             await redis.aclose()
+
+
+def client_key(settings: Settings) -> tuple[object, ...]:
+    """What makes two widgets' upstream clients one: the vendor and how it is called."""
+    return (
+        settings.token_provider,
+        settings.upstream_connect_timeout,
+        settings.upstream_read_timeout,
+        settings.upstream_pool_timeout,
+        settings.upstream_max_connections,
+        settings.upstream_max_bytes,
+        settings.upstream_retries,
+        settings.upstream_deadline,
+        settings.breaker_failures,
+        settings.breaker_cooldown,
+    )
 
 
 @dataclass(frozen=True, slots=True)
