@@ -151,3 +151,21 @@ async def test_forget_reaches_every_widget(
     assert all(r.suffix(EMAIL) and not r.suffix("other@example.com") for r in revocations)
     assert await views(other) == theirs  # the other user untouched
     assert signins["signin"] == 3
+
+
+async def test_workers_sharing_a_folder_learn_each_others_forgets(
+    vendors: TwoVendors, tmp_path: Path
+) -> None:
+    config = WidgetsConfig.load(vendors.write(tmp_path / "widgets.toml"), env_file=None)
+    shared = tmp_path / "workers"
+    shared.mkdir()
+    one, two = (create_widgets_app(config, shared_dir=str(shared)) for _ in range(2))
+    async with one.router.lifespan_context(one), two.router.lifespan_context(two):
+        assert await widget_proxy.forget(one, EMAIL) == 1
+        theirs = [widget.state.revocations for _, widget in two.mounts]
+        for _ in range(300):  # each reads its file every quarter of a second
+            if all(r.suffix(EMAIL) for r in theirs):
+                break
+            await asyncio.sleep(0.01)
+        assert all(r.suffix(EMAIL) for r in theirs)
+    assert sorted(p.name for p in shared.iterdir()) == ["widget-rewards", "widget-support"]
