@@ -28,13 +28,26 @@ def vendors() -> Iterator[TwoVendors]:
         yield found
 
 
-def test_one_process_serves_both_vendors(vendors: TwoVendors, tmp_path: Path) -> None:
+def _serving(
+    vendors: TwoVendors, tmp_path: Path
+) -> tuple[Path, str, list[str], LeakScanner, dict[str, str]]:
+    """The file, the URL, `serve --config`'s arguments, its log's scanner, a session."""
     config = vendors.write(tmp_path / "widgets.toml")
     scanner = LeakScanner()
     scanner.add(vendors.secret, *_keys(vendors))
     base = f"http://127.0.0.1:{free_port()}"
     args = ["serve", "--port", base.rsplit(":", 1)[1], "--config", str(config)]
-    cookie = {"session": session_cookie(vendors.secret, {"email": EMAIL})}
+    return (
+        config,
+        base,
+        args,
+        scanner,
+        {"session": session_cookie(vendors.secret, {"email": EMAIL})},
+    )
+
+
+def test_one_process_serves_both_vendors(vendors: TwoVendors, tmp_path: Path) -> None:
+    config, base, args, scanner, cookie = _serving(vendors, tmp_path)
     with (
         running(args, tmp_path, base, scanner) as process,
         httpx2.Client(base_url=base, cookies=cookie) as client,
@@ -120,12 +133,7 @@ def test_a_reload_names_what_changed_by_widget(vendors: TwoVendors, tmp_path: Pa
 def test_forget_config_reaches_every_widget_of_a_running_server(
     vendors: TwoVendors, tmp_path: Path
 ) -> None:
-    config = vendors.write(tmp_path / "widgets.toml")
-    scanner = LeakScanner()
-    scanner.add(vendors.secret, *_keys(vendors))
-    base = f"http://127.0.0.1:{free_port()}"
-    args = ["serve", "--port", base.rsplit(":", 1)[1], "--config", str(config)]
-    cookie = {"session": session_cookie(vendors.secret, {"email": EMAIL})}
+    config, base, args, scanner, cookie = _serving(vendors, tmp_path)
     signins = vendors.stand_ins["rewards"].calls
     with (
         running(args, tmp_path, base, scanner),
