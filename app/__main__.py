@@ -136,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[],
         help="with memory://: a running server to tell (repeatable; http://127.0.0.1:8000)",
     )
+    forget.add_argument("--config", help=CONFIG_HELP + " (forgotten in every widget)")
 
     try:
         args = parser.parse_args(argv)
@@ -152,7 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "forget":
             from .forget import run_forget
 
-            return run_forget(args.email or [], everybody=args.all, urls=args.url)
+            return run_forget(
+                args.email or [], everybody=args.all, urls=args.url, config=config_file(args)
+            )
         if args.command == "standin":
             from .demo.standin import run_standin
 

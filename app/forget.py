@@ -14,6 +14,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Final
 
 import httpx2
@@ -31,9 +32,12 @@ DEFAULT_URL: Final = "http://127.0.0.1:8000"
 TIMEOUT: Final = 10.0
 
 
-def run_forget(emails: Sequence[str], *, everybody: bool, urls: Sequence[str]) -> int:
+def run_forget(
+    emails: Sequence[str], *, everybody: bool, urls: Sequence[str], config: str | None = None
+) -> int:
+    """`config`: a config file (`serve --config`): forgotten in each of its widgets."""
     try:
-        settings = Settings.load()
+        widgets = _widgets(config)
         checked = [validate_email(e) for e in emails]
     except SettingsError as exc:
         print(f"widget-proxy: {exc}", file=sys.stderr)
@@ -42,14 +46,17 @@ def run_forget(emails: Sequence[str], *, everybody: bool, urls: Sequence[str]) -
         print(f"widget-proxy: --email: {exc}", file=sys.stderr)
         return 2
     who = "every user" if everybody else f"{len(checked)} user(s)"
+    places = []
     try:
-        if settings.cache_url.kind == "memory":
-            for url in urls or [DEFAULT_URL]:
-                told(url, settings, checked, everybody)
-            where = ", ".join(urls or [DEFAULT_URL])
-        else:
-            asyncio.run(through_redis(settings, checked, everybody))
-            where = "every process sharing CACHE_URL"
+        for scope, mount, settings in widgets:
+            if settings.cache_url.kind == "memory":
+                for url in urls or [DEFAULT_URL]:
+                    told(url.rstrip("/") + mount, settings, checked, everybody)
+                places.append(", ".join(u.rstrip("/") + mount for u in urls or [DEFAULT_URL]))
+            else:
+                asyncio.run(through_redis(settings, checked, everybody, scope=scope))
+                places.append("every process sharing CACHE_URL")
+        where = "; ".join(dict.fromkeys(places))
     except (OSError, httpx2.HTTPError, ForgetRefused) as exc:
         print(f"widget-proxy: nothing forgotten: {exc}", file=sys.stderr)
         return 1
@@ -60,16 +67,29 @@ def run_forget(emails: Sequence[str], *, everybody: bool, urls: Sequence[str]) -
     return 0
 
 
+def _widgets(config: str | None) -> list[tuple[str, str, Settings]]:
+    """Each widget's key scope, mount and settings: the environment's one widget, or
+    every widget of the config file."""
+    if config is None:
+        return [("", "", Settings.load())]
+    from .config import WidgetsConfig
+
+    loaded = WidgetsConfig.load(Path(config))
+    return [(w.name, w.mount, w.settings) for w in loaded.widgets]
+
+
 class ForgetRefused(Exception):
     """The server refused the forget (its answer says why)."""
 
 
-async def through_redis(settings: Settings, emails: list[str], everybody: bool) -> None:
+async def through_redis(
+    settings: Settings, emails: list[str], everybody: bool, *, scope: str = ""
+) -> None:
     client = redis_client(settings.cache_url)
     try:
         keep = 2 * settings.token_max_ttl + 60  # as `create_app` keeps them
         log = RedisForgets(client, keep=keep)
-        hasher = Keys(settings.session_secret.reveal()).hasher(PURPOSE)
+        hasher = Keys(settings.session_secret.reveal(), scope=scope).hasher(PURPOSE)
         await Revocations(hasher, forget_log=log, keep=keep).forget(emails, everybody=everybody)
     finally:
         await client.aclose()

@@ -142,10 +142,15 @@ async def forget(app: Any, emails: str | Iterable[str] = (), *, everybody: bool 
     """Forget `emails` (or `everybody`) in every process of the deployment: each one
     stops serving their cached token and pages (within a second, docs/revocation.md),
     and their next view signs in again, once. `app` is what `create_app` returned (or
-    `serve`'s app). Returns how many users (-1: everybody); raises if the shared store
-    could not be written (then nothing was forgotten anywhere but in this process)."""
+    `serve`'s app, or several widgets' from `create_widgets_app` or `mount_widgets`:
+    forgotten in each). Returns how many users (-1: everybody); raises if the shared
+    store could not be written (then nothing was forgotten anywhere but in this process)."""
     target: Starlette = getattr(app, "current", app)  # serve's `Reloading`: its settings now
-    found: Revocations = target.state.revocations
-    if isinstance(emails, str):
-        emails = [emails]
-    return await found.forget(emails, everybody=everybody)
+    mounted = getattr(target, "mounts", None)  # `multi.WidgetsApp`: every widget's
+    apps = [widget for _, widget in mounted] if mounted is not None else [target]
+    who = [emails] if isinstance(emails, str) else list(emails)
+    counts = []
+    for widget in apps:
+        found: Revocations = widget.state.revocations
+        counts.append(await found.forget(who, everybody=everybody))
+    return min(counts, default=0) if everybody else max(counts, default=0)

@@ -46,6 +46,7 @@ PURPOSE: Final = b"widget-proxy forget"
 DEFAULT_INTERVAL: Final = 1.0  # seconds between two reads of the log (RATE_LIMIT_SYNC_INTERVAL)
 DEFAULT_KEEP: Final = 2 * 3600.0 + 60  # twice TOKEN_MAX_TTL's default, and a minute
 RETRY_PAUSE: Final = 1.0  # before subscribing again after the subscription failed
+CANCEL_AGAIN: Final = 0.1  # seconds before a reader still running is cancelled again
 START_WAIT: Final = 2.0  # the longest a start waits for the log (Redis down: not longer)
 
 # A user's hash → (the suffix of their keys, when it was forgotten: unix time)
@@ -105,6 +106,7 @@ class Revocations:
         self._woken = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._reading = asyncio.Lock()
+        self._closing = False
 
     def user(self, email: str) -> str:
         """Who an email is, as every process names it: a keyed hash (case folded)."""
@@ -209,7 +211,7 @@ class Revocations:
             log.debug("forget: reading the log failed", exc_info=True)
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             await self._sync_quietly()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), self._interval)
@@ -217,19 +219,28 @@ class Revocations:
 
     async def _listen(self) -> None:
         assert self._log is not None
-        while True:
+        while not self._closing:
             try:
                 async for _ in self._log.wakeups():
                     self._woken.set()
             except Exception:
                 log.debug("forget: the subscription failed", exc_info=True)
-            await asyncio.sleep(RETRY_PAUSE)
+            if not self._closing:
+                await asyncio.sleep(RETRY_PAUSE)
 
     async def aclose(self) -> None:
+        """Stop reading the log; returns once the readers ended. A cancel can be lost on
+        the way: redis-py's pub/sub closes its connection shielded and swallows a cancel
+        that lands there, and Python 3.11's `wait_for` one that lands as its wait ends.
+        A reader that lost it would subscribe again on the pool shared with other
+        widgets, and this would wait for it forever (`multi.shared`): so the readers stop
+        at `_closing` too, and are cancelled again until they end."""
+        self._closing = True
+        self._woken.set()
         for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=CANCEL_AGAIN)
         self._tasks = []
         if self._log is not None:
             await self._log.aclose()

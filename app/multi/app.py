@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -82,13 +83,16 @@ def create_widgets_app(
     build: Callable[..., Starlette] = create_app,
     transport: httpx2.AsyncBaseTransport | None = None,
     tracer: Tracer | None = None,
+    shared_dir: str | None = None,
 ) -> WidgetsApp:
     """Every widget of `config` in one app, sharing one upstream client per vendor, one
     Redis pool per CACHE_URL, one metrics registry (labelled by widget) and `request_log`.
     `metrics`: carried over from an earlier generation (a reload); `widgets=True`.
     `build`: each widget's app (`create_app`); `transport`: under the upstream clients,
     instead of the network (tests and benchmarks only); `tracer`: every widget's
-    requests and upstream calls traced (`serve` with OTEL_*)."""
+    requests and upstream calls traced (`serve` with OTEL_*); `shared_dir`: the folder
+    the workers of `serve --config` share, where each widget (its own subfolder) learns
+    of forgets with `memory://`, as `serve` does (docs/revocation.md)."""
     metrics = metrics if metrics is not None else Metrics(widgets=True)
     parts = SharedParts(
         transport=transport,
@@ -105,6 +109,7 @@ def create_widgets_app(
                 request_log=request_log,
                 tracer=tracer,
                 shared=parts.of(widget.name),
+                shared_dir=_folder(shared_dir, widget.name),
             ),
         )
         for widget in config.widgets
@@ -132,3 +137,12 @@ def create_widgets_app(
     app.state.metrics = metrics
     app.state.shared = parts
     return app
+
+
+def _folder(shared_dir: str | None, widget: str) -> str | None:
+    """A widget's own folder in `shared_dir`: each widget's forgets its own file."""
+    if shared_dir is None:
+        return None
+    folder = os.path.join(shared_dir, f"widget-{widget}")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return folder

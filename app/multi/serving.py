@@ -60,7 +60,11 @@ def serve_widgets(
 
     def build(loaded: WidgetsConfig) -> Starlette:
         return create_widgets_app(
-            loaded, metrics=metrics, request_log=output.lines, tracer=output.tracer
+            loaded,
+            metrics=metrics,
+            request_log=output.lines,
+            tracer=output.tracer,
+            shared_dir=metrics_dir,  # with memory://, a forget reaches every worker
         )
 
     return Reloading(

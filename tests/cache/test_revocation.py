@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,34 @@ def test_a_log_that_cant_be_written_fails_the_forget_once_applied_here(tmp_path:
     with pytest.raises(OSError, match="can't be written"):
         asyncio.run(found.forget(["a@example.com"]))
     assert purged == [frozenset({found.user("a@example.com")})]
+
+
+class LosesACancel(FileForgets):
+    """A subscription whose close swallows the cancel that lands in it, as redis-py's
+    pub/sub does (its shielded teardown): the reader then subscribes again."""
+
+    lost = 0
+
+    async def wakeups(self) -> AsyncIterator[None]:
+        yield
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            if self.lost:
+                raise
+            self.lost += 1  # (not raised again: the first one only)
+
+
+def test_closing_ends_a_reader_that_lost_its_cancel(tmp_path: Path) -> None:
+    forget_log = LosesACancel(str(tmp_path / "forget.log"))
+    found, _ = revocations(forget_log=forget_log, interval=0.01)
+
+    async def run() -> None:
+        await found.start()
+        await asyncio.sleep(0.05)  # the reader subscribed
+        closing = asyncio.ensure_future(found.aclose())
+        done, _ = await asyncio.wait({closing}, timeout=5)  # (it hung: tests/multi)
+        assert done, "aclose() waits for a reader that lost its cancel"
+
+    asyncio.run(run())
+    assert forget_log.lost == 1

@@ -14,6 +14,7 @@ import httpx2
 import pytest
 import uvicorn
 
+import widget_proxy
 from bench.users import session_cookie
 from tests.support import EMAIL
 from tests.support.configs import TwoVendors, two_vendors
@@ -119,3 +120,52 @@ async def test_servers_see_an_asgi_3_app(served: tuple[WidgetsApp, Any]) -> None
     config.load()
     assert config.interface == "asgi3"
     assert asyncio.iscoroutinefunction(app.__call__)
+
+
+async def test_forget_reaches_every_widget(
+    served: tuple[WidgetsApp, Any], vendors: TwoVendors
+) -> None:
+    app, client = served
+    other = {"cookie": "session=" + session_cookie(vendors.secret, {"email": "other@example.com"})}
+    signins = vendors.stand_ins["rewards"].calls
+
+    async def views(cookie: dict[str, str] | None = None) -> list[str]:
+        tokens = []
+        for mount in ("/rewards", "/support"):
+            answer = await client.get(f"{mount}/widget", headers=cookie)
+            assert answer.status_code == 200, answer.text
+            token = await client.post(
+                f"{mount}/widget/token", headers={"origin": "http://shop.test", **(cookie or {})}
+            )
+            tokens.append(token.json()["token"])  # (not expiresIn: it counts down)
+        return tokens
+
+    mine, theirs = await views(), await views(other)
+    assert signins["signin"] == 2
+    revocations = [widget.state.revocations for _, widget in app.mounts]
+    assert await widget_proxy.forget(app, EMAIL) == 1
+    again = await views()
+    assert signins["signin"] == 3  # the forgotten user's rewards: once
+    assert mine[0] != again[0]  # a new Returning.AI token
+    # (Hissuno's is signed here: the same claims within a second are the same token)
+    assert all(r.suffix(EMAIL) and not r.suffix("other@example.com") for r in revocations)
+    assert await views(other) == theirs  # the other user untouched
+    assert signins["signin"] == 3
+
+
+async def test_workers_sharing_a_folder_learn_each_others_forgets(
+    vendors: TwoVendors, tmp_path: Path
+) -> None:
+    config = WidgetsConfig.load(vendors.write(tmp_path / "widgets.toml"), env_file=None)
+    shared = tmp_path / "workers"
+    shared.mkdir()
+    one, two = (create_widgets_app(config, shared_dir=str(shared)) for _ in range(2))
+    async with one.router.lifespan_context(one), two.router.lifespan_context(two):
+        assert await widget_proxy.forget(one, EMAIL) == 1
+        theirs = [widget.state.revocations for _, widget in two.mounts]
+        for _ in range(300):  # each reads its file every quarter of a second
+            if all(r.suffix(EMAIL) for r in theirs):
+                break
+            await asyncio.sleep(0.01)
+        assert all(r.suffix(EMAIL) for r in theirs)
+    assert sorted(p.name for p in shared.iterdir()) == ["widget-rewards", "widget-support"]

@@ -17,7 +17,7 @@ from bench.processes import free_port
 from bench.users import session_cookie
 from tests.support import EMAIL, LeakScanner, wait_until
 from tests.support.configs import TwoVendors, toml, two_vendors
-from tests.support.processes import clean_environ, running
+from tests.support.processes import clean_environ, run_forget, running
 from widget_proxy.config import WidgetsConfig
 from widget_proxy.multi.serving import changed_widgets
 
@@ -28,15 +28,28 @@ def vendors() -> Iterator[TwoVendors]:
         yield found
 
 
-@pytest.mark.parametrize("server", ["uvicorn", "granian"])
-def test_one_process_serves_both_vendors(vendors: TwoVendors, tmp_path: Path, server: str) -> None:
+def _serving(
+    vendors: TwoVendors, tmp_path: Path
+) -> tuple[Path, str, list[str], LeakScanner, dict[str, str]]:
+    """The file, the URL, `serve --config`'s arguments, its log's scanner, a session."""
     config = vendors.write(tmp_path / "widgets.toml")
     scanner = LeakScanner()
     scanner.add(vendors.secret, *_keys(vendors))
     base = f"http://127.0.0.1:{free_port()}"
     args = ["serve", "--port", base.rsplit(":", 1)[1], "--config", str(config)]
+    return (
+        config,
+        base,
+        args,
+        scanner,
+        {"session": session_cookie(vendors.secret, {"email": EMAIL})},
+    )
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_one_process_serves_both_vendors(vendors: TwoVendors, tmp_path: Path, server: str) -> None:
+    config, base, args, scanner, cookie = _serving(vendors, tmp_path)
     args += ["--server", server]
-    cookie = {"session": session_cookie(vendors.secret, {"email": EMAIL})}
     with (
         running(args, tmp_path, base, scanner) as process,
         httpx2.Client(base_url=base, cookies=cookie) as client,
@@ -117,3 +130,23 @@ def test_a_reload_names_what_changed_by_widget(vendors: TwoVendors, tmp_path: Pa
         "widgets.chat (added)",
     ]
     assert changed_widgets(new, new) == []
+
+
+def test_forget_config_reaches_every_widget_of_a_running_server(
+    vendors: TwoVendors, tmp_path: Path
+) -> None:
+    config, base, args, scanner, cookie = _serving(vendors, tmp_path)
+    signins = vendors.stand_ins["rewards"].calls
+    with (
+        running(args, tmp_path, base, scanner),
+        httpx2.Client(base_url=base, cookies=cookie) as client,
+    ):
+        assert client.get("/rewards/widget").status_code == 200
+        assert client.get("/support/widget").status_code == 200
+        assert signins["signin"] == 1
+        done = run_forget(tmp_path, "--config", str(config), "--email", EMAIL, "--url", base)
+        assert done.returncode == 0, done.stderr
+        assert f"{base}/rewards" in done.stdout
+        assert f"{base}/support" in done.stdout
+        assert client.get("/rewards/widget").status_code == 200
+        assert signins["signin"] == 2  # told through the widget's /admin/forget

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.support import UNLIMITED, fresh_secret
 from widget_proxy.demo.standin import standin_env
@@ -31,6 +32,7 @@ class TwoVendors:
     secret: str
     shared: dict[str, str]
     widgets: dict[str, dict[str, str]]
+    stand_ins: dict[str, Any] = field(default_factory=dict)  # by widget (their `calls`)
 
     def write(self, path: Path) -> Path:
         path.write_text(toml(self.shared, self.widgets))
@@ -54,4 +56,4 @@ def two_vendors() -> Iterator[TwoVendors]:
             for key in ("SESSION_SECRET", "UPSTREAM_ALLOW_HTTP"):
                 env.pop(key, None)
             widgets[name] = {"mount": mount, **env}
-        yield TwoVendors(secret, shared, widgets)
+        yield TwoVendors(secret, shared, widgets, {"rewards": rewards, "support": support})
