@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -41,7 +39,7 @@ from .ops.metrics import Metrics
 from .ops.requestlog import Answerer, LineSink, RequestLog, through_logging
 from .options import canonical
 from .providers import PROVIDERS, JwtLifetime, Parts, Provider
-from .responses import error_page, report_error
+from .responses import crash_page, http_error_page
 from .routes import TokenEndpoint, WidgetPage
 from .security.admission import Admission, visitors
 from .security.forwarded import TrustedProxies
@@ -259,9 +257,9 @@ def create_app(
         # The widget page's fixed path skips the router (the same gates, the same crash
         # page): a warm view is mostly what wraps it otherwise.
         short=[(routes[0], page.answer)] if "{" not in widget else [],
-        crash=_crash,
+        crash=crash_page,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error, Exception: _crash},
+        exception_handlers={HTTPException: http_error_page, Exception: crash_page},
     )
     # `/widget/` would be answered with a redirect built from the request's Host.
     app.router.redirect_slashes = False
@@ -375,31 +373,4 @@ def _identities(settings: Settings, proxies: TrustedProxies, derive: Derive) -> 
         user_id_key=settings.session_user_id_key,
         metadata_keys=settings.session_metadata_keys,
         derive=derive,
-    )
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    request_id = report_error(request.scope, exc.status_code, code, exc.detail)
-    response = error_page(
-        exc.status_code,
-        code,
-        exc.detail,
-        accept=request.headers.get("accept", ""),
-        request_id=request_id,
-    )
-    response.headers.update(exc.headers or {})
-    return response
-
-
-async def _crash(request: Request, exc: Exception) -> Response:
-    request_id = report_error(request.scope, 500, "internal_error", type(exc).__name__)
-    log.error("unexpected error (request_id=%s)", request_id, exc_info=exc)
-    return error_page(
-        500,
-        "internal_error",
-        "Something went wrong on our side.",
-        accept=request.headers.get("accept", ""),
-        request_id=request_id,
     )

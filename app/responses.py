@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Final, Protocol
 
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -135,3 +137,32 @@ def error_page(
         return JSONResponse(body, status_code=status, headers=headers)
     html = render("error.html", status=status, message=message, request_id=request_id)
     return HTMLResponse(html, status_code=status, headers=headers)
+
+
+async def http_error_page(request: Request, exc: Exception) -> Response:
+    """Starlette's HTTPException (a 404, a 405) as the proxy's own error page."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    request_id = report_error(request.scope, exc.status_code, code, exc.detail)
+    response = error_page(
+        exc.status_code,
+        code,
+        exc.detail,
+        accept=request.headers.get("accept", ""),
+        request_id=request_id,
+    )
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def crash_page(request: Request, exc: Exception) -> Response:
+    """An unexpected error: the crash page, its trace logged under the request id."""
+    request_id = report_error(request.scope, 500, "internal_error", type(exc).__name__)
+    log.error("unexpected error (request_id=%s)", request_id, exc_info=exc)
+    return error_page(
+        500,
+        "internal_error",
+        "Something went wrong on our side.",
+        accept=request.headers.get("accept", ""),
+        request_id=request_id,
+    )
