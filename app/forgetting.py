@@ -48,13 +48,12 @@ def revocations(
     """The app's revocations: logged in Redis when the store has it; else, with several
     workers (`shared_dir`: the folder they share), in a file there; else this process only."""
     forget_log: ForgetLog | None = None
-    if shared_dir is not None:
-        interval = min(interval, FILE_POLL)
     shared = store.shared if isinstance(store, TieredStore) else None
-    if isinstance(shared, RedisStore):
+    if isinstance(shared, RedisStore):  # pushed by pub/sub: the sync's pace is a fallback
         forget_log = RedisForgets(shared.client, prefix=shared.prefix, keep=keep)
-    elif shared_dir is not None:
+    elif shared_dir is not None:  # nothing pushes a file: looked at often, a `stat`
         forget_log = FileForgets(os.path.join(shared_dir, FORGET_FILE))
+        interval = min(interval, FILE_POLL)
     return Revocations(
         keys.hasher(PURPOSE), forget_log=forget_log, interval=interval, keep=keep, clock=clock
     )

@@ -4,7 +4,9 @@ dropped, their next view signs in again, nobody else is touched."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
@@ -14,6 +16,8 @@ from starlette.routing import Mount, Route
 
 import widget_proxy
 from tests.support import LeakScanner, Proxy, token_in, wait_until
+from widget_proxy.cache import Keys, open_store
+from widget_proxy.forgetting import revocations
 from widget_proxy.providers.returningai import ReturningAIStandIn
 from widget_proxy.servers import BackgroundServer
 from widget_proxy.settings import Settings
@@ -93,3 +97,27 @@ def test_another_app_on_the_same_redis_learns_it(
         assert vendor.calls["signin"] == 2  # once for both
         for proxy in (first, second):
             proxy.client.close()
+
+
+@pytest.mark.parametrize(
+    ("cache_url", "shared_dir", "log", "interval"),
+    [
+        ("memory://", None, None, 1.0),  # this process only
+        ("memory://", "workers", "FileForgets", 0.25),  # serve's workers: a file, looked at often
+        ("redis://127.0.0.1:6379/0", None, "RedisForgets", 1.0),
+        # With Redis, pub/sub pushes; the workers' folder changes nothing (no 0.25 s reads).
+        ("redis://127.0.0.1:6379/0", "workers", "RedisForgets", 1.0),
+    ],
+)
+@pytest.mark.anyio
+async def test_each_store_learns_forgets_its_own_way_at_its_own_pace(
+    tmp_path: Path, cache_url: str, shared_dir: str | None, log: str | None, interval: float
+) -> None:
+    store = open_store(cache_url, secret="s" * 40)  # (Redis: nothing is sent here)
+    where = None if shared_dir is None else str(tmp_path)
+    made = revocations(
+        store, Keys("s" * 40), interval=1.0, keep=60, shared_dir=where, clock=time.time
+    )
+    assert (None if made._log is None else type(made._log).__name__) == log
+    assert made._interval == interval
+    await store.aclose()

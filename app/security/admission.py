@@ -29,7 +29,7 @@ def visitors(limits: RateLimits, token_key: Callable[[Identity], str]) -> Derive
 
 
 class Limits(Protocol):
-    """What admission counts (`RateLimits`; `ops.spans.TracedLimits` when tracing)."""
+    """What admission counts (`RateLimits`; `security.traced.TracedLimits` when tracing)."""
 
     def count_ip(self, ip: str) -> None: ...
 
